@@ -1,0 +1,365 @@
+// Command submission with Linux's lock-free multi-producer algorithm (arm_smmu_cmdq_issue_cmdlist).
+//
+// Every simulated CPU is a separate worker; the state they share lives in kernel memory (a DRAM page),
+// accessed with Atomics:
+//   LLQ         the software shadow of {prod, cons}: one word, so space is reserved with a single CAS.
+//               Linux packs two u32s in a u64; here both indices (index + wrap bit, at most 15 bits each
+//               since the driver caps the queue at 2^14 entries) and the OWNED flag fit one 32-bit word.
+//   OWNER_PROD  the prod value the previous owner published to the hardware
+//   LOCK        a shared/exclusive counter that stops the queue from wrapping twice unnoticed while a
+//               CPU waits for its CMD_SYNC (INT_MIN = exclusive)
+//   VALID_MAP   one bit per slot; a slot's bit is flipped when its command is written, so "valid" means
+//               the bit equals the inverse of the slot's wrap bit
+//
+// A CPU reserves n(+1 for a CMD_SYNC) slots by CAS on LLQ. The first CPU to reserve after the last owner
+// finished becomes the owner: it waits for the previous owner's prod, stops further gathering by
+// clearing OWNED, waits until every gathered slot is marked valid, writes CMDQ_PROD once for all of
+// them and publishes OWNER_PROD. Then each CPU with a CMD_SYNC waits for its own SYNC to complete: by
+// polling the SYNC's slot for the SMMU's MSI write of 0 (MSI-poll) or by polling CMDQ_CONS.
+
+import { OFF } from '../../src/smmu/regs.ts';
+import type { IoMem, Platform } from '../../src/platform.ts';
+import { buildSync } from './cmds.ts';
+
+/** Most commands in one batch (Linux CMDQ_BATCH_ENTRIES = BITS_PER_LONG). */
+export const CMDQ_BATCH_ENTRIES = 64;
+/** The driver's largest command queue: 2^14 entries, so the shadow {prod, cons} fits one 32-bit word. */
+export const CMDQ_MAX_SZ_SHIFT = 14;
+/** ARM_SMMU_POLL_SPIN_COUNT: cpu_relax() iterations before backing off with udelay. */
+const POLL_SPIN_COUNT = 10;
+
+const OWNED = 1 << 31;
+const CONS_SHIFT = 16;
+const LOCK_EXCLUSIVE = -2147483648; // INT_MIN
+
+/** Word offsets inside the shared state page (each on its own 64-byte line). */
+const W = { LLQ: 0, OWNER_PROD: 16, LOCK: 32, VALID_MAP: 64 } as const;
+
+/** Everything another CPU needs to join an already probed command queue. */
+export interface CmdqDesc {
+  /** PA of the queue (naturally aligned). */
+  basePa: number;
+  /** log2 of the number of entries. */
+  shift: number;
+  /** PA of the shared state page. */
+  statePa: number;
+  /** Complete CMD_SYNCs by MSI write into their own slot (Linux ARM_SMMU_OPT_MSIPOLL). */
+  msiPoll: boolean;
+  /** Wait with WFE while polling CONS (IDR0.SEV). */
+  sev: boolean;
+}
+
+/** Bytes the shared state needs for a queue of 2^shift entries. */
+export function cmdqStateBytes(shift: number): number {
+  return (W.VALID_MAP + Math.ceil((1 << shift) / 32)) * 4;
+}
+
+export class CmdqTimeout extends Error {}
+
+export interface IssueResult {
+  /** 0, or -ETIMEDOUT when the CMD_SYNC did not complete in time. */
+  ret: number;
+  /** The prod index (with wrap bit) of the first command. */
+  start: number;
+  /** The prod index of the CMD_SYNC (when one was issued). */
+  syncProd: number;
+}
+
+export class Cmdq {
+  readonly size: number;
+  private readonly i32: Int32Array;
+  private readonly st: number; // dword index of the state page
+  private readonly baseIdx: number; // dword index of the queue
+  private readonly idxMask: number;
+  private readonly wrp: number;
+  private readonly ptrMask: number; // index + wrap
+  private readonly scratch = new Uint32Array(4);
+  /** Per-CPU counts (this CPU only). */
+  issuedCmds = 0;
+  syncs = 0;
+  syncTimeouts = 0;
+
+  constructor(
+    private readonly p: Platform,
+    private readonly regs: IoMem,
+    readonly desc: CmdqDesc,
+    /** Platform ns to wait for CMD_SYNC completion or for space (ARM_SMMU_POLL_TIMEOUT_US). */
+    private readonly pollTimeoutNs: number,
+    private readonly devLog: (level: 'err' | 'warn', msg: string) => void,
+  ) {
+    if (desc.shift > CMDQ_MAX_SZ_SHIFT) throw new Error(`cmdq: 2^${desc.shift} entries exceeds the driver's 2^${CMDQ_MAX_SZ_SHIFT}`);
+    this.size = 1 << desc.shift;
+    this.i32 = p.mem.i32;
+    this.st = p.mem.idx32(desc.statePa);
+    this.baseIdx = p.mem.idx32(desc.basePa);
+    this.idxMask = this.size - 1;
+    this.wrp = this.size;
+    this.ptrMask = (this.size << 1) - 1;
+  }
+
+  /** Initialises the shared state (probe, before CMDQEN). */
+  static initState(p: Platform, statePa: number, shift: number): void {
+    p.mem.fill(statePa, cmdqStateBytes(shift), 0);
+  }
+
+  // ---- queue index arithmetic (Q_IDX / Q_WRP, queue_has_space, queue_consumed) ----
+
+  private hasSpace(prod: number, cons: number, n: number): boolean {
+    const pi = prod & this.idxMask;
+    const ci = cons & this.idxMask;
+    const space = (prod & this.wrp) === (cons & this.wrp) ? this.size - (pi - ci) : ci - pi;
+    return space >= n;
+  }
+
+  private full(prod: number, cons: number): boolean {
+    return (prod & this.idxMask) === (cons & this.idxMask) && (prod & this.wrp) !== (cons & this.wrp);
+  }
+
+  /** True once `cons` has moved past the entry at `prod`. */
+  private consumed(cons: number, prod: number): boolean {
+    const sameWrap = (cons & this.wrp) === (prod & this.wrp);
+    return sameWrap ? (cons & this.idxMask) > (prod & this.idxMask) : (cons & this.idxMask) <= (prod & this.idxMask);
+  }
+
+  private inc(ptr: number, n: number): number {
+    return (ptr + n) & this.ptrMask;
+  }
+
+  // ---- the shared/exclusive lock (arm_smmu_cmdq_shared_lock & co.) ----
+
+  private sharedLock(): void {
+    const i = this.st + W.LOCK;
+    // Fast path: no exclusive holder. Otherwise wait for it to go and take a shared count with CAS.
+    if (Atomics.add(this.i32, i, 1) >= 0) return;
+    for (;;) {
+      const v = Atomics.load(this.i32, i);
+      if (v >= 0 && Atomics.compareExchange(this.i32, i, v, v + 1) === v) return;
+      this.p.cpuRelax();
+    }
+  }
+
+  /** Drops a shared count unless it is the last one (then the caller updates cons first). */
+  private sharedTryUnlock(): boolean {
+    const i = this.st + W.LOCK;
+    if (Atomics.load(this.i32, i) === 1) return false;
+    Atomics.sub(this.i32, i, 1);
+    return true;
+  }
+
+  private sharedUnlock(): void {
+    Atomics.sub(this.i32, this.st + W.LOCK, 1);
+  }
+
+  private exclusiveTryLock(): boolean {
+    return Atomics.compareExchange(this.i32, this.st + W.LOCK, 0, LOCK_EXCLUSIVE) === 0;
+  }
+
+  private exclusiveUnlock(): void {
+    Atomics.store(this.i32, this.st + W.LOCK, 0);
+  }
+
+  /** Replaces the cons half of the shadow word (Linux: WRITE_ONCE(llq.cons, ...)). */
+  private writeShadowCons(cons: number): void {
+    const i = this.st + W.LLQ;
+    for (;;) {
+      const old = Atomics.load(this.i32, i);
+      const next = (old & ~(0x7fff << CONS_SHIFT)) | ((cons & this.ptrMask) << CONS_SHIFT);
+      if (Atomics.compareExchange(this.i32, i, old, next) === old) return;
+    }
+  }
+
+  // ---- polling (queue_poll) ----
+
+  private pollInit(wfe: boolean): { deadline: number; spin: number; delay: number; wfe: boolean } {
+    return { deadline: this.p.clock.now() + this.pollTimeoutNs, spin: 0, delay: 1000, wfe };
+  }
+
+  /** One back-off step; true when the deadline has passed (-ETIMEDOUT). */
+  private poll(qp: { deadline: number; spin: number; delay: number; wfe: boolean }): boolean {
+    const now = this.p.clock.now();
+    if (now > qp.deadline) return true;
+    if (qp.wfe) {
+      this.p.wfe(qp.deadline - now);
+    } else if (++qp.spin < POLL_SPIN_COUNT) {
+      this.p.cpuRelax();
+    } else {
+      this.p.delay(qp.delay);
+      qp.delay *= 2;
+      qp.spin = 0;
+    }
+    return false;
+  }
+
+  /** Waits until the queue is not full (arm_smmu_cmdq_poll_until_not_full); returns the fresh shadow. */
+  private pollUntilNotFull(): number | null {
+    // Whoever gets the exclusive lock refreshes cons from the hardware; the others wait for it.
+    if (this.exclusiveTryLock()) {
+      const cons = this.regs.read32(OFF.CMDQ_CONS) & this.ptrMask;
+      this.writeShadowCons(cons);
+      this.exclusiveUnlock();
+      return Atomics.load(this.i32, this.st + W.LLQ);
+    }
+    const qp = this.pollInit(this.desc.sev);
+    for (;;) {
+      const llq = Atomics.load(this.i32, this.st + W.LLQ);
+      if (!this.full(llq & this.ptrMask, (llq >>> CONS_SHIFT) & this.ptrMask)) return llq;
+      if (this.poll(qp)) return null;
+    }
+  }
+
+  // ---- the valid bitmap (__arm_smmu_cmdq_poll_set_valid_map) ----
+
+  private validMap(sprod: number, eprod: number, set: boolean): void {
+    const map = this.st + W.VALID_MAP;
+    const ewidx = (eprod & this.idxMask) >>> 5;
+    const ebidx = (eprod & this.idxMask) & 31;
+    let prod = sprod;
+    while (prod !== eprod) {
+      const swidx = (prod & this.idxMask) >>> 5;
+      const sbidx = (prod & this.idxMask) & 31;
+      const limit = swidx === ewidx && sbidx < ebidx ? ebidx : 32;
+      const mask = (limit === 32 ? -1 << sbidx : ((1 << limit) - 1) & (-1 << sbidx)) | 0;
+      if (set) {
+        Atomics.xor(this.i32, map + swidx, mask);
+      } else {
+        // The slots are valid when their bits equal the inverse of the wrap bit.
+        const want = prod & this.wrp ? 0 : mask;
+        const deadline = this.p.clock.now() + this.pollTimeoutNs;
+        while ((Atomics.load(this.i32, map + swidx) & mask) !== want) {
+          if (this.p.clock.now() > deadline) throw new CmdqTimeout(`CMDQ valid map: slots at 0x${prod.toString(16)} never became valid`);
+          this.p.cpuRelax();
+        }
+      }
+      prod = this.inc(prod, limit - sbidx);
+    }
+  }
+
+  /**
+   * Inserts n commands (4 words each, from cmds[0..4n)) and, with sync, a CMD_SYNC, then waits for the
+   * SYNC to complete. Interrupts are off throughout, as in Linux.
+   */
+  issue(cmds: Uint32Array, n: number, sync: boolean): IssueResult {
+    const p = this.p;
+    const s = sync ? 1 : 0;
+    const llqIdx = this.st + W.LLQ;
+    let flags = p.localIrqSave();
+    let llq = Atomics.load(this.i32, llqIdx);
+    let prod: number;
+    let cons: number;
+    // 1. Reserve space for our commands by moving the shadow prod with one CAS.
+    for (;;) {
+      prod = llq & 0x7fff;
+      cons = (llq >>> CONS_SHIFT) & 0x7fff;
+      while (!this.hasSpace(prod & this.ptrMask, cons, n + s)) {
+        p.localIrqRestore(flags);
+        const fresh = this.pollUntilNotFull();
+        if (fresh === null) this.devLog('err', 'CMDQ timeout');
+        flags = p.localIrqSave();
+        llq = Atomics.load(this.i32, llqIdx);
+        prod = llq & 0x7fff;
+        cons = (llq >>> CONS_SHIFT) & 0x7fff;
+      }
+      // head = {prod + n + sync with OWNED set, the cons we saw}.
+      const head = (cons << CONS_SHIFT) | this.inc(prod & this.ptrMask, n + s) | OWNED;
+      const old = Atomics.compareExchange(this.i32, llqIdx, llq, head);
+      if (old === llq) break;
+      llq = old;
+    }
+    const owner = (llq & OWNED) === 0;
+    const start = prod & this.ptrMask;
+    const end = this.inc(start, n + s);
+
+    // 2. Write our commands into the reserved slots, and our CMD_SYNC after them.
+    const q = this.i32;
+    for (let k = 0; k < n; k++) {
+      const slot = this.baseIdx + ((start + k) & this.idxMask) * 4;
+      q[slot] = cmds[4 * k]!;
+      q[slot + 1] = cmds[4 * k + 1]!;
+      q[slot + 2] = cmds[4 * k + 2]!;
+      q[slot + 3] = cmds[4 * k + 3]!;
+    }
+    let syncProd = -1;
+    if (sync) {
+      syncProd = this.inc(start, n);
+      const slotIdx = syncProd & this.idxMask;
+      const slotPa = this.desc.basePa + slotIdx * 16;
+      buildSync(this.scratch, 0, this.desc.msiPoll ? slotPa : 0);
+      const slot = this.baseIdx + slotIdx * 4;
+      q[slot] = this.scratch[0]!;
+      q[slot + 1] = this.scratch[1]!;
+      q[slot + 2] = this.scratch[2]!;
+      q[slot + 3] = this.scratch[3]!;
+      // Hold the queue against a second wrap until our SYNC is seen to complete.
+      this.sharedLock();
+    }
+
+    // 3. Mark our slots valid (the Atomics.xor orders the command stores before it: dma_wmb).
+    this.validMap(start, end, true);
+
+    // 4. The owner publishes everything gathered so far with one CMDQ_PROD write.
+    if (owner) {
+      const ownerIdx = this.st + W.OWNER_PROD;
+      const deadline = p.clock.now() + this.pollTimeoutNs;
+      while ((Atomics.load(this.i32, ownerIdx) & this.ptrMask) !== start) {
+        if (p.clock.now() > deadline) throw new CmdqTimeout(`CMDQ: previous owner never published prod 0x${start.toString(16)}`);
+        p.cpuRelax();
+      }
+      const gathered = Atomics.and(this.i32, llqIdx, ~OWNED) & 0x7fff & this.ptrMask;
+      this.validMap(start, gathered, false);
+      this.regs.write32(OFF.CMDQ_PROD, gathered);
+      Atomics.store(this.i32, ownerIdx, gathered);
+    }
+    this.issuedCmds += n;
+
+    // 5. With a CMD_SYNC, wait for it to complete, then let go of the shared lock.
+    let ret = 0;
+    if (sync) {
+      this.syncs++;
+      const waited = this.desc.msiPoll ? this.pollUntilMsi(syncProd) : this.pollUntilConsumed(syncProd);
+      let seenCons = waited.cons;
+      if (!waited.ok) {
+        ret = -110; // -ETIMEDOUT
+        this.syncTimeouts++;
+        const hwProd = this.regs.read32(OFF.CMDQ_PROD);
+        const hwCons = this.regs.read32(OFF.CMDQ_CONS);
+        this.devLog('err', `CMD_SYNC timeout at 0x${hex8(syncProd)} [hwprod 0x${hex8(hwProd)}, hwcons 0x${hex8(hwCons)}]`);
+        seenCons = syncProd;
+      }
+      // The last CPU out of the shared lock publishes the cons it saw, so later reservations see space.
+      if (!this.sharedTryUnlock()) {
+        this.writeShadowCons(seenCons);
+        this.sharedUnlock();
+      }
+    }
+    p.localIrqRestore(flags);
+    return { ret, start, syncProd };
+  }
+
+  /** MSI-poll: the SMMU writes MSIData=0 over the first word of the SYNC's own slot. */
+  private pollUntilMsi(syncProd: number): { ok: boolean; cons: number } {
+    const slotPa = this.desc.basePa + (syncProd & this.idxMask) * 16;
+    const i = this.p.mem.idx32(slotPa);
+    const deadline = this.p.clock.now() + this.pollTimeoutNs;
+    for (;;) {
+      const v = Atomics.load(this.i32, i);
+      if (v === 0) return { ok: true, cons: this.inc(syncProd, 1) };
+      const left = deadline - this.p.clock.now();
+      if (left <= 0) return { ok: false, cons: syncProd };
+      this.p.waitMemWhileEqual(slotPa, v, left);
+    }
+  }
+
+  /** CONS-poll: read CMDQ_CONS until it has moved past the SYNC. */
+  private pollUntilConsumed(syncProd: number): { ok: boolean; cons: number } {
+    const qp = this.pollInit(this.desc.sev);
+    for (;;) {
+      const cons = this.regs.read32(OFF.CMDQ_CONS) & this.ptrMask;
+      if (this.consumed(cons, syncProd)) return { ok: true, cons };
+      if (this.poll(qp)) return { ok: false, cons };
+    }
+  }
+}
+
+function hex8(v: number): string {
+  return (v >>> 0).toString(16).padStart(8, '0');
+}

@@ -1,0 +1,165 @@
+// Building SMMUv3 commands (the driver's arm_smmu_cmdq_build_cmd), from the shared command layout.
+
+import { ATC_INV_SIZE_ALL, CFGI_RANGE_ALL, CS, F, OP } from '../../src/smmu/commands.ts';
+import { MEMATTR_OIWB, SH_ISH } from '../../src/smmu/regs.ts';
+
+/** What to put in a command; mirrors Linux's struct arm_smmu_cmdq_ent. */
+export type CmdEnt =
+  | { op: 'PREFETCH_CONFIG'; sid: number }
+  | { op: 'CFGI_STE'; sid: number; leaf: boolean }
+  | { op: 'CFGI_ALL' }
+  | { op: 'CFGI_STE_RANGE'; sid: number; range: number }
+  | { op: 'CFGI_CD'; sid: number; ssid: number; leaf: boolean }
+  | { op: 'CFGI_CD_ALL'; sid: number }
+  | { op: 'TLBI_NH_ALL'; vmid: number }
+  | { op: 'TLBI_NH_ASID'; asid: number; vmid: number }
+  | { op: 'TLBI_NH_VA' | 'TLBI_NH_VAA' | 'TLBI_EL2_VA' | 'TLBI_EL2_VAA' | 'TLBI_S2_IPA'; tlbi: TlbiRange }
+  | { op: 'TLBI_EL2_ALL' | 'TLBI_NSNH_ALL' }
+  | { op: 'TLBI_EL2_ASID'; asid: number }
+  | { op: 'TLBI_S12_VMALL'; vmid: number }
+  | { op: 'ATC_INV'; sid: number; ssid: number; ssv: boolean; addr: number; size: number; global?: boolean }
+  | { op: 'PRI_RESP'; sid: number; ssid: number; ssv: boolean; grpid: number; resp: number }
+  | { op: 'SYNC'; msiAddr: number };
+
+export interface TlbiRange {
+  asid: number;
+  vmid: number;
+  /** Address (VA or IPA), 4 KiB aligned. */
+  addr: number;
+  leaf: boolean;
+  /** Range fields (4.4.1.1); all 0 for a non-range invalidation. */
+  num: number;
+  scale: number;
+  tg: number;
+  ttl: number;
+}
+
+const op = (name: string) => OP[name]!;
+
+/** Writes one command (4 words) at out[off..off+3]. */
+export function buildCmd(out: Uint32Array, off: number, ent: CmdEnt): void {
+  out[off] = 0;
+  out[off + 1] = 0;
+  out[off + 2] = 0;
+  out[off + 3] = 0;
+  const set = (f: (typeof F)[keyof typeof F], v: number) => f.write(out, off, v);
+  switch (ent.op) {
+    case 'PREFETCH_CONFIG':
+      set(F.OP, op('PREFETCH_CONFIG'));
+      set(F.SID, ent.sid);
+      return;
+    case 'CFGI_STE':
+      set(F.OP, op('CFGI_STE'));
+      set(F.SID, ent.sid);
+      set(F.LEAF, ent.leaf ? 1 : 0);
+      return;
+    case 'CFGI_ALL':
+      // CMD_CFGI_ALL is CFGI_STE_RANGE with Range=31 (4.3.6).
+      set(F.OP, op('CFGI_STE_RANGE'));
+      set(F.RANGE, CFGI_RANGE_ALL);
+      return;
+    case 'CFGI_STE_RANGE':
+      set(F.OP, op('CFGI_STE_RANGE'));
+      set(F.SID, ent.sid);
+      set(F.RANGE, ent.range);
+      return;
+    case 'CFGI_CD':
+      set(F.OP, op('CFGI_CD'));
+      set(F.SID, ent.sid);
+      set(F.SSID, ent.ssid);
+      set(F.LEAF, ent.leaf ? 1 : 0);
+      return;
+    case 'CFGI_CD_ALL':
+      set(F.OP, op('CFGI_CD_ALL'));
+      set(F.SID, ent.sid);
+      return;
+    case 'TLBI_NH_ALL':
+    case 'TLBI_S12_VMALL':
+      set(F.OP, op(ent.op));
+      set(F.VMID, ent.vmid);
+      return;
+    case 'TLBI_NH_ASID':
+      set(F.OP, op('TLBI_NH_ASID'));
+      set(F.ASID, ent.asid);
+      set(F.VMID, ent.vmid);
+      return;
+    case 'TLBI_EL2_ASID':
+      set(F.OP, op('TLBI_EL2_ASID'));
+      set(F.ASID, ent.asid);
+      return;
+    case 'TLBI_EL2_ALL':
+    case 'TLBI_NSNH_ALL':
+      set(F.OP, op(ent.op));
+      return;
+    case 'TLBI_NH_VA':
+    case 'TLBI_NH_VAA':
+    case 'TLBI_EL2_VA':
+    case 'TLBI_EL2_VAA':
+    case 'TLBI_S2_IPA': {
+      const t = ent.tlbi;
+      set(F.OP, op(ent.op));
+      set(F.NUM, t.num);
+      set(F.SCALE, t.scale);
+      if (ent.op === 'TLBI_NH_VA' || ent.op === 'TLBI_EL2_VA') set(F.ASID, t.asid);
+      if (ent.op === 'TLBI_NH_VA' || ent.op === 'TLBI_NH_VAA' || ent.op === 'TLBI_S2_IPA') set(F.VMID, t.vmid);
+      set(F.LEAF, t.leaf ? 1 : 0);
+      set(F.TTL, t.ttl);
+      set(F.TG, t.tg);
+      set(ent.op === 'TLBI_S2_IPA' ? F.IPA : F.VA, Math.floor(t.addr / 4096));
+      return;
+    }
+    case 'ATC_INV':
+      set(F.OP, op('ATC_INV'));
+      set(F.SSV, ent.ssv ? 1 : 0);
+      set(F.SSID, ent.ssid);
+      set(F.SID, ent.sid);
+      set(F.GLOBAL, ent.global ? 1 : 0);
+      set(F.ATC_SIZE, ent.size);
+      set(F.VA, Math.floor(ent.addr / 4096));
+      return;
+    case 'PRI_RESP':
+      set(F.OP, op('PRI_RESP'));
+      set(F.SSV, ent.ssv ? 1 : 0);
+      set(F.SSID, ent.ssid);
+      set(F.SID, ent.sid);
+      set(F.PRG_INDEX, ent.grpid);
+      set(F.PRI_RESP, ent.resp);
+      return;
+    case 'SYNC':
+      buildSync(out, off, ent.msiAddr);
+      return;
+  }
+}
+
+/**
+ * CMD_SYNC as Linux builds it (arm_smmu_cmdq_build_sync_cmd): with an MSI address, CS=SIG_IRQ and
+ * MSIData 0 written to that address (the SYNC's own slot); otherwise CS=SIG_SEV. Always MSH=ISH and
+ * MSIAttr=OIWB.
+ */
+export function buildSync(out: Uint32Array, off: number, msiAddr: number): void {
+  out[off] = 0;
+  out[off + 1] = 0;
+  out[off + 2] = 0;
+  out[off + 3] = 0;
+  F.OP.write(out, off, OP.SYNC!);
+  F.CS.write(out, off, msiAddr ? CS.SIG_IRQ : CS.SIG_SEV);
+  F.MSH.write(out, off, SH_ISH);
+  F.MSIATTR.write(out, off, MEMATTR_OIWB);
+  if (msiAddr) F.MSIADDR.write(out, off, msiAddr / 4);
+}
+
+/** ATC_INV for a whole ATC, or for [iova, iova+size) (Linux arm_smmu_atc_inv_to_cmd). */
+export function atcInvEnt(sid: number, ssid: number, iova: number, size: number): CmdEnt {
+  if (size === 0) return { op: 'ATC_INV', sid, ssid, ssv: ssid !== 0, addr: 0, size: ATC_INV_SIZE_ALL };
+  // Span the smallest aligned power-of-two range of 4 KiB pages covering [iova, iova+size).
+  // (Page numbers exceed 32 bits, so shift by division rather than with bitwise operators.)
+  let a = Math.floor(iova / 4096);
+  let b = Math.floor((iova + size - 1) / 4096);
+  let log2Span = 0;
+  while (a !== b) {
+    a = Math.floor(a / 2);
+    b = Math.floor(b / 2);
+    log2Span++;
+  }
+  return { op: 'ATC_INV', sid, ssid, ssv: ssid !== 0, addr: a * 2 ** log2Span * 4096, size: log2Span };
+}

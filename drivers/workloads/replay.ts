@@ -1,0 +1,31 @@
+// Submitting a list of raw commands verbatim, in order, as `smmulab replay` asks.
+
+import { CMDQ_BATCH_ENTRIES } from '../arm-smmu-v3/cmdq.ts';
+import type { ArmSmmuDevice } from '../arm-smmu-v3/smmu.ts';
+
+export interface ReplayRequest {
+  /** Four 32-bit words per command, little-endian order (w0 low, w0 high, w1 low, w1 high). */
+  words: number[];
+}
+
+export interface ReplayResult {
+  /** Queue position (index with wrap bit) each command was written to. */
+  slots: number[];
+  /** Result of the CMD_SYNC the driver adds after the last command to know it has all been consumed. */
+  ret: number;
+}
+
+export function replayCommands(dev: ArmSmmuDevice, r: ReplayRequest): ReplayResult {
+  const all = Uint32Array.from(r.words);
+  const n = all.length / 4;
+  if (!Number.isInteger(n)) throw new Error(`replay: ${all.length} words is not a whole number of 16-byte commands`);
+  const slots: number[] = [];
+  const mask = (2 << dev.shared.cmdq.shift) - 1;
+  for (let done = 0; done < n; done += CMDQ_BATCH_ENTRIES) {
+    const k = Math.min(CMDQ_BATCH_ENTRIES, n - done);
+    const { start } = dev.cmdq.issue(all.subarray(done * 4, (done + k) * 4), k, false);
+    for (let i = 0; i < k; i++) slots.push((start + i) & mask);
+  }
+  const { ret } = dev.cmdq.issue(new Uint32Array(0), 0, true);
+  return { slots, ret };
+}

@@ -1,0 +1,62 @@
+// What every hardware model gets: memory, interrupts, the scheduler, statistics and the system-side
+// effects of a bus write (MSI to the doorbell, a write into DRAM that may wake a polling CPU).
+
+import { PhysMem } from '../src/dma.ts';
+import { InterruptController } from '../src/irq.ts';
+import { CTRL, type SharedViews } from '../src/layout.ts';
+import type { EventScheduler } from './scheduler.ts';
+
+/** A trace record for things the architecture leaves silent (ignored writes, unpredictable choices). */
+export interface TraceRecord {
+  t: number;
+  what: string;
+}
+
+export class HwContext {
+  readonly mem: PhysMem;
+  readonly irqc: InterruptController;
+  readonly stats: Float64Array;
+  /** Recent trace records (bounded), for tests and `--trace`. */
+  readonly trace: TraceRecord[] = [];
+  private static readonly TRACE_MAX = 1000;
+
+  constructor(
+    readonly views: SharedViews,
+    readonly sched: EventScheduler,
+  ) {
+    this.mem = new PhysMem(views);
+    this.irqc = new InterruptController(views);
+    this.stats = views.stats;
+  }
+
+  now(): number {
+    return this.sched.now();
+  }
+
+  note(what: string): void {
+    if (this.trace.length >= HwContext.TRACE_MAX) this.trace.shift();
+    this.trace.push({ t: this.now(), what });
+  }
+
+  /**
+   * A 32-bit MSI write from a device: to the doorbell it raises the vector, to DRAM it stores the
+   * data (and wakes CPUs polling that word). Returns false when the write aborts (nothing there).
+   */
+  msiWrite(pa: number, data: number): boolean {
+    if (this.irqc.isDoorbell(pa)) return this.irqc.msi(data >>> 0);
+    if (this.mem.contains(pa, 4) && (pa & 3) === 0) {
+      const i = this.mem.idx32(pa);
+      Atomics.store(this.mem.i32, i, data | 0);
+      if (Atomics.load(this.views.ctrl, CTRL.MEM_WAITERS) !== 0) Atomics.notify(this.mem.i32, i);
+      return true;
+    }
+    return false;
+  }
+
+  /** Sends a wake-up event (SEV) to every CPU waiting in WFE. */
+  sev(): void {
+    const ctrl = this.views.ctrl;
+    Atomics.add(ctrl, CTRL.SEV, 1);
+    if (Atomics.load(ctrl, CTRL.MEM_WAITERS) !== 0) Atomics.notify(ctrl, CTRL.SEV);
+  }
+}

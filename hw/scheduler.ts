@@ -1,0 +1,124 @@
+// The hardware's event loop: tasks to run as soon as possible and timers in platform time.
+//
+// Every hardware activity is a task or a timer here (a CR0 update being acknowledged, the command
+// queue consuming a slice of commands, an ATC invalidation completing after its latency), so a slow
+// activity never blocks the others: it simply schedules its continuation. The same scheduler runs in
+// the hardware worker (real clock) and in lockstep (virtual clock advanced by the driver thread).
+
+import type { Clock } from '../src/time.ts';
+
+export interface Timer {
+  readonly at: number;
+  cancelled: boolean;
+}
+
+interface TimerEntry extends Timer {
+  fn: () => void;
+  seq: number;
+}
+
+export class EventScheduler {
+  private readonly ready: (() => void)[] = [];
+  private readyHead = 0;
+  private readonly heap: TimerEntry[] = [];
+  private seq = 0;
+
+  constructor(readonly clock: Clock) {}
+
+  now(): number {
+    return this.clock.now();
+  }
+
+  /** Runs fn as soon as the loop gets to it, before timers that are not yet due. */
+  soon(fn: () => void): void {
+    this.ready.push(fn);
+  }
+
+  /** Runs fn once platform time reaches `at`. */
+  at(at: number, fn: () => void): Timer {
+    const t: TimerEntry = { at, fn, cancelled: false, seq: this.seq++ };
+    this.push(t);
+    return t;
+  }
+
+  after(ns: number, fn: () => void): Timer {
+    return this.at(this.clock.now() + Math.max(0, ns), fn);
+  }
+
+  /** Earliest pending timer, or Infinity. */
+  nextDeadline(): number {
+    while (this.heap.length && this.heap[0]!.cancelled) this.pop();
+    return this.heap.length ? this.heap[0]!.at : Infinity;
+  }
+
+  hasReady(): boolean {
+    return this.readyHead < this.ready.length;
+  }
+
+  idle(): boolean {
+    return !this.hasReady() && this.nextDeadline() === Infinity;
+  }
+
+  /** Runs ready tasks and due timers until none is left or `budget` ran; returns how many ran. */
+  run(budget = Infinity): number {
+    let n = 0;
+    for (;;) {
+      if (n >= budget) return n;
+      if (this.readyHead < this.ready.length) {
+        const fn = this.ready[this.readyHead++]!;
+        if (this.readyHead === this.ready.length) {
+          this.ready.length = 0;
+          this.readyHead = 0;
+        }
+        fn();
+        n++;
+        continue;
+      }
+      if (this.heap.length && this.nextDeadline() <= this.clock.now()) {
+        const t = this.pop()!;
+        t.fn();
+        n++;
+        continue;
+      }
+      return n;
+    }
+  }
+
+  private push(t: TimerEntry): void {
+    const h = this.heap;
+    h.push(t);
+    let i = h.length - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (less(h[p]!, h[i]!)) break;
+      [h[p], h[i]] = [h[i]!, h[p]!];
+      i = p;
+    }
+  }
+
+  private pop(): TimerEntry | undefined {
+    const h = this.heap;
+    if (!h.length) return undefined;
+    const top = h[0]!;
+    const last = h.pop()!;
+    if (h.length) {
+      h[0] = last;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < h.length && less(h[l]!, h[m]!)) m = l;
+        if (r < h.length && less(h[r]!, h[m]!)) m = r;
+        if (m === i) break;
+        [h[m], h[i]] = [h[i]!, h[m]!];
+        i = m;
+      }
+    }
+    return top;
+  }
+}
+
+function less(a: TimerEntry, b: TimerEntry): boolean {
+  return a.at < b.at || (a.at === b.at && a.seq < b.seq);
+}

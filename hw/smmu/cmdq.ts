@@ -1,0 +1,279 @@
+// The SMMUv3 command queue consumer (IHI 0070 3.5, 4.1, 7.1).
+//
+// While CMDQEN is acknowledged and no CMDQ_ERR is active, the queue consumes commands from CONS towards
+// PROD in slices, as a scheduler task, so other hardware activity interleaves. Each command is fetched
+// from memory (an abort is CERROR_ABT), decoded and checked against the feature set (CERROR_ILL), then
+// executed by the handler registered for its opcode. A handler may stall the queue at a command (e.g. an
+// ATC invalidation beyond the endpoint's invalidate queue depth); CMD_SYNC stalls until every earlier
+// command's outstanding work has settled, and reports CERROR_ATC_INV_SYNC when some of it failed.
+// On an error CONS stays on the failing command, CONS.ERR is written, GERROR.CMDQ_ERR is toggled, and
+// consumption resumes from CONS only after software acknowledges through GERRORN (7.1).
+
+import { CERROR, CERROR_NAMES, CMDQ_CONS, GERROR, Q_BASE, Q_IDX } from '../../src/smmu/regs.ts';
+import { CS, F, compileCommands, commandName, type CompiledCommand } from '../../src/smmu/commands.ts';
+import type { SmmuFeatures } from '../../src/smmu/features.ts';
+import { STAT } from '../../src/layout.ts';
+import type { RegisterFile } from '../../src/regmap.ts';
+import type { HwContext } from '../context.ts';
+
+/**
+ * What a command handler did: finished; stall the queue at this command until kicked again; or
+ * failed, having reported a command error (the queue stops with CONS on the command).
+ */
+export const DONE = 0;
+export const STALL = 1;
+export const FAILED = 2;
+export type ExecResult = typeof DONE | typeof STALL | typeof FAILED;
+
+export type CommandHandler = (cmd: Uint32Array) => ExecResult;
+
+/** Work started by earlier commands that a CMD_SYNC must wait for (e.g. ATC invalidations). */
+export interface SyncParticipant {
+  /** True while earlier work is outstanding; must call `wake` once it settles. */
+  busy(wake: () => void): boolean;
+  /** The command error to report at this CMD_SYNC for failures since the last one (forgets them), or 0. */
+  takeError(): number;
+}
+
+/** The last command error, for diagnostics: where, what and why. */
+export interface CmdqErrorInfo {
+  cons: number;
+  code: number;
+  name: string;
+  op: number;
+  reason: string;
+}
+
+/** Commands consumed per scheduler task before yielding to other hardware activity. */
+const SLICE = 256;
+
+export class CommandQueue {
+  private readonly compiled: (CompiledCommand | undefined)[];
+  private readonly handlers: (CommandHandler | undefined)[] = new Array(256).fill(undefined);
+  private readonly participants: SyncParticipant[] = [];
+  private readonly cmd = new Uint32Array(4);
+  private readonly prodIdx: number;
+  private readonly consIdx: number;
+  private readonly kickFn = () => this.consume();
+
+  private enabled = false;
+  private baseIdx = 0; // dword index of the queue base in DRAM
+  private basePa = 0;
+  private qs = 0; // log2 of entries
+  private cons = 0; // RD including the wrap bit
+  private errCode = 0;
+  private scheduled = false;
+  private pendingFetchAborts = 0;
+  /** A CMD_SYNC's completion signal (a CS value), sent once CONS has moved past it. */
+  private signal: number = CS.SIG_NONE;
+  private signalAddr = 0;
+  private signalData = 0;
+  lastError: CmdqErrorInfo | null = null;
+
+  constructor(
+    private readonly ctx: HwContext,
+    private readonly regs: RegisterFile,
+    private readonly feat: SmmuFeatures,
+    /** Activates a GERROR bit (and interrupts); false if it was already active. */
+    private readonly raiseGerror: (bit: number) => boolean,
+  ) {
+    this.compiled = compileCommands(feat);
+    this.prodIdx = regs.dword('CMDQ_PROD');
+    this.consIdx = regs.dword('CMDQ_CONS');
+    regs.onWrite('CMDQ_PROD', () => this.kick());
+    this.setHandler('SYNC', (c) => this.sync(c));
+  }
+
+  setHandler(name: string, h: CommandHandler): void {
+    const op = Object.values(this.compiled).find((c) => c?.def.name === name)?.def.op;
+    if (op === undefined) throw new Error(`no command named ${name}`);
+    this.handlers[op] = h;
+  }
+
+  addSyncParticipant(p: SyncParticipant): void {
+    this.participants.push(p);
+  }
+
+  /** Fault injection: the next n command fetches abort (CERROR_ABT). */
+  injectFetchAborts(n: number): void {
+    this.pendingFetchAborts += n;
+  }
+
+  /** CMDQEN Update 0 -> 1: take the queue geometry from CMDQ_BASE and CONS (6.3.9.3). */
+  enable(): void {
+    const base = this.regs.get64('CMDQ_BASE');
+    // LOG2SIZE is capped at IDR1.CMDQS for any use but readback (6.3.26).
+    this.qs = Math.min(Number(Q_BASE.LOG2SIZE.get64(base)), this.feat.cmdqLog2);
+    const bytes = Math.max(16 << this.qs, 32);
+    // The base is aligned to the queue size: low address bits are treated as zero (6.3.26).
+    this.basePa = Number(Q_BASE.ADDR.get64(base) << 5n) & ~(bytes - 1);
+    this.baseIdx = -1;
+    if (this.ctx.mem.contains(this.basePa, bytes)) this.baseIdx = this.ctx.mem.idx32(this.basePa);
+    this.cons = CMDQ_CONS.RD.get(this.regs.get('CMDQ_CONS')) & this.wrapMask();
+    this.errCode = CMDQ_CONS.ERR.get(this.regs.get('CMDQ_CONS'));
+    this.enabled = true;
+    this.kick();
+  }
+
+  /** CMDQEN Update 1 -> 0: stop; CONS shows the index after the last consumed command (6.3.9.3). */
+  disable(): void {
+    this.enabled = false;
+    this.publishCons();
+  }
+
+  /** Looks at the queue again (PROD written, error acknowledged, a stall resolved). */
+  kick(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    this.ctx.sched.soon(this.kickFn);
+  }
+
+  private wrapMask(): number {
+    return (2 << this.qs) - 1;
+  }
+
+  private errorActive(): boolean {
+    return ((this.regs.get('GERROR') ^ this.regs.get('GERRORN')) & GERROR.CMDQ_ERR.bits) !== 0;
+  }
+
+  private publishCons(): void {
+    Atomics.store(this.regs.view, this.consIdx, ((this.errCode << 24) | this.cons) | 0);
+  }
+
+  private consume(): void {
+    this.scheduled = false;
+    if (!this.enabled || this.errorActive()) return;
+    const mask = this.wrapMask();
+    const size = 1 << this.qs;
+    const stats = this.ctx.stats;
+    const mem = this.ctx.mem.i32;
+    const cmd = this.cmd;
+    let n = 0;
+    while (n < SLICE) {
+      const prod = Q_IDX.WR.get(Atomics.load(this.regs.view, this.prodIdx)) & mask;
+      const cons = this.cons;
+      if (prod === cons) break;
+      // Inconsistent PROD/CONS (3.5.1, 3.21.2): this model takes the permitted choice of consuming
+      // nothing while the indexes are inconsistent.
+      if (((prod - cons) & mask) > size) {
+        this.ctx.note(`CMDQ: PROD 0x${prod.toString(16)} inconsistent with CONS 0x${cons.toString(16)}; not consuming`);
+        break;
+      }
+      const idx = cons & (size - 1);
+      if (this.pendingFetchAborts > 0 || this.baseIdx < 0) {
+        if (this.pendingFetchAborts > 0) this.pendingFetchAborts--;
+        stats[STAT.FETCH_ABORTS]!++;
+        this.error(CERROR.ABT, -1, `fetch of entry ${idx} at PA 0x${(this.basePa + idx * 16).toString(16)} aborted`);
+        break;
+      }
+      const w = this.baseIdx + idx * 4;
+      cmd[0] = mem[w]!;
+      cmd[1] = mem[w + 1]!;
+      cmd[2] = mem[w + 2]!;
+      cmd[3] = mem[w + 3]!;
+      const op = cmd[0]! & 0xff;
+      const bad = this.illegal(op, cmd);
+      if (bad !== null) {
+        this.error(CERROR.ILL, op, bad);
+        break;
+      }
+      const h = this.handlers[op];
+      if (h !== undefined && h(cmd) !== DONE) break;
+      stats[STAT.EXEC + op]!++;
+      this.cons = (cons + 1) & mask; // carries into the wrap bit at bit qs
+      n++;
+      if (this.signal !== CS.SIG_NONE) {
+        // Everything a CMD_SYNC orders, and CONS moving past it, is visible before its signal (3.18).
+        this.publishCons();
+        this.sendSignal();
+      }
+    }
+    this.publishCons();
+    if (n === SLICE) this.kick();
+  }
+
+  /** Why a command is CERROR_ILL in this implementation, or null (4.1.3, 4.1.5, 7.1). */
+  private illegal(op: number, c: Uint32Array): string | null {
+    const cc = this.compiled[op];
+    if (cc === undefined) return `opcode 0x${op.toString(16)} is reserved`;
+    if (cc.illegal !== null) return cc.illegal;
+    const r = cc.res0;
+    if ((c[0]! & r[0]!) | (c[1]! & r[1]!) | (c[2]! & r[2]!) | (c[3]! & r[3]!)) {
+      return `${cc.def.name}: reserved (RES0) bits set: ${[0, 1, 2, 3].map((i) => (c[i]! & r[i]!) >>> 0).map((x) => '0x' + x.toString(16)).join(' ')}`;
+    }
+    const def = cc.def;
+    if (def.fields.includes(F.SSEC) && F.SSEC.read(c) !== 0) return `${def.name}: SSec=1 on the Non-secure command queue (4.1.6)`;
+    for (const rv of def.reserved ?? []) {
+      const v = rv.field.read(c);
+      if ((rv.equals !== undefined && v === rv.equals) || (rv.above !== undefined && v > rv.above)) {
+        return `${def.name}: ${rv.field.name}=${v} is reserved`;
+      }
+    }
+    if (def.range && this.feat.ril) {
+      const tg = F.TG.read(c);
+      const num = F.NUM.read(c);
+      const scale = F.SCALE.read(c);
+      const ttl = F.TTL.read(c);
+      // 4.4.1.1: with TG=0 the range and level fields are RES0; with TG!=0, NUM=SCALE=TTL=0 is reserved.
+      if (tg === 0 && (num | scale | ttl) !== 0) return `${def.name}: NUM/SCALE/TTL must be 0 when TG=0 (4.4.1.1)`;
+      if (tg !== 0 && num === 0 && scale === 0 && ttl === 0) return `${def.name}: TG=${tg} with NUM=SCALE=TTL=0 is reserved (4.4.1.1)`;
+    }
+    return null;
+  }
+
+  /** Records a command error at the current CONS and raises GERROR.CMDQ_ERR (7.1). */
+  error(code: number, op: number, reason: string): void {
+    // CONS.ERR is written before the GERROR bit is activated (6.3.28).
+    this.errCode = code;
+    this.publishCons();
+    this.ctx.stats[STAT.CERROR + code]!++;
+    this.lastError = { cons: this.cons, code, name: CERROR_NAMES[code]!, op, reason };
+    this.ctx.note(`CMDQ ${CERROR_NAMES[code]} at CONS 0x${this.cons.toString(16)} (${op >= 0 ? commandName(op) : 'fetch'}): ${reason}`);
+    this.raiseGerror(GERROR.CMDQ_ERR.bits);
+  }
+
+  /**
+   * CMD_SYNC (4.7.3): completes once every earlier command's work has settled; an ATC invalidation
+   * that timed out makes it fail with CERROR_ATC_INV_SYNC, CONS staying on the SYNC.
+   */
+  private sync(c: Uint32Array): ExecResult {
+    for (const p of this.participants) if (p.busy(this.kickFn)) return STALL;
+    for (const p of this.participants) {
+      const code = p.takeError();
+      if (code !== 0) {
+        this.error(code, c[0]! & 0xff, 'an earlier ATC invalidation did not complete');
+        return FAILED;
+      }
+    }
+    this.ctx.stats[STAT.SYNC_DONE]!++;
+    const cs = F.CS.read(c);
+    if (cs === CS.SIG_IRQ && this.feat.msi) {
+      const addr = F.MSIADDR.read(c) * 4;
+      const data = F.MSIDATA.read(c);
+      // MSIAddress == 0 means no MSI (4.7.3).
+      if (addr !== 0) {
+        this.signal = CS.SIG_IRQ;
+        this.signalAddr = addr;
+        this.signalData = data;
+      }
+    } else if (cs === CS.SIG_SEV && this.feat.sev) {
+      this.signal = CS.SIG_SEV;
+    }
+    return DONE;
+  }
+
+  private sendSignal(): void {
+    const kind = this.signal;
+    this.signal = CS.SIG_NONE;
+    if (kind === CS.SIG_SEV) {
+      this.ctx.sev();
+      return;
+    }
+    this.ctx.stats[STAT.MSI_WRITES]!++;
+    // An aborted MSI write is reported in GERROR.MSI_CMDQ_ABT_ERR (6.3.19).
+    if (!this.ctx.msiWrite(this.signalAddr, this.signalData)) {
+      this.ctx.note(`CMD_SYNC MSI to PA 0x${this.signalAddr.toString(16)} aborted`);
+      this.raiseGerror(GERROR.MSI_CMDQ_ABT_ERR.bits);
+    }
+  }
+}

@@ -1,0 +1,114 @@
+// The SMMUv3 device: its register file, control-register handshakes, global errors and interrupts.
+//
+// Register semantics come from the map (src/smmu/regs.ts) through the generic write path; this file
+// binds the behaviour: CR0 and IRQ_CTRL Updates acknowledged after a latency (6.3.9, 6.3.16), GBPA's
+// Update protocol (6.3.14), GERROR/GERRORN toggle semantics (6.3.19-20, 7.5) with their interrupt
+// (MSI when configured, else the wired line), and the command queue (cmdq.ts).
+
+import { CR0, GBPA, GERROR, IRQ_CFG0, IRQ_CFG1, IRQ_CTRL, smmuRegisterMap } from '../../src/smmu/regs.ts';
+import { smmuIdRegisters, validateFeatures, type SmmuFeatures } from '../../src/smmu/features.ts';
+import { RegisterFile } from '../../src/regmap.ts';
+import { STAT, VECTOR } from '../../src/layout.ts';
+import { TIMEOUT } from '../../src/time.ts';
+import type { HwContext } from '../context.ts';
+import { RequestAck } from '../request-ack.ts';
+import { CommandQueue, DONE } from './cmdq.ts';
+
+export interface SmmuConfig {
+  features: SmmuFeatures;
+  /** Platform ns an Update of CR0/IRQ_CTRL/GBPA takes to be acknowledged. */
+  ackLatencyNs?: number;
+  /** The SMMU's interrupt wires are connected (they fire when no MSI is configured). */
+  wired?: boolean;
+}
+
+export class SmmuV3 {
+  readonly regs: RegisterFile;
+  readonly cmdq: CommandQueue;
+  readonly features: SmmuFeatures;
+  private ackLatencyNs: number;
+  private readonly wired: boolean;
+
+  constructor(
+    private readonly ctx: HwContext,
+    view: Int32Array,
+    cfg: SmmuConfig,
+  ) {
+    validateFeatures(cfg.features);
+    this.features = cfg.features;
+    this.ackLatencyNs = cfg.ackLatencyNs ?? TIMEOUT.SMMU_ACK_LATENCY;
+    this.wired = cfg.wired ?? true;
+    this.regs = new RegisterFile(smmuRegisterMap(cfg.features), view);
+    for (const [name, value] of Object.entries(smmuIdRegisters(cfg.features))) this.regs.setResetValue(name, value);
+    this.regs.reset();
+
+    this.cmdq = new CommandQueue(ctx, this.regs, cfg.features, (bit) => this.raiseGerror(bit));
+    // ATC_INV is illegal without ATS (the compiled legality says so) and ignored while SMMUEN=0 (4.5.1);
+    // the invalidation itself is delivered by the ATS block when endpoints exist.
+    this.cmdq.setHandler('ATC_INV', () => DONE);
+
+    new RequestAck(ctx, this.regs, 'CR0', 'CR0ACK', () => this.ackLatencyNs, (old, next) => this.cr0Updated(old, next));
+    new RequestAck(ctx, this.regs, 'IRQ_CTRL', 'IRQ_CTRLACK', () => this.ackLatencyNs, () => {});
+    this.regs.onWrite('GBPA', () => {
+      // The write carried Update=1 (the generic path ignores it otherwise); apply, then clear Update.
+      ctx.sched.after(this.ackLatencyNs, () => this.regs.set('GBPA', this.regs.get('GBPA') & ~GBPA.Update.bits));
+    });
+    this.regs.onWrite('GERRORN', () => this.gerrornWritten());
+  }
+
+  setAckLatency(ns: number): void {
+    this.ackLatencyNs = ns;
+  }
+
+  /** Acknowledged state of a CR0 field (what the SMMU is actually doing). */
+  enabled(bit: 'SMMUEN' | 'CMDQEN' | 'EVENTQEN' | 'ATSCHK' | 'PRIQEN'): boolean {
+    return CR0[bit].get(this.regs.get('CR0ACK')) === 1;
+  }
+
+  private cr0Updated(old: number, next: number): void {
+    const changed = old ^ next;
+    if (changed & CR0.CMDQEN.bits) {
+      if (next & CR0.CMDQEN.bits) this.cmdq.enable();
+      else this.cmdq.disable();
+    }
+  }
+
+  /** Activates a global error (7.5): toggles GERROR[bit] unless already active, then interrupts. */
+  raiseGerror(bit: number): boolean {
+    const g = this.regs.get('GERROR');
+    if ((g ^ this.regs.get('GERRORN')) & bit) return false; // already active: not logged again
+    this.regs.set('GERROR', (g ^ bit) >>> 0);
+    this.ctx.stats[STAT.GERROR_RAISED]!++;
+    // MSI_GERROR_ABT_ERR does not itself raise the GERROR interrupt (7.5.1).
+    if (bit !== GERROR.MSI_GERROR_ABT_ERR.bits) this.interrupt('GERROR', VECTOR.SMMU_GERROR);
+    return true;
+  }
+
+  /**
+   * Sends an interrupt of one source if its IRQ_CTRLACK enable is on: an MSI when MSIs are supported
+   * and the source's IRQ_CFG0.ADDR is non-zero, otherwise a pulse on the wire (3.18).
+   */
+  interrupt(source: 'GERROR' | 'EVENTQ' | 'PRIQ', wire: number): void {
+    const en = IRQ_CTRL[`${source}_IRQEN`];
+    if (!en.get(this.regs.get('IRQ_CTRLACK'))) return;
+    if (this.features.msi) {
+      const addr = Number(IRQ_CFG0.ADDR.get64(this.regs.get64(`${source}_IRQ_CFG0`))) * 4;
+      if (addr !== 0) {
+        const data = IRQ_CFG1.DATA.get(this.regs.get(`${source}_IRQ_CFG1`));
+        if (!this.ctx.msiWrite(addr, data)) {
+          this.ctx.note(`${source} MSI to PA 0x${addr.toString(16)} aborted`);
+          this.raiseGerror(GERROR[`MSI_${source}_ABT_ERR`].bits);
+        }
+        return;
+      }
+    }
+    if (this.wired) this.ctx.irqc.raise(wire);
+  }
+
+  private gerrornWritten(): void {
+    const active = this.regs.get('GERROR') ^ this.regs.get('GERRORN');
+    // Toggling GERRORN for an inactive error is CONSTRAINED UNPREDICTABLE (6.3.20); GERRORN simply
+    // stores the value here, so the error then reads as active.
+    if (!(active & GERROR.CMDQ_ERR.bits)) this.cmdq.kick();
+  }
+}

@@ -1,0 +1,244 @@
+// The one SharedArrayBuffer both sides share, and the physical address map the driver sees.
+//
+// SAB regions, in order (each 4 KiB aligned):
+//   control     clock epoch and scale, hardware wake word and waiter flag, SEV event word, shutdown flag
+//   writePort   the MMIO write port: a multi-producer ring every driver CPU pushes its register writes
+//               into, drained in order by the hardware worker (see mmio-port.ts)
+//   cpus        one block per simulated CPU: wake word, waiter flag, pending interrupt bitmap
+//   irq         interrupt routing: vector -> CPU
+//   stats       counters (Float64): hardware per-opcode executions, errors, driver issue counts
+//   smmu        SMMUv3 register pages 0 and 1 as the hardware exposes them (the "read view")
+//   ecam        PCIe configuration space, 4 KiB per function (4 buses)
+//   bars        PCIe BAR window (endpoint registers)
+//   dram        DMA-able physical memory
+//
+// Physical addresses follow QEMU's Arm "virt" board where it has an equivalent, so numbers in logs
+// look familiar: DRAM at 0x4000_0000, the SMMU at 0x0905_0000, ECAM at 0x3f00_0000.
+
+export const PAGE_SIZE = 4096;
+export const PAGE_SHIFT = 12;
+export const MAX_CPUS = 16;
+export const IRQ_VECTORS = 256;
+
+/** Physical address map. */
+export const PA = {
+  DRAM_BASE: 0x4000_0000,
+  SMMU_BASE: 0x0905_0000,
+  /** MSI doorbell, modelled on a GICv3 ITS GITS_TRANSLATER: a 32-bit write of N raises vector N. */
+  MSI_DOORBELL: 0x0809_0040,
+  ECAM_BASE: 0x3f00_0000,
+  BAR_BASE: 0x1000_0000,
+} as const;
+
+export const ECAM_BUSES = 4;
+export const ECAM_BYTES = ECAM_BUSES << 20;
+export const BAR_BYTES = 1 << 20;
+export const SMMU_BYTES = 0x20000;
+
+/** Interrupt vectors of the SMMU's wired lines (SPI-like numbers); MSIs use vectors from MSI_VECTOR_BASE. */
+export const VECTOR = {
+  SMMU_EVTQ: 32,
+  SMMU_PRIQ: 33,
+  SMMU_CMD_SYNC: 34,
+  SMMU_GERROR: 35,
+  MSI_BASE: 64,
+} as const;
+
+/** Control block word indices (Int32). */
+export const CTRL = {
+  MAGIC: 0,
+  NCPUS: 1,
+  SHUTDOWN: 2,
+  HW_WAKE: 3,
+  HW_WAITING: 4,
+  HW_READY: 5,
+  /** Incremented by the hardware on CMD_SYNC CS=SEV and other wake-up events (WFE model). */
+  SEV: 6,
+  /** Number of CPUs sleeping in Atomics.wait on SEV or a DRAM word (skip notify when 0). */
+  MEM_WAITERS: 7,
+  /** Hardware heartbeat: incremented by every pass of the hardware loop. */
+  HW_HEARTBEAT: 8,
+  /** Float64 slots (byte offsets / 8) for the clock: epoch in host ms and the platform time scale. */
+  F64_EPOCH_MS: 2,
+  F64_SCALE: 3,
+  /** Float64 slot: virtual time in ns when the system runs in lockstep. */
+  F64_VIRTUAL_NS: 4,
+} as const;
+export const MAGIC = 0x534d4d55; // "SMMU"
+
+/** Write-port ring: header words, then entries of WP_ENTRY_WORDS Int32 each. */
+export const WP = {
+  RESERVE: 0, // next ticket to hand out (producers: Atomics.add)
+  CONSUMED: 16, // tickets consumed by the hardware (own cache line)
+  WAITERS: 17, // CPUs sleeping on CONSUMED
+  HEADER_WORDS: 32,
+  ENTRIES: 4096,
+  ENTRY_WORDS: 8, // [stamp, pa, size, lo, hi, cpu, 0, 0]
+} as const;
+
+/** Per-CPU block word indices (Int32), CPU_BLOCK_WORDS each. */
+export const CPUW = {
+  WAKE: 0,
+  WAITING: 1,
+  LAST_TICKET: 2,
+  PENDING: 16, // IRQ_VECTORS / 32 words of pending-interrupt bits, own cache line
+  BLOCK_WORDS: 64,
+} as const;
+
+/** Interrupt routing words (Int32): per vector, the target CPU and an enable bit; then latched edges. */
+export const IRQW = {
+  ROUTE: 0, // IRQ_VECTORS words: bits [7:0] CPU, bit 8 enabled
+  ENABLED: 1 << 8,
+  LATCHED: IRQ_VECTORS, // IRQ_VECTORS / 32 words: edges raised while the vector was disabled
+  WORDS: IRQ_VECTORS + IRQ_VECTORS / 32,
+} as const;
+
+/** Stats slots (Float64 indices). */
+export const STAT = {
+  /** Hardware: commands executed, by opcode (256 slots). */
+  EXEC: 0,
+  /** Hardware: command errors by CERROR code (8 slots). */
+  CERROR: 256,
+  SYNC_DONE: 264,
+  MMIO_WRITES: 265,
+  MSI_WRITES: 266,
+  GERROR_RAISED: 267,
+  FETCH_ABORTS: 268,
+  IRQS_RAISED: 269,
+  /** Translation statistics (issue 3 onwards) start here. */
+  XLATE: 512,
+  /** Events recorded, by event type (256 slots). */
+  EVENTS: 768,
+  /** Driver: commands issued per CPU and opcode (MAX_CPUS x 256). */
+  DRV_ISSUED: 1024,
+  /** Driver: CMD_SYNCs completed per CPU. */
+  DRV_SYNCS: 1024 + MAX_CPUS * 256,
+  DRV_SYNC_TIMEOUTS: 1024 + MAX_CPUS * 256 + MAX_CPUS,
+  SLOTS: 8192,
+} as const;
+
+export interface LayoutConfig {
+  /** Bytes of DMA-able memory (multiple of 4 KiB). */
+  memBytes: number;
+  ncpus: number;
+}
+
+export interface Layout extends LayoutConfig {
+  control: number;
+  writePort: number;
+  cpus: number;
+  irq: number;
+  stats: number;
+  smmu: number;
+  ecam: number;
+  bars: number;
+  dram: number;
+  total: number;
+}
+
+const align = (n: number) => Math.ceil(n / PAGE_SIZE) * PAGE_SIZE;
+
+export const DEFAULT_MEM_BYTES = 64 << 20;
+
+export function computeLayout(cfg: LayoutConfig): Layout {
+  if (!Number.isInteger(cfg.memBytes) || cfg.memBytes < 1 << 20 || cfg.memBytes % PAGE_SIZE !== 0) {
+    throw new Error(`memBytes: ${cfg.memBytes} must be a multiple of 4096 and at least 1 MiB`);
+  }
+  if (cfg.memBytes > 1 << 30) throw new Error(`memBytes: ${cfg.memBytes} exceeds the 1 GiB this model supports`);
+  if (!Number.isInteger(cfg.ncpus) || cfg.ncpus < 1 || cfg.ncpus > MAX_CPUS) {
+    throw new Error(`cpus: ${cfg.ncpus} must be between 1 and ${MAX_CPUS}`);
+  }
+  let off = 0;
+  const take = (bytes: number) => {
+    const at = off;
+    off = align(off + bytes);
+    return at;
+  };
+  const control = take(PAGE_SIZE);
+  const writePort = take((WP.HEADER_WORDS + WP.ENTRIES * WP.ENTRY_WORDS) * 4);
+  const cpus = take(MAX_CPUS * CPUW.BLOCK_WORDS * 4);
+  const irq = take(IRQW.WORDS * 4);
+  const stats = take(STAT.SLOTS * 8);
+  const smmu = take(SMMU_BYTES);
+  const ecam = take(ECAM_BYTES);
+  const bars = take(BAR_BYTES);
+  const dram = take(cfg.memBytes);
+  return { ...cfg, control, writePort, cpus, irq, stats, smmu, ecam, bars, dram, total: off };
+}
+
+/** Typed views on the shared buffer, created once per thread. */
+export class SharedViews {
+  readonly ctrl: Int32Array;
+  readonly ctrlF64: Float64Array;
+  readonly wp: Int32Array;
+  readonly cpus: Int32Array;
+  readonly irqRoute: Int32Array;
+  readonly stats: Float64Array;
+  readonly smmu: Int32Array;
+  readonly ecam: Int32Array;
+  readonly bars: Int32Array;
+  /** DRAM as 32-bit words, bytes and 64-bit words (descriptors are read and written 64 bits at a time). */
+  readonly dram32: Int32Array;
+  readonly dram8: Uint8Array;
+  readonly dram64: BigInt64Array;
+
+  constructor(
+    readonly sab: SharedArrayBuffer,
+    readonly layout: Layout,
+  ) {
+    if (sab.byteLength < layout.total) throw new Error(`shared buffer of ${sab.byteLength} bytes, layout needs ${layout.total}`);
+    this.ctrl = new Int32Array(sab, layout.control, PAGE_SIZE / 4);
+    this.ctrlF64 = new Float64Array(sab, layout.control, PAGE_SIZE / 8);
+    this.wp = new Int32Array(sab, layout.writePort, WP.HEADER_WORDS + WP.ENTRIES * WP.ENTRY_WORDS);
+    this.cpus = new Int32Array(sab, layout.cpus, MAX_CPUS * CPUW.BLOCK_WORDS);
+    this.irqRoute = new Int32Array(sab, layout.irq, IRQW.WORDS);
+    this.stats = new Float64Array(sab, layout.stats, STAT.SLOTS);
+    this.smmu = new Int32Array(sab, layout.smmu, SMMU_BYTES / 4);
+    this.ecam = new Int32Array(sab, layout.ecam, ECAM_BYTES / 4);
+    this.bars = new Int32Array(sab, layout.bars, BAR_BYTES / 4);
+    this.dram32 = new Int32Array(sab, layout.dram, layout.memBytes / 4);
+    this.dram8 = new Uint8Array(sab, layout.dram, layout.memBytes);
+    this.dram64 = new BigInt64Array(sab, layout.dram, layout.memBytes / 8);
+  }
+
+  /** Creates and initialises a fresh shared buffer for a layout. */
+  static create(layout: Layout): SharedViews {
+    const v = new SharedViews(new SharedArrayBuffer(layout.total), layout);
+    Atomics.store(v.ctrl, CTRL.MAGIC, MAGIC);
+    Atomics.store(v.ctrl, CTRL.NCPUS, layout.ncpus);
+    // Absent PCI functions and unassigned BAR space read as all-ones (a master abort).
+    v.ecam.fill(-1);
+    v.bars.fill(-1);
+    return v;
+  }
+
+  cpuWord(cpu: number, word: number): number {
+    return cpu * CPUW.BLOCK_WORDS + word;
+  }
+
+  /** True when pa..pa+bytes lies in DRAM. */
+  inDram(pa: number, bytes: number): boolean {
+    const off = pa - PA.DRAM_BASE;
+    return off >= 0 && off + bytes <= this.layout.memBytes;
+  }
+}
+
+/** A physical address range that is not DRAM: what a DMA or table fetch from it does (external abort). */
+export class BusAbort extends Error {
+  constructor(
+    readonly pa: number,
+    readonly bytes: number,
+    readonly what: string,
+  ) {
+    super(`${what}: external abort at PA 0x${pa.toString(16)} (+${bytes} bytes): not RAM`);
+  }
+}
+
+/** The read view and first dword index of the device region holding pa..pa+size, or null. */
+export function mmioRegion(v: SharedViews, pa: number, size: number): { view: Int32Array; first: number; name: string } | null {
+  const within = (base: number, bytes: number) => pa >= base && pa + size <= base + bytes;
+  if (within(PA.SMMU_BASE, SMMU_BYTES)) return { view: v.smmu, first: (pa - PA.SMMU_BASE) >>> 2, name: 'smmu' };
+  if (within(PA.ECAM_BASE, ECAM_BYTES)) return { view: v.ecam, first: (pa - PA.ECAM_BASE) >>> 2, name: 'ecam' };
+  if (within(PA.BAR_BASE, BAR_BYTES)) return { view: v.bars, first: (pa - PA.BAR_BASE) >>> 2, name: 'bars' };
+  return null;
+}

@@ -1,0 +1,336 @@
+// Register maps as data, and the one generic write path every device uses.
+//
+// A device's registers (SMMUv3 pages, a PCIe function's config space) are declared as a list of
+// RegisterDefs: name, offset, width, reset value and fields, each field with an access mode. The
+// RegisterFile compiles that list into per-dword masks once (in the spirit of QEMU's wmask/w1cmask
+// and hw/registerfields.h) and applies every software write through them: RO and HwInit bits keep
+// their value, RW bits take the written value, W1C bits clear where a 1 is written, bits that no field
+// names are RES0 (read as zero, writes ignored). A register may name guard fields elsewhere in the
+// map; while any guard reads 1 the whole write to that register is ignored (SMMUv3 spec 6.3: e.g.
+// CMDQ_BASE while CMDQEN). Side effects (doorbells, request/acknowledge, toggle-acknowledge) are
+// hooks the device model binds by register name; they run after the masked value is stored.
+//
+// The current register values live in a "read view": an Int32Array that is part of the shared
+// SharedArrayBuffer, so the driver reads registers with a plain Atomics.load and only the hardware
+// side ever stores to it.
+
+import { Field } from './bits.ts';
+
+/** Software access to a field (hardware may change RO fields at any time). */
+export type Access =
+  | 'RO' // read-only: writes ignored
+  | 'RW' // read/write
+  | 'RAZ/WI' // reads as zero, writes ignored (also every bit no field names)
+  | 'W1C' // write 1 to clear (PCIe RW1C)
+  | 'W1CS' // write 1 to clear, sticky: kept across a function-level reset (PCIe RW1CS)
+  | 'RWS' // read/write, sticky (PCIe RWS)
+  | 'HwInit'; // fixed by hardware/firmware at reset, read-only to software
+
+/**
+ * What a register is for, beyond its bits. The generic path treats all of these as plain stores through
+ * the masks; the device model binds the behaviour by role:
+ * - doorbell: a write tells the device to look at a queue (CMDQ_PROD, EVENTQ_CONS)
+ * - request: software writes the wanted state; the device mirrors what it accepted into `ack`
+ *   (CR0 -> CR0ACK, IRQ_CTRL -> IRQ_CTRLACK)
+ * - ack: the device-owned mirror of a request register
+ * - toggle-ack: software acknowledges active errors by making its bits equal the error register
+ *   (GERRORN against GERROR)
+ * - update: a write only takes effect with its Update bit set, and the device clears Update when done
+ *   (GBPA)
+ */
+export type Role =
+  | { kind: 'doorbell' }
+  | { kind: 'request'; ack: string }
+  | { kind: 'ack'; of: string }
+  | { kind: 'toggle-ack'; of: string }
+  | { kind: 'update'; bit: string };
+
+export interface FieldDef {
+  readonly field: Field;
+  readonly access: Access;
+}
+
+export interface RegisterDef {
+  readonly name: string;
+  /** Byte offset inside the device's register space. */
+  readonly offset: number;
+  readonly width: 8 | 16 | 32 | 64;
+  /** Reset value (bits of RO fields are what the hardware reports at reset). */
+  readonly reset: bigint;
+  readonly fields: readonly FieldDef[];
+  /** Writes are ignored while any of these `REG.FIELD` bits reads as 1. */
+  readonly guards?: readonly string[];
+  readonly role?: Role;
+  /** Spec reference for the register. */
+  readonly spec?: string;
+}
+
+export function fieldDef(field: Field, access: Access): FieldDef {
+  return { field, access };
+}
+
+export function reg(
+  name: string,
+  offset: number,
+  width: RegisterDef['width'],
+  fields: readonly FieldDef[],
+  opts: { reset?: bigint | number; guards?: readonly string[]; role?: Role; spec?: string } = {},
+): RegisterDef {
+  return {
+    name,
+    offset,
+    width,
+    reset: BigInt(opts.reset ?? 0),
+    fields,
+    ...(opts.guards ? { guards: opts.guards } : {}),
+    ...(opts.role ? { role: opts.role } : {}),
+    ...(opts.spec ? { spec: opts.spec } : {}),
+  };
+}
+
+/** A named register map: the data a RegisterFile compiles. */
+export interface RegisterMap {
+  readonly name: string;
+  /** Size of the register space in bytes (a multiple of 4). */
+  readonly size: number;
+  readonly registers: readonly RegisterDef[];
+}
+
+/** Throws with the register and field named when a map is inconsistent. */
+export function validateMap(map: RegisterMap): void {
+  const names = new Set<string>();
+  const owner = new Map<number, string>(); // byte offset -> register name
+  for (const r of map.registers) {
+    if (names.has(r.name)) throw new Error(`${map.name}: register ${r.name} declared twice`);
+    names.add(r.name);
+    const bytes = r.width / 8;
+    if (r.offset % bytes !== 0) throw new Error(`${map.name}.${r.name}: offset 0x${r.offset.toString(16)} not aligned to its width`);
+    if (r.offset + bytes > map.size) throw new Error(`${map.name}.${r.name}: beyond the ${map.size}-byte space`);
+    for (let b = 0; b < bytes; b++) {
+      const other = owner.get(r.offset + b);
+      if (other) throw new Error(`${map.name}.${r.name}: overlaps ${other}`);
+      owner.set(r.offset + b, r.name);
+    }
+    let used = 0n;
+    for (const f of r.fields) {
+      if (f.field.msb >= r.width) throw new Error(`${map.name}.${r.name}.${f.field.name}: bits beyond a ${r.width}-bit register`);
+      const m = ((1n << BigInt(f.field.width)) - 1n) << BigInt(f.field.lsb);
+      if (used & m) throw new Error(`${map.name}.${r.name}.${f.field.name}: overlaps another field`);
+      used |= m;
+    }
+  }
+  for (const r of map.registers) {
+    for (const g of r.guards ?? []) resolveFieldRef(map, g);
+    const role = r.role;
+    if (role?.kind === 'request' && !names.has(role.ack)) throw new Error(`${map.name}.${r.name}: ack register ${role.ack} missing`);
+    if ((role?.kind === 'ack' || role?.kind === 'toggle-ack') && !names.has(role.of)) {
+      throw new Error(`${map.name}.${r.name}: register ${role.of} missing`);
+    }
+    if (role?.kind === 'update' && !r.fields.some((f) => f.field.name === role.bit)) {
+      throw new Error(`${map.name}.${r.name}: update bit ${role.bit} missing`);
+    }
+  }
+}
+
+function resolveFieldRef(map: RegisterMap, ref: string): { reg: RegisterDef; field: Field } {
+  const [rn, fn] = ref.split('.');
+  const r = map.registers.find((x) => x.name === rn);
+  const f = r?.fields.find((x) => x.field.name === fn);
+  if (!r || !f) throw new Error(`${map.name}: guard ${ref} names no field`);
+  return { reg: r, field: f.field };
+}
+
+/** Byte-enable mask for an access of `size` bytes at byte `offset & 3` within a dword. */
+function laneMask(offset: number, size: number): number {
+  const lanes = size >= 4 ? 0xffffffff : ((1 << (size * 8)) - 1) << ((offset & 3) * 8);
+  return lanes >>> 0;
+}
+
+export type WriteHook = (file: RegisterFile, reg: RegisterDef) => void;
+
+/** Why a write did not change a register, for tracing and tests. */
+export type WriteOutcome = 'applied' | 'guarded' | 'unmapped' | 'no-update';
+
+export class RegisterFile {
+  readonly byName = new Map<string, RegisterDef>();
+  /** Per dword: bits software may write (RW, RWS). */
+  private readonly wmask: Uint32Array;
+  /** Per dword: bits a written 1 clears (W1C, W1CS). */
+  private readonly w1cmask: Uint32Array;
+  /** Per dword: sticky bits, kept across a function-level reset (RWS, W1CS). */
+  readonly stickyMask: Uint32Array;
+  /** Per dword: the register covering it, or -1. */
+  private readonly regAt: Int16Array;
+  /** Per register index: guard (dword, bit mask) pairs. */
+  private readonly guards: { dword: number; bits: number }[][];
+  /** Per register index: the Update bit (as a dword mask) a write must set to take effect, or 0. */
+  private readonly updateBit: Uint32Array;
+  /** Reset image, per dword. */
+  readonly resetImage: Uint32Array;
+  private readonly hooks = new Map<string, WriteHook>();
+  private readonly regs: readonly RegisterDef[];
+
+  constructor(
+    readonly map: RegisterMap,
+    /** The read view: map.size / 4 Int32 words, usually inside the shared buffer. */
+    readonly view: Int32Array,
+  ) {
+    validateMap(map);
+    if (view.length * 4 < map.size) throw new Error(`${map.name}: read view of ${view.length * 4} bytes, need ${map.size}`);
+    const dwords = map.size / 4;
+    this.wmask = new Uint32Array(dwords);
+    this.w1cmask = new Uint32Array(dwords);
+    this.stickyMask = new Uint32Array(dwords);
+    this.resetImage = new Uint32Array(dwords);
+    this.regAt = new Int16Array(dwords).fill(-1);
+    this.regs = map.registers;
+    this.guards = [];
+    map.registers.forEach((r, idx) => {
+      this.byName.set(r.name, r);
+      const first = r.offset >>> 2;
+      const last = (r.offset + r.width / 8 - 1) >>> 2;
+      for (let d = first; d <= last; d++) this.regAt[d] = idx;
+      const shiftInDword = (r.offset & 3) * 8;
+      for (const f of r.fields) {
+        const fieldMask = ((1n << BigInt(f.field.width)) - 1n) << BigInt(f.field.lsb + shiftInDword);
+        for (let d = first; d <= last; d++) {
+          const part = Number((fieldMask >> BigInt((d - first) * 32)) & 0xffffffffn) >>> 0;
+          if (!part) continue;
+          if (f.access === 'RW' || f.access === 'RWS') this.wmask[d]! |= part;
+          if (f.access === 'W1C' || f.access === 'W1CS') this.w1cmask[d]! |= part;
+          if (f.access === 'RWS' || f.access === 'W1CS') this.stickyMask[d]! |= part;
+        }
+      }
+      this.setResetValue(r.name, r.reset);
+    });
+    this.updateBit = new Uint32Array(map.registers.length);
+    map.registers.forEach((r, idx) => {
+      const role = r.role;
+      if (role?.kind !== 'update') return;
+      const f = r.fields.find((x) => x.field.name === role.bit)!.field;
+      this.updateBit[idx] = (1 << ((f.lsb + (r.offset & 3) * 8) & 31)) >>> 0;
+    });
+    this.guards = map.registers.map((r) =>
+      (r.guards ?? []).map((ref) => {
+        const { reg: gr, field } = resolveFieldRef(map, ref);
+        const bit = field.lsb + (gr.offset & 3) * 8;
+        return { dword: (gr.offset >>> 2) + (bit >>> 5), bits: (1 << (bit & 31)) >>> 0 };
+      }),
+    );
+  }
+
+  /** Binds a side effect to writes of a register (runs after the masked value is stored). */
+  onWrite(name: string, hook: WriteHook): void {
+    if (!this.byName.has(name)) throw new Error(`${this.map.name}: no register ${name} to hook`);
+    this.hooks.set(name, hook);
+  }
+
+  /** Replaces a register's reset value (e.g. ID registers computed from a feature set). */
+  setResetValue(name: string, value: bigint | number): void {
+    const r = this.def(name);
+    const v = BigInt(value);
+    const shift = BigInt((r.offset & 3) * 8);
+    const first = r.offset >>> 2;
+    const last = (r.offset + r.width / 8 - 1) >>> 2;
+    const lanes = ((1n << BigInt(r.width)) - 1n) << shift;
+    for (let d = first; d <= last; d++) {
+      const k = BigInt((d - first) * 32);
+      const m = Number((lanes >> k) & 0xffffffffn) >>> 0;
+      const bitsV = Number(((v << shift) >> k) & 0xffffffffn) >>> 0;
+      this.resetImage[d] = ((this.resetImage[d]! & ~m) | (bitsV & m)) >>> 0;
+    }
+  }
+
+  /** Loads the reset image; with keepSticky, sticky bits keep their current value (PCIe FLR). */
+  reset(keepSticky = false): void {
+    for (let d = 0; d < this.resetImage.length; d++) {
+      const keep = keepSticky ? this.stickyMask[d]! : 0;
+      const cur = Atomics.load(this.view, d) >>> 0;
+      Atomics.store(this.view, d, ((cur & keep) | (this.resetImage[d]! & ~keep)) | 0);
+    }
+  }
+
+  def(name: string): RegisterDef {
+    const r = this.byName.get(name);
+    if (!r) throw new Error(`${this.map.name}: no register ${name}`);
+    return r;
+  }
+
+  /**
+   * The generic software write path: an access of `size` bytes (1, 2, 4 or 8) at byte `offset`, value
+   * in lo (and hi for 8-byte accesses). Applies guards and masks, stores, then runs hooks.
+   */
+  write(offset: number, size: number, lo: number, hi = 0): WriteOutcome {
+    if (size === 8) {
+      const a = this.writeDword(offset, 4, lo);
+      const b = this.writeDword(offset + 4, 4, hi);
+      return a === 'applied' || b === 'applied' ? 'applied' : a;
+    }
+    return this.writeDword(offset, size, lo);
+  }
+
+  private writeDword(offset: number, size: number, value: number): WriteOutcome {
+    const d = offset >>> 2;
+    if (d >= this.regAt.length) return 'unmapped';
+    const idx = this.regAt[d]!;
+    if (idx < 0) return 'unmapped';
+    for (const g of this.guards[idx]!) {
+      if ((Atomics.load(this.view, g.dword) & g.bits) !== 0) return 'guarded';
+    }
+    const lanes = laneMask(offset, size);
+    const val = (value << ((offset & 3) * 8)) & lanes;
+    // An update-protocol register ignores writes that do not request an update (GBPA, 6.3.14.1).
+    const upd = this.updateBit[idx]!;
+    if (upd !== 0 && (val & upd) === 0) return 'no-update';
+    const old = Atomics.load(this.view, d) >>> 0;
+    const wm = this.wmask[d]! & lanes;
+    const next = ((old & ~wm) | (val & wm)) & ~(val & this.w1cmask[d]!);
+    Atomics.store(this.view, d, next | 0);
+    const r = this.regs[idx]!;
+    const hook = this.hooks.get(r.name);
+    if (hook) hook(this, r);
+    return 'applied';
+  }
+
+  /** Current value of a register up to 32 bits wide. */
+  get(name: string): number {
+    const r = this.def(name);
+    const w = Atomics.load(this.view, r.offset >>> 2) >>> 0;
+    if (r.width === 32) return w;
+    return (w >>> ((r.offset & 3) * 8)) & ((1 << r.width) - 1);
+  }
+
+  /** Current value of a 64-bit register. */
+  get64(name: string): bigint {
+    const r = this.def(name);
+    const d = r.offset >>> 2;
+    return (BigInt(Atomics.load(this.view, d + 1) >>> 0) << 32n) | BigInt(Atomics.load(this.view, d) >>> 0);
+  }
+
+  /** Hardware-side store of a whole register up to 32 bits (bypasses access rules). */
+  set(name: string, value: number): void {
+    const r = this.def(name);
+    const d = r.offset >>> 2;
+    if (r.width === 32) {
+      Atomics.store(this.view, d, value | 0);
+      return;
+    }
+    const sh = (r.offset & 3) * 8;
+    const m = ((1 << r.width) - 1) << sh;
+    const old = Atomics.load(this.view, d);
+    Atomics.store(this.view, d, (old & ~m) | ((value << sh) & m));
+  }
+
+  /** Hardware-side store of a 64-bit register. */
+  set64(name: string, value: bigint): void {
+    const r = this.def(name);
+    const d = r.offset >>> 2;
+    Atomics.store(this.view, d, Number(value & 0xffffffffn) | 0);
+    Atomics.store(this.view, d + 1, Number((value >> 32n) & 0xffffffffn) | 0);
+  }
+
+  /** Dword index of a register in the read view (for hot paths that skip the name lookup). */
+  dword(name: string): number {
+    return this.def(name).offset >>> 2;
+  }
+}
