@@ -1,18 +1,17 @@
 // A simulated CPU: one worker thread running the kernel driver against the shared buffer.
 //
-// The main thread asks it to do things (probe the SMMU, join one another CPU probed, run a workload,
-// submit commands) over a message port; everything it does to the hardware goes through the platform
-// (MMIO write port, register read views, DMA memory, interrupt words). Between requests the CPU idles:
-// it sleeps on its wake word and takes interrupts routed to it as they arrive.
+// The main thread asks it to perform operations (drivers/ops: probe the SMMU, join an SMMU another CPU
+// probed, run a workload, submit commands) over a message port; everything it does to the hardware
+// goes through the platform (MMIO write port, register read views, DMA memory, interrupt words).
+// Between requests the CPU idles: it sleeps on its wake word and takes interrupts routed to it.
 
 import { parentPort, workerData } from 'node:worker_threads';
 import { CPUW, SharedViews, type Layout } from '../src/layout.ts';
 import { WorkerPlatform } from '../src/platform-worker.ts';
-import { serveRpc } from '../src/rpc.ts';
+import { serveRpc, type RpcHandlers } from '../src/rpc.ts';
 import { formatLog, type LogEntry } from '../src/cpu.ts';
-import { ArmSmmuDevice, type SmmuDriverOptions, type SmmuShared } from './arm-smmu-v3/smmu.ts';
-import { runTlbiWorkload, type TlbiWorkload } from './workloads/cmdq-stress.ts';
-import { replayCommands, type ReplayRequest } from './workloads/replay.ts';
+import { Kernel } from './kernel.ts';
+import { KERNEL_OPS } from './ops/index.ts';
 
 interface CpuWorkerData {
   sab: SharedArrayBuffer;
@@ -25,31 +24,11 @@ interface CpuWorkerData {
 const { sab, layout, cpu, echo } = workerData as CpuWorkerData;
 const views = new SharedViews(sab, layout);
 const platform = new WorkerPlatform(views, cpu, echo ? (line) => process.stderr.write(`${line}\n`) : undefined);
-let smmu: ArmSmmuDevice | null = null;
+const kernel = new Kernel(platform);
 let stopping = false;
 let logRead = 0;
 
-function device(): ArmSmmuDevice {
-  if (!smmu) throw new Error(`cpu${cpu}: no SMMU probed or attached on this CPU`);
-  return smmu;
-}
-
-serveRpc(parentPort!, {
-  probe: (args: { opts: SmmuDriverOptions; initPages: boolean }) => {
-    if (args.initPages) platform.pages.init();
-    smmu = ArmSmmuDevice.probe(platform, args.opts);
-    return smmu.shared;
-  },
-  attach: (shared: SmmuShared) => {
-    smmu = ArmSmmuDevice.attach(platform, shared);
-    return true;
-  },
-  requestIrqs: () => {
-    device().requestIrqs();
-    return true;
-  },
-  workload: (w: TlbiWorkload) => runTlbiWorkload(device(), w),
-  replay: (r: ReplayRequest) => replayCommands(device(), r),
+const handlers: RpcHandlers = {
   /** New kernel log entries since the last call. */
   dmesg: (): LogEntry[] => {
     const all = platform.dmesg();
@@ -57,22 +36,13 @@ serveRpc(parentPort!, {
     logRead = all.length;
     return fresh;
   },
-  /** What this CPU's driver has seen: command errors it handled and global errors. */
-  driverStats: () => {
-    const d = device();
-    return {
-      cmdqErrors: d.errorLog.slice(),
-      gerrors: Object.fromEntries(d.gerrors),
-      issued: d.cmdq.issuedCmds,
-      syncs: d.cmdq.syncs,
-      syncTimeouts: d.cmdq.syncTimeouts,
-    };
-  },
   stop: () => {
     stopping = true;
     return true;
   },
-});
+};
+for (const [name, op] of Object.entries(KERNEL_OPS)) handlers[name] = (args: unknown) => op(kernel, args);
+serveRpc(parentPort!, handlers);
 
 /** Idle loop: sleep on the wake word (letting messages in) and take interrupts routed here. */
 async function idle(): Promise<void> {

@@ -4,12 +4,21 @@
 
 import { PA, SMMU_BYTES, STAT, type SharedViews } from '../src/layout.ts';
 import type { PortWrite } from '../src/mmio-port.ts';
+import type { WriteOutcome } from '../src/regmap.ts';
 import type { Clock } from '../src/time.ts';
 import type { Fault } from '../src/faults.ts';
 import type { SmmuFeatures } from '../src/smmu/features.ts';
 import { HwContext } from './context.ts';
 import { EventScheduler } from './scheduler.ts';
 import { SmmuV3 } from './smmu/smmu.ts';
+
+/** A device's MMIO window: writes at offsets inside it go to `write`. */
+export interface MmioWindow {
+  name: string;
+  base: number;
+  size: number;
+  write(off: number, size: number, lo: number, hi: number): WriteOutcome;
+}
 
 export interface MachineConfig {
   features: SmmuFeatures;
@@ -23,6 +32,7 @@ export class Machine {
   readonly smmu: SmmuV3;
   /** While hung, the machine consumes no writes and runs nothing (fault 'hang'). */
   hung = false;
+  private readonly mmio: MmioWindow[] = [];
 
   constructor(
     readonly views: SharedViews,
@@ -35,15 +45,26 @@ export class Machine {
       features: cfg.features,
       ...(cfg.ackLatencyNs !== undefined ? { ackLatencyNs: cfg.ackLatencyNs } : {}),
     });
+    const regs = this.smmu.regs;
+    this.addMmio({ name: 'smmu', base: PA.SMMU_BASE, size: SMMU_BYTES, write: (off, size, lo, hi) => regs.write(off, size, lo, hi) });
+  }
+
+  /** Adds a device's MMIO window to the address decode. */
+  addMmio(m: MmioWindow): void {
+    for (const o of this.mmio) {
+      if (m.base < o.base + o.size && o.base < m.base + m.size) throw new Error(`MMIO window ${m.name} overlaps ${o.name}`);
+    }
+    this.mmio.push(m);
   }
 
   /** Applies one MMIO write from the write port to the device that decodes its address. */
   write(w: PortWrite): void {
     this.ctx.stats[STAT.MMIO_WRITES]!++;
-    const off = w.pa - PA.SMMU_BASE;
-    if (off >= 0 && off < SMMU_BYTES) {
-      const outcome = this.smmu.regs.write(off, w.size, w.lo, w.hi);
-      if (outcome !== 'applied') this.ctx.note(`cpu${w.cpu}: SMMU write of 0x${(w.lo >>> 0).toString(16)} at +0x${off.toString(16)} ${outcome}`);
+    for (const m of this.mmio) {
+      const off = w.pa - m.base;
+      if (off < 0 || off >= m.size) continue;
+      const outcome = m.write(off, w.size, w.lo, w.hi);
+      if (outcome !== 'applied') this.ctx.note(`cpu${w.cpu}: ${m.name} write of 0x${(w.lo >>> 0).toString(16)} at +0x${off.toString(16)} ${outcome}`);
       return;
     }
     this.ctx.note(`cpu${w.cpu}: write to PA 0x${w.pa.toString(16)} decodes to no device; dropped`);

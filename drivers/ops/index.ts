@@ -1,0 +1,8 @@
+// Every operation a CPU worker serves, by name. Each driver area contributes its own table.
+
+import type { KernelOp } from '../kernel.ts';
+import { smmuOps } from './smmu.ts';
+
+export const KERNEL_OPS: Record<string, KernelOp> = {
+  ...smmuOps,
+};

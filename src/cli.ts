@@ -1,0 +1,46 @@
+// smmulab command line: dispatches to one module per subcommand (src/cli/<name>.ts).
+
+import { UsageError } from './cli/args.ts';
+
+export interface CliCommand {
+  name: string;
+  summary: string;
+  /** Runs the command; resolves to the process exit code. */
+  run(argv: string[]): Promise<number>;
+}
+
+/** Subcommands, loaded on demand so `smmulab --help` stays fast. */
+const COMMANDS: Record<string, () => Promise<CliCommand>> = {};
+
+export function registerCommand(name: string, load: () => Promise<CliCommand>): void {
+  COMMANDS[name] = load;
+}
+
+async function help(): Promise<string> {
+  const cmds = await Promise.all(Object.values(COMMANDS).map((l) => l()));
+  return ['usage: smmulab COMMAND [options]   (smmulab COMMAND --help for its options)', '', ...cmds.map((c) => `  ${c.name.padEnd(14)}${c.summary}`)].join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  await import('./cli/commands.ts');
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write((await help()) + '\n');
+    return name ? 0 : 2;
+  }
+  const load = COMMANDS[name];
+  if (!load) {
+    process.stderr.write(`smmulab: unknown command '${name}'\n${await help()}\n`);
+    return 2;
+  }
+  try {
+    return await (await load()).run(rest);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`${e.message}\n`);
+      return 2;
+    }
+    process.stderr.write(`smmulab ${name}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,61 @@
+// Command-line parsing shared by every subcommand: declared options, clear errors naming what is wrong.
+
+export class UsageError extends Error {}
+
+export type OptSpec = { type: 'string' | 'number' | 'boolean'; help: string; default?: string | number | boolean };
+
+export interface Parsed {
+  opts: Record<string, string | number | boolean | undefined>;
+  positional: string[];
+}
+
+/** Parses `--name value`, `--name=value` and boolean `--name`; throws UsageError naming a bad option. */
+export function parseArgs(argv: string[], spec: Record<string, OptSpec>, command: string): Parsed {
+  const opts: Parsed['opts'] = {};
+  const positional: string[] = [];
+  for (const [k, s] of Object.entries(spec)) if (s.default !== undefined) opts[k] = s.default;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (!a.startsWith('--')) {
+      positional.push(a);
+      continue;
+    }
+    const eq = a.indexOf('=');
+    const name = a.slice(2, eq < 0 ? undefined : eq);
+    const s = spec[name];
+    if (!s) throw new UsageError(`${command}: unknown option --${name} (known: ${Object.keys(spec).map((k) => '--' + k).join(', ')})`);
+    if (s.type === 'boolean') {
+      if (eq >= 0) throw new UsageError(`${command}: --${name} takes no value`);
+      opts[name] = true;
+      continue;
+    }
+    const raw = eq >= 0 ? a.slice(eq + 1) : argv[++i];
+    if (raw === undefined) throw new UsageError(`${command}: --${name} needs a value`);
+    if (s.type === 'number') {
+      const n = Number(raw);
+      if (!Number.isFinite(n)) throw new UsageError(`${command}: --${name} '${raw}' is not a number`);
+      opts[name] = n;
+    } else {
+      opts[name] = raw;
+    }
+  }
+  return { opts, positional };
+}
+
+export function usage(command: string, synopsis: string, spec: Record<string, OptSpec>): string {
+  const lines = Object.entries(spec).map(([k, s]) => {
+    const arg = s.type === 'boolean' ? '' : s.type === 'number' ? ' N' : ' VALUE';
+    const def = s.default !== undefined && s.type !== 'boolean' ? ` (default ${s.default})` : '';
+    return `  --${k}${arg}`.padEnd(28) + s.help + def;
+  });
+  return [`usage: smmulab ${command} ${synopsis}`, ...lines].join('\n');
+}
+
+/** An integer option within bounds, or a UsageError naming it. */
+export function intOpt(p: Parsed, name: string, min: number, max: number, command: string): number {
+  const v = p.opts[name];
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    throw new UsageError(`${command}: --${name} must be an integer from ${min} to ${max} (got ${String(v)})`);
+  }
+  return v;
+}
