@@ -10,6 +10,7 @@
 //   smmu        SMMUv3 register pages 0 and 1 as the hardware exposes them (the "read view")
 //   ecam        PCIe configuration space, 4 KiB per function (4 buses)
 //   bars        PCIe BAR window (endpoint registers)
+//   platdev     registers of non-PCI platform devices (4 KiB each)
 //   dram        DMA-able physical memory
 //
 // Physical addresses follow QEMU's Arm "virt" board where it has an equivalent, so numbers in logs
@@ -28,12 +29,15 @@ export const PA = {
   MSI_DOORBELL: 0x0809_0040,
   ECAM_BASE: 0x3f00_0000,
   BAR_BASE: 0x1000_0000,
+  /** Non-PCI platform devices (e.g. a DMA test engine), 4 KiB each. */
+  PLATDEV_BASE: 0x0a00_0000,
 } as const;
 
 export const ECAM_BUSES = 4;
 export const ECAM_BYTES = ECAM_BUSES << 20;
 export const BAR_BYTES = 1 << 20;
 export const SMMU_BYTES = 0x20000;
+export const PLATDEV_BYTES = 0x10000;
 
 /** Interrupt vectors of the SMMU's wired lines (SPI-like numbers); MSIs use vectors from MSI_VECTOR_BASE. */
 export const VECTOR = {
@@ -132,6 +136,7 @@ export interface Layout extends LayoutConfig {
   smmu: number;
   ecam: number;
   bars: number;
+  platdev: number;
   dram: number;
   total: number;
 }
@@ -162,8 +167,9 @@ export function computeLayout(cfg: LayoutConfig): Layout {
   const smmu = take(SMMU_BYTES);
   const ecam = take(ECAM_BYTES);
   const bars = take(BAR_BYTES);
+  const platdev = take(PLATDEV_BYTES);
   const dram = take(cfg.memBytes);
-  return { ...cfg, control, writePort, cpus, irq, stats, smmu, ecam, bars, dram, total: off };
+  return { ...cfg, control, writePort, cpus, irq, stats, smmu, ecam, bars, platdev, dram, total: off };
 }
 
 /** Typed views on the shared buffer, created once per thread. */
@@ -177,6 +183,7 @@ export class SharedViews {
   readonly smmu: Int32Array;
   readonly ecam: Int32Array;
   readonly bars: Int32Array;
+  readonly platdev: Int32Array;
   /** DRAM as 32-bit words, bytes and 64-bit words (descriptors are read and written 64 bits at a time). */
   readonly dram32: Int32Array;
   readonly dram8: Uint8Array;
@@ -196,6 +203,7 @@ export class SharedViews {
     this.smmu = new Int32Array(sab, layout.smmu, SMMU_BYTES / 4);
     this.ecam = new Int32Array(sab, layout.ecam, ECAM_BYTES / 4);
     this.bars = new Int32Array(sab, layout.bars, BAR_BYTES / 4);
+    this.platdev = new Int32Array(sab, layout.platdev, PLATDEV_BYTES / 4);
     this.dram32 = new Int32Array(sab, layout.dram, layout.memBytes / 4);
     this.dram8 = new Uint8Array(sab, layout.dram, layout.memBytes);
     this.dram64 = new BigInt64Array(sab, layout.dram, layout.memBytes / 8);
@@ -240,5 +248,6 @@ export function mmioRegion(v: SharedViews, pa: number, size: number): { view: In
   if (within(PA.SMMU_BASE, SMMU_BYTES)) return { view: v.smmu, first: (pa - PA.SMMU_BASE) >>> 2, name: 'smmu' };
   if (within(PA.ECAM_BASE, ECAM_BYTES)) return { view: v.ecam, first: (pa - PA.ECAM_BASE) >>> 2, name: 'ecam' };
   if (within(PA.BAR_BASE, BAR_BYTES)) return { view: v.bars, first: (pa - PA.BAR_BASE) >>> 2, name: 'bars' };
+  if (within(PA.PLATDEV_BASE, PLATDEV_BYTES)) return { view: v.platdev, first: (pa - PA.PLATDEV_BASE) >>> 2, name: 'platdev' };
   return null;
 }
