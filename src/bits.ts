@@ -20,6 +20,11 @@ export class Field {
   readonly inWord: boolean;
   /** Largest value the field can hold, as a number (fields up to 53 bits). */
   readonly max: number;
+  /** For fields spanning exactly two words: bits in the first word, 2^that, and the second word's mask. */
+  private readonly twoWords: boolean;
+  private readonly loWidth: number;
+  private readonly loPow: number;
+  private readonly hiMask: number;
 
   constructor(
     readonly name: string,
@@ -33,6 +38,11 @@ export class Field {
     this.inWord = this.shift + width <= 32;
     this.mask = width >= 32 ? 0xffffffff : (1 << width) - 1;
     this.max = width > MAX_NUMBER_BITS ? Number.MAX_SAFE_INTEGER : 2 ** width - 1;
+    this.twoWords = !this.inWord && this.shift + width <= 64;
+    this.loWidth = 32 - this.shift;
+    this.loPow = 2 ** this.loWidth;
+    const hiBits = width - this.loWidth;
+    this.hiMask = hiBits >= 32 ? 0xffffffff : (1 << hiBits) - 1;
   }
 
   get msb(): number {
@@ -74,6 +84,11 @@ export class Field {
   read(words: Uint32Array | Int32Array, base = 0): number {
     const i = base + this.word;
     if (this.inWord) return ((words[i]! >>> this.shift) & this.mask) >>> 0;
+    if (this.twoWords) {
+      const v = ((words[i + 1]! & this.hiMask) >>> 0) * this.loPow + (words[i]! >>> this.shift);
+      if (v > Number.MAX_SAFE_INTEGER) throw new RangeError(`${this.name}: value exceeds 53 bits, use read64`);
+      return v;
+    }
     // Spans two (or, for >32-bit fields at an odd shift, three) words: assemble low to high.
     let value = 0;
     let got = 0;
@@ -98,6 +113,12 @@ export class Field {
     if (this.inWord) {
       const m = this.mask << this.shift;
       words[i] = (words[i]! & ~m) | ((x << this.shift) & m);
+      return;
+    }
+    if (this.twoWords) {
+      const lo = x % this.loPow;
+      words[i] = (words[i]! & ~(-1 << this.shift)) | (lo << this.shift);
+      words[i + 1] = (words[i + 1]! & ~this.hiMask) | ((x - lo) / this.loPow);
       return;
     }
     let rest = x;
@@ -161,7 +182,7 @@ export function range(name: string, msb: number, lsb: number): Field {
 
 /** Formats a value as 0x-prefixed hex, zero-padded to `digits`. */
 export function hex(v: number | bigint, digits = 8): string {
-  const s = (typeof v === 'bigint' ? v : BigInt(v >>> 0 === v ? v : v)).toString(16);
+  const s = (typeof v === 'bigint' ? v : BigInt(v)).toString(16);
   return '0x' + s.padStart(digits, '0');
 }
 

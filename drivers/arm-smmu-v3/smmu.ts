@@ -485,7 +485,12 @@ export class ArmSmmuDevice {
       this.cmdq.issue(this.batchBuf, this.batchNum, false);
       this.batchNum = 0;
     }
-    this.batchBuf.set(words.subarray(off, off + 4), this.batchNum * 4);
+    const b = this.batchBuf;
+    const at = this.batchNum * 4;
+    b[at] = words[off]!;
+    b[at + 1] = words[off + 1]!;
+    b[at + 2] = words[off + 2]!;
+    b[at + 3] = words[off + 3]!;
     this.batchNum++;
   }
 

@@ -149,10 +149,13 @@ export class CommandQueue {
     const mem = this.ctx.mem.i32;
     const cmd = this.cmd;
     let n = 0;
+    let prod = Q_IDX.WR.get(Atomics.load(this.regs.view, this.prodIdx)) & mask;
     while (n < SLICE) {
-      const prod = Q_IDX.WR.get(Atomics.load(this.regs.view, this.prodIdx)) & mask;
       const cons = this.cons;
-      if (prod === cons) break;
+      if (prod === cons) {
+        prod = Q_IDX.WR.get(Atomics.load(this.regs.view, this.prodIdx)) & mask;
+        if (prod === cons) break;
+      }
       // Inconsistent PROD/CONS (3.5.1, 3.21.2): this model takes the permitted choice of consuming
       // nothing while the indexes are inconsistent.
       if (((prod - cons) & mask) > size) {
@@ -201,8 +204,9 @@ export class CommandQueue {
     if ((c[0]! & r[0]!) | (c[1]! & r[1]!) | (c[2]! & r[2]!) | (c[3]! & r[3]!)) {
       return `${cc.def.name}: reserved (RES0) bits set: ${[0, 1, 2, 3].map((i) => (c[i]! & r[i]!) >>> 0).map((x) => '0x' + x.toString(16)).join(' ')}`;
     }
+    if (!cc.checkValues) return null;
     const def = cc.def;
-    if (def.fields.includes(F.SSEC) && F.SSEC.read(c) !== 0) return `${def.name}: SSec=1 on the Non-secure command queue (4.1.6)`;
+    if (cc.hasSsec && F.SSEC.read(c) !== 0) return `${def.name}: SSec=1 on the Non-secure command queue (4.1.6)`;
     for (const rv of def.reserved ?? []) {
       const v = rv.field.read(c);
       if ((rv.equals !== undefined && v === rv.equals) || (rv.above !== undefined && v > rv.above)) {

@@ -198,6 +198,10 @@ export interface CompiledCommand {
   readonly def: CommandDef;
   readonly illegal: string | null;
   readonly res0: Uint32Array;
+  /** The command has an SSec field (illegal when set on the Non-secure queue, 4.1.6). */
+  readonly hasSsec: boolean;
+  /** Field values need checking beyond RES0: SSec, reserved encodings, TLBI range rules. */
+  readonly checkValues: boolean;
 }
 
 export function compileCommands(f: SmmuFeatures): (CompiledCommand | undefined)[] {
@@ -217,10 +221,13 @@ export function compileCommands(f: SmmuFeatures): (CompiledCommand | undefined)[
     const reserved = fieldMask(res0Fields);
     const res0 = new Uint32Array(4);
     for (let w = 0; w < 4; w++) res0[w] = (~used[w]! | reserved[w]!) >>> 0;
+    const hasSsec = def.fields.includes(F.SSEC);
     out[def.op] = {
       def,
       illegal: missing.length ? `${def.name} needs ${missing.join(', ')}, which this SMMU does not implement` : null,
       res0,
+      hasSsec,
+      checkValues: hasSsec || (def.reserved?.length ?? 0) > 0 || (def.range === true && f.ril),
     };
   }
   return out;
