@@ -128,9 +128,13 @@ export function validateFeatures(f: SmmuFeatures, where = 'features'): void {
 
 /** Parses `--features`: a profile name, optionally followed by +feature / -feature toggles. */
 export function parseFeatures(spec: string): { name: string; features: SmmuFeatures } {
-  const [name, ...mods] = spec.split(/(?=[+-])/);
-  const base = PROFILES[name ?? ''];
-  if (!base) throw new Error(`--features: unknown profile '${name}' (known: ${Object.keys(PROFILES).join(', ')})`);
+  // Profile names contain '-' (qemu-like), so take the longest profile name the spec starts with.
+  const name = Object.keys(PROFILES)
+    .filter((n) => spec === n || spec.startsWith(n + '+') || spec.startsWith(n + '-'))
+    .sort((a, b) => b.length - a.length)[0];
+  if (name === undefined) throw new Error(`--features: unknown profile '${spec.split(/[+]/)[0]}' (known: ${Object.keys(PROFILES).join(', ')})`);
+  const base = PROFILES[name]!;
+  const mods = spec.slice(name.length).split(/(?=[+-])/).filter((m) => m !== '');
   const features: SmmuFeatures = { ...base };
   for (const m of mods) {
     const key = m.slice(1) as keyof SmmuFeatures;
