@@ -140,6 +140,14 @@ function resolveFieldRef(map: RegisterMap, ref: string): { reg: RegisterDef; fie
   return { reg: r, field: f.field };
 }
 
+/** regAt value of a dword that several narrower registers share. */
+const SHARED = -2;
+
+/** Byte lanes a register narrower than 32 bits covers in its dword. */
+function regLanes(r: RegisterDef): number {
+  return r.width >= 32 ? 0xffffffff : ((((1 << r.width) - 1) << ((r.offset & 3) * 8)) >>> 0);
+}
+
 /** Byte-enable mask for an access of `size` bytes at byte `offset & 3` within a dword. */
 function laneMask(offset: number, size: number): number {
   const lanes = size >= 4 ? 0xffffffff : ((1 << (size * 8)) - 1) << ((offset & 3) * 8);
@@ -159,8 +167,10 @@ export class RegisterFile {
   private readonly w1cmask: Uint32Array;
   /** Per dword: sticky bits, kept across a function-level reset (RWS, W1CS). */
   readonly stickyMask: Uint32Array;
-  /** Per dword: the register covering it, or -1. */
+  /** Per dword: the register covering it, -1 for none, or SHARED when several narrower ones do. */
   private readonly regAt: Int16Array;
+  /** Dwords holding several 8/16-bit registers (PCIe config space): each register and its byte lanes. */
+  private readonly sharedAt = new Map<number, { idx: number; lanes: number }[]>();
   /** Per register index: guard (dword, bit mask) pairs. */
   private readonly guards: { dword: number; bits: number }[][];
   /** Per register index: the Update bit (as a dword mask) a write must set to take effect, or 0. */
@@ -189,7 +199,21 @@ export class RegisterFile {
       this.byName.set(r.name, r);
       const first = r.offset >>> 2;
       const last = (r.offset + r.width / 8 - 1) >>> 2;
-      for (let d = first; d <= last; d++) this.regAt[d] = idx;
+      for (let d = first; d <= last; d++) {
+        const prev = this.regAt[d]!;
+        if (prev === -1) {
+          this.regAt[d] = idx;
+          continue;
+        }
+        // Narrower registers sharing a dword: a write goes to each register whose bytes it covers.
+        let list = this.sharedAt.get(d);
+        if (!list) {
+          list = [{ idx: prev, lanes: regLanes(this.regs[prev]!) }];
+          this.sharedAt.set(d, list);
+          this.regAt[d] = SHARED;
+        }
+        list.push({ idx, lanes: regLanes(r) });
+      }
       const shiftInDword = (r.offset & 3) * 8;
       for (const f of r.fields) {
         const fieldMask = ((1n << BigInt(f.field.width)) - 1n) << BigInt(f.field.lsb + shiftInDword);
@@ -273,12 +297,24 @@ export class RegisterFile {
     const d = offset >>> 2;
     if (d >= this.regAt.length) return 'unmapped';
     const idx = this.regAt[d]!;
-    if (idx < 0) return 'unmapped';
+    if (idx === -1) return 'unmapped';
+    const lanes = laneMask(offset, size);
+    const val = (value << ((offset & 3) * 8)) & lanes;
+    if (idx !== SHARED) return this.writeReg(idx, d, lanes, val);
+    let outcome: WriteOutcome = 'unmapped';
+    for (const s of this.sharedAt.get(d)!) {
+      if ((s.lanes & lanes) === 0) continue;
+      const o = this.writeReg(s.idx, d, s.lanes & lanes, val & s.lanes);
+      if (o === 'applied' || outcome === 'unmapped') outcome = o;
+    }
+    return outcome;
+  }
+
+  /** Writes the bytes `lanes` of dword d, all belonging to register idx: guards, masks, store, hook. */
+  private writeReg(idx: number, d: number, lanes: number, val: number): WriteOutcome {
     for (const g of this.guards[idx]!) {
       if ((Atomics.load(this.view, g.dword) & g.bits) !== 0) return 'guarded';
     }
-    const lanes = laneMask(offset, size);
-    const val = (value << ((offset & 3) * 8)) & lanes;
     // An update-protocol register ignores writes that do not request an update (GBPA, 6.3.14.1).
     const upd = this.updateBit[idx]!;
     if (upd !== 0 && (val & upd) === 0) return 'no-update';
