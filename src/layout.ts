@@ -121,6 +121,36 @@ export const STAT = {
   SLOTS: 8192,
 } as const;
 
+/** Named translation statistics (Float64 slots from STAT.XLATE; events by type stay at STAT.EVENTS + type). */
+export const XSTAT = {
+  /** Translations performed (one per page-sized piece of a transaction, SMMUEN=1). */
+  TRANSLATIONS: STAT.XLATE + 0,
+  IOTLB_HITS: STAT.XLATE + 1,
+  IOTLB_MISSES: STAT.XLATE + 2,
+  /** A walk that started from a cached table descriptor counts one hit; one from the base, one miss. */
+  WALK_HITS: STAT.XLATE + 3,
+  WALK_MISSES: STAT.XLATE + 4,
+  /** STE and CD lookups answered by / missing the configuration cache. */
+  CONFIG_HITS: STAT.XLATE + 5,
+  CONFIG_MISSES: STAT.XLATE + 6,
+  /** Structure fetches from memory: STEs (with L1STDs), CDs (with L1CDs), translation table descriptors. */
+  STE_FETCHES: STAT.XLATE + 7,
+  CD_FETCHES: STAT.XLATE + 8,
+  DESC_READS: STAT.XLATE + 9,
+  /** Event records written to the queue, and records lost (queue full, disabled, or in abort error). */
+  EVENTS_WRITTEN: STAT.XLATE + 10,
+  EVENTS_LOST: STAT.XLATE + 11,
+  /** Times PROD.OVFLG was toggled (7.4). */
+  EVENTQ_OVERFLOWS: STAT.XLATE + 12,
+  ATS_REQUESTS: STAT.XLATE + 13,
+  TRANSLATED_ACCESSES: STAT.XLATE + 14,
+  /** Transactions terminated by the SMMU (with or without an event). */
+  DMA_ABORTS: STAT.XLATE + 15,
+  DMA_BYTES: STAT.XLATE + 16,
+  /** Transfers completed by the DMA test engines (hw/testdev.ts). */
+  TESTDEV_TRANSFERS: STAT.XLATE + 17,
+} as const;
+
 export interface LayoutConfig {
   /** Bytes of DMA-able memory (multiple of 4 KiB). */
   memBytes: number;
