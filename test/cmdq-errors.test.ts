@@ -1,0 +1,150 @@
+// Command errors and their recovery (IHI 0070 7.1; Linux arm_smmu_gerror_handler/skip_err):
+// an illegal command stops consumption at it (CONS.ERR = CERROR_ILL, GERROR.CMDQ_ERR) until the driver's
+// GERROR handler replaces it with a CMD_SYNC and acknowledges; a transient fetch abort (CERROR_ABT) is
+// retried. First in lockstep (inspecting the stopped queue), then with real workers: one CPU (the
+// issuing CPU polls its CMD_SYNC with interrupts off, so the poll times out before the GERROR interrupt
+// is taken) and two CPUs (CPU 1 takes the interrupt and the CMD_SYNC completes in time).
+
+import { describe, expect, it } from 'vitest';
+import { STAT } from '../src/layout.ts';
+import { F, OP } from '../src/smmu/commands.ts';
+import { CERROR, OFF } from '../src/smmu/regs.ts';
+import { DEFAULT_FEATURES } from '../src/smmu/features.ts';
+import { cmds, probed, raw } from './helpers/lockstep.ts';
+import { withSystem, words } from './helpers/system.ts';
+
+/** A reserved opcode (0x0b) with a recognisable operand, and the two dwords skip_err dumps for it. */
+const BAD = raw(0x0b, [[F.SID, 0x12345678]]);
+const BAD_DUMP = ['\t0x123456780000000b', '\t0x0000000000000000'];
+
+const cfgiSte = (sid: number) => raw(OP.CFGI_STE!, [[F.SID, sid]]);
+const nhAsid = (asid: number) => raw(OP.TLBI_NH_ASID!, [[F.ASID, asid]]);
+const hex8 = (v: number) => '0x' + (v >>> 0).toString(16).padStart(8, '0');
+
+describe('illegal command (lockstep)', () => {
+  it('stops consumption at the command until skip_err replaces it; every other command runs exactly once', () => {
+    const h = probed(DEFAULT_FEATURES);
+    const before = { ste: h.exec('CFGI_STE'), asid: h.exec('TLBI_NH_ASID'), sync: h.exec('SYNC'), total: h.execTotal() };
+    const prod0 = h.io.read32(OFF.CMDQ_PROD);
+    const badSlot = prod0 + 3;
+    const batch = cmds(cfgiSte(1), cfgiSte(2), cfgiSte(3), BAD, nhAsid(1), nhAsid(2), nhAsid(3));
+    // As in Linux the CPU waits for its CMD_SYNC with interrupts off; keep them off afterwards too so the
+    // stopped queue can be inspected before the GERROR interrupt is taken.
+    const flags = h.platform.localIrqSave();
+    const ret = h.dev.issueRaw(batch, 7, true);
+    expect(ret).toBe(-110); // -ETIMEDOUT: the CMD_SYNC behind the illegal command never completed
+    expect(h.consRd()).toBe(badSlot);
+    expect(h.consErr()).toBe(CERROR.ILL);
+    expect(h.cmdqErrActive()).toBe(true);
+    expect(h.exec('CFGI_STE')).toBe(before.ste + 3);
+    expect(h.exec('TLBI_NH_ASID')).toBe(before.asid);
+    // A doorbell while the error is active does not restart the queue.
+    h.io.write32(OFF.CMDQ_PROD, h.io.read32(OFF.CMDQ_PROD));
+    h.platform.delay(1_000_000);
+    expect(h.consRd()).toBe(badSlot);
+    expect(h.cerror(CERROR.ILL)).toBe(1);
+    const hwCons = (CERROR.ILL << 24) | badSlot;
+    expect(h.log()).toContain(`arm-smmu-v3 9050000.smmuv3: CMD_SYNC timeout at ${hex8(prod0 + 7)} [hwprod ${hex8(prod0 + 8)}, hwcons ${hex8(hwCons)}]`);
+
+    h.platform.localIrqRestore(flags); // the GERROR interrupt is taken now
+    expect(h.cmdqErrActive()).toBe(false);
+    expect(h.consRd()).toBe(prod0 + 8);
+    expect(h.exec('CFGI_STE')).toBe(before.ste + 3);
+    expect(h.exec('TLBI_NH_ASID')).toBe(before.asid + 3);
+    expect(h.exec('SYNC')).toBe(before.sync + 2); // the batch's own and skip_err's replacement
+    expect(h.execTotal()).toBe(before.total + 8);
+    expect(h.cerror(CERROR.ILL)).toBe(1);
+    const log = h.log().map((l) => l.replace('arm-smmu-v3 9050000.smmuv3: ', ''));
+    const at = log.indexOf(`CMDQ error (cons ${hex8(hwCons)}): Illegal command`);
+    expect(at).toBeGreaterThan(log.findIndex((l) => l.startsWith('CMD_SYNC timeout')));
+    expect(log.slice(at + 1, at + 4)).toEqual(['skipping command in error state:', ...BAD_DUMP]);
+    expect(h.dev.errorLog).toEqual([{ cons: badSlot, code: CERROR.ILL }]);
+    // The queue works normally afterwards.
+    expect(h.dev.issueCmdWithSync({ op: 'TLBI_NSNH_ALL' })).toBe(0);
+    expect(h.consRd()).toBe(prod0 + 10);
+  });
+
+  it('a transient fetch abort is retried: CERROR_ABT each time, then every command runs exactly once', () => {
+    const h = probed(DEFAULT_FEATURES);
+    const before = { ste: h.exec('CFGI_STE'), asid: h.exec('TLBI_NH_ASID'), sync: h.exec('SYNC') };
+    h.machine.inject({ kind: 'cmdq-fetch-abort', count: 3 });
+    const ret = h.dev.issueRaw(cmds(cfgiSte(1), nhAsid(1), cfgiSte(2)), 3, true);
+    // One CPU: the poll times out with interrupts off; each abort is then handled in turn.
+    expect(ret).toBe(-110);
+    expect(h.cerror(CERROR.ABT)).toBe(3);
+    expect(h.stat(STAT.FETCH_ABORTS)).toBe(3);
+    expect(h.exec('CFGI_STE')).toBe(before.ste + 2);
+    expect(h.exec('TLBI_NH_ASID')).toBe(before.asid + 1);
+    expect(h.exec('SYNC')).toBe(before.sync + 1);
+    const log = h.log();
+    expect(log.filter((l) => l.endsWith('): Abort on command fetch'))).toHaveLength(3);
+    expect(log.filter((l) => l.endsWith('retrying command fetch'))).toHaveLength(3);
+    expect(log.filter((l) => l.includes('skipping command'))).toEqual([]);
+    expect(h.dev.issueCmdWithSync({ op: 'TLBI_NSNH_ALL' })).toBe(0);
+    expect(h.cerror(CERROR.ABT)).toBe(3);
+  });
+});
+
+describe('illegal command with real workers', () => {
+  const file = () => words(cfgiSte(1), cfgiSte(2), BAD, nhAsid(1), nhAsid(2));
+
+  it('1 CPU: the CMD_SYNC poll times out, then the GERROR interrupt is taken and skip_err recovers', async () => {
+    // Platform time runs 10x faster, so the 1 s CMD_SYNC timeout takes 100 ms of host time.
+    await withSystem({ cpus: 1, timeScale: 10 }, async (s) => {
+      await s.sys.probe();
+      const before = { ste: s.exec('CFGI_STE'), asid: s.exec('TLBI_NH_ASID'), sync: s.exec('SYNC'), ill: s.stat(STAT.CERROR + CERROR.ILL) };
+      const r = await s.sys.cpus[0]!.call<{ slots: number[]; ret: number }>('replay', { words: file() });
+      expect(r.ret).toBe(-110);
+      expect(s.exec('CFGI_STE')).toBe(before.ste + 2);
+      expect(s.exec('TLBI_NH_ASID')).toBe(before.asid + 2);
+      expect(s.exec('SYNC')).toBe(before.sync + 2); // replay's final SYNC and skip_err's replacement
+      expect(s.stat(STAT.CERROR + CERROR.ILL)).toBe(before.ill + 1);
+      const log = (await s.messages(0)).map((l) => l.replace('arm-smmu-v3 9050000.smmuv3: ', ''));
+      const timeout = log.findIndex((l) => l.startsWith('CMD_SYNC timeout at'));
+      const err = log.findIndex((l) => l === `CMDQ error (cons ${hex8((CERROR.ILL << 24) | r.slots[2]!)}): Illegal command`);
+      expect(timeout).toBeGreaterThanOrEqual(0);
+      expect(err).toBeGreaterThan(timeout);
+      expect(log.slice(err + 1, err + 4)).toEqual(['skipping command in error state:', ...BAD_DUMP]);
+      expect((await s.driverStats(0)).cmdqErrors).toEqual([{ cons: r.slots[2]!, code: CERROR.ILL }]);
+      expect(s.reg('CMDQ_CONS') & 0xfffff).toBe(s.reg('CMDQ_PROD'));
+      // The queue works again.
+      const w = await s.workload(0, { batch: 8, iterations: 3 });
+      expect(w.syncTimeouts).toBe(0);
+      expect(s.exec('TLBI_NH_VA')).toBe(24);
+    });
+  });
+
+  it('2 CPUs: CPU 1 takes the GERROR interrupt, so CPU 0 sees its CMD_SYNC complete in time; then a transient fetch abort', async () => {
+    await withSystem({ cpus: 2, timeScale: 1 }, async (s) => {
+      await s.sys.probe({ irqCpu: 1 });
+      const before = { ste: s.exec('CFGI_STE'), asid: s.exec('TLBI_NH_ASID'), sync: s.exec('SYNC') };
+      const r = await s.sys.cpus[0]!.call<{ slots: number[]; ret: number }>('replay', { words: file() });
+      expect(r.ret).toBe(0);
+      expect(s.exec('CFGI_STE')).toBe(before.ste + 2);
+      expect(s.exec('TLBI_NH_ASID')).toBe(before.asid + 2);
+      expect(s.exec('SYNC')).toBe(before.sync + 2);
+      expect(await s.messages(0)).not.toContainEqual(expect.stringContaining('CMD_SYNC timeout'));
+      const cpu1 = (await s.messages(1)).map((l) => l.replace('arm-smmu-v3 9050000.smmuv3: ', ''));
+      const err = cpu1.indexOf(`CMDQ error (cons ${hex8((CERROR.ILL << 24) | r.slots[2]!)}): Illegal command`);
+      expect(err).toBeGreaterThanOrEqual(0);
+      expect(cpu1.slice(err + 1, err + 4)).toEqual(['skipping command in error state:', ...BAD_DUMP]);
+      expect((await s.driverStats(1)).cmdqErrors).toEqual([{ cons: r.slots[2]!, code: CERROR.ILL }]);
+      expect((await s.driverStats(0)).cmdqErrors).toEqual([]);
+
+      // A transient fetch abort while CPU 0 runs a workload: retried, nothing lost or repeated.
+      const abt = s.stat(STAT.CERROR + CERROR.ABT);
+      const sync = s.exec('SYNC');
+      await s.sys.inject({ kind: 'cmdq-fetch-abort', count: 3 });
+      const w = await s.workload(0, { batch: 10, iterations: 5 });
+      expect(w.syncTimeouts).toBe(0);
+      expect(s.stat(STAT.CERROR + CERROR.ABT)).toBe(abt + 3);
+      expect(s.stat(STAT.FETCH_ABORTS)).toBe(3);
+      expect(s.exec('TLBI_NH_VA')).toBe(50);
+      expect(s.exec('SYNC')).toBe(sync + 5);
+      const log1 = await s.messages(1);
+      expect(log1.filter((l) => l.endsWith('): Abort on command fetch'))).toHaveLength(3);
+      expect(log1.filter((l) => l.endsWith('retrying command fetch'))).toHaveLength(3);
+      expect(s.reg('CMDQ_CONS') & 0xfffff).toBe(s.reg('CMDQ_PROD'));
+    });
+  });
+});
