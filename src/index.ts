@@ -6,3 +6,4 @@ export { type Fault, describeFault, validateFault } from './faults.ts';
 export { DEFAULT_FEATURES, PROFILES, parseFeatures, validateFeatures, type SmmuFeatures } from './smmu/features.ts';
 export { formatLog, type LogEntry } from './cpu.ts';
 export { TIMEOUT } from './time.ts';
+export { writeEntry } from '../drivers/arm-smmu-v3/entry-writer.ts';

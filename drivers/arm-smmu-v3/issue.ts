@@ -1,0 +1,56 @@
+// Command submission for the IOMMU layer (STE/CD writes, TLB and ATC invalidation), counting what it
+// issues by opcode so workloads can reconcile their counts with the hardware's (STAT.EXEC).
+//
+// Commands go into this CPU's batch (Linux arm_smmu_cmdq_batch_add) and leave with one CMD_SYNC at
+// submit (arm_smmu_cmdq_batch_submit); a full batch is flushed without a sync by the device.
+
+import { F, commandName } from '../../src/smmu/commands.ts';
+import { buildCmd, type CmdEnt } from './cmds.ts';
+import type { ArmSmmuDevice } from './smmu.ts';
+
+export class CmdIssuer {
+  /** Commands issued through this issuer, by spec name (CMD_SYNCs under SYNC). */
+  readonly issued: Record<string, number> = {};
+  /** CMD_SYNCs that timed out (each was logged by the command queue). */
+  syncTimeouts = 0;
+  private readonly buf = new Uint32Array(4);
+  private pending = 0;
+
+  constructor(readonly dev: ArmSmmuDevice) {}
+
+  private count(name: string): void {
+    this.issued[name] = (this.issued[name] ?? 0) + 1;
+  }
+
+  /** Adds a command to the batch. */
+  add(ent: CmdEnt): void {
+    buildCmd(this.buf, 0, ent);
+    this.dev.batchAddRaw(this.buf);
+    this.count(commandName(F.OP.read(this.buf, 0)));
+    this.pending++;
+  }
+
+  /** Issues the batch with a CMD_SYNC and waits for it; returns 0 or -ETIMEDOUT. */
+  submit(): number {
+    const ret = this.dev.batchSubmit();
+    this.count('SYNC');
+    this.pending = 0;
+    if (ret !== 0) this.syncTimeouts++;
+    return ret;
+  }
+
+  /** Issues one command on its own, without a CMD_SYNC (arm_smmu_cmdq_issue_cmd), e.g. PREFETCH_CONFIG. */
+  issueNoSync(ent: CmdEnt): void {
+    // Issued directly, so it must not overtake commands still waiting in this CPU's batch.
+    if (this.pending !== 0) throw new Error(`issueNoSync(${ent.op}): ${this.pending} batched command(s) not submitted yet`);
+    buildCmd(this.buf, 0, ent);
+    this.dev.cmdq.issue(this.buf, 1, false);
+    this.count(commandName(F.OP.read(this.buf, 0)));
+  }
+
+  /** One command followed by a CMD_SYNC (arm_smmu_cmdq_issue_cmd_with_sync). */
+  addAndSync(ent: CmdEnt): number {
+    this.add(ent);
+    return this.submit();
+  }
+}
