@@ -8,7 +8,7 @@ import { PA, SMMU_BYTES, STAT, VECTOR } from '../src/layout.ts';
 import { CS, F, OP } from '../src/smmu/commands.ts';
 import { DEFAULT_FEATURES, PROFILES, smmuIdRegisters, type SmmuFeatures } from '../src/smmu/features.ts';
 import { AIDR, CERROR, CR0, GBPA, GERROR, IDR0, IDR1, IDR3, IDR5, IRQ_CTRL, OFF } from '../src/smmu/regs.ts';
-import { ACK_NS, lockstep, raw, type Lockstep } from './helpers/lockstep.ts';
+import { ACK_NS, lockstep, manualQueue, page, queueAt, raw, type Lockstep } from './helpers/lockstep.ts';
 
 const ID_REGS = ['IDR0', 'IDR1', 'IDR2', 'IDR3', 'IDR4', 'IDR5', 'IIDR', 'AIDR'] as const;
 
@@ -315,8 +315,6 @@ interface GuardCase {
   prepare?: (h: Lockstep) => void;
 }
 
-const page = (h: Lockstep) => BigInt(h.platform.pages.alloc(1));
-const queueAt = (pa: bigint, log2: number) => (1n << 62n) | pa | BigInt(log2);
 const prepareCmdq = (h: Lockstep) => h.io.write64(OFF.CMDQ_BASE, queueAt(page(h), 4));
 const prepareEvtq = (h: Lockstep) => h.io.write64(OFF.EVENTQ_BASE, queueAt(page(h), 4));
 
@@ -413,31 +411,6 @@ describe('guarded registers ignore writes while their enable is set in the reque
 });
 
 // ---- GERROR / GERRORN ----
-
-/** A 16-entry command queue programmed by hand (no driver), enabled. */
-function manualQueue(h: Lockstep, log2 = 4) {
-  const pa = Number(page(h));
-  const size = 1 << log2;
-  h.io.write64(OFF.CMDQ_BASE, queueAt(BigInt(pa), log2));
-  h.io.write32(OFF.CMDQ_PROD, 0);
-  h.io.write32(OFF.CMDQ_CONS, 0);
-  h.io.write32(OFF.CR0, CR0.CMDQEN.bits);
-  settle(h);
-  let prod = 0;
-  return {
-    pa,
-    slot: (i: number) => pa + (i & (size - 1)) * 16,
-    /** Writes commands at PROD and rings the doorbell. */
-    push(...list: Uint32Array[]) {
-      for (const c of list) {
-        for (let k = 0; k < 4; k++) h.platform.mem.write32(pa + (prod & (size - 1)) * 16 + 4 * k, c[k]!);
-        prod = (prod + 1) & (2 * size - 1);
-      }
-      h.io.write32(OFF.CMDQ_PROD, prod);
-    },
-    prod: () => prod,
-  };
-}
 
 const NSNH = () => raw(OP.TLBI_NSNH_ALL!);
 const ackGerror = (h: Lockstep) => h.io.write32(OFF.GERRORN, h.io.read32(OFF.GERROR));

@@ -5,7 +5,7 @@ import { createLockstep } from '../../src/lockstep.ts';
 import { CTRL, PA, SMMU_BYTES, STAT } from '../../src/layout.ts';
 import type { Field } from '../../src/bits.ts';
 import { OP } from '../../src/smmu/commands.ts';
-import { CMDQ_CONS, GERROR, OFF } from '../../src/smmu/regs.ts';
+import { CMDQ_CONS, CR0, GERROR, OFF } from '../../src/smmu/regs.ts';
 import type { SmmuFeatures } from '../../src/smmu/features.ts';
 import { ArmSmmuDevice, type SmmuDriverOptions } from '../../drivers/arm-smmu-v3/smmu.ts';
 import { buildCmd, type CmdEnt } from '../../drivers/arm-smmu-v3/cmds.ts';
@@ -78,4 +78,40 @@ export function cmds(...list: Uint32Array[]): Uint32Array {
   const out = new Uint32Array(list.length * 4);
   list.forEach((c, i) => out.set(c, i * 4));
   return out;
+}
+
+/** A freshly allocated, zeroed DRAM page's physical address. */
+export const page = (h: Lockstep, pages = 1) => BigInt(h.platform.pages.alloc(pages));
+
+/** A queue base register value (6.3.26): RA/WA hint, address, LOG2SIZE. */
+export const queueAt = (pa: bigint, log2: number) => (1n << 62n) | pa | BigInt(log2);
+
+/**
+ * A command queue programmed by hand through the registers (no driver) and enabled. `log2` is the
+ * size the SMMU uses; `programmedLog2` what CMDQ_BASE.LOG2SIZE says (the SMMU caps it at IDR1.CMDQS).
+ */
+export function manualQueue(h: Lockstep, log2 = 4, programmedLog2 = log2) {
+  const size = 1 << log2;
+  const pa = Number(page(h, Math.max(1, (16 << programmedLog2) / 4096)));
+  h.io.write64(OFF.CMDQ_BASE, queueAt(BigInt(pa), programmedLog2));
+  h.io.write32(OFF.CMDQ_PROD, 0);
+  h.io.write32(OFF.CMDQ_CONS, 0);
+  h.io.write32(OFF.CR0, CR0.CMDQEN.bits);
+  h.platform.delay(ACK_NS);
+  let prod = 0;
+  return {
+    pa,
+    size,
+    slot: (i: number) => pa + (i & (size - 1)) * 16,
+    /** Writes commands at PROD and rings the doorbell once. */
+    push(...list: Uint32Array[]) {
+      for (const c of list) {
+        for (let k = 0; k < 4; k++) h.platform.mem.write32(pa + (prod & (size - 1)) * 16 + 4 * k, c[k]!);
+        prod = (prod + 1) & (2 * size - 1);
+      }
+      h.io.write32(OFF.CMDQ_PROD, prod);
+    },
+    /** PROD as software last wrote it (index and wrap bit). */
+    prod: () => prod,
+  };
 }
