@@ -33,7 +33,7 @@ const CONS_SHIFT = 16;
 const LOCK_EXCLUSIVE = -2147483648; // INT_MIN
 
 /** Word offsets inside the shared state page (each on its own 64-byte line). */
-const W = { LLQ: 0, OWNER_PROD: 16, LOCK: 32, VALID_MAP: 64 } as const;
+export const W = { LLQ: 0, OWNER_PROD: 16, LOCK: 32, VALID_MAP: 64 } as const;
 
 /** Everything another CPU needs to join an already probed command queue. */
 export interface CmdqDesc {
