@@ -352,11 +352,12 @@ export class ArmSmmuDevice {
       this.log('err', 'failed to disable irqs');
       throw new ProbeError('failed to disable irqs');
     }
+    // arm_smmu_setup_msis: clear the MSI addresses (Linux does so before it looks at IDR0.MSI; without
+    // MSIs the registers are RES0), then point each source at the MSI doorbell with its vector as
+    // data, Device-nGnRE.
+    this.regs.write64(OFF.GERROR_IRQ_CFG0, 0n);
+    this.regs.write64(OFF.EVENTQ_IRQ_CFG0, 0n);
     if (this.has(FEAT.MSI)) {
-      // arm_smmu_setup_msis: clear the MSI addresses, then point each source at the MSI doorbell with
-      // its vector as data, Device-nGnRE.
-      this.regs.write64(OFF.GERROR_IRQ_CFG0, 0n);
-      this.regs.write64(OFF.EVENTQ_IRQ_CFG0, 0n);
       for (const [cfg0, cfg1, cfg2, vec] of [
         [OFF.EVENTQ_IRQ_CFG0, OFF.EVENTQ_IRQ_CFG1, OFF.EVENTQ_IRQ_CFG2, MSI_VECTORS.EVTQ],
         [OFF.GERROR_IRQ_CFG0, OFF.GERROR_IRQ_CFG1, OFF.GERROR_IRQ_CFG2, MSI_VECTORS.GERROR],
