@@ -1,0 +1,89 @@
+// The driver's two CMD_SYNC completion modes (Linux arm_smmu_cmdq_poll_until_sync): MSI-poll, where the
+// SYNC carries CS=SIG_IRQ with its own slot as MSIAddress and the SMMU's MSI write of 0 completes it
+// (IDR0.MSI and a coherent SMMU), and CONS-poll, where the SYNC carries CS=SIG_SEV and the CPU polls
+// CMDQ_CONS (waiting in WFE when IDR0.SEV; the SEV is SIG_NONE on an SMMU without it).
+
+import { describe, expect, it } from 'vitest';
+import { CTRL, PA, STAT } from '../src/layout.ts';
+import { CS, F, OP } from '../src/smmu/commands.ts';
+import { DEFAULT_FEATURES, PROFILES, type SmmuFeatures } from '../src/smmu/features.ts';
+import type { SmmuDriverOptions } from '../drivers/arm-smmu-v3/smmu.ts';
+import { cmd, probed } from './helpers/lockstep.ts';
+import { withSystem } from './helpers/system.ts';
+
+type Mode = 'msi' | 'cons-sev' | 'cons';
+
+const MODES: [string, SmmuFeatures, SmmuDriverOptions, Mode][] = [
+  ['default (MSI + COHACC): MSI-poll', DEFAULT_FEATURES, {}, 'msi'],
+  ['default with disable_msipolling: CONS-poll with SEV', DEFAULT_FEATURES, { disableMsiPolling: true }, 'cons-sev'],
+  ['no-cohacc (MSI, not coherent): CONS-poll with SEV', PROFILES['no-cohacc']!, {}, 'cons-sev'],
+  ['default, firmware says not coherent: CONS-poll with SEV', DEFAULT_FEATURES, { coherent: false }, 'cons-sev'],
+  ['poll-only (no MSI, no SEV): CONS-poll, the SEV acts as SIG_NONE', PROFILES['poll-only']!, {}, 'cons'],
+  ['qemu-like (no MSI, no SEV): CONS-poll', PROFILES['qemu-like']!, {}, 'cons'],
+];
+
+describe('CMD_SYNC completion (lockstep)', () => {
+  for (const [what, f, opts, mode] of MODES) {
+    it(what, () => {
+      const h = probed(f, opts);
+      expect(h.dev.shared.cmdq.msiPoll).toBe(mode === 'msi');
+      const msi0 = h.stat(STAT.MSI_WRITES);
+      const sev0 = h.sev();
+      const sync0 = h.exec('SYNC');
+      for (let i = 1; i <= 5; i++) {
+        const r = h.dev.cmdq.issue(cmd({ op: 'CFGI_STE', sid: i, leaf: true }), 1, true);
+        expect(r.ret).toBe(0);
+        const slotPa = h.dev.shared.cmdq.basePa + (r.syncProd & ((1 << h.dev.shared.cmdq.shift) - 1)) * 16;
+        const slot = Uint32Array.from({ length: 4 }, (_, k) => h.platform.mem.read32(slotPa + 4 * k));
+        if (mode === 'msi') {
+          // The SMMU wrote MSIData (0) to MSIAddress, which is the SYNC's own slot.
+          expect(slot[0]).toBe(0);
+          expect(F.MSIADDR.read(slot) * 4).toBe(slotPa);
+          expect(F.MSIDATA.read(slot)).toBe(0);
+        } else {
+          expect(slot[0]! & 0xff).toBe(OP.SYNC!);
+          expect(F.CS.read(slot)).toBe(CS.SIG_SEV);
+          expect(F.MSIADDR.read(slot)).toBe(0);
+        }
+        expect(h.exec('SYNC')).toBe(sync0 + i);
+        expect(h.stat(STAT.MSI_WRITES)).toBe(msi0 + (mode === 'msi' ? i : 0));
+        expect(h.sev()).toBe(sev0 + (mode === 'cons-sev' ? i : 0));
+        expect(h.consRd()).toBe((r.syncProd + 1) & ((2 << h.dev.shared.cmdq.shift) - 1));
+      }
+      expect(h.log().filter((l) => l.includes('timeout'))).toEqual([]);
+      if (opts.coherent === false) expect(h.log()).toContain('arm-smmu-v3 9050000.smmuv3: IDR0.COHACC overridden by FW configuration (false)');
+    });
+  }
+});
+
+describe('CMD_SYNC completion with real workers', () => {
+  for (const [what, f, opts, mode] of [MODES[0]!, MODES[1]!, MODES[4]!]) {
+    it(`2 CPUs, ${what}`, async () => {
+      await withSystem({ cpus: 2, features: f }, async (s) => {
+        const shared = await s.sys.probe(opts);
+        expect(shared.cmdq.msiPoll).toBe(mode === 'msi');
+        const msi0 = s.stat(STAT.MSI_WRITES);
+        const sev0 = Atomics.load(s.sys.views.ctrl, CTRL.SEV);
+        const [a, b] = await Promise.all([s.workload(0, { batch: 8, iterations: 20 }), s.workload(1, { batch: 8, iterations: 20 })]);
+        expect(a.syncTimeouts + b.syncTimeouts).toBe(0);
+        const syncs = a.batches + b.batches;
+        expect(syncs).toBe(40);
+        expect(s.stat(STAT.MSI_WRITES) - msi0).toBe(mode === 'msi' ? syncs : 0);
+        expect(Atomics.load(s.sys.views.ctrl, CTRL.SEV) - sev0).toBe(mode === 'cons-sev' ? syncs : 0);
+        // Every SYNC slot written so far (the probe's too): overwritten by the MSI, or still the command.
+        const entries = s.reg('CMDQ_PROD');
+        expect(s.reg('CMDQ_CONS')).toBe(entries);
+        const probeSyncs = f.hyp ? 3 : 2;
+        expect(entries).toBe(2 * probeSyncs + syncs * 9);
+        let zero = 0;
+        let syncOps = 0;
+        for (let i = 0; i < entries; i++) {
+          const w0 = Atomics.load(s.sys.views.dram32, (shared.cmdq.basePa - PA.DRAM_BASE) / 4 + 4 * i);
+          if (w0 === 0) zero++;
+          if ((w0 & 0xff) === OP.SYNC) syncOps++;
+        }
+        expect({ zero, syncOps }).toEqual(mode === 'msi' ? { zero: probeSyncs + syncs, syncOps: 0 } : { zero: 0, syncOps: probeSyncs + syncs });
+      });
+    });
+  }
+});
