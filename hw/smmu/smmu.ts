@@ -13,6 +13,13 @@ import { TIMEOUT } from '../../src/time.ts';
 import type { HwContext } from '../context.ts';
 import { RequestAck } from '../request-ack.ts';
 import { CommandQueue, DONE } from './cmdq.ts';
+import { ConfigCache, Tlb, installInvalidationHandlers } from './caches.ts';
+import { CdTables } from './cd.ts';
+import { EventQueue } from './evtq.ts';
+import type { AtsEndpoint } from './services.ts';
+import { StreamTable } from './strtab.ts';
+import { Translator } from './translate.ts';
+import { Walker } from './walk.ts';
 
 export interface SmmuConfig {
   features: SmmuFeatures;
@@ -25,6 +32,14 @@ export interface SmmuConfig {
 export class SmmuV3 {
   readonly regs: RegisterFile;
   readonly cmdq: CommandQueue;
+  readonly evtq: EventQueue;
+  readonly configCache = new ConfigCache();
+  readonly tlb: Tlb;
+  readonly strtab: StreamTable;
+  /** What devices call: untranslated DMA, ATS translation, translated transactions (services.ts). */
+  readonly services: Translator;
+  /** Endpoints that receive ATC invalidations, by StreamID (attachAtsEndpoint/detachAtsEndpoint). */
+  readonly atsEndpoints = new Map<number, AtsEndpoint>();
   readonly features: SmmuFeatures;
   private ackLatencyNs: number;
   private readonly wired: boolean;
@@ -46,6 +61,17 @@ export class SmmuV3 {
     // ATC_INV is illegal without ATS (the compiled legality says so) and ignored while SMMUEN=0 (4.5.1);
     // the invalidation itself is delivered by the ATS block when endpoints exist.
     this.cmdq.setHandler('ATC_INV', () => DONE);
+
+    // Translation: stream table and CD tables through the configuration cache, walks through the IOTLB
+    // and walk cache, faults into the event queue; CFGI_*/TLBI_* commands invalidate the caches.
+    const stats = ctx.stats;
+    this.tlb = new Tlb(stats);
+    this.evtq = new EventQueue(ctx, this.regs, cfg.features, (bit) => this.raiseGerror(bit), () => this.interrupt('EVENTQ', VECTOR.SMMU_EVTQ));
+    this.strtab = new StreamTable(ctx.mem, this.regs, cfg.features, this.configCache, stats);
+    const cds = new CdTables(ctx.mem, cfg.features, this.configCache, stats);
+    const walker = new Walker(ctx.mem, this.tlb, stats);
+    this.services = new Translator(ctx, this.regs, cfg.features, this.strtab, cds, walker, this.tlb, this.evtq, this.atsEndpoints);
+    installInvalidationHandlers(this.cmdq, this.configCache, this.tlb, this.regs, cfg.features);
 
     new RequestAck(ctx, this.regs, 'CR0', 'CR0ACK', () => this.ackLatencyNs, (old, next) => this.cr0Updated(old, next));
     new RequestAck(ctx, this.regs, 'IRQ_CTRL', 'IRQ_CTRLACK', () => this.ackLatencyNs, () => {});
@@ -71,6 +97,12 @@ export class SmmuV3 {
       if (next & CR0.CMDQEN.bits) this.cmdq.enable();
       else this.cmdq.disable();
     }
+    if (changed & CR0.EVENTQEN.bits) {
+      if (next & CR0.EVENTQEN.bits) this.evtq.enable();
+      else this.evtq.disable();
+    }
+    // STRTAB_BASE(_CFG) can only have changed while SMMUEN was 0 (6.3.24-25).
+    if (changed & CR0.SMMUEN.bits) this.strtab.reconfigure();
   }
 
   /** Activates a global error (7.5): toggles GERROR[bit] unless already active, then interrupts. */
