@@ -1,0 +1,55 @@
+// A hardware worker that stops answering (fault 'hang': it consumes no MMIO writes and runs nothing)
+// must not hang the driver: every CMD_SYNC wait gives up after the 1 s poll timeout with Linux's
+// "CMD_SYNC timeout" line, MMIO reads stop waiting for writes the hardware never consumes, and the
+// workload reports the timeouts. After 'resume' the hardware catches up and every command issued
+// meanwhile runs exactly once. Platform time runs 10x faster so each 1 s timeout is 100 ms of host time.
+
+import { describe, expect, it } from 'vitest';
+import { CTRL } from '../src/layout.ts';
+import { DEFAULT_FEATURES, PROFILES, type SmmuFeatures } from '../src/smmu/features.ts';
+import { withSystem } from './helpers/system.ts';
+
+const DEV = 'arm-smmu-v3 9050000.smmuv3: ';
+
+describe('hardware stops answering', () => {
+  for (const [name, f, poll] of [
+    ['default', DEFAULT_FEATURES, 'MSI-poll'],
+    ['poll-only', PROFILES['poll-only']!, 'CONS-poll'],
+  ] as [string, SmmuFeatures, string][]) {
+    it(`${name} (${poll}): the driver reports CMD_SYNC timeouts instead of hanging, and recovers after resume`, async () => {
+      await withSystem({ cpus: 1, features: f, timeScale: 10 }, async (s) => {
+        const shared = await s.sys.probe();
+        expect(shared.cmdq.msiPoll).toBe(poll === 'MSI-poll');
+        const probeSyncs = s.exec('SYNC');
+        const prod0 = s.reg('CMDQ_PROD');
+        await s.sys.inject({ kind: 'hang' });
+        const hung = await s.workload(0, { batch: 4, iterations: 2 });
+        expect(hung.batches).toBe(2);
+        expect(hung.syncTimeouts).toBe(2);
+        expect((await s.driverStats(0)).syncTimeouts).toBe(2);
+        // Nothing ran while hung; the PROD writes are still waiting in the write port.
+        expect(s.exec('TLBI_NH_VA')).toBe(0);
+        expect(s.reg('CMDQ_PROD')).toBe(prod0);
+        const beat = Atomics.load(s.sys.views.ctrl, CTRL.HW_HEARTBEAT);
+        const log = (await s.messages(0)).map((l) => l.replace(DEV, ''));
+        const timeouts = log.filter((l) => l.startsWith('CMD_SYNC timeout at'));
+        expect(timeouts).toHaveLength(2);
+        // The registers as they stood: CONS never moved past the probe's commands.
+        const hw = (v: number) => v.toString(16).padStart(8, '0');
+        expect(timeouts[0]).toBe(`CMD_SYNC timeout at 0x${hw(prod0 + 4)} [hwprod 0x${hw(prod0)}, hwcons 0x${hw(prod0)}]`);
+        expect(log.filter((l) => l.includes("the hardware has not consumed this CPU's writes"))).toHaveLength(1);
+
+        await s.sys.inject({ kind: 'resume' });
+        const ok = await s.workload(0, { batch: 4, iterations: 3 });
+        expect(ok.syncTimeouts).toBe(0);
+        expect(Atomics.load(s.sys.views.ctrl, CTRL.HW_HEARTBEAT)).toBeGreaterThan(beat);
+        // Every command, those issued while hung included, ran exactly once.
+        expect(s.exec('TLBI_NH_VA')).toBe(4 * 2 + 4 * 3);
+        expect(s.exec('SYNC')).toBe(probeSyncs + 2 + 3);
+        expect(s.reg('CMDQ_PROD')).toBe(prod0 + 5 * 5);
+        expect(s.reg('CMDQ_CONS')).toBe(prod0 + 5 * 5);
+        expect((await s.messages(0)).filter((l) => l.includes('timeout'))).toHaveLength(2);
+      });
+    });
+  }
+});
