@@ -2,7 +2,7 @@
 // and fault injection. Holds no worker-specific code: hw-worker.ts drives it from a worker thread,
 // src/lockstep.ts from the driver's own thread.
 
-import { PA, SMMU_BYTES, STAT, type SharedViews } from '../src/layout.ts';
+import { PA, PLATDEV_BYTES, SMMU_BYTES, STAT, type SharedViews } from '../src/layout.ts';
 import type { PortWrite } from '../src/mmio-port.ts';
 import type { WriteOutcome } from '../src/regmap.ts';
 import type { Clock } from '../src/time.ts';
@@ -11,6 +11,8 @@ import type { SmmuFeatures } from '../src/smmu/features.ts';
 import { HwContext } from './context.ts';
 import { EventScheduler } from './scheduler.ts';
 import { SmmuV3 } from './smmu/smmu.ts';
+import { TestDma } from './testdev.ts';
+import { TESTDEV_BYTES, testdevBase } from '../src/testdev.ts';
 
 /** A device's MMIO window: writes at offsets inside it go to `write`. */
 export interface MmioWindow {
@@ -24,12 +26,15 @@ export interface MachineConfig {
   features: SmmuFeatures;
   /** Platform ns a CR0/IRQ_CTRL/GBPA Update takes. */
   ackLatencyNs?: number;
+  /** DMA test engines (hw/testdev.ts) at PA.PLATDEV_BASE + i * 4 KiB; default 1. */
+  testDevices?: number;
 }
 
 export class Machine {
   readonly sched: EventScheduler;
   readonly ctx: HwContext;
   readonly smmu: SmmuV3;
+  readonly testdevs: TestDma[] = [];
   /** While hung, the machine consumes no writes and runs nothing (fault 'hang'). */
   hung = false;
   private readonly mmio: MmioWindow[] = [];
@@ -47,6 +52,16 @@ export class Machine {
     });
     const regs = this.smmu.regs;
     this.addMmio({ name: 'smmu', base: PA.SMMU_BASE, size: SMMU_BYTES, write: (off, size, lo, hi) => regs.write(off, size, lo, hi) });
+    const ntest = cfg.testDevices ?? 1;
+    if (!Number.isInteger(ntest) || ntest < 0 || ntest * TESTDEV_BYTES > PLATDEV_BYTES) {
+      throw new Error(`testDevices: ${ntest} must be 0..${PLATDEV_BYTES / TESTDEV_BYTES}`);
+    }
+    for (let i = 0; i < ntest; i++) {
+      const words = TESTDEV_BYTES / 4;
+      const dev = new TestDma(this.ctx, views.platdev.subarray(i * words, (i + 1) * words), this.smmu.services, `testdev${i}`);
+      this.testdevs.push(dev);
+      this.addMmio({ name: dev.name, base: testdevBase(i), size: TESTDEV_BYTES, write: (off, size, lo, hi) => dev.regs.write(off, size, lo, hi) });
+    }
   }
 
   /** Adds a device's MMIO window to the address decode. */
