@@ -8,9 +8,9 @@
 import { describe, expect, it } from 'vitest';
 import { STAT } from '../src/layout.ts';
 import { F, OP } from '../src/smmu/commands.ts';
-import { CERROR, OFF } from '../src/smmu/regs.ts';
+import { CERROR, CR0, OFF } from '../src/smmu/regs.ts';
 import { DEFAULT_FEATURES } from '../src/smmu/features.ts';
-import { cmds, probed, raw } from './helpers/lockstep.ts';
+import { ACK_NS, cmds, lockstep, page, probed, queueAt, raw } from './helpers/lockstep.ts';
 import { withSystem, words } from './helpers/system.ts';
 
 /** A reserved opcode (0x0b) with a recognisable operand, and the two dwords skip_err dumps for it. */
@@ -82,6 +82,23 @@ describe('illegal command (lockstep)', () => {
     expect(log.filter((l) => l.includes('skipping command'))).toEqual([]);
     expect(h.dev.issueCmdWithSync({ op: 'TLBI_NSNH_ALL' })).toBe(0);
     expect(h.cerror(CERROR.ABT)).toBe(3);
+  });
+});
+
+describe('command fetch from outside memory (lockstep)', () => {
+  it('a queue base above 4 GiB (no RAM there) aborts every fetch instead of aliasing into DRAM', () => {
+    const h = lockstep(DEFAULT_FEATURES);
+    const inDram = Number(page(h));
+    h.platform.mem.write32(inDram, OP.TLBI_NSNH_ALL!); // what a 32-bit truncated address would find
+    h.io.write64(OFF.CMDQ_BASE, queueAt((1n << 32n) | BigInt(inDram), 4));
+    h.io.write32(OFF.CR0, CR0.CMDQEN.bits);
+    h.platform.delay(ACK_NS);
+    h.io.write32(OFF.CMDQ_PROD, 1);
+    expect(h.exec('TLBI_NSNH_ALL')).toBe(0);
+    expect(h.consRd()).toBe(0);
+    expect(h.consErr()).toBe(CERROR.ABT);
+    expect(h.cmdqErrActive()).toBe(true);
+    expect(h.trace()).toContain(`CMDQ CERROR_ABT at CONS 0x0 (fetch): fetch of entry 0 at PA 0x${(2 ** 32 + inDram).toString(16)} aborted`);
   });
 });
 

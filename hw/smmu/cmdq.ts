@@ -106,7 +106,8 @@ export class CommandQueue {
     this.qs = Math.min(Number(Q_BASE.LOG2SIZE.get64(base)), this.feat.cmdqLog2);
     const bytes = Math.max(16 << this.qs, 32);
     // The base is aligned to the queue size: low address bits are treated as zero (6.3.26).
-    this.basePa = Number(Q_BASE.ADDR.get64(base) << 5n) & ~(bytes - 1);
+    // (In bigint: a 32-bit `&` would fold an address above 4 GiB back into DRAM.)
+    this.basePa = Number((Q_BASE.ADDR.get64(base) << 5n) & ~BigInt(bytes - 1));
     this.baseIdx = -1;
     if (this.ctx.mem.contains(this.basePa, bytes)) this.baseIdx = this.ctx.mem.idx32(this.basePa);
     this.cons = CMDQ_CONS.RD.get(this.regs.get('CMDQ_CONS')) & this.wrapMask();
