@@ -3,10 +3,13 @@
 
 import type { Platform } from '../src/platform.ts';
 import type { ArmSmmuDevice } from './arm-smmu-v3/smmu.ts';
+import type { IommuState } from './ops/iommu.ts';
 
 export class Kernel {
   /** The SMMU as probed (CPU 0) or joined (other CPUs). */
   smmu: ArmSmmuDevice | null = null;
+  /** The IOMMU layer on this CPU (masters, domains, DMA API, test-engine drivers), created on first use. */
+  iommu: IommuState | null = null;
 
   constructor(readonly platform: Platform) {}
 

@@ -10,6 +10,8 @@ import { TIMEOUT } from '../../src/time.ts';
 import type { IoMem, Platform } from '../../src/platform.ts';
 import { buildCmd, buildSync, type CmdEnt } from './cmds.ts';
 import { CMDQ_BATCH_ENTRIES, CMDQ_MAX_SZ_SHIFT, Cmdq, cmdqStateBytes, type CmdqDesc } from './cmdq.ts';
+import { EventQueueThread } from './evtq.ts';
+import { allocIdState } from './ids.ts';
 
 /** Linux's ARM_SMMU_FEAT_* bits, for the "features 0x%08x" probe line. */
 export const FEAT = {
@@ -71,6 +73,8 @@ export interface SmmuShared {
   vmidBits: number;
   irqVectors: { gerror: number; evtq: number };
   pollTimeoutNs: number;
+  /** PA of the IOMMU layer's shared ASID/VMID bitmaps (ids.ts). */
+  idStatePa: number;
 }
 
 export class ProbeError extends Error {}
@@ -194,6 +198,7 @@ export class ArmSmmuDevice {
       vmidBits,
       irqVectors: (features & FEAT.MSI) !== 0 ? { gerror: MSI_VECTORS.GERROR, evtq: MSI_VECTORS.EVTQ } : { gerror: VECTOR.SMMU_GERROR, evtq: VECTOR.SMMU_EVTQ },
       pollTimeoutNs: opts.pollTimeoutNs ?? TIMEOUT.SMMU_POLL,
+      idStatePa: 0,
     };
   }
 
@@ -212,6 +217,7 @@ export class ArmSmmuDevice {
     Cmdq.initState(this.p, s.cmdq.statePa, s.cmdq.shift);
     s.evtq.basePa = this.allocQueue(s.evtq.shift, 32, 'evtq');
     this.initStrtab();
+    s.idStatePa = allocIdState(this.p);
     this.cmdq = new Cmdq(this.p, this.regs, s.cmdq, s.pollTimeoutNs, (l, m) => this.log(l, m));
   }
 
@@ -380,8 +386,9 @@ export class ArmSmmuDevice {
     this.p.requestIrq(v.evtq, 'arm-smmu-v3-evtq', () => this.evtqHandler?.());
   }
 
-  /** The event queue thread; installed by the event queue code. */
-  evtqHandler: (() => void) | null = null;
+  /** The event queue thread (evtq.ts). */
+  readonly evtq = new EventQueueThread(this);
+  evtqHandler: (() => void) | null = () => this.evtq.run();
 
   // ---------------------------------------------------------------------------------------------
   // Global errors (arm_smmu_gerror_handler, __arm_smmu_cmdq_skip_err)

@@ -2,7 +2,9 @@
 
 import type { KernelOp } from '../kernel.ts';
 import { smmuOps } from './smmu.ts';
+import { iommuOps } from './iommu.ts';
 
 export const KERNEL_OPS: Record<string, KernelOp> = {
   ...smmuOps,
+  ...iommuOps,
 };
