@@ -152,6 +152,8 @@ export class PageTable {
     readonly stage: 1 | 2,
     txsz: number,
     startLevel?: number,
+    /** Nested streams: table pointers are IPAs; how to name a table page, and how to find it again. */
+    private readonly ipa: { of(pa: number): number; pa(ipa: number): number } | null = null,
   ) {
     this.iaBits = 64 - txsz;
     this.startLevel = startLevel ?? startLevel4k(txsz);
@@ -169,13 +171,14 @@ export class PageTable {
       if (l === level) return pa;
       const d = this.mem.read64(pa);
       if (PTE.VALID.get64(d) === 1n && PTE.TABLE.get64(d) === 1n) {
-        table = Number(PTE.OA.get64(d)) * 4096;
+        const t = Number(PTE.OA.get64(d)) * 4096;
+        table = this.ipa ? this.ipa.pa(t) : t;
         continue;
       }
       if (!create) return null;
       if (PTE.VALID.get64(d) === 1n) return null;
       const next = this.pages.alloc(1, 'test page table');
-      this.mem.write64(pa, tableDesc(next));
+      this.mem.write64(pa, tableDesc(this.ipa ? this.ipa.of(next) : next));
       table = next;
     }
   }
