@@ -74,3 +74,15 @@ export async function withSystem<T>(opts: SystemOptions, body: (s: TestSystem) =
 export function words(...list: Uint32Array[]): number[] {
   return list.flatMap((c) => Array.from(c));
 }
+
+/**
+ * Polls a condition the hardware worker reaches on its own (host time), failing with `what` after
+ * `ms`: for effects with nothing to wait on, e.g. the queue draining after an error is acknowledged.
+ */
+export async function waitFor(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
