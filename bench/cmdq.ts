@@ -24,7 +24,7 @@
 // --trial-ms N (default 500; 300 with --quick), --out FILE (default bench/results/cmdq.json).
 
 import { Worker } from 'node:worker_threads';
-import { cpus as hostCpus } from 'node:os';
+import { cpus as hostCpus, loadavg } from 'node:os';
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -192,6 +192,9 @@ async function main(): Promise<void> {
   const log = (s: string) => process.stderr.write(`${s}\n`);
 
   log(`bench: ${quick ? 'quick' : 'full'} run, ${nTrials} trials of ${trialMs} ms, ring ${RING_ENTRIES} entries`);
+  // Every case here spins two or more threads on a small machine: other load distorts it badly.
+  const loadBefore = loadavg()[0]!;
+  if (loadBefore > 0.5) log(`bench: WARNING: 1-minute load average is ${loadBefore.toFixed(2)}; other processes will distort these numbers`);
   const spinRt = median(await trials(nTrials, spinRoundTripNs));
   log(`spin round trip: ${spinRt.toFixed(0)} ns`);
   const raw = new Map<number, number>();
@@ -244,7 +247,7 @@ async function main(): Promise<void> {
   const result = {
     date: new Date().toISOString(),
     command: `npm run bench${process.argv.length > 2 ? ' -- ' + process.argv.slice(2).join(' ') : ''}`,
-    host: { node: process.version, cpus: hostCpus().length, model: hostCpus()[0]?.model ?? 'unknown' },
+    host: { node: process.version, cpus: hostCpus().length, model: hostCpus()[0]?.model ?? 'unknown', loadAvgBefore: loadBefore, loadAvgAfter: loadavg()[0]! },
     quick,
     trials: nTrials,
     trialMs,
