@@ -13,6 +13,8 @@ import { EventScheduler } from './scheduler.ts';
 import { SmmuV3 } from './smmu/smmu.ts';
 import { TestDma } from './testdev.ts';
 import { TESTDEV_BYTES, testdevBase } from '../src/testdev.ts';
+import { defaultTopology, type Topology } from '../src/topology.ts';
+import { PcieHost } from './pcie/host.ts';
 
 /** A device's MMIO window: writes at offsets inside it go to `write`. */
 export interface MmioWindow {
@@ -28,6 +30,10 @@ export interface MachineConfig {
   ackLatencyNs?: number;
   /** DMA test engines (hw/testdev.ts) at PA.PLATDEV_BASE + i * 4 KiB; default 1. */
   testDevices?: number;
+  /** PCIe Root Ports and endpoint functions (src/topology.ts); default: the default topology. */
+  topology?: Topology;
+  /** Platform ns the SMMU waits for an ATC Invalidate Completion (hw/smmu/ats.ts). */
+  atcTimeoutNs?: number;
 }
 
 export class Machine {
@@ -35,6 +41,7 @@ export class Machine {
   readonly ctx: HwContext;
   readonly smmu: SmmuV3;
   readonly testdevs: TestDma[] = [];
+  readonly pcie: PcieHost;
   /** While hung, the machine consumes no writes and runs nothing (fault 'hang'). */
   hung = false;
   private readonly mmio: MmioWindow[] = [];
@@ -49,6 +56,7 @@ export class Machine {
     this.smmu = new SmmuV3(this.ctx, views.smmu, {
       features: cfg.features,
       ...(cfg.ackLatencyNs !== undefined ? { ackLatencyNs: cfg.ackLatencyNs } : {}),
+      ...(cfg.atcTimeoutNs !== undefined ? { atcTimeoutNs: cfg.atcTimeoutNs } : {}),
     });
     const regs = this.smmu.regs;
     this.addMmio({ name: 'smmu', base: PA.SMMU_BASE, size: SMMU_BYTES, write: (off, size, lo, hi) => regs.write(off, size, lo, hi) });
@@ -62,6 +70,9 @@ export class Machine {
       this.testdevs.push(dev);
       this.addMmio({ name: dev.name, base: testdevBase(i), size: TESTDEV_BYTES, write: (off, size, lo, hi) => dev.regs.write(off, size, lo, hi) });
     }
+    this.pcie = new PcieHost(this.ctx, views, cfg.topology ?? defaultTopology(), this.smmu.services);
+    this.addMmio(this.pcie.ecamWindow());
+    this.addMmio(this.pcie.barWindow());
   }
 
   /** Adds a device's MMIO window to the address decode. */
@@ -104,6 +115,13 @@ export class Machine {
         return;
       case 'ack-latency':
         this.smmu.setAckLatency(f.ns);
+        return;
+      case 'pcie-unplug':
+      case 'pcie-atc-inv-ignore':
+      case 'pcie-flr-hang':
+      case 'pcie-flr-time':
+      case 'pcie-aer':
+        this.pcie.inject(f);
         return;
     }
   }

@@ -8,7 +8,21 @@ export type Fault =
   | { kind: 'hang' }
   | { kind: 'resume' }
   /** Platform ns an Update of CR0/IRQ_CTRL/GBPA takes to be acknowledged. */
-  | { kind: 'ack-latency'; ns: number };
+  | { kind: 'ack-latency'; ns: number }
+  | PcieFault;
+
+/** Faults of one PCIe endpoint function (hw/pcie). */
+export type PcieFault =
+  /** Surprise removal: every access to the function returns all-ones, it answers nothing any more. */
+  | { kind: 'pcie-unplug'; bdf: string }
+  /** While on, the function does not answer ATC Invalidate Requests (they time out in the SMMU). */
+  | { kind: 'pcie-atc-inv-ignore'; bdf: string; on: boolean }
+  /** While on, an FLR never completes: the function never becomes ready again (until a hot reset). */
+  | { kind: 'pcie-flr-hang'; bdf: string; on: boolean }
+  /** An FLR (and hot reset) keeps the function busy this many ms of platform time. */
+  | { kind: 'pcie-flr-time'; bdf: string; ms: number }
+  /** The function detects an error and logs it in AER / Device Status (an AER_UNCOR or AER_COR name). */
+  | { kind: 'pcie-aer'; bdf: string; error: string };
 
 export function describeFault(f: Fault): string {
   switch (f.kind) {
@@ -20,6 +34,16 @@ export function describeFault(f: Fault): string {
       return 'hardware answers again';
     case 'ack-latency':
       return `register acknowledgements take ${f.ns} ns`;
+    case 'pcie-unplug':
+      return `${f.bdf} is surprise-removed`;
+    case 'pcie-atc-inv-ignore':
+      return `${f.bdf} ${f.on ? 'stops' : 'resumes'} answering ATC invalidations`;
+    case 'pcie-flr-hang':
+      return `${f.bdf}: FLR ${f.on ? 'never completes' : 'completes again'}`;
+    case 'pcie-flr-time':
+      return `${f.bdf}: FLR takes ${f.ms} ms`;
+    case 'pcie-aer':
+      return `${f.bdf} logs error ${f.error}`;
   }
 }
 
@@ -32,6 +56,14 @@ export function validateFault(f: unknown, where = 'fault'): Fault {
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw new Error(`${where}.${k}: must be a non-negative integer`);
     return v;
   };
+  const bdf = () => {
+    if (typeof o.bdf !== 'string' || !/^[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$/.test(o.bdf)) throw new Error(`${where}.bdf: must be a "BB:DD.F" address`);
+    return o.bdf.toLowerCase();
+  };
+  const flag = (k: string) => {
+    if (typeof o[k] !== 'boolean') throw new Error(`${where}.${k}: must be true or false`);
+    return o[k] as boolean;
+  };
   switch (o.kind) {
     case 'cmdq-fetch-abort':
       return { kind: 'cmdq-fetch-abort', count: count('count') };
@@ -40,6 +72,17 @@ export function validateFault(f: unknown, where = 'fault'): Fault {
       return { kind: o.kind };
     case 'ack-latency':
       return { kind: 'ack-latency', ns: count('ns') };
+    case 'pcie-unplug':
+      return { kind: o.kind, bdf: bdf() };
+    case 'pcie-atc-inv-ignore':
+    case 'pcie-flr-hang':
+      return { kind: o.kind, bdf: bdf(), on: flag('on') };
+    case 'pcie-flr-time':
+      return { kind: 'pcie-flr-time', bdf: bdf(), ms: count('ms') };
+    case 'pcie-aer': {
+      if (typeof o.error !== 'string' || !o.error) throw new Error(`${where}.error: must name an AER error bit`);
+      return { kind: 'pcie-aer', bdf: bdf(), error: o.error };
+    }
     default:
       throw new Error(`${where}.kind: unknown fault '${String(o.kind)}'`);
   }

@@ -118,6 +118,8 @@ export const STAT = {
   /** Driver: CMD_SYNCs completed per CPU. */
   DRV_SYNCS: 1024 + MAX_CPUS * 256,
   DRV_SYNC_TIMEOUTS: 1024 + MAX_CPUS * 256 + MAX_CPUS,
+  /** PCIe functions and ATS (512 slots; offsets in src/pcie/stats.ts). */
+  PCIE: 6144,
   SLOTS: 8192,
 } as const;
 

@@ -12,7 +12,8 @@ import { STAT, VECTOR } from '../../src/layout.ts';
 import { TIMEOUT } from '../../src/time.ts';
 import type { HwContext } from '../context.ts';
 import { RequestAck } from '../request-ack.ts';
-import { CommandQueue, DONE } from './cmdq.ts';
+import { CommandQueue } from './cmdq.ts';
+import { AtcInvalidator } from './ats.ts';
 import { ConfigCache, Tlb, installInvalidationHandlers } from './caches.ts';
 import { CdTables } from './cd.ts';
 import { EventQueue } from './evtq.ts';
@@ -27,6 +28,8 @@ export interface SmmuConfig {
   ackLatencyNs?: number;
   /** The SMMU's interrupt wires are connected (they fire when no MSI is configured). */
   wired?: boolean;
+  /** Platform ns the SMMU waits for an ATC Invalidate Completion (default ats.ts ATC_INV_TIMEOUT_NS). */
+  atcTimeoutNs?: number;
 }
 
 export class SmmuV3 {
@@ -40,6 +43,8 @@ export class SmmuV3 {
   readonly services: Translator;
   /** Endpoints that receive ATC invalidations, by StreamID (attachAtsEndpoint/detachAtsEndpoint). */
   readonly atsEndpoints = new Map<number, AtsEndpoint>();
+  /** ATC invalidation: CMD_ATC_INV delivery, queue-depth back-pressure, completion for CMD_SYNC (ats.ts). */
+  readonly ats: AtcInvalidator;
   readonly features: SmmuFeatures;
   private ackLatencyNs: number;
   private readonly wired: boolean;
@@ -58,9 +63,8 @@ export class SmmuV3 {
     this.regs.reset();
 
     this.cmdq = new CommandQueue(ctx, this.regs, cfg.features, (bit) => this.raiseGerror(bit));
-    // ATC_INV is illegal without ATS (the compiled legality says so) and ignored while SMMUEN=0 (4.5.1);
-    // the invalidation itself is delivered by the ATS block when endpoints exist.
-    this.cmdq.setHandler('ATC_INV', () => DONE);
+    // ATC_INV is illegal without ATS (the compiled legality says so); the ATS block delivers it.
+    this.ats = new AtcInvalidator(ctx, this.cmdq, () => this.enabled('SMMUEN'), this.atsEndpoints, cfg.atcTimeoutNs);
 
     // Translation: stream table and CD tables through the configuration cache, walks through the IOTLB
     // and walk cache, faults into the event queue; CFGI_*/TLBI_* commands invalidate the caches.
