@@ -1,0 +1,84 @@
+// The PCI core of one kernel: the enumerated hierarchy, the firmware's RID -> StreamID map, MSI vector
+// allocation, the registered device drivers, and the hooks the IOMMU layer gives it.
+
+import { IRQ_VECTORS, VECTOR } from '../../src/layout.ts';
+import type { Platform } from '../../src/platform.ts';
+import { formatBdf, parseBdf, ridOf } from '../../src/topology.ts';
+import { pciBindDrivers, type PciDriver } from './driver.ts';
+import { EcamAccess, E, PciBus, PciDev } from './pci.ts';
+import { pciAssignResources, pciScanRootBus } from './probe.ts';
+
+/** What the PCI core needs from the IOMMU layer for a device behind it. */
+export interface IommuPciOps {
+  /** Called once per device after enumeration (Linux iommu_probe_device + default domain attach). */
+  probeDevice(dev: PciDev): void;
+  /** Attaches the RID to the blocking domain, keeping the current domain for later; 0 or -errno. */
+  block(dev: PciDev): number;
+  /** Re-attaches the domain kept by block(); 0 or -errno. */
+  unblock(dev: PciDev): number;
+}
+
+/** First MSI vector the PCI core hands out (the SMMU driver uses the ones below). */
+const PCI_MSI_FIRST = VECTOR.MSI_BASE + 32;
+
+export interface PciCoreOptions {
+  /** RID -> StreamID (IORT / DT iommu-map); functions not listed have no StreamID. */
+  iommuMap: readonly { rid: number; sid: number }[];
+}
+
+export class PciCore {
+  readonly cfg: EcamAccess;
+  readonly devices: PciDev[] = [];
+  root: PciBus | null = null;
+  readonly drivers: PciDriver[] = [];
+  iommu: IommuPciOps | null = null;
+  private readonly sids: Map<number, number>;
+  private nextVector = PCI_MSI_FIRST;
+  /** Fault injection (like Linux's fault-injection framework): the next n blocking attaches fail with -ENOMEM. */
+  failBlockingAttach = 0;
+
+  constructor(
+    readonly p: Platform,
+    opts: PciCoreOptions,
+  ) {
+    this.cfg = new EcamAccess(p);
+    this.sids = new Map(opts.iommuMap.map((e) => [e.rid, e.sid]));
+  }
+
+  bdfOf(rid: number): string {
+    return formatBdf(rid);
+  }
+
+  sidOf(rid: number): number {
+    return this.sids.get(rid) ?? -1;
+  }
+
+  /** Enumerates, assigns BARs, lets the IOMMU layer probe each device, then binds drivers. */
+  scan(): void {
+    if (this.root) throw new Error('PCI: already scanned');
+    this.root = pciScanRootBus(this);
+    pciAssignResources(this);
+    if (this.iommu) for (const d of this.devices) if (d.sid >= 0) this.iommu.probeDevice(d);
+    pciBindDrivers(this);
+  }
+
+  /** The device at "BB:DD.F"; throws naming the address and what exists. */
+  dev(bdf: string): PciDev {
+    const b = parseBdf(bdf);
+    const d = b ? this.devices.find((x) => x.rid === ridOf(b)) : undefined;
+    if (!d) throw new Error(`no PCI device ${bdf} (found: ${this.devices.map((x) => x.bdf).join(', ') || 'none'})`);
+    return d;
+  }
+
+  /** A free MSI vector, or -ENOSPC-like -EBUSY when none is left. */
+  allocVector(): number {
+    if (this.nextVector >= IRQ_VECTORS) return -E.EBUSY;
+    return this.nextVector++;
+  }
+
+  registerDriver(drv: PciDriver): void {
+    if (this.drivers.some((d) => d.name === drv.name)) throw new Error(`PCI driver ${drv.name} registered twice`);
+    this.drivers.push(drv);
+    if (this.root) pciBindDrivers(this);
+  }
+}

@@ -1,0 +1,67 @@
+// pci_dev_reset_iommu_prepare() / pci_dev_reset_iommu_done() (Linux drivers/iommu/iommu.c, v7.0 with
+// the nesting fix 0d5fd7a9323c, and done() taking the reset's outcome as proposed in review of the
+// "do not call done() unless reset succeeds" series).
+//
+// PCIe lets a function ignore ATC Invalidate Requests while it resets (r6.0 10.3.1 implementation
+// note), so before a reset the device is moved to the blocking domain: ATS disabled at the function,
+// the STE rewritten without EATS (translated requests and Translation Requests are refused), the ATC
+// invalidated. Its own domain is kept and re-attached afterwards.
+//
+// - prepare is re-entrant through a depth counter: only the outermost call blocks; nested calls (a
+//   device-specific reset calling pcie_flr(), a CXL bus reset wrapping the bus reset) only count. A
+//   prepare that fails rolls its count back.
+// - done(dev, ok) is called with the outcome of the reset it brackets. Only the outermost done with
+//   ok=true unblocks. A failed outermost reset leaves the device blocked with a warning (its ATC may
+//   hold stale translations); a later successful reset's outermost done unblocks it.
+// - Devices without ATS, or not behind the IOMMU, are left alone.
+
+import type { PciCore } from './core.ts';
+import { pciAtsSupported } from './ats.ts';
+import { E, errName, type PciDev } from './pci.ts';
+
+/** pci_dev_reset_iommu_prepare; 0 or -errno. */
+export function pciDevResetIommuPrepare(core: PciCore, dev: PciDev): number {
+  const st = dev.iommu;
+  if (!pciAtsSupported(dev) || !st || !core.iommu) return 0;
+  if (st.depth++ > 0) return 0;
+  if (st.blocked) {
+    // Still blocked after an earlier failed reset: nothing to do but count.
+    return 0;
+  }
+  let ret: number;
+  if (core.failBlockingAttach > 0) {
+    core.failBlockingAttach--;
+    ret = -E.ENOMEM;
+  } else {
+    ret = core.iommu.block(dev);
+  }
+  if (ret !== 0) {
+    st.depth--;
+    return ret;
+  }
+  st.blocked = true;
+  return 0;
+}
+
+/** pci_dev_reset_iommu_done(dev, ok). */
+export function pciDevResetIommuDone(core: PciCore, dev: PciDev, ok: boolean): void {
+  const st = dev.iommu;
+  if (!pciAtsSupported(dev) || !st || !core.iommu) return;
+  if (st.depth === 0) {
+    // Unbalanced done() would underflow the counter.
+    dev.log('warn', 'WARNING: pci_dev_reset_iommu_done() without a matching prepare');
+    return;
+  }
+  if (--st.depth > 0) return;
+  if (!st.blocked) return;
+  if (!ok) {
+    dev.log('warn', 'Reset failed. Blocking ATS to protect memory');
+    return;
+  }
+  const ret = core.iommu.unblock(dev);
+  if (ret !== 0) {
+    dev.log('warn', `WARNING: re-attaching the domain after reset failed (${errName(ret)}); device stays blocked`);
+    return;
+  }
+  st.blocked = false;
+}

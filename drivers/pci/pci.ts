@@ -1,0 +1,282 @@
+// The PCI core's view of the hierarchy (Linux struct pci_bus / struct pci_dev) and configuration
+// access through ECAM (drivers/pci/access.c, pci_generic_config_read/write over ECAM): config space of
+// BDF bb:dd.f is the 4 KiB at ECAM base + (bus << 20 | devfn << 12). Reads of a function that is absent
+// or not answering return all-ones; PCI_POSSIBLE_ERROR tests for that.
+
+import { ECAM_BYTES, PA } from '../../src/layout.ts';
+import type { IoMem, LogLevel, Platform } from '../../src/platform.ts';
+import { CAP_HDR, EXT_CAP_START, EXT_HDR, HDR, STATUS } from '../../src/pcie/regs.ts';
+import { formatBdf } from '../../src/topology.ts';
+import type { PciDriver } from './driver.ts';
+
+/** errno values the PCI core returns (negated, as Linux does). */
+export const E = { EIO: 5, ENOMEM: 12, EBUSY: 16, ENODEV: 19, EINVAL: 22, ENOTTY: 25, ETIMEDOUT: 110 } as const;
+export const ERRNO_NAMES: Record<number, string> = Object.fromEntries(Object.entries(E).map(([k, v]) => [-v, k]));
+
+/** "-ENOTTY" for -25, "0" for success. */
+export function errName(rc: number): string {
+  return rc === 0 ? '0' : (ERRNO_NAMES[rc] ? `-${ERRNO_NAMES[rc]}` : String(rc));
+}
+
+/** Linux PCI_FIND_CAP_TTL: at most this many legacy capabilities are walked (loop protection). */
+export const PCI_FIND_CAP_TTL = 48;
+/** Extended capabilities fit at most (4096 - 256) / 8 times in the extended space. */
+export const PCI_FIND_EXT_CAP_TTL = (4096 - 256) / 8;
+
+/** PCI_POSSIBLE_ERROR: a read that returned all-ones may mean the function did not answer. */
+export function possibleError(v: number, bytes: 1 | 2 | 4): boolean {
+  return v === (bytes === 4 ? 0xffffffff : bytes === 2 ? 0xffff : 0xff);
+}
+
+/** Config space of the whole ECAM segment. */
+export class EcamAccess {
+  readonly io: IoMem;
+  constructor(p: Platform) {
+    this.io = p.ioremap(PA.ECAM_BASE, ECAM_BYTES);
+  }
+  read8(rid: number, off: number): number {
+    return this.io.read8(rid * 4096 + off);
+  }
+  read16(rid: number, off: number): number {
+    return this.io.read16(rid * 4096 + off);
+  }
+  read32(rid: number, off: number): number {
+    return this.io.read32(rid * 4096 + off);
+  }
+  write8(rid: number, off: number, v: number): void {
+    this.io.write8(rid * 4096 + off, v);
+  }
+  write16(rid: number, off: number, v: number): void {
+    this.io.write16(rid * 4096 + off, v);
+  }
+  write32(rid: number, off: number, v: number): void {
+    this.io.write32(rid * 4096 + off, v);
+  }
+}
+
+export class PciBus {
+  readonly devices: PciDev[] = [];
+  readonly children: PciBus[] = [];
+  constructor(
+    readonly number: number,
+    /** The bridge leading to this bus (null for the root bus). */
+    readonly self: PciDev | null,
+    readonly parent: PciBus | null,
+  ) {}
+}
+
+/** A BAR as the core sized and placed it. */
+export interface PciResource {
+  index: number;
+  /** Bus address (0 until assigned). */
+  start: number;
+  size: number;
+  flags: 'mem32' | 'mem64';
+}
+
+/** Per-device state of the IOMMU core around resets (gdev->reset_depth and friends). */
+export interface IommuResetState {
+  /** Nesting depth of pci_dev_reset_iommu_prepare() calls. */
+  depth: number;
+  /** The device is attached to the blocking domain (its own domain retained for later). */
+  blocked: boolean;
+}
+
+export class PciDev {
+  readonly rid: number;
+  readonly bdf: string;
+  vendor = 0;
+  device = 0;
+  revision = 0;
+  classCode = 0;
+  hdrType = 0;
+  multifunction = false;
+  /** Offset of the PCI Express capability, 0 if none. */
+  pcieCap = 0;
+  pcieFlags = 0;
+  /** Device Capabilities, cached at enumeration (Linux dev->devcap). */
+  devcap = 0;
+  pmCap = 0;
+  msiCap = 0;
+  atsCap = 0;
+  priCap = 0;
+  pasidCap = 0;
+  acsCap = 0;
+  aerCap = 0;
+  /** 256 or 4096 (Linux cfg_size). */
+  cfgSize = 256;
+  immReady = false;
+  /** Linux d3hot_delay / d3cold_delay, ms. */
+  d3hotDelayMs = 10;
+  d3coldDelayMs = 100;
+  currentState = 0;
+  readonly resources: PciResource[] = [];
+  subordinate: PciBus | null = null;
+  /** Indices into the reset method table (Linux dev->reset_methods). */
+  resetMethods: string[] = [];
+  /** Root Port with Configuration RRS Software Visibility enabled (Linux config_rrs_sv). */
+  configRrsSv = false;
+  // ATS / PRI / PASID software state (drivers/pci/ats.c).
+  atsEnabled = false;
+  atsStu = 0;
+  priEnabled = false;
+  priReqsAlloc = 0;
+  pasidEnabled = false;
+  pasidFeatures = 0;
+  untrusted = false;
+  /** Saved config header and PCIe control words (pci_save_state). */
+  savedConfig: number[] | null = null;
+  savedExp: number[] | null = null;
+  /** MSI vector allocated to the device, or -1. */
+  irq = -1;
+  /** StreamID from the firmware's iommu-map, or -1 when no IOMMU translates it. */
+  sid = -1;
+  /** IOMMU core state for resets, when the device sits behind the IOMMU. */
+  iommu: IommuResetState | null = null;
+  driver: PciDriver | null = null;
+  driverData: unknown = null;
+  /** The hardware is known to be gone (pci_dev_is_disconnected). */
+  disconnected = false;
+
+  constructor(
+    readonly bus: PciBus,
+    readonly devfn: number,
+    readonly cfg: EcamAccess,
+    private readonly p: Platform,
+  ) {
+    this.rid = (bus.number << 8) | devfn;
+    this.bdf = formatBdf(this.rid);
+  }
+
+  /** "0000:01:00.0", as Linux names it. */
+  get name(): string {
+    return `0000:${this.bdf}`;
+  }
+
+  get platform(): Platform {
+    return this.p;
+  }
+
+  /** The bridge above this device (pci_upstream_bridge), or null on the root bus. */
+  get upstream(): PciDev | null {
+    return this.bus.self;
+  }
+
+  get isBridge(): boolean {
+    return (this.hdrType & 0x7f) === 1;
+  }
+
+  /** PCI Express Device/Port Type from the capability's flags. */
+  get pcieType(): number {
+    return (this.pcieFlags >> 4) & 0xf;
+  }
+
+  read8(off: number): number {
+    return this.cfg.read8(this.rid, off);
+  }
+  read16(off: number): number {
+    return this.cfg.read16(this.rid, off);
+  }
+  read32(off: number): number {
+    return this.cfg.read32(this.rid, off);
+  }
+  write8(off: number, v: number): void {
+    this.cfg.write8(this.rid, off, v);
+  }
+  write16(off: number, v: number): void {
+    this.cfg.write16(this.rid, off, v);
+  }
+  write32(off: number, v: number): void {
+    this.cfg.write32(this.rid, off, v);
+  }
+
+  /** Read-modify-write of a 16-bit register: pcie_capability_set_word / clear_word and friends. */
+  update16(off: number, clear: number, set: number): void {
+    this.write16(off, (this.read16(off) & ~clear) | set);
+  }
+
+  /** A PCI Express capability register (offset relative to the capability), 16 bits. */
+  expRead16(reg: number): number {
+    return this.read16(this.pcieCap + reg);
+  }
+  expWrite16(reg: number, v: number): void {
+    this.write16(this.pcieCap + reg, v);
+  }
+
+  /** Kernel log line in Linux's "pci 0000:bb:dd.f: ..." style. */
+  log(level: LogLevel, msg: string): void {
+    this.p.log(level, `pci ${this.name}: ${msg}`);
+  }
+
+  /** A log line from the bound driver: "<driver> 0000:bb:dd.f: ...". */
+  dlog(level: LogLevel, msg: string): void {
+    this.p.log(level, `${this.driver?.name ?? 'pci'} ${this.name}: ${msg}`);
+  }
+
+  /** pci_find_capability: walks the legacy list from the Capabilities Pointer, at most 48 entries. */
+  findCapability(id: number): number {
+    if (!(this.read16(HDR.STATUS) & STATUS.CAP_LIST.bits)) return 0;
+    let pos = this.read8(HDR.CAP_PTR);
+    for (let ttl = PCI_FIND_CAP_TTL; ttl > 0; ttl--) {
+      if (pos < 0x40) return 0;
+      pos &= ~3;
+      const ent = this.read16(pos);
+      const cid = CAP_HDR.ID.get(ent);
+      if (cid === 0xff) return 0;
+      if (cid === id) return pos;
+      pos = CAP_HDR.NEXT.get(ent);
+    }
+    return 0;
+  }
+
+  /** pci_find_ext_capability: walks the extended list from 0x100, at most 480 entries. */
+  findExtCapability(id: number): number {
+    if (this.cfgSize <= 256) return 0;
+    let pos = EXT_CAP_START;
+    let hdr = this.read32(pos);
+    // A header of 0 (or a read that failed) means there are no extended capabilities.
+    if (hdr === 0 || possibleError(hdr, 4)) return 0;
+    for (let ttl = PCI_FIND_EXT_CAP_TTL; ttl > 0; ttl--) {
+      if (EXT_HDR.ID.get(hdr) === id) return pos;
+      pos = EXT_HDR.NEXT.get(hdr) & 0xffc;
+      if (pos < EXT_CAP_START) return 0;
+      hdr = this.read32(pos);
+      if (possibleError(hdr, 4)) return 0;
+    }
+    return 0;
+  }
+
+  /**
+   * Every capability in chain order, legacy then extended, with the same loop protection as the
+   * finders; `looped` is set when a walk ran out of its TTL (a chain that points back into itself).
+   */
+  listCapabilities(): { caps: { id: number; offset: number; ext: boolean }[]; looped: boolean } {
+    const caps: { id: number; offset: number; ext: boolean }[] = [];
+    let looped = false;
+    if (this.read16(HDR.STATUS) & STATUS.CAP_LIST.bits) {
+      let pos = this.read8(HDR.CAP_PTR);
+      let ttl = PCI_FIND_CAP_TTL;
+      for (; ttl > 0 && pos >= 0x40; ttl--) {
+        pos &= ~3;
+        const ent = this.read16(pos);
+        if (CAP_HDR.ID.get(ent) === 0xff) break;
+        caps.push({ id: CAP_HDR.ID.get(ent), offset: pos, ext: false });
+        pos = CAP_HDR.NEXT.get(ent);
+      }
+      if (ttl === 0) looped = true;
+    }
+    if (this.cfgSize > 256) {
+      let pos = EXT_CAP_START;
+      let ttl = PCI_FIND_EXT_CAP_TTL;
+      for (; ttl > 0; ttl--) {
+        const hdr = this.read32(pos);
+        if (hdr === 0 || possibleError(hdr, 4)) break;
+        caps.push({ id: EXT_HDR.ID.get(hdr), offset: pos, ext: true });
+        pos = EXT_HDR.NEXT.get(hdr) & 0xffc;
+        if (pos < EXT_CAP_START) break;
+      }
+      if (ttl === 0) looped = true;
+    }
+    return { caps, looped };
+  }
+}

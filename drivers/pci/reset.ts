@@ -1,0 +1,377 @@
+// Function reset as Linux does it (drivers/pci/pci.c, v6.18 with the v7.0 IOMMU hooks):
+// pci_reset_function() saves and quiesces the device, walks the device's reset methods in order
+// (device-specific, FLR, PM, bus, CXL bus) until one works — -ENOTTY means "try the next", any other
+// error stops — and restores the saved state whatever happened. Each method brackets its reset with
+// pci_dev_reset_iommu_prepare()/done() (iommu-reset.ts).
+//
+// Linux's "acpi" (_RST) and "af_flr" (conventional PCI Advanced Features) methods are not modelled:
+// there is no ACPI, and the functions here are PCI Express.
+
+import { TIMEOUT, NS_PER_MS } from '../../src/time.ts';
+import {
+  AER, BRIDGE_CONTROL, COMMAND, CXL_DVSEC_PORT, CXL_PORT_CTL, DEVCAP, DEVCTL, DEVSTA, DVSEC, DVSEC_HDR1, DVSEC_HDR2, EXP, EXP_TYPE,
+  EXT_CAP_ID, EXT_CAP_START, EXT_HDR, HDR, LNKCAP, LNKSTA, PCI_VENDOR_ID_CXL, PMCSR, PM, POWER_STATE, VENDOR_RRS,
+} from '../../src/pcie/regs.ts';
+import type { PciCore } from './core.ts';
+import { pciRestoreAtsState, pciRestorePasidState, pciRestorePriState } from './ats.ts';
+import { pciDevResetIommuDone, pciDevResetIommuPrepare } from './iommu-reset.ts';
+import { pciRestoreMsiState } from './msi.ts';
+import { E, errName, possibleError, type PciDev } from './pci.ts';
+import { pciDevSpecificReset } from './quirks.ts';
+
+const RESET_READY_POLL_MS = TIMEOUT.RESET_READY_POLL / NS_PER_MS;
+/** Linux PCI_RESET_WAIT (ms): after a conventional reset a function must be ready within 1 s (r6.0 6.6.1). */
+const PCI_RESET_WAIT_MS = 1000;
+const msleep = (dev: PciDev, ms: number) => dev.platform.sleep(ms * NS_PER_MS);
+
+export type ResetMethod = 'device_specific' | 'flr' | 'pm' | 'bus' | 'cxl_bus';
+type MethodFn = (core: PciCore, dev: PciDev, probe: boolean) => number;
+
+/** pci_reset_fn_methods[], in Linux's order. */
+const METHODS: readonly { name: ResetMethod; fn: MethodFn }[] = [
+  { name: 'device_specific', fn: (c, d, p) => pciDevSpecificReset(c, d, p) },
+  { name: 'flr', fn: (c, d, p) => pcieResetFlr(c, d, p) },
+  { name: 'pm', fn: (c, d, p) => pciPmReset(c, d, p) },
+  { name: 'bus', fn: (c, d, p) => pciResetBusFunction(c, d, p) },
+  { name: 'cxl_bus', fn: (c, d, p) => cxlResetBusFunction(c, d, p) },
+];
+export const RESET_METHODS: readonly ResetMethod[] = METHODS.map((m) => m.name);
+
+/**
+ * pci_init_reset_methods: probe each method at enumeration; the ones that answer 0 are kept, -ENOTTY
+ * skips one, any other error ends the list. (At enumeration the device is not yet behind the IOMMU,
+ * so the IOMMU hooks of a probe do nothing.)
+ */
+export function pciInitResetMethods(core: PciCore, dev: PciDev): void {
+  dev.resetMethods = [];
+  for (const m of METHODS) {
+    const rc = m.fn(core, dev, true);
+    if (rc === 0) dev.resetMethods.push(m.name);
+    else if (rc !== -E.ENOTTY) break;
+  }
+}
+
+// ---- waiting for a function to come back ----
+
+/** The Root Port above a device (pcie_find_root_port). */
+function rootPortOf(dev: PciDev): PciDev | null {
+  for (let b = dev.upstream; b; b = b.upstream) if (b.pcieCap && b.pcieType === EXP_TYPE.ROOT_PORT) return b;
+  return null;
+}
+
+/**
+ * pci_dev_wait: poll until the function answers config reads. With RRS Software Visibility at the Root
+ * Port, the Vendor ID is polled until it is not the RRS value; otherwise the Command dword until it is
+ * not all-ones. Delays double from 1 ms; past the timeout it gives up with -ENOTTY.
+ */
+export function pciDevWait(dev: PciDev, resetType: string, timeoutMs: number): number {
+  let delay = 1;
+  const root = rootPortOf(dev);
+  for (;;) {
+    if (dev.disconnected) {
+      dev.log('debug', 'disconnected; not waiting');
+      return -E.ENOTTY;
+    }
+    if (root?.configRrsSv) {
+      if ((dev.read32(HDR.VENDOR_ID) & 0xffff) !== VENDOR_RRS) break;
+    } else if (!possibleError(dev.read32(HDR.COMMAND), 4)) {
+      break;
+    }
+    if (delay > timeoutMs) {
+      dev.log('warn', `not ready ${delay - 1}ms after ${resetType}; giving up`);
+      return -E.ENOTTY;
+    }
+    if (delay > PCI_RESET_WAIT_MS) dev.log('info', `not ready ${delay - 1}ms after ${resetType}; waiting`);
+    msleep(dev, delay);
+    delay *= 2;
+  }
+  if (delay > PCI_RESET_WAIT_MS) dev.log('info', `ready ${delay - 1}ms after ${resetType}`);
+  return 0;
+}
+
+/** pci_wait_for_pending: up to 4 reads, sleeping 100, 200, 400 ms between them; true when clear. */
+function pciWaitForPending(dev: PciDev, pos: number, mask: number): boolean {
+  for (let i = 0; i < 4; i++) {
+    if (i) msleep(dev, (1 << (i - 1)) * 100);
+    if (!(dev.read16(pos) & mask)) return true;
+  }
+  return false;
+}
+
+/** pci_wait_for_pending_transaction: Device Status Transactions Pending. */
+function pciWaitForPendingTransaction(dev: PciDev): boolean {
+  if (!dev.pcieCap) return true;
+  return pciWaitForPending(dev, dev.pcieCap + EXP.DEVSTA, DEVSTA.TRPND.bits);
+}
+
+// ---- FLR ----
+
+/**
+ * pcie_flr: wait for pending transactions (then FLR anyway), block the IOMMU, Initiate FLR, wait
+ * 100 ms (a function must complete FLR within 100 ms, r6.0 6.6.2), then poll for readiness.
+ */
+export function pcieFlr(core: PciCore, dev: PciDev): number {
+  if (!pciWaitForPendingTransaction(dev)) dev.log('err', 'timed out waiting for pending transaction; performing function level reset anyway');
+  let ret = pciDevResetIommuPrepare(core, dev);
+  if (ret) {
+    dev.log('err', `failed to stop IOMMU for a PCI reset: ${errName(ret)}`);
+    return ret;
+  }
+  dev.update16(dev.pcieCap + EXP.DEVCTL, 0, DEVCTL.BCR_FLR.bits);
+  if (!dev.immReady) {
+    msleep(dev, TIMEOUT.FLR / NS_PER_MS);
+    ret = pciDevWait(dev, 'FLR', RESET_READY_POLL_MS);
+  }
+  pciDevResetIommuDone(core, dev, ret === 0);
+  return ret;
+}
+
+/** pcie_reset_flr: only for functions whose Device Capabilities (cached at enumeration) say FLR. */
+export function pcieResetFlr(core: PciCore, dev: PciDev, probe: boolean): number {
+  if (!(dev.devcap & DEVCAP.FLR.bits)) return -E.ENOTTY;
+  if (probe) return 0;
+  return pcieFlr(core, dev);
+}
+
+// ---- PM reset ----
+
+function pmProbe(dev: PciDev): number {
+  if (!dev.pmCap) return -E.ENOTTY;
+  // No_Soft_Reset: D3hot -> D0 keeps the function's state, so it is no reset (-ENOTTY).
+  const csr = dev.read16(dev.pmCap + PM.PMCSR);
+  return csr & PMCSR.NO_SOFT_RESET.bits ? -E.ENOTTY : 0;
+}
+
+/** pci_pm_reset: D0 -> D3hot -> D0, sleeping d3hot_delay after each, then poll for readiness. */
+export function pciPmReset(core: PciCore, dev: PciDev, probe: boolean): number {
+  const rc = pmProbe(dev);
+  if (rc || probe) return rc;
+  if (dev.currentState !== POWER_STATE.D0) return -E.EINVAL;
+  let ret = pciDevResetIommuPrepare(core, dev);
+  if (ret) {
+    dev.log('err', `failed to stop IOMMU for a PCI reset: ${errName(ret)}`);
+    return ret;
+  }
+  const pos = dev.pmCap + PM.PMCSR;
+  let csr = dev.read16(pos) & ~PMCSR.STATE.bits;
+  dev.write16(pos, csr | POWER_STATE.D3HOT);
+  msleep(dev, dev.d3hotDelayMs);
+  csr &= ~PMCSR.STATE.bits;
+  dev.write16(pos, csr | POWER_STATE.D0);
+  msleep(dev, dev.d3hotDelayMs);
+  ret = pciDevWait(dev, 'PM D3hot->D0', RESET_READY_POLL_MS);
+  pciDevResetIommuDone(core, dev, ret === 0);
+  return ret;
+}
+
+// ---- bus reset ----
+
+/** pci_reset_secondary_bus: pulse Secondary Bus Reset for 2 ms (PCI 3.0 Trst is 1 ms; Linux doubles it). */
+function pciResetSecondaryBus(bridge: PciDev): void {
+  const ctrl = bridge.read16(HDR.BRIDGE_CONTROL);
+  bridge.write16(HDR.BRIDGE_CONTROL, ctrl | BRIDGE_CONTROL.BUS_RESET.bits);
+  msleep(bridge, 2);
+  bridge.write16(HDR.BRIDGE_CONTROL, ctrl & ~BRIDGE_CONTROL.BUS_RESET.bits);
+}
+
+/**
+ * pci_bridge_wait_for_secondary_bus: after a reset below a Downstream Port at <= 5 GT/s, wait 100 ms
+ * (the children's d3cold delay), then for the first child: 1 s in all, up to 60 s if the link is up.
+ */
+export function pciBridgeWaitForSecondaryBus(bridge: PciDev, resetType: string): number {
+  const bus = bridge.subordinate;
+  if (bridge.disconnected || !bus || bus.devices.length === 0) return 0;
+  const delay = Math.max(...bus.devices.map((d) => d.d3coldDelayMs));
+  if (delay === 0) return 0;
+  const child = bus.devices[0]!;
+  if (!bridge.pcieCap) {
+    msleep(bridge, 1000 + delay);
+    return 0;
+  }
+  if (bridge.pcieType !== EXP_TYPE.ROOT_PORT) return 0;
+  const lnkcap = bridge.read32(bridge.pcieCap + EXP.LNKCAP);
+  if (LNKCAP.SLS.get(lnkcap) <= 2) {
+    msleep(bridge, delay);
+    if (pciDevWait(child, resetType, PCI_RESET_WAIT_MS - delay) === 0) return 0;
+    if (!LNKCAP.DLLLARC.get(lnkcap)) return -E.ENOTTY;
+    if (!(bridge.read16(bridge.pcieCap + EXP.LNKSTA) & LNKSTA.DLLLA.bits)) {
+      child.log('info', `waiting for link to train`);
+      return -E.ENOTTY;
+    }
+    return pciDevWait(child, resetType, RESET_READY_POLL_MS - PCI_RESET_WAIT_MS);
+  }
+  // Faster links wait for Data Link Layer Link Active first; the ports modelled here run at 5 GT/s.
+  return pciDevWait(child, resetType, RESET_READY_POLL_MS - delay);
+}
+
+/** pci_bridge_secondary_bus_reset: the SBR pulse, then wait for the secondary bus. */
+export function pciBridgeSecondaryBusReset(bridge: PciDev): number {
+  pciResetSecondaryBus(bridge);
+  return pciBridgeWaitForSecondaryBus(bridge, 'bus reset');
+}
+
+/** pci_parent_bus_reset: only for a function alone on a non-root bus, and not a bridge. */
+function pciParentBusReset(dev: PciDev, probe: boolean): number {
+  const bridge = dev.upstream;
+  if (!bridge || dev.subordinate) return -E.ENOTTY;
+  if (dev.bus.devices.some((d) => d !== dev)) return -E.ENOTTY;
+  if (probe) return 0;
+  return pciBridgeSecondaryBusReset(bridge);
+}
+
+/** The CXL Extensions DVSEC for Ports of a bridge (pci_find_dvsec_capability), or 0. */
+function cxlPortDvsec(bridge: PciDev | null): number {
+  if (!bridge || bridge.cfgSize <= 256) return 0;
+  let pos = EXT_CAP_START;
+  for (let ttl = (4096 - 256) / 8; ttl > 0; ttl--) {
+    const hdr = bridge.read32(pos);
+    if (hdr === 0 || possibleError(hdr, 4)) return 0;
+    if (EXT_HDR.ID.get(hdr) === EXT_CAP_ID.DVSEC) {
+      const h1 = bridge.read32(pos + DVSEC.HDR1);
+      const h2 = bridge.read16(pos + DVSEC.HDR2);
+      if (DVSEC_HDR1.VENDOR.get(h1) === PCI_VENDOR_ID_CXL && DVSEC_HDR2.ID.get(h2) === CXL_DVSEC_PORT) return pos;
+    }
+    pos = EXT_HDR.NEXT.get(hdr) & 0xffc;
+    if (pos < EXT_CAP_START) return 0;
+  }
+  return 0;
+}
+
+/** cxl_sbr_masked: the port is CXL and its Unmask SBR is 0, so SBR would do nothing. */
+function cxlSbrMasked(dev: PciDev): boolean {
+  const bridge = dev.upstream;
+  const dvsec = cxlPortDvsec(bridge);
+  return dvsec !== 0 && !(bridge!.read16(dvsec + DVSEC.PORT_CTL) & CXL_PORT_CTL.UNMASK_SBR.bits);
+}
+
+/**
+ * pci_reset_bus_function: a masked CXL SBR probes as supported but cannot be done; otherwise (no
+ * hotplug slots here) the parent bus reset, bracketed by the IOMMU hooks (also in probe mode, as in
+ * the v7.0 code).
+ */
+export function pciResetBusFunction(core: PciCore, dev: PciDev, probe: boolean): number {
+  if (cxlSbrMasked(dev)) return probe ? 0 : -E.ENOTTY;
+  const ret = pciDevResetIommuPrepare(core, dev);
+  if (ret) {
+    dev.log('err', `failed to stop IOMMU for a PCI reset: ${errName(ret)}`);
+    return ret;
+  }
+  const rc = pciParentBusReset(dev, probe);
+  pciDevResetIommuDone(core, dev, rc === 0);
+  return rc;
+}
+
+/**
+ * cxl_reset_bus_function: below a CXL port, temporarily set Unmask SBR and do the bus reset; it
+ * brackets with the IOMMU hooks itself, so they nest with pci_reset_bus_function's.
+ */
+export function cxlResetBusFunction(core: PciCore, dev: PciDev, probe: boolean): number {
+  const bridge = dev.upstream;
+  const dvsec = cxlPortDvsec(bridge);
+  if (!dvsec) return -E.ENOTTY;
+  if (probe) return 0;
+  const ctl = bridge!.read16(dvsec + DVSEC.PORT_CTL);
+  if (possibleError(ctl, 2)) return -E.ENOTTY;
+  const ret = pciDevResetIommuPrepare(core, dev);
+  if (ret) {
+    dev.log('err', `failed to stop IOMMU for a PCI reset: ${errName(ret)}`);
+    return ret;
+  }
+  const unmask = !(ctl & CXL_PORT_CTL.UNMASK_SBR.bits);
+  if (unmask) bridge!.write16(dvsec + DVSEC.PORT_CTL, ctl | CXL_PORT_CTL.UNMASK_SBR.bits);
+  const rc = pciResetBusFunction(core, dev, probe);
+  if (unmask) bridge!.write16(dvsec + DVSEC.PORT_CTL, ctl);
+  pciDevResetIommuDone(core, dev, rc === 0);
+  return rc;
+}
+
+// ---- save / restore and pci_reset_function ----
+
+/** pci_save_state: the config header and the PCIe control registers. */
+export function pciSaveState(dev: PciDev): void {
+  dev.savedConfig = Array.from({ length: 16 }, (_, i) => dev.read32(i * 4));
+  if (dev.pcieCap) {
+    dev.savedExp = [EXP.DEVCTL, EXP.LNKCTL, EXP.SLTCTL, EXP.RTCTL, EXP.DEVCTL2, EXP.LNKCTL2, EXP.SLTCTL2].map((r) => dev.expRead16(r));
+  }
+}
+
+/**
+ * pci_restore_state, in Linux's order: PCIe controls, PASID, PRI, ATS, AER (status cleared first), the
+ * header (dwords 15..0, each only if it differs; Command last), MSI.
+ */
+export function pciRestoreState(dev: PciDev): void {
+  if (!dev.savedConfig) return;
+  if (dev.pcieCap && dev.savedExp) {
+    [EXP.DEVCTL, EXP.LNKCTL, EXP.SLTCTL, EXP.RTCTL, EXP.DEVCTL2, EXP.LNKCTL2, EXP.SLTCTL2].forEach((r, i) => dev.expWrite16(r, dev.savedExp![i]!));
+  }
+  pciRestorePasidState(dev);
+  pciRestorePriState(dev);
+  pciRestoreAtsState(dev);
+  if (dev.aerCap) {
+    // pci_aer_clear_status: the RW1CS status bits are cleared by writing back what they hold.
+    for (const r of [AER.UNCOR_STATUS, AER.COR_STATUS]) dev.write32(dev.aerCap + r, dev.read32(dev.aerCap + r));
+  }
+  // Highest dword first, so Command (dword 1) is written after the BARs.
+  for (let i = 15; i >= 0; i--) {
+    const want = dev.savedConfig[i]!;
+    if (dev.read32(i * 4) !== want) dev.write32(i * 4, want);
+  }
+  pciRestoreMsiState(dev);
+}
+
+/** pci_dev_save_and_disable: the driver quiesces, state is saved, then Command = INTx Disable only. */
+function pciDevSaveAndDisable(dev: PciDev): void {
+  const eh = dev.driver?.errHandler;
+  if (eh?.resetPrepare) eh.resetPrepare(dev);
+  else if (dev.driver) dev.dlog('warn', 'resetting');
+  pciSaveState(dev);
+  // Stops memory decoding and bus mastering (and with it DMA and MSI).
+  dev.write16(HDR.COMMAND, COMMAND.INTX_DISABLE.bits);
+}
+
+/** pci_dev_restore: saved state back, then the driver's reset_done. */
+function pciDevRestore(dev: PciDev): void {
+  pciRestoreState(dev);
+  const eh = dev.driver?.errHandler;
+  if (eh?.resetDone) eh.resetDone(dev);
+  else if (dev.driver) dev.dlog('warn', 'reset done');
+}
+
+/** __pci_reset_function_locked: the first method that works, -ENOTTY falling through. */
+export function pciResetFunctionLocked(core: PciCore, dev: PciDev): number {
+  for (const name of dev.resetMethods) {
+    const m = METHODS.find((x) => x.name === name)!;
+    dev.log('debug', `reset via ${name}`);
+    const rc = m.fn(core, dev, false);
+    if (rc === 0) return 0;
+    dev.log('debug', `${name} failed with ${errName(rc)}`);
+    if (rc !== -E.ENOTTY) return rc;
+  }
+  return -E.ENOTTY;
+}
+
+/**
+ * pci_reset_function. `methods` restricts and orders the walk, as writing the device's sysfs
+ * reset_method does; a method the device does not support is -EINVAL.
+ */
+export function pciResetFunction(core: PciCore, dev: PciDev, methods?: readonly ResetMethod[]): number {
+  if (methods) {
+    for (const m of methods) {
+      if (!dev.resetMethods.includes(m)) {
+        dev.log('warn', `reset method ${m} is not supported (supported: ${dev.resetMethods.join(', ') || 'none'})`);
+        return -E.EINVAL;
+      }
+    }
+  }
+  if (dev.resetMethods.length === 0) return -E.ENOTTY;
+  const saved = dev.resetMethods;
+  if (methods) dev.resetMethods = [...methods];
+  try {
+    pciDevSaveAndDisable(dev);
+    const rc = pciResetFunctionLocked(core, dev);
+    pciDevRestore(dev);
+    return rc;
+  } finally {
+    dev.resetMethods = saved;
+  }
+}

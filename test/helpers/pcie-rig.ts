@@ -1,0 +1,47 @@
+// A lockstep machine with a PCIe topology and the driver's PCI core on it, for tests of config space,
+// enumeration, resets and ATS. Config accesses go through the driver's ECAM mapping and the machine's
+// generic register write path, as on the real platform.
+
+import { createLockstep } from '../../src/lockstep.ts';
+import { DEFAULT_FEATURES, type SmmuFeatures } from '../../src/smmu/features.ts';
+import { defaultTopology, iommuMap, parseTopology, type Topology } from '../../src/topology.ts';
+import { PciCore } from '../../drivers/pci/core.ts';
+import { STAT } from '../../src/layout.ts';
+import { OP } from '../../src/smmu/commands.ts';
+import { PCIE_STAT, pcieStat } from '../../src/pcie/stats.ts';
+
+export interface PcieRigOptions {
+  /** Topology JSON (validated here); default: the default topology. */
+  topology?: unknown;
+  features?: Partial<SmmuFeatures>;
+  atcTimeoutNs?: number;
+  memBytes?: number;
+}
+
+export function pcieRig(o: PcieRigOptions = {}) {
+  const topology: Topology = o.topology === undefined ? defaultTopology() : parseTopology(o.topology);
+  const ls = createLockstep({
+    features: { ...DEFAULT_FEATURES, ...(o.features ?? {}) },
+    memBytes: o.memBytes ?? 16 << 20,
+    ackLatencyNs: 5_000,
+    topology,
+    ...(o.atcTimeoutNs !== undefined ? { atcTimeoutNs: o.atcTimeoutNs } : {}),
+  });
+  const core = new PciCore(ls.platform, { iommuMap: iommuMap(topology) });
+  const stats = ls.views.stats;
+  return {
+    ...ls,
+    topology,
+    core,
+    /** Hardware model of an endpoint. */
+    ep: (bdf: string) => ls.machine.pcie.endpoint(bdf),
+    port: (bdf: string) => ls.machine.pcie.ports.find((p) => p.bdf === bdf)!,
+    exec: (op: string) => stats[STAT.EXEC + OP[op]!]!,
+    pstat: (k: keyof typeof PCIE_STAT) => pcieStat(stats, PCIE_STAT[k]),
+    log: () => ls.platform.dmesg().map((e) => e.msg),
+    now: () => ls.platform.clock.now(),
+    sleep: (ns: number) => ls.platform.sleep(ns),
+  };
+}
+
+export type PcieRig = ReturnType<typeof pcieRig>;
