@@ -292,7 +292,8 @@ export class Translator implements SmmuDeviceServices {
     }
     const s = x.s;
     // What the tables grant at the request's privilege (PAN removes privileged data access to pages EL0
-    // can access); Exe implies R (13.7).
+    // can access). Exe is granted only to a request that asked for it (a PASID with Execute Requested),
+    // and implies R (13.7).
     const p = s.s1perms;
     const userPage = (p & (S1P.UR | S1P.UW)) !== 0;
     const panBlocks = req.priv && s.pan && userPage;
@@ -301,7 +302,7 @@ export class Translator implements SmmuDeviceServices {
     const x1 = (p & (req.priv ? S1P.PX : S1P.UX)) !== 0;
     const read = r1 && (s.s2perms & S2P.R) !== 0;
     const write = w1 && (s.s2perms & S2P.W) !== 0;
-    const exec = read && x1 && (s.s2perms & S2P.X) !== 0;
+    const exec = req.instr && read && x1 && (s.s2perms & S2P.X) !== 0;
     return { status: 'SUCCESS', addr: s.outBase, size: s.size, read, write, exec, priv: req.priv };
   }
 
