@@ -50,7 +50,9 @@ export function decodeEvent(raw: readonly bigint[]): SmmuEvent {
     name: EVT_NAME[id] ?? 'UNKNOWN',
     sid: qget(raw, EVTF.SID),
     ssv,
-    ssid: ssv ? qget(raw, EVTF.SSID) : 0,
+    // C_BAD_SUBSTREAMID always carries the offending SubstreamID and has no SSV bit (7.3.9); Linux
+    // reads the field only with SSV and would print 0 for it.
+    ssid: ssv || id === EVT.C_BAD_SUBSTREAMID ? qget(raw, EVTF.SSID) : 0,
     privileged: qget(raw, EVTF.PNU) === 1,
     instruction: qget(raw, EVTF.IND) === 1,
     s2: qget(raw, EVTF.S2) === 1,
