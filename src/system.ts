@@ -34,6 +34,8 @@ export interface SystemOptions {
   echoLog?: boolean;
   /** Host ms to wait for a worker to start. */
   bootTimeoutMs?: number;
+  /** DMA test engines (hw/testdev.ts) at PA.PLATDEV_BASE + i * 4 KiB; default 1. */
+  testDevices?: number;
 }
 
 /** Counters read from the shared buffer. */
@@ -83,7 +85,11 @@ export class System {
       return { client, ready };
     };
     try {
-      const config: MachineConfig = { features, ...(opts.ackLatencyNs !== undefined ? { ackLatencyNs: opts.ackLatencyNs } : {}) };
+      const config: MachineConfig = {
+        features,
+        ...(opts.ackLatencyNs !== undefined ? { ackLatencyNs: opts.ackLatencyNs } : {}),
+        ...(opts.testDevices !== undefined ? { testDevices: opts.testDevices } : {}),
+      };
       const hw = start(HW_MODULE, 'hardware worker', { config });
       const cpus = Array.from({ length: ncpus }, (_, cpu) => start(CPU_MODULE, `cpu${cpu}`, { cpu, echo: !!opts.echoLog }));
       await Promise.all([hw.ready, ...cpus.map((c) => c.ready)]);
