@@ -170,6 +170,11 @@ export const iommuOps: Record<string, KernelOp> = {
     const op = 'iommuUnmap';
     return iommuState(k).paging(int(op, a, 'domain')).unmap(int(op, a, 'iova'), int(op, a, 'size'));
   },
+  /** { domain } -> what the domain is: type, stage, and its TLB tag. */
+  iommuDomainInfo: (k, a: Args) => {
+    const d = iommuState(k).domain(int('iommuDomainInfo', a, 'domain'));
+    return d.type === 'paging' ? { type: d.type, stage: d.stage, asid: d.asid, vmid: d.vmid, masters: [...d.masters].map((m) => m.name) } : { type: d.type };
+  },
   iommuIovaToPhys: (k, a: Args) => iommuState(k).paging(int('iommuIovaToPhys', a, 'domain')).iovaToPhys(int('iommuIovaToPhys', a, 'iova')),
   /** The STE of a StreamID as 8 hex qwords. */
   iommuReadSte: (k, a: Args) => [...iommuState(k).iommu.strtab.readSte(int('iommuReadSte', a, 'sid'))].map((q) => q.toString(16)),

@@ -108,3 +108,4 @@ export function sumCounts(parts: readonly Record<string, number>[]): Record<stri
 // ---- the table: one line per workload and per run option ----
 
 registerWorkload('tlbi', async () => (await import('./workloads/tlbi.ts')).workload);
+registerWorkload('dma-map', async () => (await import('./workloads/dma-map.ts')).workload);
