@@ -6,6 +6,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { CTRL } from '../src/layout.ts';
+import { OP } from '../src/smmu/commands.ts';
 import { DEFAULT_FEATURES, PROFILES, type SmmuFeatures } from '../src/smmu/features.ts';
 import { withSystem } from './helpers/system.ts';
 
@@ -52,4 +53,23 @@ describe('hardware stops answering', () => {
       });
     });
   }
+
+  it('a full queue on a hung SMMU: issuing fails with "CMDQ full" after the poll timeout instead of spinning forever', async () => {
+    // 256 entries; the driver issues the file in chunks of 64, so the fifth chunk finds the queue full.
+    await withSystem({ cpus: 1, features: PROFILES['v3.1-minimal']!, timeScale: 10 }, async (s) => {
+      await s.sys.probe();
+      const nsnh0 = s.exec('TLBI_NSNH_ALL');
+      await s.sys.inject({ kind: 'hang' });
+      const file = Array.from({ length: 300 }, () => [OP.TLBI_NSNH_ALL!, 0, 0, 0]).flat();
+      await expect(s.sys.cpus[0]!.call('replay', { words: file })).rejects.toThrow(/CMDQ full: no space for 44 entries, CONS stuck at 0x00000004/);
+      expect(await s.messages(0)).toContain(`${DEV}CMDQ timeout`);
+      await s.sys.inject({ kind: 'resume' });
+      // The 256 commands that made it into the queue run once; the rest were reported, not issued.
+      const ok = await s.workload(0, { batch: 4, iterations: 2 });
+      expect(ok.syncTimeouts).toBe(0);
+      expect(s.exec('TLBI_NSNH_ALL')).toBe(nsnh0 + 256);
+      expect(s.exec('TLBI_NH_VA')).toBe(8);
+      expect((await s.driverStats(0)).issued).toBe(2 + 256 + 8);
+    });
+  });
 });

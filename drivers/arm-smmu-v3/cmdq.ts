@@ -250,10 +250,22 @@ export class Cmdq {
     for (;;) {
       prod = llq & 0x7fff;
       cons = (llq >>> CONS_SHIFT) & 0x7fff;
+      let stuckSince = -1;
       while (!this.hasSpace(prod & this.ptrMask, cons, n + s)) {
         p.localIrqRestore(flags);
         const fresh = this.pollUntilNotFull();
         if (fresh === null) this.devLog('err', 'CMDQ timeout');
+        // Linux retries forever (and spins without a timeout when it wins the exclusive lock). Here a
+        // queue whose CONS does not move for a whole poll timeout is reported and nothing is issued,
+        // so a CPU never waits forever on a hardware that stopped answering.
+        const seen = cons;
+        cons = (Atomics.load(this.i32, llqIdx) >>> CONS_SHIFT) & 0x7fff;
+        const now = p.clock.now();
+        if (stuckSince < 0 || cons !== seen) stuckSince = now;
+        else if (now - stuckSince > this.pollTimeoutNs) {
+          if (fresh !== null) this.devLog('err', 'CMDQ timeout');
+          throw new CmdqTimeout(`CMDQ full: no space for ${n + s} entries, CONS stuck at 0x${hex8(cons)} for ${((now - stuckSince) / 1e6).toFixed(0)} ms`);
+        }
         flags = p.localIrqSave();
         llq = Atomics.load(this.i32, llqIdx);
         prod = llq & 0x7fff;
