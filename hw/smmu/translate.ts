@@ -61,9 +61,8 @@ interface Failure {
 
 /** A successful translation of one address: where it goes, over what range, with which permissions. */
 interface Success {
-  /** Output address of req.addr, and the input/output bases and size of the translation that covers it. */
+  /** Output address of req.addr, and the output base and size of the translation that covers it. */
   pa: number;
-  inBase: number;
   outBase: number;
   size: number;
   /** Stage 1 / stage 2 permissions; a bypassed stage grants everything. */
@@ -378,17 +377,18 @@ export class Translator implements SmmuDeviceServices {
     return { ok: true, ste: look.ste };
   }
 
-  /**
-   * Translates one address through the configuration and both stages. `ats`: compute permissions
-   * instead of checking them (a Translation Request); `stage1Only`: stop after stage 1 (split-stage
-   * ATS, EATS=0b10).
-   */
+  /** Translates one address of an ordinary (untranslated) transaction. */
   private resolve(req: Req): Xlate {
     this.ctx.stats[XSTAT.TRANSLATIONS]!++;
     const st = this.steFor(req, this.cr2('RECINVSID'));
     return st.ok ? this.resolveWith(req, st.ste, false, false) : st.x;
   }
 
+  /**
+   * Translates one address with its STE through the CD and both stages. `ats`: compute permissions
+   * instead of checking them (a Translation Request); `stage1Only`: stop after stage 1 (split-stage
+   * ATS, EATS=0b10).
+   */
   private resolveWith(req0: Req, ste: Ste, ats: boolean, stage1Only: boolean): Xlate {
     if (ste.abort) return { ok: false, f: { kind: 'abort', event: null, record: false, reason: `StreamID ${hex(req0.sid)}: STE Config=0b${ste.config.toString(2).padStart(3, '0')} aborts` } };
     // PRIVCFG/INSTCFG overrides (5.2): 0b10 forces unprivileged / data, 0b11 privileged / instruction;
@@ -404,7 +404,7 @@ export class Translator implements SmmuDeviceServices {
     if (ste.bypass) {
       // Config=0b100: stage 1 bypass checks the input against OAS (3.4).
       if (req.addr >= 2 ** this.feat.oasBits) return this.xlateFail(req, { type: EVT.F_ADDR_SIZE, s2: false, cls: EVT_CLASS.IN, reason: `bypass input ${hex(req.addr)} beyond the OAS` }, true);
-      return { ok: true, s: { pa: req.addr, inBase: req.addr - (req.addr % PIECE), outBase: req.addr - (req.addr % PIECE), size: PIECE, s1perms: ALL_S1, s2perms: ALL_S2, pan: false } };
+      return { ok: true, s: { pa: req.addr, outBase: req.addr - (req.addr % PIECE), size: PIECE, s1perms: ALL_S1, s2perms: ALL_S2, pan: false } };
     }
     const regime = ste.el2 ? (this.cr2('E2H') ? REGIME.EL2_E2H : REGIME.EL2) : REGIME.EL1;
 
@@ -441,7 +441,7 @@ export class Translator implements SmmuDeviceServices {
       if (req.addr >= 2 ** ias) return this.xlateFail(req, { type: EVT.F_ADDR_SIZE, s2: false, cls: EVT_CLASS.IN, reason: `stage 1 bypass input ${hex(req.addr)} beyond the IAS` }, true);
       if (!ste.s2) {
         // Config=0b101 with S1DSS=bypass and no stage 2: identity.
-        return { ok: true, s: { pa: req.addr, inBase: req.addr - (req.addr % PIECE), outBase: req.addr - (req.addr % PIECE), size: PIECE, s1perms: ALL_S1, s2perms: ALL_S2, pan: false } };
+        return { ok: true, s: { pa: req.addr, outBase: req.addr - (req.addr % PIECE), size: PIECE, s1perms: ALL_S1, s2perms: ALL_S2, pan: false } };
       }
     }
     return this.stage2Final(req, ste, s1, ats);
@@ -531,7 +531,7 @@ export class Translator implements SmmuDeviceServices {
     if (!ats && !s1Allows(e.s1perms, req.write, req.instr, req.priv, cd.pan)) {
       return s1Fault(EVT.F_PERMISSION, `${req.write ? 'write' : req.instr ? 'instruction fetch' : 'read'} (${req.priv ? 'privileged' : 'unprivileged'}) to ${hex(req.addr)} not permitted`);
     }
-    const s: Success = { pa: e.pa + (req.addr - e.va), inBase: e.va, outBase: e.pa, size: e.size, s1perms: e.s1perms, s2perms: e.s2perms, pan: cd.pan };
+    const s: Success = { pa: e.pa + (req.addr - e.va), outBase: e.pa, size: e.size, s1perms: e.s1perms, s2perms: e.s2perms, pan: cd.pan };
     const combined = e.kind === TLB_KIND.S12;
     // A combined entry already holds the stage 2 result: check stage 2 permissions here.
     if (combined && !ats && !s2Allows(e.s2perms, req.write, req.instr)) {
@@ -550,7 +550,7 @@ export class Translator implements SmmuDeviceServices {
       return this.xlateFail(req, { type: EVT.F_PERMISSION, s2: true, cls: EVT_CLASS.IN, ipa, reason: `stage 2: ${req.write ? 'write' : req.instr ? 'instruction fetch' : 'read'} to IPA ${hex(ipa)} not permitted` }, ste.s2r);
     }
     const pa = e.pa + (ipa - e.va);
-    if (!s1) return { ok: true, s: { pa, inBase: e.va, outBase: e.pa, size: e.size, s1perms: ALL_S1, s2perms: e.s2perms, pan: false } };
+    if (!s1) return { ok: true, s: { pa, outBase: e.pa, size: e.size, s1perms: ALL_S1, s2perms: e.s2perms, pan: false } };
     // Nested: cache the combined translation, sized by the smaller of the two mappings.
     const size = Math.min(s1.s.size, e.size);
     const inBase = req.addr - (req.addr % size);
@@ -568,7 +568,7 @@ export class Translator implements SmmuDeviceServices {
       s2perms: e.s2perms,
       device: e.device,
     });
-    return { ok: true, s: { pa, inBase, outBase, size, s1perms: s1.s.s1perms, s2perms: e.s2perms, pan: s1.s.pan } };
+    return { ok: true, s: { pa, outBase, size, s1perms: s1.s.s1perms, s2perms: e.s2perms, pan: s1.s.pan } };
   }
 }
 
