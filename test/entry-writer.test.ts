@@ -17,6 +17,9 @@ import { CD } from '../src/smmu/cd.ts';
 import { EATS, S1DSS, S1FMT, STE, STE_CONFIG } from '../src/smmu/ste.ts';
 import { createLockstep } from '../src/lockstep.ts';
 import { DEFAULT_FEATURES } from '../src/smmu/features.ts';
+import { iommuRig } from './helpers/iommu.ts';
+import { IOMMU } from '../drivers/iommu/iommu.ts';
+import { EVT } from '../src/smmu/events.ts';
 
 // ---- the observer ----
 
@@ -311,6 +314,78 @@ describe('entry writer: CD transitions', () => {
       });
     }
   }
+});
+
+describe('entry writer: the SMMU reading the STE after every store (lockstep)', () => {
+  // After each 64-bit store the test makes the SMMU forget its cached copy (CFGI_STE + SYNC) and sends
+  // a DMA write: where it lands says which configuration the SMMU saw. Only the old or the new one may
+  // be seen — or, for the transitions that cannot be hitless, an invalid STE (C_BAD_STE).
+  const SID = 0x44;
+  const PG = 4096;
+  it('abort, bypass, stage 1 and stage 2: every transition, every intermediate state', () => {
+    const r = iommuRig();
+    const m = r.iommu.probeDevice('observer', [SID]);
+    const s1 = r.iommu.allocPaging({ stage: 1 });
+    const s2 = r.iommu.allocPaging({ stage: 2 });
+    // One DRAM page is the bypass target and the IOVA/IPA both domains translate to their own buffer.
+    const x = r.platform.pages.alloc(1);
+    const b1 = r.platform.pages.alloc(1);
+    const b2 = r.platform.pages.alloc(1);
+    s1.map(x, b1, PG, IOMMU.READ | IOMMU.WRITE);
+    s2.map(x, b2, PG, IOMMU.READ | IOMMU.WRITE);
+    // Build each configuration once through attach, and remember the STE it produced.
+    const stes: Record<string, Entry> = {};
+    for (const [name, d] of [['s2', s2], ['bypass', r.iommu.identity], ['abort', r.iommu.blocked], ['s1', s1]] as const) {
+      r.iommu.attach(m, d);
+      stes[name] = r.iommu.strtab.readSte(SID);
+    }
+    // CD 0 stays the stage-1 CD from here on (the other configurations ignore it).
+    const stePa = r.iommu.strtab.stePa(SID);
+    let n = 0;
+    let badSte = 0;
+    const seen = (): string => {
+      r.iommu.cmds.add({ op: 'CFGI_STE', sid: SID, leaf: true });
+      r.iommu.cmds.submit();
+      const pattern = 0x1000 + n++;
+      const t = r.dmaWrite(SID, x, 4, pattern);
+      if (!t.ok) {
+        if (t.event === 'C_BAD_STE') badSte++;
+        return t.event === null ? 'abort' : `fault ${t.event}`;
+      }
+      const at = [['bypass', x], ['s1', b1], ['s2', b2]].filter(([, pa]) => r.mem.read32(pa as number) === pattern).map(([k]) => k as string);
+      return at.length === 1 ? at[0]! : `landed at ${at.join('+') || 'nowhere'}`;
+    };
+    const names = Object.keys(stes);
+    const breaking: string[] = [];
+    for (const a of names) {
+      for (const b of names) {
+        if (a === b) continue;
+        writeEntryTo('ste', dramStore(r.mem, stePa, 'STE'), stes[a]!, () => {});
+        const outcomes = new Set<string>([seen()]);
+        let vDropped = false;
+        const store = dramStore(r.mem, stePa, 'STE');
+        const watched: QwordStore = {
+          read: store.read,
+          write: (i, v) => {
+            store.write(i, v);
+            if (!(store.read(0) & 1n)) vDropped = true;
+            outcomes.add(seen());
+          },
+        };
+        writeEntryTo('ste', watched, stes[b]!, () => {});
+        outcomes.add(seen());
+        if (vDropped) breaking.push(`${a}->${b}`);
+        const allowed = new Set([a, b, ...(vDropped ? ['fault C_BAD_STE'] : [])]);
+        expect([...outcomes].filter((o) => !allowed.has(o)), `${a} -> ${b}`).toEqual([]);
+        expect(outcomes.has(b), `${a} -> ${b} ends in ${b}`).toBe(true);
+      }
+    }
+    // Stage 1 STEs carry S2VMID 0 and stage 2 ones their VMID: both qword 0 (Config) and qword 2
+    // (S2VMID, used by both) must change, so only these two transitions break V.
+    expect(breaking.sort()).toEqual(['s1->s2', 's2->s1']);
+    expect(r.hwEvents(EVT.C_BAD_STE)).toBe(badSte);
+    expect(badSte).toBeGreaterThan(0);
+  });
 });
 
 describe('entry writer: properties of the algorithm', () => {
