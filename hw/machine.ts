@@ -116,6 +116,9 @@ export class Machine {
       case 'ack-latency':
         this.smmu.setAckLatency(f.ns);
         return;
+      case 'smmu-fetch-abort':
+        this.smmu.fetchAborts.add(f.what, f.count);
+        return;
       case 'pcie-unplug':
       case 'pcie-atc-inv-ignore':
       case 'pcie-flr-hang':

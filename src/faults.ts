@@ -9,7 +9,16 @@ export type Fault =
   | { kind: 'resume' }
   /** Platform ns an Update of CR0/IRQ_CTRL/GBPA takes to be acknowledged. */
   | { kind: 'ack-latency'; ns: number }
+  /**
+   * The next `count` SMMU fetches of one kind abort as if the memory were not there: STE or L1STD
+   * (F_STE_FETCH), CD or L1CD (F_CD_FETCH), translation table descriptor (F_WALK_EABT), or event
+   * record write (GERROR.EVENTQ_ABT_ERR).
+   */
+  | { kind: 'smmu-fetch-abort'; what: SmmuFetch; count: number }
   | PcieFault;
+
+export const SMMU_FETCHES = ['ste', 'cd', 'walk', 'evtq'] as const;
+export type SmmuFetch = (typeof SMMU_FETCHES)[number];
 
 /** Faults of one PCIe endpoint function (hw/pcie). */
 export type PcieFault =
@@ -34,6 +43,8 @@ export function describeFault(f: Fault): string {
       return 'hardware answers again';
     case 'ack-latency':
       return `register acknowledgements take ${f.ns} ns`;
+    case 'smmu-fetch-abort':
+      return `next ${f.count} SMMU ${f.what} access(es) abort`;
     case 'pcie-unplug':
       return `${f.bdf} is surprise-removed`;
     case 'pcie-atc-inv-ignore':
@@ -72,6 +83,10 @@ export function validateFault(f: unknown, where = 'fault'): Fault {
       return { kind: o.kind };
     case 'ack-latency':
       return { kind: 'ack-latency', ns: count('ns') };
+    case 'smmu-fetch-abort': {
+      if (!(SMMU_FETCHES as readonly unknown[]).includes(o.what)) throw new Error(`${where}.what: must be one of ${SMMU_FETCHES.join(', ')}`);
+      return { kind: 'smmu-fetch-abort', what: o.what as SmmuFetch, count: count('count') };
+    }
     case 'pcie-unplug':
       return { kind: o.kind, bdf: bdf() };
     case 'pcie-atc-inv-ignore':

@@ -9,6 +9,7 @@ import { STAT, VECTOR, XSTAT } from '../src/layout.ts';
 import { CR0, CR2, GERROR, IRQ_CTRL, OFF, Q_OVFLG } from '../src/smmu/regs.ts';
 import { EVT, EVT_CLASS, type EventName } from '../src/smmu/events.ts';
 import { TIMEOUT } from '../src/time.ts';
+import { validateFault } from '../src/faults.ts';
 
 const NOT_RAM = 0x8000_0000;
 
@@ -249,5 +250,32 @@ describe('queue behaviour (7.2, 7.4, 3.18)', () => {
     rig.setCr0(on);
     fault(rig, 3);
     expect(rig.events().map((e) => [e.name, e.ssid])).toEqual([['C_BAD_STE', 3]]);
+  });
+});
+
+describe("fault injection: 'smmu-fetch-abort'", () => {
+  test('the next STE, CD, descriptor fetch or event write aborts, once per count, with the architected response', () => {
+    const rig = new Rig();
+    const { pt, cd } = rig.s1Stream(3);
+    pt.map(0x1000, rig.alloc());
+    const inject = (what: string, count = 1) => rig.machine.inject(validateFault({ kind: 'smmu-fetch-abort', what, count }));
+
+    inject('ste');
+    expect(rig.read(3, 0x1000).r.fault).toBe('F_STE_FETCH');
+    inject('cd');
+    expect(rig.read(3, 0x1000).r.fault).toBe('F_CD_FETCH');
+    inject('walk');
+    expect(rig.read(3, 0x1000).r.fault).toBe('F_WALK_EABT');
+    expect(rig.read(3, 0x1000).r.ok).toBe(true); // each injection is used up
+    expect(rig.events()).toMatchObject([
+      { name: 'F_STE_FETCH', sid: 3, fetchAddr: BigInt(rig.steAddr(3)) },
+      { name: 'F_CD_FETCH', sid: 3, fetchAddr: BigInt(cd) },
+      { name: 'F_WALK_EABT', sid: 3, cls: EVT_CLASS.TT, fetchAddr: BigInt(pt.root) },
+    ]);
+
+    inject('evtq');
+    rig.read(3, 0x9000);
+    expect(rig.io.read32(OFF.GERROR) & GERROR.EVENTQ_ABT_ERR.bits).toBe(GERROR.EVENTQ_ABT_ERR.bits);
+    expect(() => validateFault({ kind: 'smmu-fetch-abort', what: 'pte', count: 1 })).toThrow(/what: must be one of ste, cd, walk, evtq/);
   });
 });

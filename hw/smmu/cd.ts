@@ -14,6 +14,7 @@ import type { SmmuFeatures } from '../../src/smmu/features.ts';
 import { S1FMT } from '../../src/smmu/ste.ts';
 import { levelShift4k, startLevel4k } from '../../src/smmu/pte.ts';
 import type { ConfigCache } from './caches.ts';
+import type { FetchAborts } from './fetch-aborts.ts';
 import { REGIME } from './caches.ts';
 import { TXSZ_MAX, TXSZ_MIN, psBits, readStruct, type Ste } from './strtab.ts';
 import type { TableXlate, XlateFault } from './walk.ts';
@@ -131,6 +132,7 @@ export class CdTables {
     private readonly feat: SmmuFeatures,
     private readonly cache: ConfigCache,
     private readonly stats: Float64Array,
+    private readonly aborts: FetchAborts,
   ) {}
 
   /**
@@ -166,6 +168,7 @@ export class CdTables {
     let words: Uint32Array;
     try {
       this.stats[XSTAT.CD_FETCHES]!++;
+      this.aborts.check('cd', pa, CD_BYTES, 'CD fetch');
       words = readStruct(this.mem, pa, CD_QWORDS, 'CD fetch');
     } catch (e) {
       if (!(e instanceof BusAbort)) throw e;
@@ -194,6 +197,7 @@ export class CdTables {
     let d: bigint;
     try {
       this.stats[XSTAT.CD_FETCHES]!++;
+      this.aborts.check('cd', pa, 8, 'L1CD fetch');
       d = this.mem.read64(pa, 'L1CD fetch');
     } catch (e) {
       if (!(e instanceof BusAbort)) throw e;

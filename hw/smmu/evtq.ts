@@ -15,6 +15,7 @@ import { BusAbort, STAT, XSTAT } from '../../src/layout.ts';
 import type { RegisterFile } from '../../src/regmap.ts';
 import type { SmmuFeatures } from '../../src/smmu/features.ts';
 import type { HwContext } from '../context.ts';
+import type { FetchAborts } from './fetch-aborts.ts';
 
 /** An event before encoding: the fields the record types use (7.3). Absent fields are written as 0. */
 export interface EventRecord {
@@ -81,6 +82,7 @@ export class EventQueue {
     private readonly raiseGerror: (bit: number) => boolean,
     /** Sends the event queue interrupt (SmmuV3.interrupt with the EVENTQ source). */
     private readonly interrupt: () => void,
+    private readonly aborts: FetchAborts,
   ) {
     this.prodIdx = regs.dword('EVENTQ_PROD');
     this.consIdx = regs.dword('EVENTQ_CONS');
@@ -140,6 +142,7 @@ export class EventQueue {
     encodeEvent(ev, this.words);
     const pa = this.basePa + (prod & (size - 1)) * EVT_BYTES;
     try {
+      this.aborts.check('evtq', pa, EVT_BYTES, 'event queue write');
       for (let q = 0; q < EVT_BYTES / 8; q++) {
         const w = this.words;
         this.ctx.mem.write64(pa + q * 8, (BigInt(w[2 * q + 1]!) << 32n) | BigInt(w[2 * q]!), 'event queue write');

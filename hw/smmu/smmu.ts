@@ -17,6 +17,7 @@ import { AtcInvalidator } from './ats.ts';
 import { ConfigCache, Tlb, installInvalidationHandlers } from './caches.ts';
 import { CdTables } from './cd.ts';
 import { EventQueue } from './evtq.ts';
+import { FetchAborts } from './fetch-aborts.ts';
 import type { AtsEndpoint } from './services.ts';
 import { StreamTable } from './strtab.ts';
 import { Translator } from './translate.ts';
@@ -37,6 +38,8 @@ export class SmmuV3 {
   readonly cmdq: CommandQueue;
   readonly evtq: EventQueue;
   readonly configCache = new ConfigCache();
+  /** Fault injection: pending aborts of the SMMU's table fetches and event queue writes. */
+  readonly fetchAborts = new FetchAborts();
   readonly tlb: Tlb;
   readonly strtab: StreamTable;
   /** What devices call: untranslated DMA, ATS translation, translated transactions (services.ts). */
@@ -70,10 +73,11 @@ export class SmmuV3 {
     // and walk cache, faults into the event queue; CFGI_*/TLBI_* commands invalidate the caches.
     const stats = ctx.stats;
     this.tlb = new Tlb(stats);
-    this.evtq = new EventQueue(ctx, this.regs, cfg.features, (bit) => this.raiseGerror(bit), () => this.interrupt('EVENTQ', VECTOR.SMMU_EVTQ));
-    this.strtab = new StreamTable(ctx.mem, this.regs, cfg.features, this.configCache, stats);
-    const cds = new CdTables(ctx.mem, cfg.features, this.configCache, stats);
-    const walker = new Walker(ctx.mem, this.tlb, stats);
+    const aborts = this.fetchAborts;
+    this.evtq = new EventQueue(ctx, this.regs, cfg.features, (bit) => this.raiseGerror(bit), () => this.interrupt('EVENTQ', VECTOR.SMMU_EVTQ), aborts);
+    this.strtab = new StreamTable(ctx.mem, this.regs, cfg.features, this.configCache, stats, aborts);
+    const cds = new CdTables(ctx.mem, cfg.features, this.configCache, stats, aborts);
+    const walker = new Walker(ctx.mem, this.tlb, stats, aborts);
     this.services = new Translator(ctx, this.regs, cfg.features, this.strtab, cds, walker, this.tlb, this.evtq, this.atsEndpoints);
     installInvalidationHandlers(this.cmdq, this.configCache, this.tlb, this.regs, cfg.features);
 

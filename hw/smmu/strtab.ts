@@ -20,6 +20,7 @@ import { EATS, L1STD, L1STD_SPAN_MAX, S2TG, STE, STE_BYTES, STE_CONFIG, STE_QWOR
 import { PS_BITS } from '../../src/smmu/cd.ts';
 import { levelShift4k } from '../../src/smmu/pte.ts';
 import type { ConfigCache } from './caches.ts';
+import type { FetchAborts } from './fetch-aborts.ts';
 
 /**
  * Reads a structure of `qwords` 64-bit words at pa, each with a single-copy atomic 64-bit access, into
@@ -264,6 +265,7 @@ export class StreamTable {
     private readonly feat: SmmuFeatures,
     private readonly cache: ConfigCache,
     private readonly stats: Float64Array,
+    private readonly aborts: FetchAborts,
   ) {}
 
   /** STRTAB_BASE(_CFG) may have changed (they are writable only while SMMUEN=0): re-read on next use. */
@@ -298,6 +300,7 @@ export class StreamTable {
     let words: Uint32Array;
     try {
       this.stats[XSTAT.STE_FETCHES]!++;
+      this.aborts.check('ste', addr, STE_BYTES, 'STE fetch');
       words = readStruct(this.mem, addr, STE_QWORDS, 'STE fetch');
     } catch (e) {
       if (!(e instanceof BusAbort)) throw e;
@@ -317,6 +320,7 @@ export class StreamTable {
     let d: bigint;
     try {
       this.stats[XSTAT.STE_FETCHES]!++;
+      this.aborts.check('ste', pa, 8, 'L1STD fetch');
       d = this.mem.read64(pa, 'L1STD fetch');
     } catch (e) {
       if (!(e instanceof BusAbort)) throw e;

@@ -18,6 +18,7 @@ import type { PhysMem } from '../../src/dma.ts';
 import { EVT, EVT_CLASS } from '../../src/smmu/events.ts';
 import { PTE, levelShift4k } from '../../src/smmu/pte.ts';
 import { ASID_GLOBAL, REGIME, TLB_KIND, type Tlb } from './caches.ts';
+import type { FetchAborts } from './fetch-aborts.ts';
 import type { S2Config } from './strtab.ts';
 
 /** A translation fault as it will be reported (7.3.12-16), before the record-or-not decision. */
@@ -102,6 +103,7 @@ export class Walker {
     private readonly mem: PhysMem,
     private readonly tlb: Tlb,
     private readonly stats: Float64Array,
+    private readonly aborts: FetchAborts,
   ) {}
 
   /** Stage 1 walk for va (input range already checked against T0SZ by the caller). */
@@ -158,6 +160,7 @@ export class Walker {
       let desc: bigint;
       try {
         this.stats[XSTAT.DESC_READS]!++;
+        this.aborts.check('walk', pa, 8, 'translation table walk');
         desc = this.mem.read64(pa, 'translation table walk');
       } catch (e) {
         if (!(e instanceof BusAbort)) throw e;
