@@ -192,10 +192,9 @@ export class StreamTable {
     let desc = L1STD.SPAN.set64(0n, BigInt(STRTAB_SPLIT + 1));
     desc = L1STD.L2PTR.set64(desc, BigInt(l2 / 64));
     const old = Atomics.compareExchange(mem.i64, mem.idx64(descPa), 0n, BigInt.asIntN(64, desc));
-    if (old !== 0n) {
-      this.dev.p.pages.free(l2, pages);
-      return;
-    }
+    // Another CPU installed its table first: use that one. Its invalidation may not have completed
+    // yet, so this CPU invalidates too before relying on the descriptor.
+    if (old !== 0n) this.dev.p.pages.free(l2, pages);
     // The SMMU may have cached the invalid descriptor: a change to an L1STD needs a non-leaf
     // CFGI_STE (5.1.1).
     this.cmds.add({ op: 'CFGI_STE', sid, leaf: false });
