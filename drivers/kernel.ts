@@ -4,12 +4,15 @@
 import type { Platform } from '../src/platform.ts';
 import type { ArmSmmuDevice } from './arm-smmu-v3/smmu.ts';
 import type { IommuState } from './ops/iommu.ts';
+import type { PciState } from './ops/pci.ts';
 
 export class Kernel {
   /** The SMMU as probed (CPU 0) or joined (other CPUs). */
   smmu: ArmSmmuDevice | null = null;
   /** The IOMMU layer on this CPU (masters, domains, DMA API, test-engine drivers), created on first use. */
   iommu: IommuState | null = null;
+  /** The PCI core, its IOMMU glue and device drivers (CPU 0, after pciInit). */
+  pci: PciState | null = null;
 
   constructor(readonly platform: Platform) {}
 

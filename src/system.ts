@@ -17,6 +17,8 @@ import type { Fault } from './faults.ts';
 import type { LogEntry } from './cpu.ts';
 import type { SmmuDriverOptions, SmmuShared } from '../drivers/arm-smmu-v3/smmu.ts';
 import type { MachineConfig } from '../hw/machine.ts';
+import { defaultTopology, iommuMap, type Topology } from './topology.ts';
+import type { PciDeviceInfo } from '../drivers/ops/pci.ts';
 
 const ENTRY = new URL('./worker-entry.mjs', import.meta.url);
 const HW_MODULE = new URL('../hw/hw-worker.ts', import.meta.url).href;
@@ -36,6 +38,10 @@ export interface SystemOptions {
   bootTimeoutMs?: number;
   /** DMA test engines (hw/testdev.ts) at PA.PLATDEV_BASE + i * 4 KiB; default 1. */
   testDevices?: number;
+  /** PCIe topology (src/topology.ts); default: the default topology. */
+  topology?: Topology;
+  /** Platform ns the SMMU waits for an ATC Invalidate Completion (hw/smmu/ats.ts). */
+  atcTimeoutNs?: number;
 }
 
 /** Counters read from the shared buffer. */
@@ -55,6 +61,7 @@ export class System {
     readonly cpus: RpcClient[],
     private readonly workers: Worker[],
     readonly features: SmmuFeatures,
+    readonly topology: Topology,
   ) {}
 
   static async boot(opts: SystemOptions = {}): Promise<System> {
@@ -64,6 +71,7 @@ export class System {
     const views = SharedViews.create(layout);
     const clock = ScaledClock.init(views.ctrlF64, opts.timeScale ?? 1);
     const bootMs = opts.bootTimeoutMs ?? 30_000;
+    const topology = opts.topology ?? defaultTopology();
     const workers: Worker[] = [];
     const start = (module: string, name: string, extra: object) => {
       const w = new Worker(ENTRY, { workerData: { module, sab: views.sab, layout, ...extra } });
@@ -89,11 +97,13 @@ export class System {
         features,
         ...(opts.ackLatencyNs !== undefined ? { ackLatencyNs: opts.ackLatencyNs } : {}),
         ...(opts.testDevices !== undefined ? { testDevices: opts.testDevices } : {}),
+        topology,
+        ...(opts.atcTimeoutNs !== undefined ? { atcTimeoutNs: opts.atcTimeoutNs } : {}),
       };
       const hw = start(HW_MODULE, 'hardware worker', { config });
       const cpus = Array.from({ length: ncpus }, (_, cpu) => start(CPU_MODULE, `cpu${cpu}`, { cpu, echo: !!opts.echoLog }));
       await Promise.all([hw.ready, ...cpus.map((c) => c.ready)]);
-      return new System(views, layout, clock, hw.client, cpus.map((c) => c.client), workers, features);
+      return new System(views, layout, clock, hw.client, cpus.map((c) => c.client), workers, features, topology);
     } catch (e) {
       await Promise.all(workers.map((w) => w.terminate()));
       throw e;
@@ -111,6 +121,15 @@ export class System {
     for (let c = 1; c < this.cpus.length; c++) await this.cpus[c]!.call('attach', shared);
     if (irqCpu !== 0) await this.cpus[irqCpu]!.call('requestIrqs');
     return shared;
+  }
+
+  /**
+   * Enumerates PCI on CPU 0 (after probe(): its functions become SMMU masters with DMA domains) and
+   * binds their drivers; returns what was found. The firmware's RID -> StreamID map comes from the
+   * topology.
+   */
+  async pciInit(opts: { strict?: boolean } = {}): Promise<PciDeviceInfo[]> {
+    return this.cpus[0]!.call<PciDeviceInfo[]>('pciInit', { iommuMap: iommuMap(this.topology), strict: opts.strict ?? true });
   }
 
   async inject(f: Fault): Promise<void> {

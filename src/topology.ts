@@ -14,6 +14,7 @@
 // Config routing uses these fixed bus numbers: the Root Ports come up with Primary/Secondary/
 // Subordinate already programmed (as firmware leaves them), and the PCI core reuses them.
 
+import { readFileSync } from 'node:fs';
 import { ALL_CAPS, type CapName } from './pcie/caps.ts';
 import { ACS_BITS } from './pcie/regs.ts';
 import { ECAM_BUSES } from './layout.ts';
@@ -344,11 +345,10 @@ export function defaultTopology(): Topology {
 }
 
 /** Reads and validates a topology file; errors name the file and the field. */
-export async function loadTopologyFile(path: string): Promise<Topology> {
-  const { readFile } = await import('node:fs/promises');
+export function loadTopologyFile(path: string): Topology {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = readFileSync(path, 'utf8');
   } catch (e) {
     throw new TopologyError(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }

@@ -27,8 +27,12 @@ function resetFwAck(core: PciCore, dev: PciDev, probe: boolean): number {
   const bar = dev.resources.find((r) => r.index === 0);
   if (!bar || bar.start === 0) return -E.ENOTTY;
   const io = dev.platform.ioremap(bar.start, bar.size);
-  // Memory decoding is off during pci_reset_function(); the quirk turns it on for its own accesses.
-  const enableMemory = () => dev.update16(HDR.COMMAND, 0, COMMAND.MEMORY.bits);
+  // Memory decoding is off during pci_reset_function(), and the FLR clears BAR0 and Command again: the
+  // quirk programs BAR0 and turns decoding on for its own accesses each time.
+  const enableMemory = () => {
+    dev.write32(HDR.BAR0, bar.start);
+    dev.update16(HDR.COMMAND, 0, COMMAND.MEMORY.bits);
+  };
   enableMemory();
   if (io.read32(DMA_REG.ID) !== DMA_ID) return -E.ENOTTY;
   io.write32(DMA_REG.FW_MAILBOX, FW_MAILBOX.RESET_PENDING.bits);

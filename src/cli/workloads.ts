@@ -109,3 +109,5 @@ export function sumCounts(parts: readonly Record<string, number>[]): Record<stri
 
 registerWorkload('tlbi', async () => (await import('./workloads/tlbi.ts')).workload);
 registerWorkload('dma-map', async () => (await import('./workloads/dma-map.ts')).workload);
+registerWorkload('ats-dma', async () => (await import('./workloads/ats-dma.ts')).workload);
+registerRunOption('topology', async () => (await import('./topology-option.ts')).option);

@@ -393,3 +393,14 @@ export const DVSEC_HDR2 = { ID: range('DVSECID', 15, 0) } as const;
 export const CXL_PORT_CTL = { UNMASK_SBR: bits('UnmaskSBR', 0) } as const;
 export const PCI_VENDOR_ID_CXL = 0x1e98;
 export const CXL_DVSEC_PORT = 3;
+
+/** Names of the capabilities this model knows, as lspci calls them (for listings). */
+export const CAP_NAMES: Record<number, string> = { 0x01: 'Power Management', 0x05: 'MSI', 0x10: 'Express', 0x11: 'MSI-X', 0x13: 'Advanced Features' };
+export const EXT_CAP_NAMES: Record<number, string> = {
+  0x0001: 'Advanced Error Reporting',
+  0x000d: 'Access Control Services',
+  0x000f: 'Address Translation Service (ATS)',
+  0x0013: 'Page Request Interface (PRI)',
+  0x001b: 'Process Address Space ID (PASID)',
+  0x0023: 'Designated Vendor-Specific',
+};

@@ -9,6 +9,9 @@ import { PciCore } from '../../drivers/pci/core.ts';
 import { STAT } from '../../src/layout.ts';
 import { OP } from '../../src/smmu/commands.ts';
 import { PCIE_STAT, pcieStat } from '../../src/pcie/stats.ts';
+import { Kernel } from '../../drivers/kernel.ts';
+import { ArmSmmuDevice } from '../../drivers/arm-smmu-v3/smmu.ts';
+import { pciInit, type PciState } from '../../drivers/ops/pci.ts';
 
 export interface PcieRigOptions {
   /** Topology JSON (validated here); default: the default topology. */
@@ -16,6 +19,8 @@ export interface PcieRigOptions {
   features?: Partial<SmmuFeatures>;
   atcTimeoutNs?: number;
   memBytes?: number;
+  /** The driver's CMD_SYNC poll timeout (SmmuDriverOptions.pollTimeoutNs). */
+  pollTimeoutNs?: number;
 }
 
 export function pcieRig(o: PcieRigOptions = {}) {
@@ -45,3 +50,17 @@ export function pcieRig(o: PcieRigOptions = {}) {
 }
 
 export type PcieRig = ReturnType<typeof pcieRig>;
+
+/**
+ * The whole stack on one lockstep CPU: SMMU probed, PCI enumerated with every function behind the SMMU
+ * in its DMA domain (ATS enabled where supported), the endpoint driver bound — what pciInit does on CPU 0.
+ */
+export function pcieStack(o: PcieRigOptions = {}) {
+  const r = pcieRig(o);
+  const k = new Kernel(r.platform);
+  k.smmu = ArmSmmuDevice.probe(r.platform, o.pollTimeoutNs !== undefined ? { pollTimeoutNs: o.pollTimeoutNs } : {});
+  const st: PciState = pciInit(k, { iommuMap: iommuMap(r.topology) });
+  return { ...r, k, st, core: st.core, glue: st.iommu!, drv: st.ep };
+}
+
+export type PcieStack = ReturnType<typeof pcieStack>;

@@ -1,0 +1,98 @@
+// PCI devices on the SMMU (Linux iommu_probe_device for PCI: arm_smmu_probe_device, the default DMA
+// domain, and the blocking domain of pci_dev_reset_iommu_prepare).
+//
+// Each function with a StreamID becomes a master of the IOMMU layer (drivers/arm-smmu-v3/domain.ts),
+// with ATS controls that are the PCI core's pci_enable_ats / pci_disable_ats: the SMMU driver's attach
+// calls them in upstream Linux's order (enable: STE with EATS, CFGI_STE + SYNC, ATC invalidate-all +
+// SYNC, then ATS on at the function; disable: ATS off at the function, STE without EATS, then ATC
+// invalidate-all + SYNC), and adds the function's StreamID to the domain's invalidation list while ATS
+// is on, so unmaps invalidate its ATC after the TLBs. Each device gets its own DMA domain (its
+// iommu_group's default domain) and a DMA API context on it; attachDomain() moves devices into a
+// shared domain, as VFIO does for the devices of one container.
+
+import type { Platform } from '../../src/platform.ts';
+import { ATS_MIN_STU } from '../../src/pcie/regs.ts';
+import type { ArmSmmuIommu, Domain, Master, PagingDomain } from '../arm-smmu-v3/domain.ts';
+import { IommuDma } from '../iommu/dma-iommu.ts';
+import type { IommuPciOps } from './core.ts';
+import { pciAtsSupported, pciDisableAts, pciEnableAts, pciPrepareAts } from './ats.ts';
+import { E, errName, type PciDev } from './pci.ts';
+
+export class PciIommu implements IommuPciOps {
+  private readonly masters = new Map<PciDev, Master>();
+  /** The domain a blocked device returns to. */
+  private readonly kept = new Map<PciDev, Domain | null>();
+  private readonly dmas = new Map<PciDev, IommuDma>();
+  private nextGroup = 0;
+
+  constructor(
+    readonly iommu: ArmSmmuIommu,
+    private readonly p: Platform,
+    /** DMA API mode of the default domains: strict (invalidate before unmap returns) or lazy. */
+    private readonly strict = true,
+  ) {}
+
+  probeDevice(dev: PciDev): void {
+    const ats = pciAtsSupported(dev)
+      ? {
+          enable: (stu: number) => {
+            const rc = pciEnableAts(dev, stu);
+            if (rc) dev.log('err', `Failed to enable ATS (STU ${stu}): ${errName(rc)}`);
+          },
+          disable: () => pciDisableAts(dev),
+        }
+      : undefined;
+    if (ats) pciPrepareAts(dev, ATS_MIN_STU);
+    const m = this.iommu.probeDevice(dev.name, [dev.sid], ats ? { ats } : {});
+    this.masters.set(dev, m);
+    dev.iommu = { depth: 0, blocked: false };
+    dev.log('info', `Adding to iommu group ${this.nextGroup++}`);
+    const domain = this.iommu.allocPaging();
+    this.iommu.attach(m, domain);
+    this.dmas.set(dev, new IommuDma(this.p, domain, { strict: this.strict }));
+  }
+
+  master(dev: PciDev): Master {
+    const m = this.masters.get(dev);
+    if (!m) throw new Error(`${dev.bdf}: not behind the IOMMU (no StreamID in the iommu-map)`);
+    return m;
+  }
+
+  /** The DMA API context of the device's default domain. */
+  dma(dev: PciDev): IommuDma {
+    const d = this.dmas.get(dev);
+    if (!d) throw new Error(`${dev.bdf}: no DMA domain`);
+    return d;
+  }
+
+  /** The domain the device is attached to (the blocking domain while blocked). */
+  domainOf(dev: PciDev): Domain | null {
+    return this.master(dev).domain;
+  }
+
+  /**
+   * Attaches the device to a domain (iommu_attach_device); -EBUSY while a reset keeps it blocked, as
+   * Linux refuses attaches during pci_dev_reset_iommu_prepare/done.
+   */
+  attachDomain(dev: PciDev, d: PagingDomain): number {
+    if (dev.iommu?.blocked) return -E.EBUSY;
+    this.iommu.attach(this.master(dev), d);
+    return 0;
+  }
+
+  block(dev: PciDev): number {
+    const m = this.master(dev);
+    this.kept.set(dev, m.domain);
+    this.iommu.attach(m, this.iommu.blocked);
+    return 0;
+  }
+
+  unblock(dev: PciDev): number {
+    const m = this.master(dev);
+    const d = this.kept.get(dev);
+    this.kept.delete(dev);
+    // A device that had no domain stays where it is (Linux skips the re-attach when group->domain is NULL).
+    if (d) this.iommu.attach(m, d);
+    return 0;
+  }
+}
