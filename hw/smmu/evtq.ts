@@ -71,8 +71,7 @@ export class EventQueue {
   private readonly words = new Uint32Array(EVT_BYTES / 4);
   private readonly prodIdx: number;
   private readonly consIdx: number;
-  /** Records written since the queue was enabled, and records lost by reason (for tests and traces). */
-  written = 0;
+  /** Records lost, by reason (for tests and traces). */
   readonly lost: Record<EventLoss, number> = { disabled: 0, full: 0, 'abort-error': 0, 'write-abort': 0 };
 
   constructor(
@@ -158,7 +157,6 @@ export class EventQueue {
     const next = (prod + 1) & mask;
     // PROD keeps OVFLG; bits above the wrap bit read as zero (3.5.1).
     Atomics.store(this.regs.view, this.prodIdx, ((prodReg & Q_OVFLG.bits) | next) | 0);
-    this.written++;
     stats[XSTAT.EVENTS_WRITTEN]!++;
     stats[STAT.EVENTS + (ev.type & 0xff)]!++;
     // Empty -> non-empty is the interrupt edge (3.18.2); PROD is visible before it.

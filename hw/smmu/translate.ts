@@ -504,7 +504,7 @@ export class Translator implements SmmuDeviceServices {
       // EPD0=1: a TLB miss through TTB0 is a Translation fault (5.4 EPD0).
       if (cd.epd0) return s1Fault(EVT.F_TRANSLATION, 'TTB0 walks disabled (EPD0=1)');
       const w = this.walker.s1(
-        { regime, vmid, asid, ttb: cd.ttb0, iaBits: cd.iaBits, startLevel: cd.startLevel, oaBits: cd.ipsBits, affd: cd.affd, had: cd.had0, wxn: cd.wxn, pan: cd.pan },
+        { regime, vmid, asid, ttb: cd.ttb0, iaBits: cd.iaBits, startLevel: cd.startLevel, oaBits: cd.ipsBits, affd: cd.affd, had: cd.had0 },
         req.addr,
         ste.s2 ? this.tableXlate(ste, EVT_CLASS.TT) : null,
       );

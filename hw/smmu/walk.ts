@@ -59,8 +59,6 @@ export interface S1Config {
   readonly affd: boolean;
   /** HAD0: hierarchical attributes disabled. */
   readonly had: boolean;
-  readonly wxn: boolean;
-  readonly pan: boolean;
 }
 
 /** A leaf descriptor found by a walk. */

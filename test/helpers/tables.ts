@@ -13,16 +13,6 @@ export function writeStruct(mem: PhysMem, pa: number, words: Uint32Array): void 
   for (let q = 0; q < words.length / 2; q++) mem.write64(pa + q * 8, (BigInt(words[2 * q + 1]!) << 32n) | BigInt(words[2 * q]!));
 }
 
-export function readStructWords(mem: PhysMem, pa: number, qwords: number): Uint32Array {
-  const out = new Uint32Array(qwords * 2);
-  for (let q = 0; q < qwords; q++) {
-    const v = mem.read64(pa + q * 8);
-    out[2 * q] = Number(v & 0xffffffffn);
-    out[2 * q + 1] = Number(v >> 32n);
-  }
-  return out;
-}
-
 type FieldValues = [Field, number | bigint][];
 
 function put(w: Uint32Array, f: Field, v: number | bigint): void {
