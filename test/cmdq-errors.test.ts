@@ -110,8 +110,12 @@ describe('illegal command with real workers', () => {
     await withSystem({ cpus: 1, timeScale: 10 }, async (s) => {
       await s.sys.probe();
       const before = { ste: s.exec('CFGI_STE'), asid: s.exec('TLBI_NH_ASID'), sync: s.exec('SYNC'), ill: s.stat(STAT.CERROR + CERROR.ILL) };
-      const r = await s.sys.cpus[0]!.call<{ slots: number[]; ret: number }>('replay', { words: file() });
-      expect(r.ret).toBe(-110);
+      // One submission holding the commands and the CMD_SYNC (as Linux's batch submit): CPU 0 keeps
+      // interrupts off from before the illegal command reaches the SMMU until its poll gives up.
+      const prod0 = s.reg('CMDQ_PROD');
+      const ret = await s.sys.cpus[0]!.call<number>('issueBatch', { words: file(), sync: true });
+      expect(ret).toBe(-110);
+      const badSlot = prod0 + 2;
       // The GERROR interrupt was taken when the poll gave up (or, on a very slow host, at CPU 0's next
       // interrupts-on point); the queue then drains by itself.
       await waitFor(
@@ -120,15 +124,15 @@ describe('illegal command with real workers', () => {
       );
       expect(s.exec('CFGI_STE')).toBe(before.ste + 2);
       expect(s.exec('TLBI_NH_ASID')).toBe(before.asid + 2);
-      expect(s.exec('SYNC')).toBe(before.sync + 2); // replay's final SYNC and skip_err's replacement
+      expect(s.exec('SYNC')).toBe(before.sync + 2); // the batch's CMD_SYNC and skip_err's replacement
       expect(s.stat(STAT.CERROR + CERROR.ILL)).toBe(before.ill + 1);
       const log = (await s.messages(0)).map((l) => l.replace('arm-smmu-v3 9050000.smmuv3: ', ''));
       const timeout = log.findIndex((l) => l.startsWith('CMD_SYNC timeout at'));
-      const err = log.findIndex((l) => l === `CMDQ error (cons ${hex8((CERROR.ILL << 24) | r.slots[2]!)}): Illegal command`);
+      const err = log.findIndex((l) => l === `CMDQ error (cons ${hex8((CERROR.ILL << 24) | badSlot)}): Illegal command`);
       expect(timeout).toBeGreaterThanOrEqual(0);
       expect(err).toBeGreaterThan(timeout);
       expect(log.slice(err + 1, err + 4)).toEqual(['skipping command in error state:', ...BAD_DUMP]);
-      expect((await s.driverStats(0)).cmdqErrors).toEqual([{ cons: r.slots[2]!, code: CERROR.ILL }]);
+      expect((await s.driverStats(0)).cmdqErrors).toEqual([{ cons: badSlot, code: CERROR.ILL }]);
       // The queue works again.
       const w = await s.workload(0, { batch: 8, iterations: 3 });
       expect(w.syncTimeouts).toBe(0);

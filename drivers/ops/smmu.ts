@@ -21,6 +21,14 @@ export const smmuOps: Record<string, KernelOp> = {
   },
   workload: (k, w: TlbiWorkload) => runTlbiWorkload(k.device(), w),
   replay: (k, r: ReplayRequest) => replayCommands(k.device(), r),
+  /**
+   * Issues raw commands (4 words each) as Linux issues a batch: in chunks of 64, the last one with its
+   * CMD_SYNC in the same submission when `sync`; returns 0 or -ETIMEDOUT.
+   */
+  issueBatch: (k, b: { words: number[]; sync: boolean }) => {
+    if (b.words.length % 4 !== 0) throw new Error(`issueBatch: ${b.words.length} words is not a whole number of 16-byte commands`);
+    return k.device().issueRaw(Uint32Array.from(b.words), b.words.length / 4, b.sync);
+  },
   /** What this CPU's driver has seen: command errors it handled, global errors, what it issued. */
   driverStats: (k) => {
     const d = k.device();
