@@ -80,6 +80,21 @@ describe('DMA API, strict mode', () => {
     expect(r.mem.read32(pa)).toBe(0x600dcafe);
   });
 
+  it('coherent buffers: zeroed pages mapped both ways, freed with their mapping', () => {
+    const r = setup({ strict: true });
+    const buf = r.dma.allocCoherent(2 * PG);
+    // The buffer's pages (page-table pages the mapping needed stay with the domain).
+    const used = r.platform.pages.used();
+    expect(r.mem.read32(buf.pa + PG)).toBe(0);
+    expect(deviceWrites(r, buf.iova + PG, 8, 0x0c0c0c0c)).toBe(true);
+    expect(r.mem.read32(buf.pa + PG + 4)).toBe(0x0c0c0c0c);
+    expect(r.dmaRead(SID, buf.iova + PG, 8, 0x0c0c0c0c).mismatches).toBe(0);
+    r.dma.freeCoherent(2 * PG, buf);
+    expect(r.platform.pages.used()).toBe(used - 2);
+    expect(r.dma.mapped).toBe(0);
+    expect(r.dmaRead(SID, buf.iova, 4, 0).event).toBe('F_TRANSLATION');
+  });
+
   it('errors name what is wrong', () => {
     const r = setup({ strict: true });
     const pa = r.buf(1);

@@ -116,10 +116,6 @@ export class InvList {
   purge(): void {
     for (let i = this.entries.length - 1; i >= 0; i--) if (this.entries[i]!.users === 0) this.entries.splice(i, 1);
   }
-
-  get hasAts(): boolean {
-    return this.entries.some((e) => e.users > 0 && isAts(e.type));
-  }
 }
 
 export interface PagingOptions {
@@ -286,10 +282,6 @@ export class ArmSmmuIommu {
     m.cdTable?.free();
     m.cdTable = null;
     for (const sid of m.sids) this.streams.delete(sid);
-  }
-
-  masterBySid(sid: number): Master | undefined {
-    return this.streams.get(sid);
   }
 
   // ---- domains ----

@@ -70,10 +70,6 @@ export class IovaAllocator {
     if (i < 0 || this.ranges[i]!.hi !== pfn + n - 1) throw new Error(`IOVA pfn 0x${pfn.toString(16)} (+${n} pages) is not an allocated range`);
     this.ranges.splice(i, 1);
   }
-
-  get allocated(): number {
-    return this.ranges.reduce((a, r) => a + r.hi - r.lo + 1, 0);
-  }
 }
 
 interface FqEntry {
