@@ -199,8 +199,8 @@ export function smmuIdRegisters(f: SmmuFeatures): Record<'IDR0' | 'IDR1' | 'IDR2
 
   let idr5 = 0;
   idr5 = IDR5.OAS.set(idr5, OAS_BITS.indexOf(f.oasBits));
+  // Only the 4 KiB granule is implemented by the table walker, so only it is advertised (6.3.6).
   idr5 = IDR5.GRAN4K.set(idr5, 1);
-  idr5 = IDR5.GRAN64K.set(idr5, 1);
 
   let iidr = 0;
   iidr = IIDR.Implementer.set(iidr, 0x43b); // JEP106 code for Arm (6.3.7)
