@@ -23,9 +23,13 @@ import { E, errName, type PciDev } from './pci.ts';
 export function pciDevResetIommuPrepare(core: PciCore, dev: PciDev): number {
   const st = dev.iommu;
   if (!pciAtsSupported(dev) || !st || !core.iommu) return 0;
-  if (st.depth++ > 0) return 0;
+  if (st.depth++ > 0) {
+    dev.log('debug', `IOMMU reset prepare: depth ${st.depth} (nested)`);
+    return 0;
+  }
   if (st.blocked) {
     // Still blocked after an earlier failed reset: nothing to do but count.
+    dev.log('debug', `IOMMU reset prepare: depth ${st.depth} (already blocked)`);
     return 0;
   }
   let ret: number;
@@ -37,9 +41,11 @@ export function pciDevResetIommuPrepare(core: PciCore, dev: PciDev): number {
   }
   if (ret !== 0) {
     st.depth--;
+    dev.log('debug', `IOMMU reset prepare failed (${errName(ret)}): depth ${st.depth}`);
     return ret;
   }
   st.blocked = true;
+  dev.log('debug', `IOMMU reset prepare: depth ${st.depth}, blocked`);
   return 0;
 }
 
@@ -52,10 +58,15 @@ export function pciDevResetIommuDone(core: PciCore, dev: PciDev, ok: boolean): v
     dev.log('warn', 'WARNING: pci_dev_reset_iommu_done() without a matching prepare');
     return;
   }
-  if (--st.depth > 0) return;
+  const outcome = ok ? 'ok' : 'failed';
+  if (--st.depth > 0) {
+    dev.log('debug', `IOMMU reset done (${outcome}): depth ${st.depth}, blocked (nested)`);
+    return;
+  }
   if (!st.blocked) return;
   if (!ok) {
     dev.log('warn', 'Reset failed. Blocking ATS to protect memory');
+    dev.log('debug', `IOMMU reset done (failed): depth 0, blocked`);
     return;
   }
   const ret = core.iommu.unblock(dev);
@@ -64,4 +75,5 @@ export function pciDevResetIommuDone(core: PciCore, dev: PciDev, ok: boolean): v
     return;
   }
   st.blocked = false;
+  dev.log('debug', `IOMMU reset done (ok): depth 0, unblocked`);
 }
