@@ -306,8 +306,9 @@ export function installInvalidationHandlers(cmdq: CommandQueue, cfg: ConfigCache
       fn(c);
       return DONE;
     });
-  const va = (c: Uint32Array) => Number(F.VA.read64(c)) * 4096;
-  const ipa = (c: Uint32Array) => Number(F.IPA.read64(c)) * 4096;
+  // VA[63:12] (52 bits) and IPA[55:12] fit a double: the number path avoids a BigInt per command.
+  const va = (c: Uint32Array) => F.VA.read(c) * 4096;
+  const ipa = (c: Uint32Array) => F.IPA.read(c) * 4096;
   const e2h = () => CR2.E2H.get(regs.get('CR2')) === 1;
 
   on('CFGI_STE', (c) => cfg.cfgiSte(F.SID.read(c), F.LEAF.read(c) === 1));
