@@ -62,11 +62,12 @@ export const CTRL = {
   MEM_WAITERS: 7,
   /** Hardware heartbeat: incremented by every pass of the hardware loop. */
   HW_HEARTBEAT: 8,
-  /** Float64 slots (byte offsets / 8) for the clock: epoch in host ms and the platform time scale. */
-  F64_EPOCH_MS: 2,
-  F64_SCALE: 3,
-  /** Float64 slot: virtual time in ns when the system runs in lockstep. */
-  F64_VIRTUAL_NS: 4,
+  /**
+   * Float64 slots (Float64Array indices, i.e. byte offset / 8) for the clock: epoch in host ms and the
+   * platform time scale. They occupy Int32 words 16..19, clear of every word above.
+   */
+  F64_EPOCH_MS: 8,
+  F64_SCALE: 9,
 } as const;
 export const MAGIC = 0x534d4d55; // "SMMU"
 

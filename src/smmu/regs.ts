@@ -311,7 +311,12 @@ export function smmuRegisterMap(feat: SmmuFeatures): RegisterMap {
     // CR1 has two guards in the spec (TABLE_* on SMMUEN, QUEUE_* on the queue enables); the register map
     // guards per register, so CR1 is guarded by the union: Linux writes CR1 once, with everything off.
     reg('CR1', OFF.CR1, 32, f(CR1, 'RW'), {
-      guards: [...enGuard('CR0', 'CR0ACK', 'SMMUEN'), ...enGuard('CR0', 'CR0ACK', 'CMDQEN'), ...enGuard('CR0', 'CR0ACK', 'EVENTQEN')],
+      guards: [
+        ...enGuard('CR0', 'CR0ACK', 'SMMUEN'),
+        ...enGuard('CR0', 'CR0ACK', 'CMDQEN'),
+        ...enGuard('CR0', 'CR0ACK', 'EVENTQEN'),
+        ...(feat.pri ? enGuard('CR0', 'CR0ACK', 'PRIQEN') : []),
+      ],
       spec: '6.3.11',
     }),
     reg('CR2', OFF.CR2, 32, f(CR2, 'RW', cr2Present), { guards: enGuard('CR0', 'CR0ACK', 'SMMUEN'), spec: '6.3.12' }),
