@@ -1,0 +1,184 @@
+// The PCIe features the way a user reaches them, with real workers: `smmulab lspci`, `smmulab reset`,
+// `smmulab run --workload ats-dma`, `--topology` files (good and bad), and, through the System API with
+// the GERROR interrupt on a second CPU, an ATC invalidation timeout that the issuing CPU sees as
+// success once the re-executed CMD_SYNC completes.
+
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { runCli } from './fixtures/run-cli.ts';
+import { System } from '../src/system.ts';
+import { STAT } from '../src/layout.ts';
+import { PCIE_STAT, pcieStat } from '../src/pcie/stats.ts';
+import { atcInvEnt, buildCmd } from '../drivers/arm-smmu-v3/cmds.ts';
+import { NS_PER_MS } from '../src/time.ts';
+import type { PciDeviceInfo } from '../drivers/ops/pci.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'smmulab-pcie-'));
+const file = (name: string, json: unknown) => {
+  const f = join(dir, name);
+  writeFileSync(f, typeof json === 'string' ? json : JSON.stringify(json));
+  return f;
+};
+
+const THREE = {
+  ports: [
+    { bdf: '00:01.0', secondaryBus: 1, functions: [{ bdf: '01:00.0', deviceId: '0x5a11' }, { bdf: '01:00.1', deviceId: '0x5a10', streamId: 0x180 }] },
+    { bdf: '00:02.0', secondaryBus: 2, functions: [{ bdf: '02:00.0', deviceId: '0x5a12', capabilities: ['pm', 'msi', 'exp'] }] },
+  ],
+};
+
+describe('smmulab lspci', () => {
+  it('prints the enumerated tree, and the records as JSON', async () => {
+    const t = await runCli(['lspci'], 120_000);
+    expect(t.code).toBe(0);
+    const lines = t.stdout.trimEnd().split('\n');
+    expect(lines[0]).toBe('0000:00 (PCI host bridge)');
+    expect(lines[1]).toMatch(/^\|-- 00:01\.0 PCI bridge \[1b36:000c\] rev 00, Root Port, bus 01 below$/);
+    expect(lines[2]).toMatch(/^\| {3}`-- 01:00\.0 System peripheral \[1234:5a11\] rev 01, Endpoint, SID 0x0100, driver smmulab-dma, ATS enabled \(STU 4 KiB\), invalidate queue depth 8, IOMMU paging \d+$/);
+    expect(lines[3]).toMatch(/^`-- 00:02\.0 PCI bridge/);
+    expect(lines[4]).toMatch(/^ {4}`-- 02:00\.0 .*SID 0x0200/);
+    const j = await runCli(['lspci', '--json', '--topology', file('three.json', THREE)], 120_000);
+    expect(j.code).toBe(0);
+    const devs = JSON.parse(j.stdout) as PciDeviceInfo[];
+    expect(devs.map((d) => d.bdf)).toEqual(['00:01.0', '00:02.0', '01:00.0', '01:00.1', '02:00.0']);
+    const [f0, f1, plain] = devs.slice(2);
+    expect(f0!.multifunction).toBe(true);
+    expect(f1!.sid).toBe(0x180);
+    // Methods are probed as each function is added (Linux does it in pci_device_add): function 0 is still
+    // alone on its bus then, so 'bus' is listed for it (and refused with -ENOTTY when tried); function 1
+    // already has a sibling.
+    expect(f0!.resetMethods).toEqual(['device_specific', 'flr', 'pm', 'bus']);
+    expect(f1!.resetMethods).toEqual(['flr', 'pm']);
+    expect(plain!.ats).toBe(null);
+    expect(plain!.caps.map((c) => c.name)).toEqual(['Power Management', 'MSI', 'Express']);
+    expect(plain!.resetMethods).toEqual(['device_specific', 'flr', 'pm', 'bus']);
+  });
+
+  it('rejects a bad topology file with the file and the field, and a malformed BDF', async () => {
+    const bad = await runCli(['lspci', '--topology', file('bad.json', { ports: [{ bdf: '00:01.0', secondaryBus: 1, functions: [{ bdf: '01:00.0', invLatencyUs: 'slow' }] }] })]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/lspci: --topology .*bad\.json\.ports\[0\]\.functions\[0\]\.invLatencyUs: must be a number/);
+    const notJson = await runCli(['dump-config', '01:00.0', '--topology', file('nj.json', '{ports:')]);
+    expect(notJson.code).toBe(2);
+    expect(notJson.stderr).toMatch(/nj\.json: not valid JSON/);
+    const missing = await runCli(['reset', '01:00.0', '--topology', join(dir, 'nope.json')]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/nope\.json: cannot read \(ENOENT\)/);
+    const bdf = await runCli(['dump-config', '1:0.0']);
+    expect(bdf.code).toBe(2);
+    expect(bdf.stderr).toContain("dump-config: '1:0.0' is not a BB:DD.F address");
+    const absent = await runCli(['dump-config', '03:00.0'], 120_000);
+    expect(absent.code).toBe(2);
+    expect(absent.stderr).toContain('dump-config: no PCI function at 03:00.0 (found: 00:01.0, 00:02.0, 01:00.0, 02:00.0)');
+  });
+});
+
+describe('smmulab reset', () => {
+  it('each method succeeds and leaves the device unblocked at depth 0', async () => {
+    for (const [bdf, method] of [['01:00.0', 'flr'], ['01:00.0', 'specific'], ['02:00.0', 'pm'], ['02:00.0', 'bus']] as const) {
+      const r = await runCli(['reset', bdf, '--method', method, '--json'], 120_000);
+      expect(r.code, r.stderr).toBe(0);
+      const out = JSON.parse(r.stdout);
+      expect(Object.keys(out)).toEqual(['ok', 'method', 'ms', 'depth', 'blocked']);
+      expect(out).toMatchObject({ ok: true, method, depth: 0, blocked: false });
+      // An FLR takes Linux's 100 ms wait at least; PM reset two 10 ms d3hot delays.
+      expect(out.ms).toBeGreaterThanOrEqual(method === 'pm' ? 20 : 100);
+    }
+  });
+
+  it('a hung FLR fails and leaves the device blocked; a failed prepare fails without blocking', async () => {
+    const hang = await runCli(['reset', '02:00.0', '--method', 'flr', '--fault', 'flr-hang', '--time-scale', '200', '--json', '--dmesg'], 120_000);
+    expect(hang.code).toBe(1);
+    expect(JSON.parse(hang.stdout)).toMatchObject({ ok: false, method: 'flr', depth: 0, blocked: true });
+    expect(hang.stderr).toContain('pci 0000:02:00.0: Reset failed. Blocking ATS to protect memory');
+    const prep = await runCli(['reset', '01:00.0', '--method', 'flr', '--fault', 'fail-prepare', '--json', '--dmesg'], 120_000);
+    expect(prep.code).toBe(1);
+    expect(JSON.parse(prep.stdout)).toMatchObject({ ok: false, depth: 0, blocked: false });
+    expect(prep.stderr).toContain('failed to stop IOMMU for a PCI reset: -ENOMEM');
+    const text = await runCli(['reset', '01:00.0', '--method', 'pm'], 120_000);
+    expect(text.stdout).toMatch(/^01:00\.0: reset via pm succeeded in [\d.]+ ms; IOMMU reset depth 0, device unblocked\n$/);
+    const usage = await runCli(['reset', '01:00.0', '--method', 'warm']);
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toContain("reset: --method 'warm' is not one of flr, pm, bus, specific, cxl");
+  });
+});
+
+describe('smmulab run --workload ats-dma', () => {
+  it('reports ATC hits, misses, invalidations and their latency; hardware executed what the driver issued', async () => {
+    const r = await runCli(['run', '--workload', 'ats-dma', '--cpus', '1', '--seconds', '0.1', '--json', '--topology', file('three2.json', THREE)], 180_000);
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.check).toBe('OK');
+    expect(out.executedByOpcode).toEqual(out.issuedByOpcode);
+    // Two ATS endpoints (the third function has no ATS).
+    expect(out.endpoints).toEqual(['01:00.0', '01:00.1']);
+    expect(out.rounds).toBeGreaterThan(0);
+    expect(out.transfers).toBe(out.rounds * 4 * 2);
+    expect(out.verifyFailures).toBe(0);
+    expect(out.dmaErrors).toEqual([]);
+    // Per round and endpoint: 8 pages (4 source, 4 destination) miss once, then hit in 3 more copies.
+    expect(out.atcMisses).toBe(out.rounds * 2 * 8);
+    expect(out.atcHits).toBe(out.rounds * 2 * 8 * 3);
+    // Two unmaps per round, each invalidating both endpoints' ATCs, plus the ATC flushes of attaching.
+    expect(out.atcInvalidations).toBeGreaterThanOrEqual(out.rounds * 2 * 2);
+    expect(out.executedByOpcode.ATC_INV).toBe(out.atcInvalidations);
+    expect(out.invLatencyP50Ns).toBeGreaterThan(0);
+    expect(out.invLatencyP99Ns).toBeGreaterThanOrEqual(out.invLatencyP50Ns);
+    expect(out.events).toEqual({});
+    expect(out.atcInvTimeouts).toBe(0);
+  });
+});
+
+describe('an ATC invalidation timeout with the GERROR interrupt on another CPU', () => {
+  const atcInvWords = (sid: number) => {
+    const b = new Uint32Array(4);
+    buildCmd(b, 0, atcInvEnt(sid, 0, 0, 0));
+    return [...b];
+  };
+
+  it('SMMU timeout first: CERROR_ATC_INV_SYNC is handled on CPU 1, the SYNC re-executes, and CPU 0 sees success', async () => {
+    const sys = await System.boot({ cpus: 2, timeScale: 10, atcTimeoutNs: 20 * NS_PER_MS });
+    try {
+      await sys.probe({ irqCpu: 1 });
+      await sys.pciInit();
+      await sys.inject({ kind: 'pcie-atc-inv-ignore', bdf: '01:00.0', on: true });
+      const before = sys.views.stats[STAT.CERROR + 3]!;
+      const r = await sys.cpus[0]!.call<{ slots: number[]; ret: number }>('replay', { words: atcInvWords(0x100) });
+      // The issuer sees success although the endpoint never invalidated its ATC.
+      expect(r.ret).toBe(0);
+      expect(sys.views.stats[STAT.CERROR + 3]! - before).toBe(1);
+      expect(pcieStat(sys.views.stats, PCIE_STAT.ATC_INV_TIMEOUTS)).toBe(1);
+      const cpu1 = await sys.cpus[1]!.call<{ cmdqErrors: { cons: number; code: number }[] }>('driverStats');
+      // The error was reported at the CMD_SYNC right after the ATC_INV.
+      expect(cpu1.cmdqErrors).toEqual([{ cons: (r.slots[0]! + 1) & 0x7fff, code: 3 }]);
+      const log = (await sys.dmesg()).map((e) => e.msg);
+      expect(log.some((m) => /CMDQ error \(cons 0x03[0-9a-f]{6}\): ATC invalidate timeout/.test(m))).toBe(true);
+    } finally {
+      await sys.shutdown();
+    }
+  });
+
+  it('driver timeout first: CPU 0 gets -ETIMEDOUT, the SMMU reports the error later and the queue recovers', async () => {
+    // Real time (scale 1): the driver's short poll timeout also bounds its register handshakes at probe.
+    const sys = await System.boot({ cpus: 2, timeScale: 1, atcTimeoutNs: 300 * NS_PER_MS });
+    try {
+      await sys.probe({ irqCpu: 1, pollTimeoutNs: 100 * NS_PER_MS });
+      await sys.pciInit();
+      await sys.inject({ kind: 'pcie-atc-inv-ignore', bdf: '02:00.0', on: true });
+      const before = sys.views.stats[STAT.CERROR + 3]!;
+      const r = await sys.cpus[0]!.call<{ ret: number }>('replay', { words: atcInvWords(0x200) });
+      expect(r.ret).toBe(-110);
+      // The SMMU gives up at 300 ms (after the driver's 100 ms) and CPU 1 acknowledges; then an empty
+      // batch completes.
+      const deadline = Date.now() + 30_000;
+      while (sys.views.stats[STAT.CERROR + 3]! === before && Date.now() < deadline) await new Promise((res) => setTimeout(res, 10));
+      expect(sys.views.stats[STAT.CERROR + 3]! - before).toBe(1);
+      const next = await sys.cpus[0]!.call<{ ret: number }>('replay', { words: [] });
+      expect(next.ret).toBe(0);
+    } finally {
+      await sys.shutdown();
+    }
+  });
+});
