@@ -47,6 +47,26 @@ describe('enumeration of the default topology', () => {
   });
 });
 
+describe('enumeration and RRS', () => {
+  it('waits for a function that completes config reads with RRS, and misses one that reads all-ones', () => {
+    const json = {
+      ports: [
+        { bdf: '00:01.0', secondaryBus: 1, functions: [{ bdf: '01:00.0' }] },
+        { bdf: '00:02.0', secondaryBus: 2, functions: [{ bdf: '02:00.0', resetResponse: 'all-ones', flrMs: 1000 }] },
+      ],
+    };
+    const r = pcieRig({ topology: json });
+    // Both functions are resetting when the scan starts (an FLR written before enumeration).
+    for (const rid of [0x100, 0x200]) r.core.cfg.write16(rid, 0x58 + EXP.DEVCTL, DEVCTL.BCR_FLR.bits);
+    const t0 = r.now();
+    r.core.scan();
+    // 01:00.0 answered RRS (the scan had enabled RRS SV at its Root Port) and was waited for; 02:00.0
+    // read all-ones and looked absent, as Linux concludes.
+    expect(r.core.devices.map((d) => d.bdf)).toEqual(['00:01.0', '00:02.0', '01:00.0']);
+    expect(r.now() - t0).toBeGreaterThanOrEqual(100 * NS_PER_MS);
+  });
+});
+
 describe('access modes through the generic write path', () => {
   it('RO and HwInit registers ignore writes', () => {
     const r = scanned();
@@ -87,6 +107,56 @@ describe('access modes through the generic write path', () => {
     const devctl = d.read16(d.pcieCap + EXP.DEVCTL);
     d.write16(d.pcieCap + EXP.DEVCTL, devctl | DEVCTL.CERE.bits | DEVCTL.URRE.bits);
     expect(d.read16(d.pcieCap + EXP.DEVCTL)).toBe(devctl | DEVCTL.CERE.bits | DEVCTL.URRE.bits);
+  });
+
+  it('every register the PCI core writes has exactly its architected writable bits', () => {
+    const r = scanned({ ports: [{ bdf: '00:01.0', secondaryBus: 1, cxl: true, functions: [{ bdf: '01:00.0' }] }] });
+    const ep = r.core.dev('01:00.0');
+    const port = r.core.dev('00:01.0');
+    // [device, name, offset, size, value written (side-effect bits left out), bits that must stick]
+    const table: [typeof ep, string, number, 1 | 2 | 4, number, number][] = [
+      [ep, 'Command', HDR.COMMAND, 2, 0xffff, 0x0546],
+      [ep, 'Cache Line Size', HDR.CACHE_LINE, 1, 0xff, 0xff],
+      [ep, 'Interrupt Line', HDR.INT_LINE, 1, 0xff, 0xff],
+      [ep, 'BAR0', HDR.BAR0, 4, 0xffffffff, 0xfffff000],
+      [ep, 'MSI Control', ep.msiCap + MSI.CONTROL, 2, 0xffff, 0x0071],
+      [ep, 'MSI Address', ep.msiCap + MSI.ADDR_LO, 4, 0xffffffff, 0xfffffffc],
+      [ep, 'MSI Upper Address', ep.msiCap + MSI.ADDR_HI, 4, 0xffffffff, 0xffffffff],
+      [ep, 'MSI Data', ep.msiCap + MSI.DATA, 2, 0xffff, 0xffff],
+      // Initiate FLR (bit 15) left out: it would reset the function.
+      [ep, 'Device Control', ep.pcieCap + EXP.DEVCTL, 2, 0x7fff, 0x79ff],
+      [ep, 'Link Control', ep.pcieCap + EXP.LNKCTL, 2, 0xffff, 0x00cb],
+      [ep, 'Device Control 2', ep.pcieCap + EXP.DEVCTL2, 2, 0xffff, 0x001f],
+      [ep, 'Link Control 2', ep.pcieCap + EXP.LNKCTL2, 2, 0xffff, 0x000f],
+      [ep, 'ATS Control', ep.atsCap + ATS.CTRL, 2, 0xffff, 0x801f],
+      [ep, 'PASID Control', ep.pasidCap + PASID.CTRL, 2, 0xffff, 0x0007],
+      // PRI Reset reads 0 (the function clears it).
+      [ep, 'PRI Control', ep.priCap + PRI.CTRL, 2, 0xffff, 0x0001],
+      [ep, 'PRI Allocation', ep.priCap + PRI.ALLOC_REQ, 4, 0xffffffff, 0xffffffff],
+      [ep, 'ACS Control', ep.acsCap + 6, 2, 0xffff, 0x004c],
+      [ep, 'AER Uncorrectable Mask', ep.aerCap + AER.UNCOR_MASK, 4, 0xffffffff, 0x003ff030],
+      [ep, 'AER Uncorrectable Severity', ep.aerCap + AER.UNCOR_SEVER, 4, 0xffffffff, 0x003ff030],
+      [ep, 'AER Correctable Mask', ep.aerCap + AER.COR_MASK, 4, 0xffffffff, 0x0000f1c1],
+      [port, 'Primary Bus', HDR.PRIMARY_BUS, 1, 0xff, 0xff],
+      [port, 'Memory Base', HDR.MEM_BASE, 2, 0xffff, 0xfff0],
+      [port, 'I/O Base (no I/O window)', HDR.IO_BASE, 1, 0xff, 0x00],
+      // Secondary Bus Reset (bit 6) left out; Master Abort Mode is not PCIe.
+      [port, 'Bridge Control', HDR.BRIDGE_CONTROL, 2, 0xffbf, 0x000f],
+      [port, 'Root Control', port.pcieCap + EXP.RTCTL, 2, 0xffff, 0x001f],
+      [port, 'Link Control (Root Port)', port.pcieCap + EXP.LNKCTL, 2, 0xffff, 0x00cb],
+      [port, 'ACS Control (Root Port)', port.acsCap + 6, 2, 0xffff, 0x005f],
+      [port, 'CXL Port Control', port.findExtCapability(EXT_CAP_ID.DVSEC) + 0x0c, 2, 0xffff, 0x0003],
+    ];
+    const rd = (d: PciDev, off: number, n: 1 | 2 | 4) => (n === 1 ? d.read8(off) : n === 2 ? d.read16(off) : d.read32(off));
+    const wr = (d: PciDev, off: number, n: 1 | 2 | 4, v: number) => (n === 1 ? d.write8(off, v) : n === 2 ? d.write16(off, v) : d.write32(off, v));
+    for (const [d, name, off, n, value, writable] of table) {
+      const orig = rd(d, off, n);
+      wr(d, off, n, value);
+      expect(rd(d, off, n), `${name} after writing 0x${value.toString(16)}`).toBe(((orig & ~writable) | (value & writable)) >>> 0);
+      wr(d, off, n, 0);
+      expect(rd(d, off, n), `${name} after writing 0`).toBe((orig & ~writable) >>> 0);
+      wr(d, off, n, orig);
+    }
   });
 
   it('byte and halfword writes change only their lanes', () => {
@@ -275,6 +345,21 @@ describe('resets and sticky bits', () => {
     for (let off = 0; off < 4096; off += 4) expect(d.read32(off)).toBe(0xffffffff);
     d.write16(HDR.COMMAND, 6);
     expect(d.read16(HDR.COMMAND)).toBe(0xffff);
+  });
+
+  it('hot-unplug: the BAR reads all-ones too, and ATC invalidations go unanswered', () => {
+    const r = scanned();
+    const d = r.core.dev('02:00.0');
+    d.write16(HDR.COMMAND, COMMAND.MEMORY.bits);
+    const bar = r.platform.ioremap(d.resources[0]!.start, 4096);
+    expect(bar.read32(0)).toBe(0x31414d44);
+    r.machine.inject({ kind: 'pcie-unplug', bdf: '02:00.0' });
+    for (let off = 0; off < 4096; off += 4) expect(bar.read32(off)).toBe(0xffffffff);
+    let answered = false;
+    r.ep('02:00.0').atcInvalidate({ sid: 0x200, ssv: false, ssid: 0, global: false, addr: 0, size: 52 }, () => (answered = true));
+    r.sleep(NS_PER_MS);
+    expect(answered).toBe(false);
+    expect(r.pstat('EP_INV_DROPPED')).toBe(1);
   });
 });
 

@@ -112,6 +112,33 @@ describe('FLR', () => {
     expect(r.ep('01:00.0').atc!.count).toBe(0);
   });
 
+  it('pcie_flr polls Transactions Pending (0, 100, 200, 400 ms) and resets anyway when it stays set', () => {
+    for (const [nsPerPage, timesOut] of [[300 * NS_PER_MS, true], [20 * NS_PER_MS, false]] as const) {
+      const r = pcieStack({ topology: { ports: [{ bdf: '00:01.0', secondaryBus: 1, functions: [{ bdf: '01:00.0', dmaNsPerPage: nsPerPage }] }] } });
+      const d = r.core.dev('01:00.0');
+      const dma = r.glue.dma(d);
+      const b = r.platform.pages.alloc(8);
+      const si = dma.map(b, 8 * 4096, 'bidirectional');
+      const di = dma.map(r.platform.pages.alloc(8), 8 * 4096, 'from-device');
+      expect(r.drv.startTransfer(d, si, di, 8 * 4096)).toBe(0);
+      const m = mark(r);
+      const t0 = r.now();
+      expect(pcieFlr(r.core, d)).toBe(0);
+      const log = r.platform.dmesg().slice(m).map((e) => e.msg);
+      const msg = 'pci 0000:01:00.0: timed out waiting for pending transaction; performing function level reset anyway';
+      expect(log.includes(msg), `${nsPerPage / NS_PER_MS} ms per page`).toBe(timesOut);
+      if (timesOut) {
+        // 700 ms of polling, then the FLR cut the transfer short.
+        expect(r.now() - t0).toBeGreaterThanOrEqual(800 * NS_PER_MS);
+        expect(r.pstat('DMA_CUT_BY_RESET')).toBe(1);
+      } else {
+        // 8 pages of 20 ms finished during the poll: the FLR found nothing in flight.
+        expect(r.pstat('DMA_CUT_BY_RESET')).toBe(0);
+        expect(r.pstat('DMA_BYTES')).toBe(8 * 4096);
+      }
+    }
+  });
+
   it('pci_reset_function quiesces the driver, resets, restores; DMA works afterwards', () => {
     const r = pcieStack();
     const d = r.core.dev('01:00.0');

@@ -142,7 +142,9 @@ const EXP_CAP: CapabilityDef = {
       reg('DEVCTL', EXP.DEVCTL, 16, devctlFields, { reset: devctl, spec: '7.5.3.4' }),
       reg('DEVSTA', EXP.DEVSTA, 16, [...bitsOf(0xf, DEVSTA, 'W1C'), fd(DEVSTA.AUXPD, 'RO'), fd(DEVSTA.TRPND, 'RO')], { spec: '7.5.3.5' }),
       reg('LNKCAP', EXP.LNKCAP, 32, all(LNKCAP, 'RO'), { reset: lnkcap, spec: '7.5.3.6' }),
-      reg('LNKCTL', EXP.LNKCTL, 16, [fd(LNKCTL.ASPMC, 'RW'), fd(LNKCTL.RCB, 'RW'), fd(LNKCTL.LD, p.port ? 'RW' : 'RO'), fd(LNKCTL.RL, 'RO'), fd(LNKCTL.CCC, 'RW'), fd(LNKCTL.ES, 'RW')], { spec: '7.5.3.7' }),
+      // Link Disable and Retrain Link are not modelled (the links here cannot be taken down by software):
+      // read-only zero rather than bits that would do nothing.
+      reg('LNKCTL', EXP.LNKCTL, 16, [fd(LNKCTL.ASPMC, 'RW'), fd(LNKCTL.RCB, 'RW'), fd(LNKCTL.LD, 'RO'), fd(LNKCTL.RL, 'RO'), fd(LNKCTL.CCC, 'RW'), fd(LNKCTL.ES, 'RW')], { spec: '7.5.3.7' }),
       reg('LNKSTA', EXP.LNKSTA, 16, all(LNKSTA, 'RO'), { reset: lnksta, spec: '7.5.3.8' }),
       reg('SLTCAP', EXP.SLTCAP, 32, whole('RO'), { spec: '7.5.3.9' }),
       reg('SLTCTL', EXP.SLTCTL, 16, half('RO'), { spec: '7.5.3.10' }),
