@@ -131,6 +131,34 @@ describe('smmulab run --workload ats-dma', () => {
   });
 });
 
+describe('the device-driver interface through the System API', () => {
+  it('unbinding calls remove() (MSI, bus mastering off); binding again probes with a new vector', async () => {
+    const sys = await System.boot({ cpus: 1 });
+    try {
+      await sys.probe();
+      const devs = await sys.pciInit();
+      const ep = devs.find((d) => d.bdf === '02:00.0')!;
+      expect(ep.driver).toBe('smmulab-dma');
+      const msi = ep.caps.find((c) => c.name === 'MSI')!.offset;
+      const cfg = async () => sys.cpus[0]!.call<number[]>('pciConfigRead', { bdf: '02:00.0' });
+      expect(((await cfg())[msi / 4]! >>> 16) & 1).toBe(1);
+      await sys.cpus[0]!.call('pciUnbind', { bdf: '02:00.0' });
+      const after = (await sys.cpus[0]!.call<PciDeviceInfo[]>('pciTree')).find((d) => d.bdf === '02:00.0')!;
+      expect(after.driver).toBe(null);
+      expect(after.irq).toBe(-1);
+      const c = await cfg();
+      expect((c[msi / 4]! >>> 16) & 1).toBe(0);
+      expect(c[1]! & 0x4).toBe(0);
+      const again = (await sys.cpus[0]!.call<PciDeviceInfo[]>('pciBind')).find((d) => d.bdf === '02:00.0')!;
+      expect(again.driver).toBe('smmulab-dma');
+      expect(again.irq).toBeGreaterThan(ep.irq);
+      expect(((await cfg())[msi / 4]! >>> 16) & 1).toBe(1);
+    } finally {
+      await sys.shutdown();
+    }
+  });
+});
+
 describe('an ATC invalidation timeout with the GERROR interrupt on another CPU', () => {
   const atcInvWords = (sid: number) => {
     const b = new Uint32Array(4);

@@ -59,6 +59,8 @@ describe('dump-config decoded by lspci -F', () => {
     expect(out).toContain('ATSCap:\tInvalidate Queue Depth: 08');
     expect(out).toContain('ATSCtl:\tEnable+, Smallest Translation Unit: 00');
     expect(out).toContain('Capabilities: [13c v1] Process Address Space ID (PASID)');
+    // The SMMU driver enabled PASID (with the features the capability offers) before ATS.
+    expect(out).toContain('PASIDCtl: Enable+ Exec+ Priv+');
     expect(out).toContain('Capabilities: [144 v1] Page Request Interface (PRI)');
     expect(out).toContain('PRISta: RF- UPRGI- Stopped+');
     expect(out).not.toContain('access denied');
@@ -72,6 +74,7 @@ describe('dump-config decoded by lspci -F', () => {
     const out = lspci(save('flr.txt', await dump(['01:00.0', '--after-flr'])), '-vvv');
     expect(out).toContain('Control: I/O- Mem- BusMaster-');
     expect(out).toContain('ATSCtl:\tEnable-, Smallest Translation Unit: 00');
+    expect(out).toContain('PASIDCtl: Enable- Exec- Priv-');
     expect(out).toContain('Capabilities: [48] MSI: Enable- Count=1/1');
     expect(out).toMatch(/DevCap:[\s\S]*FLReset\+/);
     expect(out).toMatch(/DevSta:.*TransPend-/);

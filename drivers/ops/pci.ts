@@ -6,10 +6,11 @@ import type { Kernel, KernelOp } from '../kernel.ts';
 import { PciCore } from '../pci/core.ts';
 import { PciIommu } from '../pci/iommu.ts';
 import { EpDriver } from '../pci/ep-driver.ts';
+import { pciBindDrivers, pciUnbindDriver } from '../pci/driver.ts';
 import { pciAtsQueueDepth, pciAtsSupported } from '../pci/ats.ts';
 import { aerHandleError, type RecoveryReport } from '../pci/aer.ts';
 import { errName, type PciDev } from '../pci/pci.ts';
-import { pciDevWait, pciResetFunction, RESET_METHODS, type ResetMethod } from '../pci/reset.ts';
+import { pciDevWait, pciResetFunction, type ResetMethod } from '../pci/reset.ts';
 import { iommuState } from './iommu.ts';
 import { runAtsDma, type AtsDmaRequest, type AtsDmaResult } from '../workloads/ats-dma.ts';
 import { CAP_NAMES, DEVCTL, EXP, EXP_FLAGS, EXT_CAP_NAMES } from '../../src/pcie/regs.ts';
@@ -152,6 +153,17 @@ export const pciOps: Record<string, KernelOp> = {
       blocked: d.iommu?.blocked ?? false,
     };
   },
+  /** { bdf } -> releases the device's driver (its remove()), as writing sysfs unbind does. */
+  pciUnbind: (k, a: { bdf: string }) => {
+    pciUnbindDriver(pciState(k).core.dev(a.bdf));
+    return true;
+  },
+  /** Offers unbound devices to the drivers again (sysfs drivers_probe); returns the device records. */
+  pciBind: (k) => {
+    const st = pciState(k);
+    pciBindDrivers(st.core);
+    return st.core.devices.map((d) => info(st, d));
+  },
   /** { count } -> the next count blocking-domain attaches fail with -ENOMEM (a failing prepare). */
   pciFailBlockingAttach: (k, a: { count: number }) => {
     pciState(k).core.failBlockingAttach = a.count;
@@ -159,8 +171,6 @@ export const pciOps: Record<string, KernelOp> = {
   },
   /** { bdf } -> AER recovery for the errors the function logged (null when it logged none). */
   pciAerRecover: (k, a: { bdf: string }): RecoveryReport | null => aerHandleError(pciState(k).core.dev(a.bdf)),
-  /** The reset method names in Linux's order. */
-  pciResetMethods: () => [...RESET_METHODS],
   /**
    * The ats-dma workload (PCI set up first if needed). Also reports the commands the IOMMU layer issued
    * meanwhile (setup included) and the events the event queue thread decoded, by name.

@@ -1,7 +1,8 @@
-// ATS, PRI and PASID control (Linux drivers/pci/ats.c): enabling and disabling at the function, the
-// checks Linux makes, and restoring the software state after a reset.
+// ATS and PASID control (Linux drivers/pci/ats.c): enabling and disabling at the function, the checks
+// Linux makes, and restoring the software state after a reset. (PRI is registers only here: nothing
+// issues page requests, so nothing enables it.)
 
-import { ATS, ATS_CAP, ATS_CTRL, ATS_MAX_QDEP, ATS_MIN_STU, PASID, PASID_CAP, PASID_CTRL, PRI, PRI_CTRL, PRI_STATUS } from '../../src/pcie/regs.ts';
+import { ATS, ATS_CAP, ATS_CTRL, ATS_MAX_QDEP, ATS_MIN_STU, PASID, PASID_CAP, PASID_CTRL } from '../../src/pcie/regs.ts';
 import { E, type PciDev } from './pci.ts';
 
 /** pci_ats_supported: the function has ATS and is trusted. */
@@ -13,11 +14,6 @@ export function pciAtsSupported(dev: PciDev): boolean {
 export function pciAtsQueueDepth(dev: PciDev): number {
   if (!dev.atsCap) return -E.EINVAL;
   return ATS_CAP.QDEP.get(dev.read16(dev.atsCap + ATS.CAP)) || ATS_MAX_QDEP;
-}
-
-/** pci_ats_page_aligned. */
-export function pciAtsPageAligned(dev: PciDev): boolean {
-  return dev.atsCap !== 0 && ATS_CAP.PAGE_ALIGNED.get(dev.read16(dev.atsCap + ATS.CAP)) === 1;
 }
 
 /** pci_prepare_ats: records the STU and programs it without enabling ATS. */
@@ -78,37 +74,18 @@ export function pciEnablePasid(dev: PciDev, features: number): number {
   return 0;
 }
 
-export function pciDisablePasid(dev: PciDev): void {
-  if (!dev.pasidEnabled) return;
-  dev.write16(dev.pasidCap + PASID.CTRL, 0);
-  dev.pasidEnabled = false;
+/** pci_pasid_features: the Execute and Privileged Mode support the capability reports. */
+export function pciPasidFeatures(dev: PciDev): number {
+  if (!dev.pasidCap) return -E.EINVAL;
+  return dev.read16(dev.pasidCap + PASID.CAP) & (PASID_CAP.EXEC.bits | PASID_CAP.PRIV.bits);
+}
+
+/** pci_max_pasids: 2^Max PASID Width. */
+export function pciMaxPasids(dev: PciDev): number {
+  if (!dev.pasidCap) return -E.EINVAL;
+  return 2 ** PASID_CAP.WIDTH.get(dev.read16(dev.pasidCap + PASID.CAP));
 }
 
 export function pciRestorePasidState(dev: PciDev): void {
   if (dev.pasidEnabled) dev.write16(dev.pasidCap + PASID.CTRL, PASID_CTRL.ENABLE.bits | dev.pasidFeatures);
-}
-
-/** pci_enable_pri: only while PRI is stopped; allocates min(capacity, reqs) requests. */
-export function pciEnablePri(dev: PciDev, reqs: number): number {
-  if (dev.priEnabled) return -E.EBUSY;
-  if (!dev.priCap) return -E.EINVAL;
-  if (!(dev.read16(dev.priCap + PRI.STATUS) & PRI_STATUS.STOPPED.bits)) return -E.EBUSY;
-  const max = dev.read32(dev.priCap + PRI.MAX_REQ);
-  dev.priReqsAlloc = Math.min(max, reqs);
-  dev.write32(dev.priCap + PRI.ALLOC_REQ, dev.priReqsAlloc);
-  dev.write16(dev.priCap + PRI.CTRL, PRI_CTRL.ENABLE.bits);
-  dev.priEnabled = true;
-  return 0;
-}
-
-export function pciDisablePri(dev: PciDev): void {
-  if (!dev.priEnabled) return;
-  dev.update16(dev.priCap + PRI.CTRL, PRI_CTRL.ENABLE.bits, 0);
-  dev.priEnabled = false;
-}
-
-export function pciRestorePriState(dev: PciDev): void {
-  if (!dev.priEnabled) return;
-  dev.write32(dev.priCap + PRI.ALLOC_REQ, dev.priReqsAlloc);
-  dev.write16(dev.priCap + PRI.CTRL, PRI_CTRL.ENABLE.bits);
 }

@@ -15,7 +15,7 @@ import { ATS_MIN_STU } from '../../src/pcie/regs.ts';
 import type { ArmSmmuIommu, Domain, Master, PagingDomain } from '../arm-smmu-v3/domain.ts';
 import { IommuDma } from '../iommu/dma-iommu.ts';
 import type { IommuPciOps } from './core.ts';
-import { pciAtsSupported, pciDisableAts, pciEnableAts, pciPrepareAts } from './ats.ts';
+import { pciAtsSupported, pciDisableAts, pciEnableAts, pciEnablePasid, pciMaxPasids, pciPasidFeatures, pciPrepareAts } from './ats.ts';
 import { E, errName, type PciDev } from './pci.ts';
 
 export class PciIommu implements IommuPciOps {
@@ -43,7 +43,14 @@ export class PciIommu implements IommuPciOps {
         }
       : undefined;
     if (ats) pciPrepareAts(dev, ATS_MIN_STU);
-    const m = this.iommu.probeDevice(dev.name, [dev.sid], ats ? { ats } : {});
+    // arm_smmu_enable_pasid: PASID goes on before ATS, and sizes the master's SubstreamIDs.
+    let ssidBits = 0;
+    if (dev.pasidCap && this.iommu.dev.shared.ssidBits > 0) {
+      const rc = pciEnablePasid(dev, pciPasidFeatures(dev));
+      if (rc) dev.log('err', `Failed to enable PASID: ${errName(rc)}`);
+      else ssidBits = Math.min(this.iommu.dev.shared.ssidBits, Math.log2(pciMaxPasids(dev)));
+    }
+    const m = this.iommu.probeDevice(dev.name, [dev.sid], { ...(ats ? { ats } : {}), ssidBits });
     this.masters.set(dev, m);
     dev.iommu = { depth: 0, blocked: false };
     dev.log('info', `Adding to iommu group ${this.nextGroup++}`);

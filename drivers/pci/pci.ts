@@ -119,8 +119,6 @@ export class PciDev {
   // ATS / PRI / PASID software state (drivers/pci/ats.c).
   atsEnabled = false;
   atsStu = 0;
-  priEnabled = false;
-  priReqsAlloc = 0;
   pasidEnabled = false;
   pasidFeatures = 0;
   untrusted = false;

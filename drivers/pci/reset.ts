@@ -13,7 +13,7 @@ import {
   EXT_CAP_ID, EXT_CAP_START, EXT_HDR, HDR, LNKCAP, LNKSTA, PCI_VENDOR_ID_CXL, PMCSR, PM, POWER_STATE, VENDOR_RRS,
 } from '../../src/pcie/regs.ts';
 import type { PciCore } from './core.ts';
-import { pciRestoreAtsState, pciRestorePasidState, pciRestorePriState } from './ats.ts';
+import { pciRestoreAtsState, pciRestorePasidState } from './ats.ts';
 import { pciDevResetIommuDone, pciDevResetIommuPrepare } from './iommu-reset.ts';
 import { pciRestoreMsiState } from './msi.ts';
 import { E, errName, possibleError, type PciDev } from './pci.ts';
@@ -35,7 +35,6 @@ const METHODS: readonly { name: ResetMethod; fn: MethodFn }[] = [
   { name: 'bus', fn: (c, d, p) => pciResetBusFunction(c, d, p) },
   { name: 'cxl_bus', fn: (c, d, p) => cxlResetBusFunction(c, d, p) },
 ];
-export const RESET_METHODS: readonly ResetMethod[] = METHODS.map((m) => m.name);
 
 /**
  * pci_init_reset_methods: probe each method at enumeration; the ones that answer 0 are kept, -ENOTTY
@@ -296,8 +295,8 @@ export function pciSaveState(dev: PciDev): void {
 }
 
 /**
- * pci_restore_state, in Linux's order: PCIe controls, PASID, PRI, ATS, AER (status cleared first), the
- * header (dwords 15..0, each only if it differs; Command last), MSI.
+ * pci_restore_state, in Linux's order: PCIe controls, PASID, (PRI: never enabled here), ATS, AER
+ * (status cleared first), the header (dwords 15..0, each only if it differs; Command last), MSI.
  */
 export function pciRestoreState(dev: PciDev): void {
   if (!dev.savedConfig) return;
@@ -305,7 +304,6 @@ export function pciRestoreState(dev: PciDev): void {
     [EXP.DEVCTL, EXP.LNKCTL, EXP.SLTCTL, EXP.RTCTL, EXP.DEVCTL2, EXP.LNKCTL2, EXP.SLTCTL2].forEach((r, i) => dev.expWrite16(r, dev.savedExp![i]!));
   }
   pciRestorePasidState(dev);
-  pciRestorePriState(dev);
   pciRestoreAtsState(dev);
   if (dev.aerCap) {
     // pci_aer_clear_status: the RW1CS status bits are cleared by writing back what they hold.

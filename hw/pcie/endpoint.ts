@@ -136,20 +136,8 @@ export class PcieEndpoint extends PcieFunction implements AtsEndpoint {
 
   // ---- state ----
 
-  get isRemoved(): boolean {
-    return this.removed;
-  }
-
   get resetInProgress(): ResetKind | null {
     return this.resetting?.kind ?? null;
-  }
-
-  get powerState(): number {
-    return this.power;
-  }
-
-  get transferInFlight(): boolean {
-    return this.xfer !== null;
   }
 
   protected unavailableReason(): string {

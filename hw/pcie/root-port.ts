@@ -68,10 +68,6 @@ export class RootPort extends PcieFunction implements UpstreamPort {
     return RTCTL.RRS_SVE.get(this.regs.get(capReg('exp', 'RTCTL'))) === 1;
   }
 
-  get inSecondaryBusReset(): boolean {
-    return this.sbr;
-  }
-
   protected unavailableReason(): string {
     return 'root port';
   }
