@@ -129,6 +129,22 @@ describe('smmulab run --workload ats-dma', () => {
     expect(out.events).toEqual({});
     expect(out.atcInvTimeouts).toBe(0);
   });
+
+  it('--atc-timeout-ms shorter than every endpoint answers: each invalidation times out and CMD_SYNCs fail', async () => {
+    const r = await runCli(['run', '--workload', 'ats-dma', '--cpus', '1', '--seconds', '0.02', '--atc-timeout-ms', '0.0005', '--poll-timeout-ms', '100', '--json'], 180_000);
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.check).toBe('OK');
+    expect(out.atcInvalidations).toBeGreaterThan(0);
+    expect(out.atcInvTimeouts).toBe(out.atcInvalidations);
+    expect(out.invLatencyP50Ns).toBe(null);
+    expect(out.errors.cerrors.CERROR_ATC_INV_SYNC).toBeGreaterThan(0);
+    // One CPU: the GERROR interrupt waits while it polls, so its CMD_SYNCs time out (here after 100 ms).
+    expect(out.errors.syncTimeouts).toBe(out.errors.cerrors.CERROR_ATC_INV_SYNC);
+    const bad = await runCli(['run', '--poll-timeout-ms', '0']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('run: --poll-timeout-ms must be a number of ms above 0');
+  });
 });
 
 describe('the device-driver interface through the System API', () => {

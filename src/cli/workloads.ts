@@ -111,3 +111,5 @@ registerWorkload('tlbi', async () => (await import('./workloads/tlbi.ts')).workl
 registerWorkload('dma-map', async () => (await import('./workloads/dma-map.ts')).workload);
 registerWorkload('ats-dma', async () => (await import('./workloads/ats-dma.ts')).workload);
 registerRunOption('topology', async () => (await import('./topology-option.ts')).option);
+registerRunOption('atc-timeout-ms', async () => (await import('./timeout-options.ts')).atcTimeoutOption);
+registerRunOption('poll-timeout-ms', async () => (await import('./timeout-options.ts')).pollTimeoutOption);
