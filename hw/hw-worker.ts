@@ -1,12 +1,20 @@
 // The hardware worker: one thread runs every device model as an event loop.
 //
 // Each pass drains the MMIO write port (applying writes through the register maps) and runs the
-// scheduler's due tasks and timers. When there is nothing to do it spins for about one wake-up's worth
-// (SPIN_MS), then sleeps with Atomics.waitAsync on the wake word, with the waiter flag raised so that
-// producers notify only then, and never longer than the next timer. Sleeping through waitAsync, and
-// yielding every few milliseconds when busy, keeps the thread's own event loop free for control
-// messages (fault injection, statistics, stop).
+// scheduler's due tasks and timers. The wake policy matters as much as the models' speed:
+// - after any activity the loop stays hot, spinning on the write port for HOT_MS, so a driver that
+//   comes back within that time (the next batch of a workload) never pays for a wake-up;
+// - once idle it still spins one wake-up's worth (SPIN_MS) and then sleeps in a synchronous
+//   Atomics.wait on the wake word, with the waiter flag raised so producers notify only then. A
+//   synchronous wait wakes in tens of microseconds; Atomics.waitAsync took hundreds, long enough for
+//   both sides to fall asleep on every round trip;
+// - sleeps are sliced (SLEEP_SLICE_MS, never past the next timer) and every slice, like every YIELD_MS of
+//   busy work, ends with a turn of the thread's own event loop for control messages (fault injection,
+//   statistics, stop).
+// When more threads spin than the host has cores, staying hot steals the core a driver CPU needs, so
+// the hot window shrinks to a tenth.
 
+import { availableParallelism } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { CTRL, SharedViews, type Layout } from '../src/layout.ts';
 import { WritePortConsumer } from '../src/mmio-port.ts';
@@ -24,8 +32,8 @@ interface HwWorkerData {
 
 /** Longest stretch of busy work before yielding to this thread's event loop. */
 const YIELD_MS = 4;
-/** Longest sleep without re-checking (so a lost wake-up costs at most this). */
-const MAX_SLEEP_MS = 20;
+/** Longest synchronous sleep before a turn of the event loop (bounds control-message latency). */
+const SLEEP_SLICE_MS = 2;
 
 const { sab, layout, config } = workerData as HwWorkerData;
 const views = new SharedViews(sab, layout);
@@ -35,6 +43,8 @@ const port = new WritePortConsumer(views);
 const ctrl = views.ctrl;
 let stopping = false;
 const apply = machine.write.bind(machine);
+/** Spinning threads: this one and every driver CPU (the main thread mostly sleeps). */
+const HOT_MS = layout.ncpus + 1 <= availableParallelism() ? 1 : 0.1;
 
 serveRpc(parentPort!, {
   inject: (f: unknown) => {
@@ -52,6 +62,7 @@ const yieldToEventLoop = () => new Promise<void>((r) => setImmediate(r));
 
 async function loop(): Promise<void> {
   let lastYield = hostNowMs();
+  let lastWork = lastYield;
   while (!stopping) {
     Atomics.add(ctrl, CTRL.HW_HEARTBEAT, 1);
     if (machine.hung) {
@@ -59,37 +70,47 @@ async function loop(): Promise<void> {
       continue;
     }
     const did = port.drain(apply) + machine.run(1024);
-    const now = hostNowMs();
+    let now = hostNowMs();
     if (did > 0) {
+      lastWork = now;
       if (now - lastYield > YIELD_MS) {
         await yieldToEventLoop();
         lastYield = hostNowMs();
       }
       continue;
     }
-    // Idle: spin briefly, watching the write port and the next timer.
-    const deadline = machine.sched.nextDeadline();
-    const untilTimerMs = clock.hostMs(deadline - clock.now());
-    if (untilTimerMs <= 0 || machine.sched.hasReady()) continue;
-    const spinUntil = now + Math.min(SPIN_MS, untilTimerMs);
+    if (machine.sched.hasReady()) continue;
+    const untilTimerMs = clock.hostMs(machine.sched.nextDeadline() - clock.now());
+    if (untilTimerMs <= 0) continue;
+    // Spin while hot (recent work) or for one wake-up's worth, but not past the next timer.
+    const spinUntil = now + Math.min(Math.max(lastWork + HOT_MS - now, SPIN_MS), untilTimerMs);
     let woke = false;
     for (let i = 0; ; i++) {
       if (port.ready()) {
         woke = true;
         break;
       }
-      if ((i & 63) === 63 && hostNowMs() >= spinUntil) break;
+      if ((i & 63) === 63) {
+        now = hostNowMs();
+        if (now >= spinUntil) break;
+      }
     }
-    if (woke) continue;
-    // Sleep: raise the waiter flag, re-check, then wait (yielding to the event loop meanwhile).
+    if (woke || now - lastYield > YIELD_MS) {
+      if (!woke) {
+        await yieldToEventLoop();
+        lastYield = hostNowMs();
+      }
+      continue;
+    }
+    // Sleep: raise the waiter flag, re-check, then wait synchronously for a write or the next timer.
     const seen = Atomics.load(ctrl, CTRL.HW_WAKE);
     Atomics.store(ctrl, CTRL.HW_WAITING, 1);
     if (!port.ready()) {
-      const ms = Math.max(0.01, Math.min(MAX_SLEEP_MS, clock.hostMs(machine.sched.nextDeadline() - clock.now())));
-      const w = Atomics.waitAsync(ctrl, CTRL.HW_WAKE, seen, ms);
-      if (w.async) await w.value;
+      const ms = Math.min(SLEEP_SLICE_MS, clock.hostMs(machine.sched.nextDeadline() - clock.now()));
+      if (ms > 0) Atomics.wait(ctrl, CTRL.HW_WAKE, seen, ms);
     }
     Atomics.store(ctrl, CTRL.HW_WAITING, 0);
+    await yieldToEventLoop();
     lastYield = hostNowMs();
   }
 }
