@@ -25,6 +25,7 @@
 
 import { readFileSync } from 'node:fs';
 import { parseArgs, usage, UsageError, type OptSpec } from './args.ts';
+import { TOPOLOGY_SPEC, topologyFromOption } from './topology-option.ts';
 import { System, cerrorsByName, executedByOpcode } from '../system.ts';
 import { parseFeatures } from '../smmu/features.ts';
 import { CERROR, CERROR_NAMES, OFF } from '../smmu/regs.ts';
@@ -41,6 +42,7 @@ const MAX_REPORTED = 20;
 const SPEC: Record<string, OptSpec> = {
   features: { type: 'string', help: 'SMMU feature profile, optionally with +feature/-feature', default: 'default' },
   json: { type: 'boolean', help: 'print one JSON object on stdout instead of the text report' },
+  topology: TOPOLOGY_SPEC,
   help: { type: 'boolean', help: 'show this help' },
 };
 
@@ -130,8 +132,9 @@ export const command: CliCommand = {
     }
     const input = parseReplay(text, file);
     const n = input.lines.length;
+    const topology = topologyFromOption(NAME, p.opts.topology);
 
-    const sys = await System.boot({ cpus: 2, features: feat.features });
+    const sys = await System.boot({ cpus: 2, features: feat.features, ...(topology ? { topology } : {}) });
     try {
       await sys.probe({ irqCpu: IRQ_CPU });
       await sys.dmesg(); // the probe's log is not part of the report
