@@ -82,8 +82,13 @@ export class Field {
 
   /** Field value from a structure held as 32-bit words starting at words[base]. */
   read(words: Uint32Array | Int32Array, base = 0): number {
+    // Kept small so that hot callers inline it; wider fields take the out-of-line path.
+    if (this.inWord) return ((words[base + this.word]! >>> this.shift) & this.mask) >>> 0;
+    return this.readWide(words, base);
+  }
+
+  private readWide(words: Uint32Array | Int32Array, base: number): number {
     const i = base + this.word;
-    if (this.inWord) return ((words[i]! >>> this.shift) & this.mask) >>> 0;
     if (this.twoWords) {
       const v = ((words[i + 1]! & this.hiMask) >>> 0) * this.loPow + (words[i]! >>> this.shift);
       if (v > Number.MAX_SAFE_INTEGER) throw new RangeError(`${this.name}: value exceeds 53 bits, use read64`);
@@ -168,6 +173,27 @@ export class Field {
       throw new RangeError(`${this.name}: value ${x} does not fit ${this.width} bits`);
     }
   }
+}
+
+/**
+ * A field's place as plain numbers, for per-command hot paths that decode with module-level constants
+ * (folded into the compiled code) instead of a Field.read call per field:
+ * value = (words[word] >>> shift) & mask. The field must lie in one word and be narrower than 32 bits.
+ */
+export function wordPlace(f: Field): { word: number; shift: number; mask: number } {
+  if (!f.inWord || f.width >= 32) throw new Error(`field ${f.name}: not inside one word below 32 bits`);
+  return { word: f.word, shift: f.shift, mask: f.mask };
+}
+
+/**
+ * The same for a field of up to 53 bits spanning two words:
+ * value = ((words[word + 1] & hiMask) >>> 0) * loPow + (words[word] >>> shift).
+ */
+export function twoWordPlace(f: Field): { word: number; shift: number; loPow: number; hiMask: number } {
+  const loBits = 32 - f.shift;
+  const hiBits = f.width - loBits;
+  if (f.inWord || hiBits > 32 || f.width > MAX_NUMBER_BITS) throw new Error(`field ${f.name}: not a field of up to 53 bits across two words`);
+  return { word: f.word, shift: f.shift, loPow: 2 ** loBits, hiMask: hiBits === 32 ? 0xffffffff : (1 << hiBits) - 1 };
 }
 
 /** Declares a field at bits [lsb + width - 1 : lsb]. */
