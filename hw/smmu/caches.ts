@@ -6,16 +6,17 @@
 // - ConfigCache: STEs by StreamID, valid L1STDs by the StreamID span they cover, CDs by {StreamID, CD
 //   table index} and L1CDs by {StreamID, index span}. CFGI_STE also drops the CDs cached through that
 //   StreamID (5.2.1); the non-leaf forms also drop the L1 descriptors on the path (4.3.1, 4.3.3).
-// - Tlb.entries (the IOTLB): leaf translations only, tagged by stage, translation regime, VMID and ASID
+// - The IOTLB (Tlb leaf entries): leaf translations only, tagged by stage, translation regime, VMID and ASID
 //   (global, nG=0, entries match any ASID), by input page/block and output. Combined stage 1+2 entries
 //   of nested streams are tagged like stage 1 ones, and TLBI_S2_IPA leaves them alone (4.4.3.1).
-// - Tlb.walks (the walk cache): non-leaf table descriptors (the next-level table address and the
+// - The walk cache (Tlb walk entries): non-leaf table descriptors (the next-level table address and the
 //   hierarchical attributes so far), by stage, regime, VMID, ASID, level and the input region the
 //   descriptor covers. Leaf=1 TLBIs spare them; that is what makes freeing a table page after a
 //   leaf-only invalidation observable.
 // Capacity is bounded; the oldest entry goes first (deterministic, no timing).
 
 import { CFGI_RANGE_ALL, F } from '../../src/smmu/commands.ts';
+import { twoWordPlace, wordPlace } from '../../src/bits.ts';
 import { CR2 } from '../../src/smmu/regs.ts';
 import type { SmmuFeatures } from '../../src/smmu/features.ts';
 import type { RegisterFile } from '../../src/regmap.ts';
@@ -71,6 +72,22 @@ const WALK_CAPACITY = 2048;
 const CONFIG_CAPACITY = 4096;
 /** Leaf sizes a 4 KiB-granule walk produces: page, 2 MiB block, 1 GiB block. */
 const LEAF_SIZES = [2 ** 12, 2 ** 21, 2 ** 30] as const;
+/** Input region a table descriptor at level 0, 1, 2 covers (levels that hold tables with 4 KiB granules). */
+const WALK_SIZES = [levelShift4k(0), levelShift4k(1), levelShift4k(2)].map((s) => 2 ** s);
+/** Addresses below this are exact in a double, so base / size keys and the range arithmetic are exact. */
+const EXACT_LIMIT = 2 ** 53;
+
+/** Tag wildcard for the invalidation methods: any VMID, or any ASID (global entries included). */
+export const TAG_ANY = -2;
+
+/** Bit mask of TLB_KIND or REGIME values, for the invalidation methods. */
+export function tagSet(...values: number[]): number {
+  let m = 0;
+  for (const v of values) m |= 1 << v;
+  return m;
+}
+const ALL_KINDS = tagSet(TLB_KIND.S1, TLB_KIND.S2, TLB_KIND.S12);
+const ALL_REGIMES = tagSet(REGIME.EL1, REGIME.EL2, REGIME.EL2_E2H);
 
 function evictOldest<K, V>(m: Map<K, V>, capacity: number): void {
   if (m.size < capacity) return;
@@ -78,25 +95,172 @@ function evictOldest<K, V>(m: Map<K, V>, capacity: number): void {
   if (!first.done) m.delete(first.value);
 }
 
+// The IOTLB and walk cache are indexed so that an invalidation costs what it can match, not what the
+// cache holds: entries sit in a bucket per tag {stage, regime, VMID, ASID}, buckets in a group per
+// {regime, VMID}, and inside a bucket in one map per entry size keyed by base / size. A VMID- or
+// ASID-wide invalidation drops whole buckets; an address-based one probes the few keys its range can
+// hit, or scans the bucket's map when the range spans more keys than the map holds. A command whose
+// {regime, VMID} has nothing cached costs one map lookup. Every entry is also on an oldest-first list
+// of its cache, for eviction at capacity.
+
+/** A link of a cache's oldest-first list (the list head is a bare Link). */
+class Link {
+  prev: Link = this;
+  next: Link = this;
+}
+
+/** One cached entry: where it is indexed, and its place on the oldest-first list. */
+class Slot<E> extends Link {
+  constructor(
+    public entry: E,
+    readonly bucket: Bucket,
+    readonly map: Map<number, Slot<E>>,
+    readonly key: number,
+  ) {
+    super();
+  }
+}
+
+/** Insertion order of a cache's entries (re-inserting a cached key keeps its place, like Map.set). */
+class AgeList<E> {
+  readonly head = new Link();
+  count = 0;
+
+  push(s: Slot<E>): void {
+    const last = this.head.prev;
+    s.prev = last;
+    s.next = this.head;
+    last.next = s;
+    this.head.prev = s;
+    this.count++;
+  }
+
+  unlink(s: Slot<E>): void {
+    s.prev.next = s.next;
+    s.next.prev = s.prev;
+    this.count--;
+  }
+
+  oldest(): Slot<E> | undefined {
+    const first = this.head.next;
+    return first === this.head ? undefined : (first as Slot<E>);
+  }
+}
+
+/** The entries of one tag {kind, regime, vmid, asid}. */
+class Bucket {
+  /** Leaf entries, per LEAF_SIZES index, keyed by va / size. */
+  readonly leaves: Map<number, Slot<TlbEntry>>[] = LEAF_SIZES.map(() => new Map());
+  /** Walk-cache entries, per level, keyed by va / size. */
+  readonly walks: Map<number, Slot<WalkEntry>>[] = WALK_SIZES.map(() => new Map());
+  /** Leaf and walk entries held. */
+  count = 0;
+
+  constructor(
+    readonly group: TagGroup,
+    readonly key: number,
+    readonly kind: number,
+  ) {}
+}
+
+/** The buckets of one {regime, vmid}, by bucketKey(kind, asid). */
+class TagGroup {
+  readonly buckets = new Map<number, Bucket>();
+
+  constructor(
+    readonly key: number,
+    readonly regime: number,
+    readonly vmid: number,
+  ) {}
+}
+
+/** Regime (0..2) in 2 bits, VMID above: a small-integer Map key. */
+function groupKey(regime: number, vmid: number): number {
+  return regime + 4 * vmid;
+}
+
+/** Kind (1..3) above ASID + 1 (0 for ASID_GLOBAL, 17 bits): a small-integer Map key. */
+function bucketKey(kind: number, asid: number): number {
+  return kind * 2 ** 17 + asid + 1;
+}
+
+function leafSizeIndex(size: number): number {
+  const i = LEAF_SIZES.indexOf(size as (typeof LEAF_SIZES)[number]);
+  if (i < 0) throw new Error(`IOTLB: entry size 0x${size.toString(16)} is not a 4 KiB-granule leaf size`);
+  return i;
+}
+
+// The TLBI handlers run once per command, so they decode with word/shift/mask constants taken once from
+// the command layout: the compiler folds module constants into the code, where a Field.read call per
+// field would cost several times the rest of the handler.
+const { word: LEAF_W, shift: LEAF_SH } = wordPlace(F.LEAF);
+const { word: TG_W, shift: TG_SH, mask: TG_M } = wordPlace(F.TG);
+const { word: NUM_W, shift: NUM_SH, mask: NUM_M } = wordPlace(F.NUM);
+const { word: SCALE_W, shift: SCALE_SH, mask: SCALE_M } = wordPlace(F.SCALE);
+const { word: TTL_W, shift: TTL_SH, mask: TTL_M } = wordPlace(F.TTL);
+const { word: VMID_W, shift: VMID_SH, mask: VMID_M } = wordPlace(F.VMID);
+const { word: ASID_W, shift: ASID_SH, mask: ASID_M } = wordPlace(F.ASID);
+const { word: VA_W, shift: VA_SH, loPow: VA_LO, hiMask: VA_HI } = twoWordPlace(F.VA);
+const { word: IPA_W, shift: IPA_SH, loPow: IPA_LO, hiMask: IPA_HI } = twoWordPlace(F.IPA);
+
+const vmidOf = (c: Uint32Array) => (c[VMID_W]! >>> VMID_SH) & VMID_M;
+const asidOf = (c: Uint32Array) => (c[ASID_W]! >>> ASID_SH) & ASID_M;
+// VA[63:12] (52 bits) and IPA[55:12] fit a double: the number path avoids a BigInt per command.
+const vaOf = (c: Uint32Array) => (((c[VA_W + 1]! & VA_HI) >>> 0) * VA_LO + (c[VA_W]! >>> VA_SH)) * 4096;
+const ipaOf = (c: Uint32Array) => (((c[IPA_W + 1]! & IPA_HI) >>> 0) * IPA_LO + (c[IPA_W]! >>> IPA_SH)) * 4096;
+
+/** The input range an address-based TLBI covers (4.4.1.1), decoded into one reused object. */
+export class TlbiSpan {
+  lo = 0;
+  hi = 0;
+  /** TTL: 0 = any level, 1..3 = only leaves at that level (and, with Leaf=0, tables above it). */
+  ttl = 0;
+  leaf = false;
+
+  /**
+   * Decodes the address, range and level hint of command c; false when TG names a granule other than
+   * the 4 KiB one every entry here was created with, so nothing can match.
+   */
+  decode(c: Uint32Array, addr: number, ril: boolean): boolean {
+    this.leaf = ((c[LEAF_W]! >>> LEAF_SH) & 1) === 1;
+    const tg = ril ? (c[TG_W]! >>> TG_SH) & TG_M : 0;
+    this.lo = addr;
+    if (tg === 0) {
+      this.hi = addr + 1;
+      this.ttl = 0;
+      return true;
+    }
+    if (tg !== 1) return false;
+    const num = (c[NUM_W]! >>> NUM_SH) & NUM_M;
+    const scale = (c[SCALE_W]! >>> SCALE_SH) & SCALE_M;
+    this.hi = addr + (num + 1) * 2 ** scale * 2 ** 12;
+    this.ttl = (c[TTL_W]! >>> TTL_SH) & TTL_M;
+    return true;
+  }
+}
+
 export class Tlb {
-  private readonly entries = new Map<string, TlbEntry>();
-  private readonly walks = new Map<string, WalkEntry>();
+  private readonly groups = new Map<number, TagGroup>();
+  private readonly leafAge = new AgeList<TlbEntry>();
+  private readonly walkAge = new AgeList<WalkEntry>();
+  /** Groups an invalidation visits (reused: no allocation per command). */
+  private readonly visit: (TagGroup | undefined)[] = [];
 
   constructor(private readonly stats: Float64Array) {}
 
-  private static key(kind: number, regime: number, vmid: number, asid: number, size: number, va: number): string {
-    return `${kind}|${regime}|${vmid}|${asid}|${size}|${va}`;
-  }
-
   /** Finds a leaf entry translating addr for the tag (ASID-specific or global); counts a hit or a miss. */
   lookup(kind: number, regime: number, vmid: number, asid: number, addr: number): TlbEntry | null {
-    for (const size of LEAF_SIZES) {
-      const base = addr - (addr % size);
-      const e = this.entries.get(Tlb.key(kind, regime, vmid, asid, size, base)) ??
-        (asid !== ASID_GLOBAL ? this.entries.get(Tlb.key(kind, regime, vmid, ASID_GLOBAL, size, base)) : undefined);
-      if (e) {
-        this.stats[XSTAT.IOTLB_HITS]!++;
-        return e;
+    const g = this.groups.get(groupKey(regime, vmid));
+    if (g !== undefined) {
+      const own = g.buckets.get(bucketKey(kind, asid));
+      const global = asid !== ASID_GLOBAL ? g.buckets.get(bucketKey(kind, ASID_GLOBAL)) : undefined;
+      for (let i = 0; i < LEAF_SIZES.length; i++) {
+        const key = Math.floor(addr / LEAF_SIZES[i]!);
+        const s = own?.leaves[i]!.get(key) ?? global?.leaves[i]!.get(key);
+        if (s !== undefined) {
+          this.stats[XSTAT.IOTLB_HITS]!++;
+          return s.entry;
+        }
       }
     }
     this.stats[XSTAT.IOTLB_MISSES]!++;
@@ -104,8 +268,22 @@ export class Tlb {
   }
 
   insert(e: TlbEntry): void {
-    evictOldest(this.entries, IOTLB_CAPACITY);
-    this.entries.set(Tlb.key(e.kind, e.regime, e.vmid, e.asid, e.size, e.va), e);
+    const i = leafSizeIndex(e.size);
+    if (e.va % e.size !== 0) throw new Error(`IOTLB: entry base 0x${e.va.toString(16)} not aligned to its size 0x${e.size.toString(16)}`);
+    const oldest = this.leafAge.count >= IOTLB_CAPACITY ? this.leafAge.oldest() : undefined;
+    if (oldest !== undefined) this.dropLeaf(oldest);
+    const b = this.bucket(e.kind, e.regime, e.vmid, e.asid);
+    const m = b.leaves[i]!;
+    const key = e.va / e.size;
+    const s = m.get(key);
+    if (s !== undefined) {
+      s.entry = e;
+      return;
+    }
+    const n = new Slot(e, b, m, key);
+    m.set(key, n);
+    b.count++;
+    this.leafAge.push(n);
   }
 
   /**
@@ -113,12 +291,14 @@ export class Tlb {
    * Counts one walk-cache hit or miss per walk.
    */
   walkLookup(kind: number, regime: number, vmid: number, asid: number, addr: number, fromLevel: number): WalkEntry | null {
-    for (let level = 2; level >= fromLevel; level--) {
-      const size = 2 ** levelShift4k(level);
-      const e = this.walks.get(Tlb.key(kind, regime, vmid, asid, level, addr - (addr % size)));
-      if (e) {
-        this.stats[XSTAT.WALK_HITS]!++;
-        return e;
+    const b = this.groups.get(groupKey(regime, vmid))?.buckets.get(bucketKey(kind, asid));
+    if (b !== undefined) {
+      for (let level = WALK_SIZES.length - 1; level >= fromLevel && level >= 0; level--) {
+        const s = b.walks[level]!.get(Math.floor(addr / WALK_SIZES[level]!));
+        if (s !== undefined) {
+          this.stats[XSTAT.WALK_HITS]!++;
+          return s.entry;
+        }
       }
     }
     this.stats[XSTAT.WALK_MISSES]!++;
@@ -126,32 +306,205 @@ export class Tlb {
   }
 
   walkInsert(e: WalkEntry): void {
-    evictOldest(this.walks, WALK_CAPACITY);
-    this.walks.set(Tlb.key(e.kind, e.regime, e.vmid, e.asid, e.level, e.va), e);
+    const size = WALK_SIZES[e.level];
+    if (size === undefined || e.size !== size) throw new Error(`walk cache: no level ${e.level} table descriptor of size 0x${e.size.toString(16)} with a 4 KiB granule`);
+    if (e.va % size !== 0) throw new Error(`walk cache: entry base 0x${e.va.toString(16)} not aligned to its size 0x${size.toString(16)}`);
+    const oldest = this.walkAge.count >= WALK_CAPACITY ? this.walkAge.oldest() : undefined;
+    if (oldest !== undefined) this.dropWalk(oldest);
+    const b = this.bucket(e.kind, e.regime, e.vmid, e.asid);
+    const m = b.walks[e.level]!;
+    const key = e.va / size;
+    const s = m.get(key);
+    if (s !== undefined) {
+      s.entry = e;
+      return;
+    }
+    const n = new Slot(e, b, m, key);
+    m.set(key, n);
+    b.count++;
+    this.walkAge.push(n);
   }
 
-  /** Removes the leaf entries matching pred, and (unless leafOnly) the walk-cache entries matching walkPred. */
-  invalidate(pred: (e: TlbEntry) => boolean, walkPred: ((w: WalkEntry) => boolean) | null): number {
-    let n = 0;
-    for (const [k, e] of this.entries) {
-      if (pred(e)) {
-        this.entries.delete(k);
-        n++;
+  /**
+   * Removes every entry of the matching tags: leaf entries whose kind is in `leafKinds`, walk entries
+   * whose kind is in `walkKinds` (tagSet masks), regime in `regimes`, of VMID `vmid` and ASID `asid`
+   * (each TAG_ANY for all; an ASID matches exactly, global entries only under TAG_ANY).
+   */
+  invalidateTags(leafKinds: number, walkKinds: number, regimes: number, vmid: number, asid: number): void {
+    const n = this.findGroups(regimes, vmid);
+    for (let i = 0; i < n; i++) {
+      const g = this.visit[i]!;
+      this.visit[i] = undefined;
+      if (asid !== TAG_ANY) {
+        for (let kind = TLB_KIND.S1; kind <= TLB_KIND.S12; kind++) {
+          const leaves = ((leafKinds >> kind) & 1) === 1;
+          const walks = ((walkKinds >> kind) & 1) === 1;
+          if (!leaves && !walks) continue;
+          const b = g.buckets.get(bucketKey(kind, asid));
+          if (b !== undefined) this.clearBucket(b, leaves, walks);
+        }
+      } else {
+        for (const b of g.buckets.values()) this.clearBucket(b, ((leafKinds >> b.kind) & 1) === 1, ((walkKinds >> b.kind) & 1) === 1);
       }
     }
-    if (walkPred) {
-      for (const [k, w] of this.walks) {
-        if (walkPred(w)) {
-          this.walks.delete(k);
-          n++;
+  }
+
+  /**
+   * Removes the entries of the matching tags (as invalidateTags; with `globalLeaves`, global leaf
+   * entries also match a given ASID) that overlap span [lo, hi): leaves at level span.ttl (any when 0)
+   * and, unless span.leaf, walk entries above level span.ttl (4.4.1.1).
+   */
+  invalidateRange(leafKinds: number, walkKinds: number, regimes: number, vmid: number, asid: number, globalLeaves: boolean, span: TlbiSpan): void {
+    const n = this.findGroups(regimes, vmid);
+    for (let i = 0; i < n; i++) {
+      const g = this.visit[i]!;
+      this.visit[i] = undefined;
+      if (asid !== TAG_ANY) {
+        for (let kind = TLB_KIND.S1; kind <= TLB_KIND.S12; kind++) {
+          const leaves = ((leafKinds >> kind) & 1) === 1;
+          const walks = !span.leaf && ((walkKinds >> kind) & 1) === 1;
+          if (!leaves && !walks) continue;
+          const b = g.buckets.get(bucketKey(kind, asid));
+          if (b !== undefined) this.rangeInBucket(b, leaves, walks, span);
+          const gb = leaves && globalLeaves ? g.buckets.get(bucketKey(kind, ASID_GLOBAL)) : undefined;
+          if (gb !== undefined) this.rangeInBucket(gb, true, false, span);
+        }
+      } else {
+        for (const b of g.buckets.values()) {
+          this.rangeInBucket(b, ((leafKinds >> b.kind) & 1) === 1, !span.leaf && ((walkKinds >> b.kind) & 1) === 1, span);
         }
       }
+    }
+  }
+
+  get size(): { leaf: number; walk: number } {
+    return { leaf: this.leafAge.count, walk: this.walkAge.count };
+  }
+
+  /** Every cached entry, oldest first (for tests and diagnostics). */
+  contents(): { leaves: TlbEntry[]; walks: WalkEntry[] } {
+    const list = <E>(age: AgeList<E>) => {
+      const out: E[] = [];
+      for (let l = age.head.next; l !== age.head; l = l.next) out.push((l as Slot<E>).entry);
+      return out;
+    };
+    return { leaves: list(this.leafAge), walks: list(this.walkAge) };
+  }
+
+  /** Fills this.visit with the groups of the regimes (a tagSet mask) and VMID; returns how many. */
+  private findGroups(regimes: number, vmid: number): number {
+    let n = 0;
+    if (vmid !== TAG_ANY) {
+      for (let regime = REGIME.EL1; regime <= REGIME.EL2_E2H; regime++) {
+        if (((regimes >> regime) & 1) === 0) continue;
+        const g = this.groups.get(groupKey(regime, vmid));
+        if (g !== undefined) this.visit[n++] = g;
+      }
+    } else {
+      for (const g of this.groups.values()) if (((regimes >> g.regime) & 1) === 1) this.visit[n++] = g;
     }
     return n;
   }
 
-  get size(): { leaf: number; walk: number } {
-    return { leaf: this.entries.size, walk: this.walks.size };
+  private bucket(kind: number, regime: number, vmid: number, asid: number): Bucket {
+    const gk = groupKey(regime, vmid);
+    let g = this.groups.get(gk);
+    if (g === undefined) this.groups.set(gk, (g = new TagGroup(gk, regime, vmid)));
+    const bk = bucketKey(kind, asid);
+    let b = g.buckets.get(bk);
+    if (b === undefined) g.buckets.set(bk, (b = new Bucket(g, bk, kind)));
+    return b;
+  }
+
+  /** Forgets an empty bucket, and its group once that is empty too. */
+  private release(b: Bucket): void {
+    if (b.count !== 0) return;
+    const g = b.group;
+    g.buckets.delete(b.key);
+    if (g.buckets.size === 0) this.groups.delete(g.key);
+  }
+
+  private dropLeaf(s: Slot<TlbEntry>): void {
+    s.map.delete(s.key);
+    this.leafAge.unlink(s);
+    s.bucket.count--;
+    this.release(s.bucket);
+  }
+
+  private dropWalk(s: Slot<WalkEntry>): void {
+    s.map.delete(s.key);
+    this.walkAge.unlink(s);
+    s.bucket.count--;
+    this.release(s.bucket);
+  }
+
+  private clearBucket(b: Bucket, leaves: boolean, walks: boolean): void {
+    if (leaves) {
+      for (const m of b.leaves) {
+        for (const s of m.values()) this.leafAge.unlink(s);
+        b.count -= m.size;
+        m.clear();
+      }
+    }
+    if (walks) {
+      for (const m of b.walks) {
+        for (const s of m.values()) this.walkAge.unlink(s);
+        b.count -= m.size;
+        m.clear();
+      }
+    }
+    this.release(b);
+  }
+
+  /**
+   * Removes a bucket's entries overlapping the span. Per entry size: when the range covers no more
+   * keys than the map holds (and its ends are exact), probe each key; otherwise scan the map. Either
+   * way the work is bounded by the smaller of the two.
+   */
+  private rangeInBucket(b: Bucket, leaves: boolean, walks: boolean, span: TlbiSpan): void {
+    const { lo, hi, ttl } = span;
+    const exact = hi < EXACT_LIMIT;
+    if (leaves) {
+      for (let i = 0; i < LEAF_SIZES.length; i++) {
+        const m = b.leaves[i]!;
+        if (m.size === 0) continue;
+        const size = LEAF_SIZES[i]!;
+        const first = Math.floor(lo / size);
+        const last = Math.floor((hi - 1) / size);
+        if (exact && last - first < m.size) {
+          for (let k = first; k <= last; k++) {
+            const s = m.get(k);
+            if (s !== undefined && (ttl === 0 || s.entry.level === ttl)) this.dropLeaf(s);
+          }
+        } else {
+          for (const s of m.values()) {
+            const e = s.entry;
+            if (e.va < hi && lo < e.va + e.size && (ttl === 0 || e.level === ttl)) this.dropLeaf(s);
+          }
+        }
+      }
+    }
+    if (walks) {
+      // Leaf=0 with TTL=n removes table entries at the levels above n only (4.4.1.1).
+      for (let level = 0; level < WALK_SIZES.length && (ttl === 0 || level < ttl); level++) {
+        const m = b.walks[level]!;
+        if (m.size === 0) continue;
+        const size = WALK_SIZES[level]!;
+        const first = Math.floor(lo / size);
+        const last = Math.floor((hi - 1) / size);
+        if (exact && last - first < m.size) {
+          for (let k = first; k <= last; k++) {
+            const s = m.get(k);
+            if (s !== undefined) this.dropWalk(s);
+          }
+        } else {
+          for (const s of m.values()) {
+            const w = s.entry;
+            if (w.va < hi && lo < w.va + w.size) this.dropWalk(s);
+          }
+        }
+      }
+    }
   }
 }
 
@@ -267,128 +620,103 @@ export class ConfigCache {
   }
 }
 
-/** The input range an address-based TLBI covers, its leaf-level hint, and whether it applies at all. */
-interface TlbiSpan {
-  lo: number;
-  hi: number;
-  /** TTL: 0 = any level, 1..3 = only leaves at that level. */
-  ttl: number;
-  /** TG names a granule other than the 4 KiB one every entry here was created with: nothing matches. */
-  otherGranule: boolean;
-  leaf: boolean;
-}
-
-const GRANULE_BYTES = [0, 2 ** 12, 2 ** 14, 2 ** 16] as const;
-
-/** Decodes the address, range and level hint of an address-based TLBI (4.4.1.1). */
-function tlbiSpan(c: Uint32Array, addr: number, feat: SmmuFeatures): TlbiSpan {
-  const leaf = F.LEAF.read(c) === 1;
-  const tg = feat.ril ? F.TG.read(c) : 0;
-  if (tg === 0) return { lo: addr, hi: addr + 1, ttl: 0, otherGranule: false, leaf };
-  const bytes = (F.NUM.read(c) + 1) * 2 ** F.SCALE.read(c) * GRANULE_BYTES[tg]!;
-  return { lo: addr, hi: addr + bytes, ttl: F.TTL.read(c), otherGranule: tg !== 1, leaf };
-}
-
-const overlaps = (e: { va: number; size: number }, s: TlbiSpan) => e.va < s.hi && s.lo < e.va + e.size;
-const leafMatch = (e: TlbEntry, s: TlbiSpan) => !s.otherGranule && overlaps(e, s) && (s.ttl === 0 || e.level === s.ttl);
-// Leaf=0 with TTL=n also removes table entries at the levels above n (4.4.1.1).
-const walkMatch = (w: WalkEntry, s: TlbiSpan) => !s.otherGranule && overlaps(w, s) && (s.ttl === 0 || w.level < s.ttl);
-const isS1 = (kind: number) => kind === TLB_KIND.S1 || kind === TLB_KIND.S12;
-const isEl2 = (regime: number) => regime !== REGIME.EL1;
+/** Leaf entries stage 1 TLBIs act on: stage 1 and combined stage 1+2 (4.4.2); walks are stage 1 ones. */
+const S1_LEAVES = tagSet(TLB_KIND.S1, TLB_KIND.S12);
+const S1_WALKS = tagSet(TLB_KIND.S1);
+const S2_ONLY = tagSet(TLB_KIND.S2);
+const EL1 = tagSet(REGIME.EL1);
+const EL2_REGIMES = tagSet(REGIME.EL2, REGIME.EL2_E2H);
 
 /**
  * Binds the CFGI_* and TLBI_* commands to the caches. Commands are executed whatever SMMUEN is; the
  * model executes every invalidation fully at consumption, so a later CMD_SYNC has nothing to wait for.
+ * Handlers decode their fields into locals and one reused span: nothing is allocated per command.
  */
 export function installInvalidationHandlers(cmdq: CommandQueue, cfg: ConfigCache, tlb: Tlb, regs: RegisterFile, feat: SmmuFeatures): void {
-  const on = (name: string, fn: (c: Uint32Array) => void) =>
-    cmdq.setHandler(name, (c) => {
-      fn(c);
-      return DONE;
-    });
-  // VA[63:12] (52 bits) and IPA[55:12] fit a double: the number path avoids a BigInt per command.
-  const va = (c: Uint32Array) => F.VA.read(c) * 4096;
-  const ipa = (c: Uint32Array) => F.IPA.read(c) * 4096;
-  const e2h = () => CR2.E2H.get(regs.get('CR2')) === 1;
+  const ril = feat.ril;
+  const span = new TlbiSpan();
+  // EL2_VA/VAA act on EL2-E2H entries when CR2.E2H=1, else on EL2 entries (4.4.2.9-10).
+  const el2Regime = () => (CR2.E2H.get(regs.get('CR2')) === 1 ? REGIME.EL2_E2H : REGIME.EL2);
 
-  on('CFGI_STE', (c) => cfg.cfgiSte(F.SID.read(c), F.LEAF.read(c) === 1));
-  on('CFGI_STE_RANGE', (c) => {
-    const range = F.RANGE.read(c);
-    if (range === CFGI_RANGE_ALL) return cfg.cfgiAll(); // CMD_CFGI_ALL (4.3.6)
-    const count = 2 ** (range + 1);
-    const sid = F.SID.read(c);
-    cfg.cfgiRange(sid - (sid % count), count);
+  cmdq.setHandler('CFGI_STE', (c) => {
+    cfg.cfgiSte(F.SID.read(c), F.LEAF.read(c) === 1);
+    return DONE;
   });
-  on('CFGI_CD', (c) => cfg.cfgiCd(F.SID.read(c), F.SSID.read(c), F.LEAF.read(c) === 1));
-  on('CFGI_CD_ALL', (c) => cfg.cfgiCdAll(F.SID.read(c)));
+  cmdq.setHandler('CFGI_STE_RANGE', (c) => {
+    const range = F.RANGE.read(c);
+    if (range === CFGI_RANGE_ALL) {
+      cfg.cfgiAll(); // CMD_CFGI_ALL (4.3.6)
+    } else {
+      const count = 2 ** (range + 1);
+      const sid = F.SID.read(c);
+      cfg.cfgiRange(sid - (sid % count), count);
+    }
+    return DONE;
+  });
+  cmdq.setHandler('CFGI_CD', (c) => {
+    cfg.cfgiCd(F.SID.read(c), F.SSID.read(c), F.LEAF.read(c) === 1);
+    return DONE;
+  });
+  cmdq.setHandler('CFGI_CD_ALL', (c) => {
+    cfg.cfgiCdAll(F.SID.read(c));
+    return DONE;
+  });
 
   // Stage 1, NS-EL1 regime (4.4.2.1-4).
-  on('TLBI_NH_ALL', (c) => {
-    const vmid = F.VMID.read(c);
-    tlb.invalidate((e) => isS1(e.kind) && e.regime === REGIME.EL1 && e.vmid === vmid, (w) => w.kind === TLB_KIND.S1 && w.regime === REGIME.EL1 && w.vmid === vmid);
+  cmdq.setHandler('TLBI_NH_ALL', (c) => {
+    tlb.invalidateTags(S1_LEAVES, S1_WALKS, EL1, vmidOf(c), TAG_ANY);
+    return DONE;
   });
-  on('TLBI_NH_ASID', (c) => {
-    const vmid = F.VMID.read(c);
-    const asid = F.ASID.read(c);
+  cmdq.setHandler('TLBI_NH_ASID', (c) => {
     // Non-global entries of the ASID only (like TLBI ASIDE1).
-    tlb.invalidate(
-      (e) => isS1(e.kind) && e.regime === REGIME.EL1 && e.vmid === vmid && e.asid === asid,
-      (w) => w.kind === TLB_KIND.S1 && w.regime === REGIME.EL1 && w.vmid === vmid && w.asid === asid,
-    );
+    tlb.invalidateTags(S1_LEAVES, S1_WALKS, EL1, vmidOf(c), asidOf(c));
+    return DONE;
   });
-  on('TLBI_NH_VA', (c) => {
-    const vmid = F.VMID.read(c);
-    const asid = F.ASID.read(c);
-    const s = tlbiSpan(c, va(c), feat);
-    tlb.invalidate(
-      (e) => isS1(e.kind) && e.regime === REGIME.EL1 && e.vmid === vmid && (e.asid === asid || e.asid === ASID_GLOBAL) && leafMatch(e, s),
-      s.leaf ? null : (w) => w.kind === TLB_KIND.S1 && w.regime === REGIME.EL1 && w.vmid === vmid && w.asid === asid && walkMatch(w, s),
-    );
+  cmdq.setHandler('TLBI_NH_VA', (c) => {
+    // Leaves of the ASID and global ones; walk entries of the ASID.
+    if (span.decode(c, vaOf(c), ril)) tlb.invalidateRange(S1_LEAVES, S1_WALKS, EL1, vmidOf(c), asidOf(c), true, span);
+    return DONE;
   });
-  on('TLBI_NH_VAA', (c) => {
-    const vmid = F.VMID.read(c);
-    const s = tlbiSpan(c, va(c), feat);
-    tlb.invalidate(
-      (e) => isS1(e.kind) && e.regime === REGIME.EL1 && e.vmid === vmid && leafMatch(e, s),
-      s.leaf ? null : (w) => w.kind === TLB_KIND.S1 && w.regime === REGIME.EL1 && w.vmid === vmid && walkMatch(w, s),
-    );
+  cmdq.setHandler('TLBI_NH_VAA', (c) => {
+    if (span.decode(c, vaOf(c), ril)) tlb.invalidateRange(S1_LEAVES, S1_WALKS, EL1, vmidOf(c), TAG_ANY, false, span);
+    return DONE;
   });
 
-  // EL2 regimes (4.4.2.7-10): EL2_VA/VAA act on EL2-E2H entries when CR2.E2H=1, else on EL2 entries.
-  on('TLBI_EL2_ALL', () => tlb.invalidate((e) => isEl2(e.regime), (w) => isEl2(w.regime)));
-  on('TLBI_EL2_ASID', (c) => {
-    const asid = F.ASID.read(c);
-    tlb.invalidate((e) => e.regime === REGIME.EL2_E2H && e.asid === asid, (w) => w.regime === REGIME.EL2_E2H && w.asid === asid);
+  // EL2 regimes (4.4.2.7-10), any VMID.
+  cmdq.setHandler('TLBI_EL2_ALL', () => {
+    tlb.invalidateTags(ALL_KINDS, ALL_KINDS, EL2_REGIMES, TAG_ANY, TAG_ANY);
+    return DONE;
   });
-  on('TLBI_EL2_VA', (c) => {
-    const asid = F.ASID.read(c);
-    const s = tlbiSpan(c, va(c), feat);
-    const regime = e2h() ? REGIME.EL2_E2H : REGIME.EL2;
-    const asidOk = (a: number, global: boolean) => regime === REGIME.EL2 || a === asid || (global && a === ASID_GLOBAL);
-    tlb.invalidate(
-      (e) => e.regime === regime && asidOk(e.asid, true) && leafMatch(e, s),
-      s.leaf ? null : (w) => w.regime === regime && asidOk(w.asid, false) && walkMatch(w, s),
-    );
+  cmdq.setHandler('TLBI_EL2_ASID', (c) => {
+    tlb.invalidateTags(ALL_KINDS, ALL_KINDS, tagSet(REGIME.EL2_E2H), TAG_ANY, asidOf(c));
+    return DONE;
   });
-  on('TLBI_EL2_VAA', (c) => {
-    const s = tlbiSpan(c, va(c), feat);
-    const regime = e2h() ? REGIME.EL2_E2H : REGIME.EL2;
-    tlb.invalidate((e) => e.regime === regime && leafMatch(e, s), s.leaf ? null : (w) => w.regime === regime && walkMatch(w, s));
+  cmdq.setHandler('TLBI_EL2_VA', (c) => {
+    if (span.decode(c, vaOf(c), ril)) {
+      // The EL2 regime has no ASIDs: the command's ASID only matters with E2H.
+      const regime = el2Regime();
+      const asid = regime === REGIME.EL2 ? TAG_ANY : asidOf(c);
+      tlb.invalidateRange(ALL_KINDS, ALL_KINDS, tagSet(regime), TAG_ANY, asid, true, span);
+    }
+    return DONE;
+  });
+  cmdq.setHandler('TLBI_EL2_VAA', (c) => {
+    if (span.decode(c, vaOf(c), ril)) tlb.invalidateRange(ALL_KINDS, ALL_KINDS, tagSet(el2Regime()), TAG_ANY, TAG_ANY, false, span);
+    return DONE;
   });
 
   // Stage 2 (4.4.3) and everything non-EL2 (4.4.4).
-  on('TLBI_S12_VMALL', (c) => {
-    const vmid = F.VMID.read(c);
-    tlb.invalidate((e) => e.regime === REGIME.EL1 && e.vmid === vmid, (w) => w.regime === REGIME.EL1 && w.vmid === vmid);
+  cmdq.setHandler('TLBI_S12_VMALL', (c) => {
+    tlb.invalidateTags(ALL_KINDS, ALL_KINDS, EL1, vmidOf(c), TAG_ANY);
+    return DONE;
   });
-  on('TLBI_S2_IPA', (c) => {
-    const vmid = F.VMID.read(c);
-    const s = tlbiSpan(c, ipa(c), feat);
+  cmdq.setHandler('TLBI_S2_IPA', (c) => {
     // Combined stage 1+2 entries need not be affected (4.4.3.1): software pairs this with NH_ALL/VAA.
-    tlb.invalidate(
-      (e) => e.kind === TLB_KIND.S2 && e.vmid === vmid && leafMatch(e, s),
-      s.leaf ? null : (w) => w.kind === TLB_KIND.S2 && w.vmid === vmid && walkMatch(w, s),
-    );
+    if (span.decode(c, ipaOf(c), ril)) tlb.invalidateRange(S2_ONLY, S2_ONLY, ALL_REGIMES, vmidOf(c), TAG_ANY, false, span);
+    return DONE;
   });
-  on('TLBI_NSNH_ALL', () => tlb.invalidate((e) => e.regime === REGIME.EL1, (w) => w.regime === REGIME.EL1));
+  cmdq.setHandler('TLBI_NSNH_ALL', () => {
+    tlb.invalidateTags(ALL_KINDS, ALL_KINDS, EL1, TAG_ANY, TAG_ANY);
+    return DONE;
+  });
 }
