@@ -393,6 +393,7 @@ export class Tlb {
 
   /** Fills this.visit with the groups of the regimes (a tagSet mask) and VMID; returns how many. */
   private findGroups(regimes: number, vmid: number): number {
+    if (this.groups.size === 0) return 0;
     let n = 0;
     if (vmid !== TAG_ANY) {
       for (let regime = REGIME.EL1; regime <= REGIME.EL2_E2H; regime++) {

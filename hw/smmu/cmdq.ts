@@ -10,7 +10,7 @@
 // consumption resumes from CONS only after software acknowledges through GERRORN (7.1).
 
 import { CERROR, CERROR_NAMES, CMDQ_CONS, GERROR, Q_BASE, Q_IDX } from '../../src/smmu/regs.ts';
-import { CS, F, compileCommands, commandName, type CompiledCommand } from '../../src/smmu/commands.ts';
+import { CS, F, RANGE_LEVEL_MASK, RANGE_TG_MASK, compileCommands, commandName, type CompiledCommand } from '../../src/smmu/commands.ts';
 import type { SmmuFeatures } from '../../src/smmu/features.ts';
 import { STAT } from '../../src/layout.ts';
 import type { RegisterFile } from '../../src/regmap.ts';
@@ -44,6 +44,10 @@ export interface CmdqErrorInfo {
   reason: string;
 }
 
+// The TLBI range rules' masks word by word, as module constants the compiler folds into the check.
+const [TG0, TG1, TG2, TG3] = RANGE_TG_MASK;
+const [LV0, LV1, LV2, LV3] = RANGE_LEVEL_MASK;
+
 /** Commands consumed per scheduler task before yielding to other hardware activity. */
 const SLICE = 256;
 
@@ -54,6 +58,8 @@ export class CommandQueue {
   private readonly cmd = new Uint32Array(4);
   private readonly prodIdx: number;
   private readonly consIdx: number;
+  private readonly gerrorIdx: number;
+  private readonly gerrornIdx: number;
   private readonly kickFn = () => this.consume();
 
   private enabled = false;
@@ -80,6 +86,8 @@ export class CommandQueue {
     this.compiled = compileCommands(feat);
     this.prodIdx = regs.dword('CMDQ_PROD');
     this.consIdx = regs.dword('CMDQ_CONS');
+    this.gerrorIdx = regs.dword('GERROR');
+    this.gerrornIdx = regs.dword('GERRORN');
     regs.onWrite('CMDQ_PROD', () => this.kick());
     this.setHandler('SYNC', (c) => this.sync(c));
   }
@@ -134,7 +142,8 @@ export class CommandQueue {
   }
 
   private errorActive(): boolean {
-    return ((this.regs.get('GERROR') ^ this.regs.get('GERRORN')) & GERROR.CMDQ_ERR.bits) !== 0;
+    const v = this.regs.view;
+    return ((Atomics.load(v, this.gerrorIdx) ^ Atomics.load(v, this.gerrornIdx)) & GERROR.CMDQ_ERR.bits) !== 0;
   }
 
   private publishCons(): void {
@@ -147,8 +156,10 @@ export class CommandQueue {
     const mask = this.wrapMask();
     const size = 1 << this.qs;
     const stats = this.ctx.stats;
+    const exec = STAT.EXEC;
     const mem = this.ctx.mem.i32;
     const cmd = this.cmd;
+    const handlers = this.handlers;
     let n = 0;
     let prod = Q_IDX.WR.get(Atomics.load(this.regs.view, this.prodIdx)) & mask;
     while (n < SLICE) {
@@ -181,9 +192,9 @@ export class CommandQueue {
         this.error(CERROR.ILL, op, bad);
         break;
       }
-      const h = this.handlers[op];
+      const h = handlers[op];
       if (h !== undefined && h(cmd) !== DONE) break;
-      stats[STAT.EXEC + op]!++;
+      stats[exec + op]!++;
       this.cons = (cons + 1) & mask; // carries into the wrap bit at bit qs
       n++;
       if (this.signal !== CS.SIG_NONE) {
@@ -208,20 +219,20 @@ export class CommandQueue {
     if (!cc.checkValues) return null;
     const def = cc.def;
     if (cc.hasSsec && F.SSEC.read(c) !== 0) return `${def.name}: SSec=1 on the Non-secure command queue (4.1.6)`;
-    for (const rv of def.reserved ?? []) {
+    const reserved = cc.reserved;
+    for (let i = 0; i < reserved.length; i++) {
+      const rv = reserved[i]!;
       const v = rv.field.read(c);
       if ((rv.equals !== undefined && v === rv.equals) || (rv.above !== undefined && v > rv.above)) {
         return `${def.name}: ${rv.field.name}=${v} is reserved`;
       }
     }
-    if (def.range && this.feat.ril) {
-      const tg = F.TG.read(c);
-      const num = F.NUM.read(c);
-      const scale = F.SCALE.read(c);
-      const ttl = F.TTL.read(c);
+    if (cc.rangeRules) {
       // 4.4.1.1: with TG=0 the range and level fields are RES0; with TG!=0, NUM=SCALE=TTL=0 is reserved.
-      if (tg === 0 && (num | scale | ttl) !== 0) return `${def.name}: NUM/SCALE/TTL must be 0 when TG=0 (4.4.1.1)`;
-      if (tg !== 0 && num === 0 && scale === 0 && ttl === 0) return `${def.name}: TG=${tg} with NUM=SCALE=TTL=0 is reserved (4.4.1.1)`;
+      const tg = (c[0]! & TG0) | (c[1]! & TG1) | (c[2]! & TG2) | (c[3]! & TG3);
+      const level = (c[0]! & LV0) | (c[1]! & LV1) | (c[2]! & LV2) | (c[3]! & LV3);
+      if (tg === 0 && level !== 0) return `${def.name}: NUM/SCALE/TTL must be 0 when TG=0 (4.4.1.1)`;
+      if (tg !== 0 && level === 0) return `${def.name}: TG=${F.TG.read(c)} with NUM=SCALE=TTL=0 is reserved (4.4.1.1)`;
     }
     return null;
   }

@@ -190,9 +190,20 @@ export function fieldMask(fields: readonly Field[]): Uint32Array {
   return m;
 }
 
+/** A reserved encoding of a field (CERROR_ILL): any value above `above`, or the value `equals`. */
+export type ReservedValue = NonNullable<CommandDef['reserved']>[number];
+
+/**
+ * The TLBI range rules of 4.4.1.1 as bit masks over the four command words: TG, and the fields that
+ * must be zero when TG is 0 and must not all be zero when it is not (NUM, SCALE, TTL).
+ */
+export const RANGE_TG_MASK = fieldMask([F.TG]);
+export const RANGE_LEVEL_MASK = fieldMask([F.NUM, F.SCALE, F.TTL]);
+
 /**
  * Per-opcode legality compiled for one feature set: the reason a command is illegal whatever its
- * operands (or null), and the mask of bits that must be zero.
+ * operands (or null), the mask of bits that must be zero, and which value checks apply, so the
+ * consumer's per-command check is a few mask tests.
  */
 export interface CompiledCommand {
   readonly def: CommandDef;
@@ -200,9 +211,15 @@ export interface CompiledCommand {
   readonly res0: Uint32Array;
   /** The command has an SSec field (illegal when set on the Non-secure queue, 4.1.6). */
   readonly hasSsec: boolean;
+  /** Reserved field encodings to check (none for most commands). */
+  readonly reserved: readonly ReservedValue[];
+  /** The TLBI range rules apply: a range command on an SMMU with IDR3.RIL (4.4.1.1). */
+  readonly rangeRules: boolean;
   /** Field values need checking beyond RES0: SSec, reserved encodings, TLBI range rules. */
   readonly checkValues: boolean;
 }
+
+const NO_RESERVED: readonly ReservedValue[] = [];
 
 export function compileCommands(f: SmmuFeatures): (CompiledCommand | undefined)[] {
   const out: (CompiledCommand | undefined)[] = new Array(256).fill(undefined);
@@ -218,16 +235,20 @@ export function compileCommands(f: SmmuFeatures): (CompiledCommand | undefined)[
       res0Fields.push(f.stage2 ? range('VMID[15:8]', 47, 40) : F.VMID);
     }
     const used = fieldMask(def.fields);
-    const reserved = fieldMask(res0Fields);
+    const res0Mask = fieldMask(res0Fields);
     const res0 = new Uint32Array(4);
-    for (let w = 0; w < 4; w++) res0[w] = (~used[w]! | reserved[w]!) >>> 0;
+    for (let w = 0; w < 4; w++) res0[w] = (~used[w]! | res0Mask[w]!) >>> 0;
     const hasSsec = def.fields.includes(F.SSEC);
+    const reserved = def.reserved ?? NO_RESERVED;
+    const rangeRules = def.range === true && f.ril;
     out[def.op] = {
       def,
       illegal: missing.length ? `${def.name} needs ${missing.join(', ')}, which this SMMU does not implement` : null,
       res0,
       hasSsec,
-      checkValues: hasSsec || (def.reserved?.length ?? 0) > 0 || (def.range === true && f.ril),
+      reserved,
+      rangeRules,
+      checkValues: hasSsec || reserved.length > 0 || rangeRules,
     };
   }
   return out;
