@@ -113,19 +113,29 @@ export class Field {
 
   /** Stores x into a structure held as 32-bit words; throws when x does not fit. */
   write(words: Uint32Array | Int32Array, base: number, x: number): void {
+    // Kept small so that hot callers inline it: an integer that fits a field of one or two words is
+    // stored here; wider fields, and values that do not fit (which throw), go out of line.
+    if (x >= 0 && x <= this.max && Number.isInteger(x)) {
+      const i = base + this.word;
+      if (this.inWord) {
+        const m = this.mask << this.shift;
+        words[i] = (words[i]! & ~m) | ((x << this.shift) & m);
+        return;
+      }
+      if (this.twoWords) {
+        const lo = x % this.loPow;
+        words[i] = (words[i]! & ~(-1 << this.shift)) | (lo << this.shift);
+        words[i + 1] = (words[i + 1]! & ~this.hiMask) | ((x - lo) / this.loPow);
+        return;
+      }
+    }
+    this.writeWide(words, base, x);
+  }
+
+  /** Fields of three words (over 32 bits at an odd shift), and values that do not fit (which throw). */
+  private writeWide(words: Uint32Array | Int32Array, base: number, x: number): void {
     this.check(x);
     const i = base + this.word;
-    if (this.inWord) {
-      const m = this.mask << this.shift;
-      words[i] = (words[i]! & ~m) | ((x << this.shift) & m);
-      return;
-    }
-    if (this.twoWords) {
-      const lo = x % this.loPow;
-      words[i] = (words[i]! & ~(-1 << this.shift)) | (lo << this.shift);
-      words[i + 1] = (words[i + 1]! & ~this.hiMask) | ((x - lo) / this.loPow);
-      return;
-    }
     let rest = x;
     let done = 0;
     let w = i;

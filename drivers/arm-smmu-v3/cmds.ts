@@ -34,62 +34,59 @@ export interface TlbiRange {
   ttl: number;
 }
 
-const op = (name: string) => OP[name]!;
-
-/** Writes one command (4 words) at out[off..off+3]. */
+/** Writes one command (4 words) at out[off..off+3]. Allocates nothing. */
 export function buildCmd(out: Uint32Array, off: number, ent: CmdEnt): void {
   out[off] = 0;
   out[off + 1] = 0;
   out[off + 2] = 0;
   out[off + 3] = 0;
-  const set = (f: (typeof F)[keyof typeof F], v: number) => f.write(out, off, v);
   switch (ent.op) {
     case 'PREFETCH_CONFIG':
-      set(F.OP, op('PREFETCH_CONFIG'));
-      set(F.SID, ent.sid);
+      F.OP.write(out, off, OP.PREFETCH_CONFIG!);
+      F.SID.write(out, off, ent.sid);
       return;
     case 'CFGI_STE':
-      set(F.OP, op('CFGI_STE'));
-      set(F.SID, ent.sid);
-      set(F.LEAF, ent.leaf ? 1 : 0);
+      F.OP.write(out, off, OP.CFGI_STE!);
+      F.SID.write(out, off, ent.sid);
+      F.LEAF.write(out, off, ent.leaf ? 1 : 0);
       return;
     case 'CFGI_ALL':
       // CMD_CFGI_ALL is CFGI_STE_RANGE with Range=31 (4.3.6).
-      set(F.OP, op('CFGI_STE_RANGE'));
-      set(F.RANGE, CFGI_RANGE_ALL);
+      F.OP.write(out, off, OP.CFGI_STE_RANGE!);
+      F.RANGE.write(out, off, CFGI_RANGE_ALL);
       return;
     case 'CFGI_STE_RANGE':
-      set(F.OP, op('CFGI_STE_RANGE'));
-      set(F.SID, ent.sid);
-      set(F.RANGE, ent.range);
+      F.OP.write(out, off, OP.CFGI_STE_RANGE!);
+      F.SID.write(out, off, ent.sid);
+      F.RANGE.write(out, off, ent.range);
       return;
     case 'CFGI_CD':
-      set(F.OP, op('CFGI_CD'));
-      set(F.SID, ent.sid);
-      set(F.SSID, ent.ssid);
-      set(F.LEAF, ent.leaf ? 1 : 0);
+      F.OP.write(out, off, OP.CFGI_CD!);
+      F.SID.write(out, off, ent.sid);
+      F.SSID.write(out, off, ent.ssid);
+      F.LEAF.write(out, off, ent.leaf ? 1 : 0);
       return;
     case 'CFGI_CD_ALL':
-      set(F.OP, op('CFGI_CD_ALL'));
-      set(F.SID, ent.sid);
+      F.OP.write(out, off, OP.CFGI_CD_ALL!);
+      F.SID.write(out, off, ent.sid);
       return;
     case 'TLBI_NH_ALL':
     case 'TLBI_S12_VMALL':
-      set(F.OP, op(ent.op));
-      set(F.VMID, ent.vmid);
+      F.OP.write(out, off, OP[ent.op]!);
+      F.VMID.write(out, off, ent.vmid);
       return;
     case 'TLBI_NH_ASID':
-      set(F.OP, op('TLBI_NH_ASID'));
-      set(F.ASID, ent.asid);
-      set(F.VMID, ent.vmid);
+      F.OP.write(out, off, OP.TLBI_NH_ASID!);
+      F.ASID.write(out, off, ent.asid);
+      F.VMID.write(out, off, ent.vmid);
       return;
     case 'TLBI_EL2_ASID':
-      set(F.OP, op('TLBI_EL2_ASID'));
-      set(F.ASID, ent.asid);
+      F.OP.write(out, off, OP.TLBI_EL2_ASID!);
+      F.ASID.write(out, off, ent.asid);
       return;
     case 'TLBI_EL2_ALL':
     case 'TLBI_NSNH_ALL':
-      set(F.OP, op(ent.op));
+      F.OP.write(out, off, OP[ent.op]!);
       return;
     case 'TLBI_NH_VA':
     case 'TLBI_NH_VAA':
@@ -97,33 +94,33 @@ export function buildCmd(out: Uint32Array, off: number, ent: CmdEnt): void {
     case 'TLBI_EL2_VAA':
     case 'TLBI_S2_IPA': {
       const t = ent.tlbi;
-      set(F.OP, op(ent.op));
-      set(F.NUM, t.num);
-      set(F.SCALE, t.scale);
-      if (ent.op === 'TLBI_NH_VA' || ent.op === 'TLBI_EL2_VA') set(F.ASID, t.asid);
-      if (ent.op === 'TLBI_NH_VA' || ent.op === 'TLBI_NH_VAA' || ent.op === 'TLBI_S2_IPA') set(F.VMID, t.vmid);
-      set(F.LEAF, t.leaf ? 1 : 0);
-      set(F.TTL, t.ttl);
-      set(F.TG, t.tg);
-      set(ent.op === 'TLBI_S2_IPA' ? F.IPA : F.VA, Math.floor(t.addr / 4096));
+      F.OP.write(out, off, OP[ent.op]!);
+      F.NUM.write(out, off, t.num);
+      F.SCALE.write(out, off, t.scale);
+      if (ent.op === 'TLBI_NH_VA' || ent.op === 'TLBI_EL2_VA') F.ASID.write(out, off, t.asid);
+      if (ent.op === 'TLBI_NH_VA' || ent.op === 'TLBI_NH_VAA' || ent.op === 'TLBI_S2_IPA') F.VMID.write(out, off, t.vmid);
+      F.LEAF.write(out, off, t.leaf ? 1 : 0);
+      F.TTL.write(out, off, t.ttl);
+      F.TG.write(out, off, t.tg);
+      (ent.op === 'TLBI_S2_IPA' ? F.IPA : F.VA).write(out, off, Math.floor(t.addr / 4096));
       return;
     }
     case 'ATC_INV':
-      set(F.OP, op('ATC_INV'));
-      set(F.SSV, ent.ssv ? 1 : 0);
-      set(F.SSID, ent.ssid);
-      set(F.SID, ent.sid);
-      set(F.GLOBAL, ent.global ? 1 : 0);
-      set(F.ATC_SIZE, ent.size);
-      set(F.VA, Math.floor(ent.addr / 4096));
+      F.OP.write(out, off, OP.ATC_INV!);
+      F.SSV.write(out, off, ent.ssv ? 1 : 0);
+      F.SSID.write(out, off, ent.ssid);
+      F.SID.write(out, off, ent.sid);
+      F.GLOBAL.write(out, off, ent.global ? 1 : 0);
+      F.ATC_SIZE.write(out, off, ent.size);
+      F.VA.write(out, off, Math.floor(ent.addr / 4096));
       return;
     case 'PRI_RESP':
-      set(F.OP, op('PRI_RESP'));
-      set(F.SSV, ent.ssv ? 1 : 0);
-      set(F.SSID, ent.ssid);
-      set(F.SID, ent.sid);
-      set(F.PRG_INDEX, ent.grpid);
-      set(F.PRI_RESP, ent.resp);
+      F.OP.write(out, off, OP.PRI_RESP!);
+      F.SSV.write(out, off, ent.ssv ? 1 : 0);
+      F.SSID.write(out, off, ent.ssid);
+      F.SID.write(out, off, ent.sid);
+      F.PRG_INDEX.write(out, off, ent.grpid);
+      F.PRI_RESP.write(out, off, ent.resp);
       return;
     case 'SYNC':
       buildSync(out, off, ent.msiAddr);
