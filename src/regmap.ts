@@ -177,7 +177,8 @@ export class RegisterFile {
   private readonly updateBit: Uint32Array;
   /** Reset image, per dword. */
   readonly resetImage: Uint32Array;
-  private readonly hooks = new Map<string, WriteHook>();
+  /** Per register index: the side effect bound with onWrite, if any (indexed: no name lookup per write). */
+  private readonly hooks: (WriteHook | undefined)[];
   private readonly regs: readonly RegisterDef[];
 
   constructor(
@@ -227,6 +228,7 @@ export class RegisterFile {
       }
       this.setResetValue(r.name, r.reset);
     });
+    this.hooks = new Array<WriteHook | undefined>(map.registers.length).fill(undefined);
     this.updateBit = new Uint32Array(map.registers.length);
     map.registers.forEach((r, idx) => {
       const role = r.role;
@@ -245,8 +247,9 @@ export class RegisterFile {
 
   /** Binds a side effect to writes of a register (runs after the masked value is stored). */
   onWrite(name: string, hook: WriteHook): void {
-    if (!this.byName.has(name)) throw new Error(`${this.map.name}: no register ${name} to hook`);
-    this.hooks.set(name, hook);
+    const r = this.byName.get(name);
+    if (!r) throw new Error(`${this.map.name}: no register ${name} to hook`);
+    this.hooks[this.regs.indexOf(r)] = hook;
   }
 
   /** Replaces a register's reset value (e.g. ID registers computed from a feature set). */
@@ -322,9 +325,8 @@ export class RegisterFile {
     const wm = this.wmask[d]! & lanes;
     const next = ((old & ~wm) | (val & wm)) & ~(val & this.w1cmask[d]!);
     Atomics.store(this.view, d, next | 0);
-    const r = this.regs[idx]!;
-    const hook = this.hooks.get(r.name);
-    if (hook) hook(this, r);
+    const hook = this.hooks[idx];
+    if (hook !== undefined) hook(this, this.regs[idx]!);
     return 'applied';
   }
 

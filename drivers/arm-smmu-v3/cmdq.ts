@@ -327,9 +327,8 @@ export class Cmdq {
     let ret = 0;
     if (sync) {
       this.syncs++;
-      const waited = this.desc.msiPoll ? this.pollUntilMsi(syncProd) : this.pollUntilConsumed(syncProd);
-      let seenCons = waited.cons;
-      if (!waited.ok) {
+      let seenCons = this.desc.msiPoll ? this.pollUntilMsi(syncProd) : this.pollUntilConsumed(syncProd);
+      if (seenCons < 0) {
         ret = -110; // -ETIMEDOUT
         this.syncTimeouts++;
         const hwProd = this.regs.read32(OFF.CMDQ_PROD);
@@ -347,27 +346,33 @@ export class Cmdq {
     return { ret, start, syncProd };
   }
 
-  /** MSI-poll: the SMMU writes MSIData=0 over the first word of the SYNC's own slot. */
-  private pollUntilMsi(syncProd: number): { ok: boolean; cons: number } {
+  /**
+   * MSI-poll: the SMMU writes MSIData=0 over the first word of the SYNC's own slot. Returns the cons
+   * the completion implies, or -1 on timeout.
+   */
+  private pollUntilMsi(syncProd: number): number {
     const slotPa = this.desc.basePa + (syncProd & this.idxMask) * 16;
-    const i = this.p.mem.idx32(slotPa);
+    const i = this.baseIdx + (syncProd & this.idxMask) * 4;
+    if (Atomics.load(this.i32, i) === 0) return this.inc(syncProd, 1);
     const deadline = this.p.clock.now() + this.pollTimeoutNs;
     for (;;) {
       const v = Atomics.load(this.i32, i);
-      if (v === 0) return { ok: true, cons: this.inc(syncProd, 1) };
+      if (v === 0) return this.inc(syncProd, 1);
       const left = deadline - this.p.clock.now();
-      if (left <= 0) return { ok: false, cons: syncProd };
+      if (left <= 0) return -1;
       this.p.waitMemWhileEqual(slotPa, v, left);
     }
   }
 
-  /** CONS-poll: read CMDQ_CONS until it has moved past the SYNC. */
-  private pollUntilConsumed(syncProd: number): { ok: boolean; cons: number } {
+  /** CONS-poll: read CMDQ_CONS until it has moved past the SYNC. Returns the cons seen, or -1 on timeout. */
+  private pollUntilConsumed(syncProd: number): number {
+    let cons = this.regs.read32(OFF.CMDQ_CONS) & this.ptrMask;
+    if (this.consumed(cons, syncProd)) return cons;
     const qp = this.pollInit(this.desc.sev);
     for (;;) {
-      const cons = this.regs.read32(OFF.CMDQ_CONS) & this.ptrMask;
-      if (this.consumed(cons, syncProd)) return { ok: true, cons };
-      if (this.poll(qp)) return { ok: false, cons };
+      if (this.poll(qp)) return -1;
+      cons = this.regs.read32(OFF.CMDQ_CONS) & this.ptrMask;
+      if (this.consumed(cons, syncProd)) return cons;
     }
   }
 }
