@@ -24,6 +24,7 @@ export class Field {
   private readonly twoWords: boolean;
   private readonly loWidth: number;
   private readonly loPow: number;
+  private readonly loInv: number;
   private readonly hiMask: number;
 
   constructor(
@@ -41,6 +42,7 @@ export class Field {
     this.twoWords = !this.inWord && this.shift + width <= 64;
     this.loWidth = 32 - this.shift;
     this.loPow = 2 ** this.loWidth;
+    this.loInv = 2 ** -this.loWidth;
     const hiBits = width - this.loWidth;
     this.hiMask = hiBits >= 32 ? 0xffffffff : (1 << hiBits) - 1;
   }
@@ -123,9 +125,11 @@ export class Field {
         return;
       }
       if (this.twoWords) {
-        const lo = x % this.loPow;
+        // Split by multiplying with 2^-loWidth (exact): no integer or float division per write.
+        const hi = Math.floor(x * this.loInv);
+        const lo = x - hi * this.loPow;
         words[i] = (words[i]! & ~(-1 << this.shift)) | (lo << this.shift);
-        words[i + 1] = (words[i + 1]! & ~this.hiMask) | ((x - lo) / this.loPow);
+        words[i + 1] = (words[i + 1]! & ~this.hiMask) | hi;
         return;
       }
     }

@@ -243,8 +243,9 @@ export class Tlb {
   private readonly groups = new Map<number, TagGroup>();
   private readonly leafAge = new AgeList<TlbEntry>();
   private readonly walkAge = new AgeList<WalkEntry>();
-  /** Groups an invalidation visits (reused: no allocation per command). */
+  /** The groups select() chose for the next invalidation, and how many (reused: no allocation per command). */
   private readonly visit: (TagGroup | undefined)[] = [];
+  private selected = 0;
 
   constructor(private readonly stats: Float64Array) {}
 
@@ -326,12 +327,36 @@ export class Tlb {
   }
 
   /**
-   * Removes every entry of the matching tags: leaf entries whose kind is in `leafKinds`, walk entries
-   * whose kind is in `walkKinds` (tagSet masks), regime in `regimes`, of VMID `vmid` and ASID `asid`
-   * (each TAG_ANY for all; an ASID matches exactly, global entries only under TAG_ANY).
+   * Selects what an invalidation can touch: the {regime, VMID} groups of the regimes (a tagSet mask)
+   * and VMID (or TAG_ANY). Returns how many; 0 means nothing is cached there and the command has
+   * nothing to do (so a handler need not decode the rest of it). The next invalidateTags or
+   * invalidateRange acts on this selection.
    */
-  invalidateTags(leafKinds: number, walkKinds: number, regimes: number, vmid: number, asid: number): void {
-    const n = this.findGroups(regimes, vmid);
+  select(regimes: number, vmid: number): number {
+    let n = 0;
+    if (this.groups.size !== 0) {
+      if (vmid !== TAG_ANY) {
+        for (let regime = REGIME.EL1; regime <= REGIME.EL2_E2H; regime++) {
+          if (((regimes >> regime) & 1) === 0) continue;
+          const g = this.groups.get(groupKey(regime, vmid));
+          if (g !== undefined) this.visit[n++] = g;
+        }
+      } else {
+        for (const g of this.groups.values()) if (((regimes >> g.regime) & 1) === 1) this.visit[n++] = g;
+      }
+    }
+    this.selected = n;
+    return n;
+  }
+
+  /**
+   * Removes every entry of the selected groups with matching tags: leaf entries whose kind is in
+   * `leafKinds`, walk entries whose kind is in `walkKinds` (tagSet masks), of ASID `asid` (TAG_ANY for
+   * all; an ASID matches exactly, global entries only under TAG_ANY).
+   */
+  invalidateTags(leafKinds: number, walkKinds: number, asid: number): void {
+    const n = this.selected;
+    this.selected = 0;
     for (let i = 0; i < n; i++) {
       const g = this.visit[i]!;
       this.visit[i] = undefined;
@@ -350,12 +375,13 @@ export class Tlb {
   }
 
   /**
-   * Removes the entries of the matching tags (as invalidateTags; with `globalLeaves`, global leaf
-   * entries also match a given ASID) that overlap span [lo, hi): leaves at level span.ttl (any when 0)
-   * and, unless span.leaf, walk entries above level span.ttl (4.4.1.1).
+   * Removes the entries of the selected groups with matching tags (as invalidateTags; with
+   * `globalLeaves`, global leaf entries also match a given ASID) that overlap span [lo, hi): leaves
+   * at level span.ttl (any when 0) and, unless span.leaf, walk entries above level span.ttl (4.4.1.1).
    */
-  invalidateRange(leafKinds: number, walkKinds: number, regimes: number, vmid: number, asid: number, globalLeaves: boolean, span: TlbiSpan): void {
-    const n = this.findGroups(regimes, vmid);
+  invalidateRange(leafKinds: number, walkKinds: number, asid: number, globalLeaves: boolean, span: TlbiSpan): void {
+    const n = this.selected;
+    this.selected = 0;
     for (let i = 0; i < n; i++) {
       const g = this.visit[i]!;
       this.visit[i] = undefined;
@@ -389,22 +415,6 @@ export class Tlb {
       return out;
     };
     return { leaves: list(this.leafAge), walks: list(this.walkAge) };
-  }
-
-  /** Fills this.visit with the groups of the regimes (a tagSet mask) and VMID; returns how many. */
-  private findGroups(regimes: number, vmid: number): number {
-    if (this.groups.size === 0) return 0;
-    let n = 0;
-    if (vmid !== TAG_ANY) {
-      for (let regime = REGIME.EL1; regime <= REGIME.EL2_E2H; regime++) {
-        if (((regimes >> regime) & 1) === 0) continue;
-        const g = this.groups.get(groupKey(regime, vmid));
-        if (g !== undefined) this.visit[n++] = g;
-      }
-    } else {
-      for (const g of this.groups.values()) if (((regimes >> g.regime) & 1) === 1) this.visit[n++] = g;
-    }
-    return n;
   }
 
   private bucket(kind: number, regime: number, vmid: number, asid: number): Bucket {
@@ -665,59 +675,58 @@ export function installInvalidationHandlers(cmdq: CommandQueue, cfg: ConfigCache
 
   // Stage 1, NS-EL1 regime (4.4.2.1-4).
   cmdq.setHandler('TLBI_NH_ALL', (c) => {
-    tlb.invalidateTags(S1_LEAVES, S1_WALKS, EL1, vmidOf(c), TAG_ANY);
+    if (tlb.select(EL1, vmidOf(c)) !== 0) tlb.invalidateTags(S1_LEAVES, S1_WALKS, TAG_ANY);
     return DONE;
   });
   cmdq.setHandler('TLBI_NH_ASID', (c) => {
     // Non-global entries of the ASID only (like TLBI ASIDE1).
-    tlb.invalidateTags(S1_LEAVES, S1_WALKS, EL1, vmidOf(c), asidOf(c));
+    if (tlb.select(EL1, vmidOf(c)) !== 0) tlb.invalidateTags(S1_LEAVES, S1_WALKS, asidOf(c));
     return DONE;
   });
   cmdq.setHandler('TLBI_NH_VA', (c) => {
     // Leaves of the ASID and global ones; walk entries of the ASID.
-    if (span.decode(c, vaOf(c), ril)) tlb.invalidateRange(S1_LEAVES, S1_WALKS, EL1, vmidOf(c), asidOf(c), true, span);
+    if (tlb.select(EL1, vmidOf(c)) !== 0 && span.decode(c, vaOf(c), ril)) tlb.invalidateRange(S1_LEAVES, S1_WALKS, asidOf(c), true, span);
     return DONE;
   });
   cmdq.setHandler('TLBI_NH_VAA', (c) => {
-    if (span.decode(c, vaOf(c), ril)) tlb.invalidateRange(S1_LEAVES, S1_WALKS, EL1, vmidOf(c), TAG_ANY, false, span);
+    if (tlb.select(EL1, vmidOf(c)) !== 0 && span.decode(c, vaOf(c), ril)) tlb.invalidateRange(S1_LEAVES, S1_WALKS, TAG_ANY, false, span);
     return DONE;
   });
 
   // EL2 regimes (4.4.2.7-10), any VMID.
   cmdq.setHandler('TLBI_EL2_ALL', () => {
-    tlb.invalidateTags(ALL_KINDS, ALL_KINDS, EL2_REGIMES, TAG_ANY, TAG_ANY);
+    if (tlb.select(EL2_REGIMES, TAG_ANY) !== 0) tlb.invalidateTags(ALL_KINDS, ALL_KINDS, TAG_ANY);
     return DONE;
   });
   cmdq.setHandler('TLBI_EL2_ASID', (c) => {
-    tlb.invalidateTags(ALL_KINDS, ALL_KINDS, tagSet(REGIME.EL2_E2H), TAG_ANY, asidOf(c));
+    if (tlb.select(tagSet(REGIME.EL2_E2H), TAG_ANY) !== 0) tlb.invalidateTags(ALL_KINDS, ALL_KINDS, asidOf(c));
     return DONE;
   });
   cmdq.setHandler('TLBI_EL2_VA', (c) => {
-    if (span.decode(c, vaOf(c), ril)) {
+    const regime = el2Regime();
+    if (tlb.select(tagSet(regime), TAG_ANY) !== 0 && span.decode(c, vaOf(c), ril)) {
       // The EL2 regime has no ASIDs: the command's ASID only matters with E2H.
-      const regime = el2Regime();
-      const asid = regime === REGIME.EL2 ? TAG_ANY : asidOf(c);
-      tlb.invalidateRange(ALL_KINDS, ALL_KINDS, tagSet(regime), TAG_ANY, asid, true, span);
+      tlb.invalidateRange(ALL_KINDS, ALL_KINDS, regime === REGIME.EL2 ? TAG_ANY : asidOf(c), true, span);
     }
     return DONE;
   });
   cmdq.setHandler('TLBI_EL2_VAA', (c) => {
-    if (span.decode(c, vaOf(c), ril)) tlb.invalidateRange(ALL_KINDS, ALL_KINDS, tagSet(el2Regime()), TAG_ANY, TAG_ANY, false, span);
+    if (tlb.select(tagSet(el2Regime()), TAG_ANY) !== 0 && span.decode(c, vaOf(c), ril)) tlb.invalidateRange(ALL_KINDS, ALL_KINDS, TAG_ANY, false, span);
     return DONE;
   });
 
   // Stage 2 (4.4.3) and everything non-EL2 (4.4.4).
   cmdq.setHandler('TLBI_S12_VMALL', (c) => {
-    tlb.invalidateTags(ALL_KINDS, ALL_KINDS, EL1, vmidOf(c), TAG_ANY);
+    if (tlb.select(EL1, vmidOf(c)) !== 0) tlb.invalidateTags(ALL_KINDS, ALL_KINDS, TAG_ANY);
     return DONE;
   });
   cmdq.setHandler('TLBI_S2_IPA', (c) => {
     // Combined stage 1+2 entries need not be affected (4.4.3.1): software pairs this with NH_ALL/VAA.
-    if (span.decode(c, ipaOf(c), ril)) tlb.invalidateRange(S2_ONLY, S2_ONLY, ALL_REGIMES, vmidOf(c), TAG_ANY, false, span);
+    if (tlb.select(ALL_REGIMES, vmidOf(c)) !== 0 && span.decode(c, ipaOf(c), ril)) tlb.invalidateRange(S2_ONLY, S2_ONLY, TAG_ANY, false, span);
     return DONE;
   });
   cmdq.setHandler('TLBI_NSNH_ALL', () => {
-    tlb.invalidateTags(ALL_KINDS, ALL_KINDS, EL1, TAG_ANY, TAG_ANY);
+    if (tlb.select(EL1, TAG_ANY) !== 0) tlb.invalidateTags(ALL_KINDS, ALL_KINDS, TAG_ANY);
     return DONE;
   });
 }
