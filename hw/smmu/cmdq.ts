@@ -48,6 +48,9 @@ export interface CmdqErrorInfo {
 const [TG0, TG1, TG2, TG3] = RANGE_TG_MASK;
 const [LV0, LV1, LV2, LV3] = RANGE_LEVEL_MASK;
 
+/** Why a command is illegal (CERROR_ILL), as illegal() reports it. */
+const ILL = { RESERVED_OP: 1, NOT_IMPLEMENTED: 2, RES0: 3, SSEC: 4, RESERVED_VALUE: 5, RANGE: 6 } as const;
+
 /** Commands consumed per scheduler task before yielding to other hardware activity. */
 const SLICE = 256;
 
@@ -160,6 +163,7 @@ export class CommandQueue {
     const mem = this.ctx.mem.i32;
     const cmd = this.cmd;
     const handlers = this.handlers;
+    const compiled = this.compiled;
     let n = 0;
     let prod = Q_IDX.WR.get(Atomics.load(this.regs.view, this.prodIdx)) & mask;
     while (n < SLICE) {
@@ -187,9 +191,9 @@ export class CommandQueue {
       cmd[2] = mem[w + 2]!;
       cmd[3] = mem[w + 3]!;
       const op = cmd[0]! & 0xff;
-      const bad = this.illegal(op, cmd);
-      if (bad !== null) {
-        this.error(CERROR.ILL, op, bad);
+      const bad = this.illegal(compiled[op], cmd);
+      if (bad !== 0) {
+        this.error(CERROR.ILL, op, this.illegalReason(bad, op, cmd));
         break;
       }
       const h = handlers[op];
@@ -207,34 +211,59 @@ export class CommandQueue {
     if (n === SLICE) this.kick();
   }
 
-  /** Why a command is CERROR_ILL in this implementation, or null (4.1.3, 4.1.5, 7.1). */
-  private illegal(op: number, c: Uint32Array): string | null {
-    const cc = this.compiled[op];
-    if (cc === undefined) return `opcode 0x${op.toString(16)} is reserved`;
-    if (cc.illegal !== null) return cc.illegal;
+  /**
+   * Whether a command is CERROR_ILL in this implementation (4.1.3, 4.1.5, 7.1): 0 when legal, else the
+   * ILL code of the first rule it breaks (illegalReason says it in words). Small and string-free, so
+   * the consumer's loop inlines it.
+   */
+  private illegal(cc: CompiledCommand | undefined, c: Uint32Array): number {
+    if (cc === undefined) return ILL.RESERVED_OP;
+    if (cc.illegal !== null) return ILL.NOT_IMPLEMENTED;
     const r = cc.res0;
-    if ((c[0]! & r[0]!) | (c[1]! & r[1]!) | (c[2]! & r[2]!) | (c[3]! & r[3]!)) {
-      return `${cc.def.name}: reserved (RES0) bits set: ${[0, 1, 2, 3].map((i) => (c[i]! & r[i]!) >>> 0).map((x) => '0x' + x.toString(16)).join(' ')}`;
-    }
-    if (!cc.checkValues) return null;
-    const def = cc.def;
-    if (cc.hasSsec && F.SSEC.read(c) !== 0) return `${def.name}: SSec=1 on the Non-secure command queue (4.1.6)`;
+    if ((c[0]! & r[0]!) | (c[1]! & r[1]!) | (c[2]! & r[2]!) | (c[3]! & r[3]!)) return ILL.RES0;
+    if (!cc.checkValues) return 0;
+    if (cc.hasSsec && F.SSEC.read(c) !== 0) return ILL.SSEC;
     const reserved = cc.reserved;
     for (let i = 0; i < reserved.length; i++) {
       const rv = reserved[i]!;
       const v = rv.field.read(c);
-      if ((rv.equals !== undefined && v === rv.equals) || (rv.above !== undefined && v > rv.above)) {
-        return `${def.name}: ${rv.field.name}=${v} is reserved`;
-      }
+      if ((rv.equals !== undefined && v === rv.equals) || (rv.above !== undefined && v > rv.above)) return ILL.RESERVED_VALUE;
     }
     if (cc.rangeRules) {
       // 4.4.1.1: with TG=0 the range and level fields are RES0; with TG!=0, NUM=SCALE=TTL=0 is reserved.
       const tg = (c[0]! & TG0) | (c[1]! & TG1) | (c[2]! & TG2) | (c[3]! & TG3);
       const level = (c[0]! & LV0) | (c[1]! & LV1) | (c[2]! & LV2) | (c[3]! & LV3);
-      if (tg === 0 && level !== 0) return `${def.name}: NUM/SCALE/TTL must be 0 when TG=0 (4.4.1.1)`;
-      if (tg !== 0 && level === 0) return `${def.name}: TG=${F.TG.read(c)} with NUM=SCALE=TTL=0 is reserved (4.4.1.1)`;
+      if ((tg === 0) !== (level === 0)) return ILL.RANGE;
     }
-    return null;
+    return 0;
+  }
+
+  /** The reason for an illegal() code, naming the command and the offending field or bits. */
+  private illegalReason(code: number, op: number, c: Uint32Array): string {
+    const cc = this.compiled[op];
+    if (cc === undefined) return `opcode 0x${op.toString(16)} is reserved`;
+    const name = cc.def.name;
+    switch (code) {
+      case ILL.NOT_IMPLEMENTED:
+        return cc.illegal!;
+      case ILL.RES0: {
+        const r = cc.res0;
+        return `${name}: reserved (RES0) bits set: ${[0, 1, 2, 3].map((i) => (c[i]! & r[i]!) >>> 0).map((x) => '0x' + x.toString(16)).join(' ')}`;
+      }
+      case ILL.SSEC:
+        return `${name}: SSec=1 on the Non-secure command queue (4.1.6)`;
+      case ILL.RESERVED_VALUE: {
+        const rv = cc.reserved.find((x) => {
+          const v = x.field.read(c);
+          return (x.equals !== undefined && v === x.equals) || (x.above !== undefined && v > x.above);
+        })!;
+        return `${name}: ${rv.field.name}=${rv.field.read(c)} is reserved`;
+      }
+      default: {
+        const tg = F.TG.read(c);
+        return tg === 0 ? `${name}: NUM/SCALE/TTL must be 0 when TG=0 (4.4.1.1)` : `${name}: TG=${tg} with NUM=SCALE=TTL=0 is reserved (4.4.1.1)`;
+      }
+    }
   }
 
   /** Records a command error at the current CONS and raises GERROR.CMDQ_ERR (7.1). */
