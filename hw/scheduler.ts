@@ -18,8 +18,10 @@ interface TimerEntry extends Timer {
 }
 
 export class EventScheduler {
-  private readonly ready: (() => void)[] = [];
+  /** Tasks to run, in order, at [readyHead, readyTail); the array is reused, never truncated. */
+  private readonly ready: ((() => void) | undefined)[] = [];
   private readyHead = 0;
+  private readyTail = 0;
   private readonly heap: TimerEntry[] = [];
   private seq = 0;
 
@@ -31,7 +33,7 @@ export class EventScheduler {
 
   /** Runs fn as soon as the loop gets to it, before timers that are not yet due. */
   soon(fn: () => void): void {
-    this.ready.push(fn);
+    this.ready[this.readyTail++] = fn;
   }
 
   /** Runs fn once platform time reaches `at`. */
@@ -52,7 +54,7 @@ export class EventScheduler {
   }
 
   hasReady(): boolean {
-    return this.readyHead < this.ready.length;
+    return this.readyHead < this.readyTail;
   }
 
   idle(): boolean {
@@ -64,12 +66,11 @@ export class EventScheduler {
     let n = 0;
     for (;;) {
       if (n >= budget) return n;
-      if (this.readyHead < this.ready.length) {
-        const fn = this.ready[this.readyHead++]!;
-        if (this.readyHead === this.ready.length) {
-          this.ready.length = 0;
-          this.readyHead = 0;
-        }
+      if (this.readyHead < this.readyTail) {
+        const fn = this.ready[this.readyHead]!;
+        this.ready[this.readyHead++] = undefined;
+        // Drained: start over at the front (no array truncation per task).
+        if (this.readyHead === this.readyTail) this.readyHead = this.readyTail = 0;
         fn();
         n++;
         continue;
