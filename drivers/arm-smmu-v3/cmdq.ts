@@ -18,6 +18,7 @@
 // polling the SYNC's slot for the SMMU's MSI write of 0 (MSI-poll) or by polling CMDQ_CONS.
 
 import { OFF } from '../../src/smmu/regs.ts';
+import { F } from '../../src/smmu/commands.ts';
 import type { IoMem, Platform } from '../../src/platform.ts';
 import { buildSync } from './cmds.ts';
 
@@ -73,7 +74,11 @@ export class Cmdq {
   private readonly idxMask: number;
   private readonly wrp: number;
   private readonly ptrMask: number; // index + wrap
-  private readonly scratch = new Uint32Array(4);
+  /**
+   * This queue's CMD_SYNC as buildSync makes it (arm_smmu_cmdq_build_sync_cmd), built once: with
+   * MSI-poll only its MSIAddress (the SYNC's own slot) changes per issue.
+   */
+  private readonly syncCmd = new Uint32Array(4);
   /** Per-CPU counts (this CPU only). */
   issuedCmds = 0;
   syncs = 0;
@@ -95,6 +100,8 @@ export class Cmdq {
     this.idxMask = this.size - 1;
     this.wrp = this.size;
     this.ptrMask = (this.size << 1) - 1;
+    // With MSI-poll every SYNC has a non-zero MSIAddress (a slot in DRAM): CS=SIG_IRQ.
+    buildSync(this.syncCmd, 0, desc.msiPoll ? desc.basePa : 0);
   }
 
   /** Initialises the shared state (probe, before CMDQEN). */
@@ -294,13 +301,13 @@ export class Cmdq {
     if (sync) {
       syncProd = this.inc(start, n);
       const slotIdx = syncProd & this.idxMask;
-      const slotPa = this.desc.basePa + slotIdx * 16;
-      buildSync(this.scratch, 0, this.desc.msiPoll ? slotPa : 0);
+      const sc = this.syncCmd;
+      if (this.desc.msiPoll) F.MSIADDR.write(sc, 0, (this.desc.basePa + slotIdx * 16) / 4);
       const slot = this.baseIdx + slotIdx * 4;
-      q[slot] = this.scratch[0]!;
-      q[slot + 1] = this.scratch[1]!;
-      q[slot + 2] = this.scratch[2]!;
-      q[slot + 3] = this.scratch[3]!;
+      q[slot] = sc[0]!;
+      q[slot + 1] = sc[1]!;
+      q[slot + 2] = sc[2]!;
+      q[slot + 3] = sc[3]!;
       // Hold the queue against a second wrap until our SYNC is seen to complete.
       this.sharedLock();
     }
