@@ -10,7 +10,7 @@
 // consumption resumes from CONS only after software acknowledges through GERRORN (7.1).
 
 import { CERROR, CERROR_NAMES, CMDQ_CONS, GERROR, Q_BASE, Q_IDX } from '../../src/smmu/regs.ts';
-import { CS, F, RANGE_LEVEL_MASK, RANGE_TG_MASK, compileCommands, commandName, type CompiledCommand } from '../../src/smmu/commands.ts';
+import { CS, F, compileCommands, commandName, legalityTable, passesLegalityTable, rangeRuleBroken, type CompiledCommand, type LegalityTable } from '../../src/smmu/commands.ts';
 import type { SmmuFeatures } from '../../src/smmu/features.ts';
 import { STAT } from '../../src/layout.ts';
 import type { RegisterFile } from '../../src/regmap.ts';
@@ -44,18 +44,38 @@ export interface CmdqErrorInfo {
   reason: string;
 }
 
-// The TLBI range rules' masks word by word, as module constants the compiler folds into the check.
-const [TG0, TG1, TG2, TG3] = RANGE_TG_MASK;
-const [LV0, LV1, LV2, LV3] = RANGE_LEVEL_MASK;
+/** Why a command is illegal (CERROR_ILL), as illegalCode() reports it. */
+export const ILL = { RESERVED_OP: 1, NOT_IMPLEMENTED: 2, RES0: 3, SSEC: 4, RESERVED_VALUE: 5, RANGE: 6 } as const;
 
-/** Why a command is illegal (CERROR_ILL), as illegal() reports it. */
-const ILL = { RESERVED_OP: 1, NOT_IMPLEMENTED: 2, RES0: 3, SSEC: 4, RESERVED_VALUE: 5, RANGE: 6 } as const;
+/**
+ * Whether a command is CERROR_ILL in this implementation (4.1.3, 4.1.5, 7.1): 0 when legal, else the
+ * ILL code of the first rule it breaks. The consumer runs it for commands the legality table's
+ * pre-check does not pass, and builds the reason text only for an illegal one.
+ */
+export function illegalCode(cc: CompiledCommand | undefined, c: Uint32Array): number {
+  if (cc === undefined) return ILL.RESERVED_OP;
+  if (cc.illegal !== null) return ILL.NOT_IMPLEMENTED;
+  const r = cc.res0;
+  if ((c[0]! & r[0]!) | (c[1]! & r[1]!) | (c[2]! & r[2]!) | (c[3]! & r[3]!)) return ILL.RES0;
+  if (!cc.checkValues) return 0;
+  if (cc.hasSsec && F.SSEC.read(c) !== 0) return ILL.SSEC;
+  const reserved = cc.reserved;
+  for (let i = 0; i < reserved.length; i++) {
+    const rv = reserved[i]!;
+    const v = rv.field.read(c);
+    if ((rv.equals !== undefined && v === rv.equals) || (rv.above !== undefined && v > rv.above)) return ILL.RESERVED_VALUE;
+  }
+  // 4.4.1.1: with TG=0 the range and level fields are RES0; with TG!=0, NUM=SCALE=TTL=0 is reserved.
+  if (cc.rangeRules && rangeRuleBroken(c)) return ILL.RANGE;
+  return 0;
+}
 
 /** Commands consumed per scheduler task before yielding to other hardware activity. */
 const SLICE = 256;
 
 export class CommandQueue {
   private readonly compiled: (CompiledCommand | undefined)[];
+  private readonly legality: LegalityTable;
   private readonly handlers: (CommandHandler | undefined)[] = new Array(256).fill(undefined);
   private readonly participants: SyncParticipant[] = [];
   private readonly cmd = new Uint32Array(4);
@@ -87,6 +107,7 @@ export class CommandQueue {
     private readonly raiseGerror: (bit: number) => boolean,
   ) {
     this.compiled = compileCommands(feat);
+    this.legality = legalityTable(this.compiled);
     this.prodIdx = regs.dword('CMDQ_PROD');
     this.consIdx = regs.dword('CMDQ_CONS');
     this.gerrorIdx = regs.dword('GERROR');
@@ -163,7 +184,7 @@ export class CommandQueue {
     const mem = this.ctx.mem.i32;
     const cmd = this.cmd;
     const handlers = this.handlers;
-    const compiled = this.compiled;
+    const legality = this.legality;
     let n = 0;
     let prod = Q_IDX.WR.get(Atomics.load(this.regs.view, this.prodIdx)) & mask;
     while (n < SLICE) {
@@ -191,10 +212,13 @@ export class CommandQueue {
       cmd[2] = mem[w + 2]!;
       cmd[3] = mem[w + 3]!;
       const op = cmd[0]! & 0xff;
-      const bad = this.illegal(compiled[op], cmd);
-      if (bad !== 0) {
-        this.error(CERROR.ILL, op, this.illegalReason(bad, op, cmd));
-        break;
+      // The table pre-check passes legal commands; anything else gets the full check (and its reason).
+      if (!passesLegalityTable(legality, cmd)) {
+        const bad = illegalCode(this.compiled[op], cmd);
+        if (bad !== 0) {
+          this.error(CERROR.ILL, op, this.illegalReason(bad, op, cmd));
+          break;
+        }
       }
       const h = handlers[op];
       if (h !== undefined && h(cmd) !== DONE) break;
@@ -211,34 +235,7 @@ export class CommandQueue {
     if (n === SLICE) this.kick();
   }
 
-  /**
-   * Whether a command is CERROR_ILL in this implementation (4.1.3, 4.1.5, 7.1): 0 when legal, else the
-   * ILL code of the first rule it breaks (illegalReason says it in words). Small and string-free, so
-   * the consumer's loop inlines it.
-   */
-  private illegal(cc: CompiledCommand | undefined, c: Uint32Array): number {
-    if (cc === undefined) return ILL.RESERVED_OP;
-    if (cc.illegal !== null) return ILL.NOT_IMPLEMENTED;
-    const r = cc.res0;
-    if ((c[0]! & r[0]!) | (c[1]! & r[1]!) | (c[2]! & r[2]!) | (c[3]! & r[3]!)) return ILL.RES0;
-    if (!cc.checkValues) return 0;
-    if (cc.hasSsec && F.SSEC.read(c) !== 0) return ILL.SSEC;
-    const reserved = cc.reserved;
-    for (let i = 0; i < reserved.length; i++) {
-      const rv = reserved[i]!;
-      const v = rv.field.read(c);
-      if ((rv.equals !== undefined && v === rv.equals) || (rv.above !== undefined && v > rv.above)) return ILL.RESERVED_VALUE;
-    }
-    if (cc.rangeRules) {
-      // 4.4.1.1: with TG=0 the range and level fields are RES0; with TG!=0, NUM=SCALE=TTL=0 is reserved.
-      const tg = (c[0]! & TG0) | (c[1]! & TG1) | (c[2]! & TG2) | (c[3]! & TG3);
-      const level = (c[0]! & LV0) | (c[1]! & LV1) | (c[2]! & LV2) | (c[3]! & LV3);
-      if ((tg === 0) !== (level === 0)) return ILL.RANGE;
-    }
-    return 0;
-  }
-
-  /** The reason for an illegal() code, naming the command and the offending field or bits. */
+  /** The reason for an illegalCode() code, naming the command and the offending field or bits. */
   private illegalReason(code: number, op: number, c: Uint32Array): string {
     const cc = this.compiled[op];
     if (cc === undefined) return `opcode 0x${op.toString(16)} is reserved`;

@@ -253,3 +253,58 @@ export function compileCommands(f: SmmuFeatures): (CompiledCommand | undefined)[
   }
   return out;
 }
+
+/**
+ * The consumer's per-command legality pre-check as flat tables over all opcodes, derived from the
+ * compiled commands: a command whose opcode is not flagged SLOW, with none of its opcode's `zero`
+ * bits set (RES0, and SSec, which the Non-secure queue rejects), and, when flagged RANGE, meeting the
+ * 4.4.1.1 range rule, is legal. Anything else goes to the full check, which names the reason.
+ */
+export interface LegalityTable {
+  /** Per opcode, four words (index op * 4 + word): bits that must be zero. */
+  readonly zero: Uint32Array;
+  /** Per opcode: LEGALITY.SLOW and LEGALITY.RANGE. */
+  readonly flags: Uint8Array;
+}
+
+export const LEGALITY = {
+  /** Reserved or unimplemented opcode, or one with reserved field values: always the full check. */
+  SLOW: 1,
+  /** The TLBI range rule of 4.4.1.1 applies. */
+  RANGE: 2,
+} as const;
+
+/** True when a range TLBI breaks 4.4.1.1: NUM/SCALE/TTL set with TG=0, or all 0 with TG!=0. */
+export function rangeRuleBroken(c: Uint32Array): boolean {
+  const tg = (c[0]! & TG0) | (c[1]! & TG1) | (c[2]! & TG2) | (c[3]! & TG3);
+  const level = (c[0]! & LV0) | (c[1]! & LV1) | (c[2]! & LV2) | (c[3]! & LV3);
+  return (tg === 0) !== (level === 0);
+}
+// The masks word by word, as module constants the compiler folds into rangeRuleBroken.
+const [TG0, TG1, TG2, TG3] = RANGE_TG_MASK;
+const [LV0, LV1, LV2, LV3] = RANGE_LEVEL_MASK;
+
+/** True when the tables alone show command c legal (otherwise the full check decides). */
+export function passesLegalityTable(t: LegalityTable, c: Uint32Array): boolean {
+  const op = c[0]! & 0xff;
+  const fl = t.flags[op]!;
+  const z = op << 2;
+  const zero = t.zero;
+  return (
+    (fl & LEGALITY.SLOW) === 0 &&
+    ((c[0]! & zero[z]!) | (c[1]! & zero[z + 1]!) | (c[2]! & zero[z + 2]!) | (c[3]! & zero[z + 3]!)) === 0 &&
+    ((fl & LEGALITY.RANGE) === 0 || !rangeRuleBroken(c))
+  );
+}
+
+export function legalityTable(compiled: readonly (CompiledCommand | undefined)[]): LegalityTable {
+  const zero = new Uint32Array(256 * 4);
+  const flags = new Uint8Array(256).fill(LEGALITY.SLOW);
+  const ssec = fieldMask([F.SSEC]);
+  compiled.forEach((cc, op) => {
+    if (cc === undefined || cc.illegal !== null) return;
+    for (let w = 0; w < 4; w++) zero[op * 4 + w] = (cc.res0[w]! | (cc.hasSsec ? ssec[w]! : 0)) >>> 0;
+    flags[op] = (cc.reserved.length > 0 ? LEGALITY.SLOW : 0) | (cc.rangeRules ? LEGALITY.RANGE : 0);
+  });
+  return { zero, flags };
+}
