@@ -28,6 +28,8 @@ export function formatLog(e: LogEntry): string {
 export class CpuCore {
   private irqsOn = true;
   private inHandler = false;
+  /** The interrupt controller's raisedSeq when this CPU last found nothing left pending. */
+  private seenSeq = -1;
   private readonly handlers = new Map<number, { name: string; fn: IrqHandler }>();
   readonly logBuf: LogEntry[] = [];
   /** Interrupts taken, by vector. */
@@ -70,10 +72,17 @@ export class CpuCore {
   /** Runs handlers for pending interrupts if interrupts are on; handlers run with interrupts off. */
   take(): void {
     if (!this.irqsOn || this.inHandler) return;
-    if (!this.irqc.anyPending(this.cpu)) return;
+    // Nothing raised since the last look emptied the pending bits: one load instead of the bitmap.
+    const seq = this.irqc.raisedSeq(this.cpu);
+    if (seq === this.seenSeq) return;
+    if (!this.irqc.anyPending(this.cpu)) {
+      this.seenSeq = seq;
+      return;
+    }
     this.inHandler = true;
     this.irqsOn = false;
     try {
+      // Everything pending is taken; what is raised meanwhile moves the sequence past `seq`.
       for (let v = this.irqc.takeOne(this.cpu); v >= 0; v = this.irqc.takeOne(this.cpu)) {
         this.irqCounts.set(v, (this.irqCounts.get(v) ?? 0) + 1);
         const h = this.handlers.get(v);
@@ -83,6 +92,7 @@ export class CpuCore {
         }
         h.fn(v);
       }
+      this.seenSeq = seq;
     } finally {
       this.irqsOn = true;
       this.inHandler = false;

@@ -45,6 +45,8 @@ export class InterruptController {
     }
     const base = (route & 0xff) * CPUW.BLOCK_WORDS;
     Atomics.or(this.v.cpus, base + CPUW.PENDING + (vector >>> 5), 1 << (vector & 31));
+    // After the bit: a CPU that sees the new sequence number also sees the bit.
+    Atomics.add(this.v.cpus, base + CPUW.IRQ_SEQ, 1);
     this.v.stats[STAT.IRQS_RAISED]!++;
     wakeWord(this.v.cpus, base + CPUW.WAKE, { view: this.v.cpus, index: base + CPUW.WAITING });
   }
@@ -59,6 +61,14 @@ export class InterruptController {
     if (!Number.isInteger(data) || data < 0 || data >= IRQ_VECTORS) return false;
     this.raise(data);
     return true;
+  }
+
+  /**
+   * CPU side: a number that changes whenever an interrupt becomes pending for the CPU. Unchanged since
+   * a look at the pending bits found nothing (or took everything) means nothing new is pending.
+   */
+  raisedSeq(cpu: number): number {
+    return Atomics.load(this.v.cpus, cpu * CPUW.BLOCK_WORDS + CPUW.IRQ_SEQ);
   }
 
   /** CPU side: true if any interrupt is pending for the CPU. */

@@ -87,6 +87,7 @@ export const CPUW = {
   WAITING: 1,
   LAST_TICKET: 2,
   PENDING: 16, // IRQ_VECTORS / 32 words of pending-interrupt bits, own cache line
+  IRQ_SEQ: 24, // bumped after each pending bit is set (same line): a CPU polls one word, not the bitmap
   BLOCK_WORDS: 64,
 } as const;
 
