@@ -229,11 +229,14 @@ export class Cmdq {
       if (set) {
         Atomics.xor(this.i32, map + swidx, mask);
       } else {
-        // The slots are valid when their bits equal the inverse of the wrap bit.
+        // The slots are valid when their bits equal the inverse of the wrap bit. (The clock is read
+        // only once there is something to wait for.)
         const want = prod & this.wrp ? 0 : mask;
-        const deadline = this.p.clock.now() + this.pollTimeoutNs;
+        let deadline = -1;
         while ((Atomics.load(this.i32, map + swidx) & mask) !== want) {
-          if (this.p.clock.now() > deadline) throw new CmdqTimeout(`CMDQ valid map: slots at 0x${prod.toString(16)} never became valid`);
+          const now = this.p.clock.now();
+          if (deadline < 0) deadline = now + this.pollTimeoutNs;
+          else if (now > deadline) throw new CmdqTimeout(`CMDQ valid map: slots at 0x${prod.toString(16)} never became valid`);
           this.p.cpuRelax();
         }
       }
@@ -318,9 +321,11 @@ export class Cmdq {
     // 4. The owner publishes everything gathered so far with one CMDQ_PROD write.
     if (owner) {
       const ownerIdx = this.st + W.OWNER_PROD;
-      const deadline = p.clock.now() + this.pollTimeoutNs;
+      let deadline = -1;
       while ((Atomics.load(this.i32, ownerIdx) & this.ptrMask) !== start) {
-        if (p.clock.now() > deadline) throw new CmdqTimeout(`CMDQ: previous owner never published prod 0x${start.toString(16)}`);
+        const now = p.clock.now();
+        if (deadline < 0) deadline = now + this.pollTimeoutNs;
+        else if (now > deadline) throw new CmdqTimeout(`CMDQ: previous owner never published prod 0x${start.toString(16)}`);
         p.cpuRelax();
       }
       const gathered = Atomics.and(this.i32, llqIdx, ~OWNED) & 0x7fff & this.ptrMask;
