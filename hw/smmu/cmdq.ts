@@ -186,6 +186,7 @@ export class CommandQueue {
     const handlers = this.handlers;
     const legality = this.legality;
     let n = 0;
+    let signalledAt = -1;
     let prod = Q_IDX.WR.get(Atomics.load(this.regs.view, this.prodIdx)) & mask;
     while (n < SLICE) {
       const cons = this.cons;
@@ -228,10 +229,12 @@ export class CommandQueue {
       if (this.signal !== CS.SIG_NONE) {
         // Everything a CMD_SYNC orders, and CONS moving past it, is visible before its signal (3.18).
         this.publishCons();
+        signalledAt = this.cons;
         this.sendSignal();
       }
     }
-    this.publishCons();
+    // (Already visible when the slice ended on a CMD_SYNC's signal.)
+    if (this.cons !== signalledAt) this.publishCons();
     if (n === SLICE) this.kick();
   }
 
