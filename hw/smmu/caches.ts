@@ -16,7 +16,6 @@
 // Capacity is bounded; the oldest entry goes first (deterministic, no timing).
 
 import { CFGI_RANGE_ALL, F } from '../../src/smmu/commands.ts';
-import { twoWordPlace, wordPlace } from '../../src/bits.ts';
 import { CR2 } from '../../src/smmu/regs.ts';
 import type { SmmuFeatures } from '../../src/smmu/features.ts';
 import type { RegisterFile } from '../../src/regmap.ts';
@@ -96,12 +95,13 @@ function evictOldest<K, V>(m: Map<K, V>, capacity: number): void {
 }
 
 // The IOTLB and walk cache are indexed so that an invalidation costs what it can match, not what the
-// cache holds: entries sit in a bucket per tag {stage, regime, VMID, ASID}, buckets in a group per
-// {regime, VMID}, and inside a bucket in one map per entry size keyed by base / size. A VMID- or
-// ASID-wide invalidation drops whole buckets; an address-based one probes the few keys its range can
-// hit, or scans the bucket's map when the range spans more keys than the map holds. A command whose
-// {regime, VMID} has nothing cached costs one map lookup. Every entry is also on an oldest-first list
-// of its cache, for eviction at capacity.
+// cache holds: a group per {regime, VMID}, in it a bucket per ASID (ASID_GLOBAL for global and
+// ASID-less entries), and in a bucket one map per {stage, entry size} (walk entries: per {stage,
+// level}) keyed by base / size, with a bit mask of the maps that hold anything. A VMID- or ASID-wide
+// invalidation drops whole maps; an address-based one probes the few keys its range can hit, or scans
+// a map when the range spans more keys than the map holds. A command whose {regime, VMID} has nothing
+// cached costs one map lookup. Every entry is also on an oldest-first list of its cache, for eviction
+// at capacity.
 
 /** A link of a cache's oldest-first list (the list head is a bare Link). */
 class Link {
@@ -109,11 +109,12 @@ class Link {
   next: Link = this;
 }
 
-/** One cached entry: where it is indexed, and its place on the oldest-first list. */
+/** One cached entry: where it is indexed (bucket, map slot, key), and its place on the oldest-first list. */
 class Slot<E> extends Link {
   constructor(
     public entry: E,
     readonly bucket: Bucket,
+    readonly slot: number,
     readonly map: Map<number, Slot<E>>,
     readonly key: number,
   ) {
@@ -147,30 +148,46 @@ class AgeList<E> {
   }
 }
 
-/** The entries of one tag {kind, regime, vmid, asid}. */
+/**
+ * Map slots of a bucket: stage (TLB_KIND 1..3) x entry size (LEAF_SIZES index) for leaves, stage x
+ * level for walk entries; slot = kind * 3 + index, so a stage's slots are bits 3k..3k+2 of a mask.
+ */
+const SLOTS = 12;
+/** The slots of the stages in a tagSet mask of TLB_KIND values. */
+function kindSlots(kinds: number): number {
+  let m = 0;
+  for (let kind = TLB_KIND.S1; kind <= TLB_KIND.S12; kind++) if ((kinds >> kind) & 1) m |= 7 << (kind * 3);
+  return m;
+}
+/** Walk slots of levels below `ttl` for every stage (all levels when ttl is 0): 4.4.1.1 Leaf=0 + TTL. */
+function levelsAbove(ttl: number): number {
+  const levels = ttl === 0 ? 7 : (1 << ttl) - 1;
+  return levels * 0b001_001_001_001;
+}
+
+/** The entries of one tag {regime, vmid, asid}, all stages. */
 class Bucket {
-  /** Leaf entries, per LEAF_SIZES index, keyed by va / size. */
-  readonly leaves: Map<number, Slot<TlbEntry>>[] = LEAF_SIZES.map(() => new Map());
-  /** Walk-cache entries, per level, keyed by va / size. */
-  readonly walks: Map<number, Slot<WalkEntry>>[] = WALK_SIZES.map(() => new Map());
-  /** Leaf and walk entries held. */
-  count = 0;
+  /** Leaf entries per slot, keyed by va / size; a map exists once its slot was used. */
+  readonly leaves: (Map<number, Slot<TlbEntry>> | undefined)[] = new Array(SLOTS).fill(undefined);
+  /** Walk-cache entries per slot (stage, level), keyed by va / size. */
+  readonly walks: (Map<number, Slot<WalkEntry>> | undefined)[] = new Array(SLOTS).fill(undefined);
+  /** Slots whose map holds entries. */
+  leafSlots = 0;
+  walkSlots = 0;
 
   constructor(
     readonly group: TagGroup,
-    readonly key: number,
-    readonly kind: number,
+    readonly asid: number,
   ) {}
 }
 
-/** The buckets of one {regime, vmid}, by bucketKey(kind, asid). */
+/** The buckets of one {regime, vmid}, by ASID. */
 class TagGroup {
   readonly buckets = new Map<number, Bucket>();
 
   constructor(
     readonly key: number,
     readonly regime: number,
-    readonly vmid: number,
   ) {}
 }
 
@@ -179,35 +196,26 @@ function groupKey(regime: number, vmid: number): number {
   return regime + 4 * vmid;
 }
 
-/** Kind (1..3) above ASID + 1 (0 for ASID_GLOBAL, 17 bits): a small-integer Map key. */
-function bucketKey(kind: number, asid: number): number {
-  return kind * 2 ** 17 + asid + 1;
-}
-
 function leafSizeIndex(size: number): number {
   const i = LEAF_SIZES.indexOf(size as (typeof LEAF_SIZES)[number]);
   if (i < 0) throw new Error(`IOTLB: entry size 0x${size.toString(16)} is not a 4 KiB-granule leaf size`);
   return i;
 }
 
-// The TLBI handlers run once per command, so they decode with word/shift/mask constants taken once from
-// the command layout: the compiler folds module constants into the code, where a Field.read call per
-// field would cost several times the rest of the handler.
-const { word: LEAF_W, shift: LEAF_SH } = wordPlace(F.LEAF);
-const { word: TG_W, shift: TG_SH, mask: TG_M } = wordPlace(F.TG);
-const { word: NUM_W, shift: NUM_SH, mask: NUM_M } = wordPlace(F.NUM);
-const { word: SCALE_W, shift: SCALE_SH, mask: SCALE_M } = wordPlace(F.SCALE);
-const { word: TTL_W, shift: TTL_SH, mask: TTL_M } = wordPlace(F.TTL);
-const { word: VMID_W, shift: VMID_SH, mask: VMID_M } = wordPlace(F.VMID);
-const { word: ASID_W, shift: ASID_SH, mask: ASID_M } = wordPlace(F.ASID);
-const { word: VA_W, shift: VA_SH, loPow: VA_LO, hiMask: VA_HI } = twoWordPlace(F.VA);
-const { word: IPA_W, shift: IPA_SH, loPow: IPA_LO, hiMask: IPA_HI } = twoWordPlace(F.IPA);
-
-const vmidOf = (c: Uint32Array) => (c[VMID_W]! >>> VMID_SH) & VMID_M;
-const asidOf = (c: Uint32Array) => (c[ASID_W]! >>> ASID_SH) & ASID_M;
+// The TLBI handlers run once per command, so they decode through readers specialized to each field
+// (Field.reader), which compile down to a load, a shift and a mask.
+const leafOf = F.LEAF.reader();
+const tgOf = F.TG.reader();
+const numOf = F.NUM.reader();
+const scaleOf = F.SCALE.reader();
+const ttlOf = F.TTL.reader();
+const vmidOf = F.VMID.reader();
+const asidOf = F.ASID.reader();
+const vaField = F.VA.reader();
+const ipaField = F.IPA.reader();
 // VA[63:12] (52 bits) and IPA[55:12] fit a double: the number path avoids a BigInt per command.
-const vaOf = (c: Uint32Array) => (((c[VA_W + 1]! & VA_HI) >>> 0) * VA_LO + (c[VA_W]! >>> VA_SH)) * 4096;
-const ipaOf = (c: Uint32Array) => (((c[IPA_W + 1]! & IPA_HI) >>> 0) * IPA_LO + (c[IPA_W]! >>> IPA_SH)) * 4096;
+const vaOf = (c: Uint32Array) => vaField(c) * 4096;
+const ipaOf = (c: Uint32Array) => ipaField(c) * 4096;
 
 /** The input range an address-based TLBI covers (4.4.1.1), decoded into one reused object. */
 export class TlbiSpan {
@@ -222,8 +230,8 @@ export class TlbiSpan {
    * the 4 KiB one every entry here was created with, so nothing can match.
    */
   decode(c: Uint32Array, addr: number, ril: boolean): boolean {
-    this.leaf = ((c[LEAF_W]! >>> LEAF_SH) & 1) === 1;
-    const tg = ril ? (c[TG_W]! >>> TG_SH) & TG_M : 0;
+    this.leaf = leafOf(c) === 1;
+    const tg = ril ? tgOf(c) : 0;
     this.lo = addr;
     if (tg === 0) {
       this.hi = addr + 1;
@@ -231,10 +239,8 @@ export class TlbiSpan {
       return true;
     }
     if (tg !== 1) return false;
-    const num = (c[NUM_W]! >>> NUM_SH) & NUM_M;
-    const scale = (c[SCALE_W]! >>> SCALE_SH) & SCALE_M;
-    this.hi = addr + (num + 1) * 2 ** scale * 2 ** 12;
-    this.ttl = (c[TTL_W]! >>> TTL_SH) & TTL_M;
+    this.hi = addr + (numOf(c) + 1) * 2 ** scaleOf(c) * 2 ** 12;
+    this.ttl = ttlOf(c);
     return true;
   }
 }
@@ -253,11 +259,12 @@ export class Tlb {
   lookup(kind: number, regime: number, vmid: number, asid: number, addr: number): TlbEntry | null {
     const g = this.groups.get(groupKey(regime, vmid));
     if (g !== undefined) {
-      const own = g.buckets.get(bucketKey(kind, asid));
-      const global = asid !== ASID_GLOBAL ? g.buckets.get(bucketKey(kind, ASID_GLOBAL)) : undefined;
+      const own = g.buckets.get(asid);
+      const global = asid !== ASID_GLOBAL ? g.buckets.get(ASID_GLOBAL) : undefined;
       for (let i = 0; i < LEAF_SIZES.length; i++) {
         const key = Math.floor(addr / LEAF_SIZES[i]!);
-        const s = own?.leaves[i]!.get(key) ?? global?.leaves[i]!.get(key);
+        const slot = kind * 3 + i;
+        const s = own?.leaves[slot]?.get(key) ?? global?.leaves[slot]?.get(key);
         if (s !== undefined) {
           this.stats[XSTAT.IOTLB_HITS]!++;
           return s.entry;
@@ -269,21 +276,23 @@ export class Tlb {
   }
 
   insert(e: TlbEntry): void {
-    const i = leafSizeIndex(e.size);
+    if (e.kind < TLB_KIND.S1 || e.kind > TLB_KIND.S12) throw new Error(`IOTLB: no stage ${e.kind}`);
+    const slot = e.kind * 3 + leafSizeIndex(e.size);
     if (e.va % e.size !== 0) throw new Error(`IOTLB: entry base 0x${e.va.toString(16)} not aligned to its size 0x${e.size.toString(16)}`);
     const oldest = this.leafAge.count >= IOTLB_CAPACITY ? this.leafAge.oldest() : undefined;
     if (oldest !== undefined) this.dropLeaf(oldest);
-    const b = this.bucket(e.kind, e.regime, e.vmid, e.asid);
-    const m = b.leaves[i]!;
+    const b = this.bucket(e.regime, e.vmid, e.asid);
+    let m = b.leaves[slot];
+    if (m === undefined) b.leaves[slot] = m = new Map();
     const key = e.va / e.size;
     const s = m.get(key);
     if (s !== undefined) {
       s.entry = e;
       return;
     }
-    const n = new Slot(e, b, m, key);
+    const n = new Slot(e, b, slot, m, key);
     m.set(key, n);
-    b.count++;
+    b.leafSlots |= 1 << slot;
     this.leafAge.push(n);
   }
 
@@ -292,10 +301,10 @@ export class Tlb {
    * Counts one walk-cache hit or miss per walk.
    */
   walkLookup(kind: number, regime: number, vmid: number, asid: number, addr: number, fromLevel: number): WalkEntry | null {
-    const b = this.groups.get(groupKey(regime, vmid))?.buckets.get(bucketKey(kind, asid));
+    const b = this.groups.get(groupKey(regime, vmid))?.buckets.get(asid);
     if (b !== undefined) {
       for (let level = WALK_SIZES.length - 1; level >= fromLevel && level >= 0; level--) {
-        const s = b.walks[level]!.get(Math.floor(addr / WALK_SIZES[level]!));
+        const s = b.walks[kind * 3 + level]?.get(Math.floor(addr / WALK_SIZES[level]!));
         if (s !== undefined) {
           this.stats[XSTAT.WALK_HITS]!++;
           return s.entry;
@@ -310,19 +319,22 @@ export class Tlb {
     const size = WALK_SIZES[e.level];
     if (size === undefined || e.size !== size) throw new Error(`walk cache: no level ${e.level} table descriptor of size 0x${e.size.toString(16)} with a 4 KiB granule`);
     if (e.va % size !== 0) throw new Error(`walk cache: entry base 0x${e.va.toString(16)} not aligned to its size 0x${size.toString(16)}`);
+    if (e.kind < TLB_KIND.S1 || e.kind > TLB_KIND.S12) throw new Error(`walk cache: no stage ${e.kind}`);
+    const slot = e.kind * 3 + e.level;
     const oldest = this.walkAge.count >= WALK_CAPACITY ? this.walkAge.oldest() : undefined;
     if (oldest !== undefined) this.dropWalk(oldest);
-    const b = this.bucket(e.kind, e.regime, e.vmid, e.asid);
-    const m = b.walks[e.level]!;
+    const b = this.bucket(e.regime, e.vmid, e.asid);
+    let m = b.walks[slot];
+    if (m === undefined) b.walks[slot] = m = new Map();
     const key = e.va / size;
     const s = m.get(key);
     if (s !== undefined) {
       s.entry = e;
       return;
     }
-    const n = new Slot(e, b, m, key);
+    const n = new Slot(e, b, slot, m, key);
     m.set(key, n);
-    b.count++;
+    b.walkSlots |= 1 << slot;
     this.walkAge.push(n);
   }
 
@@ -350,26 +362,23 @@ export class Tlb {
   }
 
   /**
-   * Removes every entry of the selected groups with matching tags: leaf entries whose kind is in
-   * `leafKinds`, walk entries whose kind is in `walkKinds` (tagSet masks), of ASID `asid` (TAG_ANY for
-   * all; an ASID matches exactly, global entries only under TAG_ANY).
+   * Removes every entry of the selected groups with matching tags: leaf entries whose stage is in
+   * `leafKinds`, walk entries whose stage is in `walkKinds` (tagSet masks), of ASID `asid` (TAG_ANY
+   * for all; an ASID matches exactly, global entries only under TAG_ANY).
    */
   invalidateTags(leafKinds: number, walkKinds: number, asid: number): void {
+    const leafSlots = kindSlots(leafKinds);
+    const walkSlots = kindSlots(walkKinds);
     const n = this.selected;
     this.selected = 0;
     for (let i = 0; i < n; i++) {
       const g = this.visit[i]!;
       this.visit[i] = undefined;
       if (asid !== TAG_ANY) {
-        for (let kind = TLB_KIND.S1; kind <= TLB_KIND.S12; kind++) {
-          const leaves = ((leafKinds >> kind) & 1) === 1;
-          const walks = ((walkKinds >> kind) & 1) === 1;
-          if (!leaves && !walks) continue;
-          const b = g.buckets.get(bucketKey(kind, asid));
-          if (b !== undefined) this.clearBucket(b, leaves, walks);
-        }
+        const b = g.buckets.get(asid);
+        if (b !== undefined) this.clearSlots(b, leafSlots, walkSlots);
       } else {
-        for (const b of g.buckets.values()) this.clearBucket(b, ((leafKinds >> b.kind) & 1) === 1, ((walkKinds >> b.kind) & 1) === 1);
+        for (const b of g.buckets.values()) this.clearSlots(b, leafSlots, walkSlots);
       }
     }
   }
@@ -380,25 +389,20 @@ export class Tlb {
    * at level span.ttl (any when 0) and, unless span.leaf, walk entries above level span.ttl (4.4.1.1).
    */
   invalidateRange(leafKinds: number, walkKinds: number, asid: number, globalLeaves: boolean, span: TlbiSpan): void {
+    const leafSlots = kindSlots(leafKinds);
+    const walkSlots = span.leaf ? 0 : kindSlots(walkKinds) & levelsAbove(span.ttl);
     const n = this.selected;
     this.selected = 0;
     for (let i = 0; i < n; i++) {
       const g = this.visit[i]!;
       this.visit[i] = undefined;
       if (asid !== TAG_ANY) {
-        for (let kind = TLB_KIND.S1; kind <= TLB_KIND.S12; kind++) {
-          const leaves = ((leafKinds >> kind) & 1) === 1;
-          const walks = !span.leaf && ((walkKinds >> kind) & 1) === 1;
-          if (!leaves && !walks) continue;
-          const b = g.buckets.get(bucketKey(kind, asid));
-          if (b !== undefined) this.rangeInBucket(b, leaves, walks, span);
-          const gb = leaves && globalLeaves ? g.buckets.get(bucketKey(kind, ASID_GLOBAL)) : undefined;
-          if (gb !== undefined) this.rangeInBucket(gb, true, false, span);
-        }
+        const b = g.buckets.get(asid);
+        if (b !== undefined) this.rangeInBucket(b, leafSlots, walkSlots, span.lo, span.hi, span.ttl);
+        const gb = globalLeaves ? g.buckets.get(ASID_GLOBAL) : undefined;
+        if (gb !== undefined) this.rangeInBucket(gb, leafSlots, 0, span.lo, span.hi, span.ttl);
       } else {
-        for (const b of g.buckets.values()) {
-          this.rangeInBucket(b, ((leafKinds >> b.kind) & 1) === 1, !span.leaf && ((walkKinds >> b.kind) & 1) === 1, span);
-        }
+        for (const b of g.buckets.values()) this.rangeInBucket(b, leafSlots, walkSlots, span.lo, span.hi, span.ttl);
       }
     }
   }
@@ -417,102 +421,98 @@ export class Tlb {
     return { leaves: list(this.leafAge), walks: list(this.walkAge) };
   }
 
-  private bucket(kind: number, regime: number, vmid: number, asid: number): Bucket {
+  private bucket(regime: number, vmid: number, asid: number): Bucket {
     const gk = groupKey(regime, vmid);
     let g = this.groups.get(gk);
-    if (g === undefined) this.groups.set(gk, (g = new TagGroup(gk, regime, vmid)));
-    const bk = bucketKey(kind, asid);
-    let b = g.buckets.get(bk);
-    if (b === undefined) g.buckets.set(bk, (b = new Bucket(g, bk, kind)));
+    if (g === undefined) this.groups.set(gk, (g = new TagGroup(gk, regime)));
+    let b = g.buckets.get(asid);
+    if (b === undefined) g.buckets.set(asid, (b = new Bucket(g, asid)));
     return b;
   }
 
   /** Forgets an empty bucket, and its group once that is empty too. */
   private release(b: Bucket): void {
-    if (b.count !== 0) return;
+    if ((b.leafSlots | b.walkSlots) !== 0) return;
     const g = b.group;
-    g.buckets.delete(b.key);
+    g.buckets.delete(b.asid);
     if (g.buckets.size === 0) this.groups.delete(g.key);
   }
 
   private dropLeaf(s: Slot<TlbEntry>): void {
     s.map.delete(s.key);
     this.leafAge.unlink(s);
-    s.bucket.count--;
-    this.release(s.bucket);
+    if (s.map.size === 0) {
+      s.bucket.leafSlots &= ~(1 << s.slot);
+      this.release(s.bucket);
+    }
   }
 
   private dropWalk(s: Slot<WalkEntry>): void {
     s.map.delete(s.key);
     this.walkAge.unlink(s);
-    s.bucket.count--;
-    this.release(s.bucket);
+    if (s.map.size === 0) {
+      s.bucket.walkSlots &= ~(1 << s.slot);
+      this.release(s.bucket);
+    }
   }
 
-  private clearBucket(b: Bucket, leaves: boolean, walks: boolean): void {
-    if (leaves) {
-      for (const m of b.leaves) {
-        for (const s of m.values()) this.leafAge.unlink(s);
-        b.count -= m.size;
-        m.clear();
-      }
+  /** Removes every entry in the given slots of a bucket. */
+  private clearSlots(b: Bucket, leafSlots: number, walkSlots: number): void {
+    for (let bits = b.leafSlots & leafSlots; bits !== 0; bits &= bits - 1) {
+      const m = b.leaves[31 - Math.clz32(bits & -bits)]!;
+      for (const s of m.values()) this.leafAge.unlink(s);
+      m.clear();
     }
-    if (walks) {
-      for (const m of b.walks) {
-        for (const s of m.values()) this.walkAge.unlink(s);
-        b.count -= m.size;
-        m.clear();
-      }
+    for (let bits = b.walkSlots & walkSlots; bits !== 0; bits &= bits - 1) {
+      const m = b.walks[31 - Math.clz32(bits & -bits)]!;
+      for (const s of m.values()) this.walkAge.unlink(s);
+      m.clear();
     }
+    b.leafSlots &= ~leafSlots;
+    b.walkSlots &= ~walkSlots;
     this.release(b);
   }
 
   /**
-   * Removes a bucket's entries overlapping the span. Per entry size: when the range covers no more
-   * keys than the map holds (and its ends are exact), probe each key; otherwise scan the map. Either
-   * way the work is bounded by the smaller of the two.
+   * Removes a bucket's entries in the given slots overlapping the span. Per map: when the range
+   * covers no more keys than the map holds (and its ends are exact), probe each key; otherwise scan
+   * the map. Either way the work is bounded by the smaller of the two.
    */
-  private rangeInBucket(b: Bucket, leaves: boolean, walks: boolean, span: TlbiSpan): void {
-    const { lo, hi, ttl } = span;
+  private rangeInBucket(b: Bucket, leafSlots: number, walkSlots: number, lo: number, hi: number, ttl: number): void {
     const exact = hi < EXACT_LIMIT;
-    if (leaves) {
-      for (let i = 0; i < LEAF_SIZES.length; i++) {
-        const m = b.leaves[i]!;
-        if (m.size === 0) continue;
-        const size = LEAF_SIZES[i]!;
-        const first = Math.floor(lo / size);
-        const last = Math.floor((hi - 1) / size);
-        if (exact && last - first < m.size) {
-          for (let k = first; k <= last; k++) {
-            const s = m.get(k);
-            if (s !== undefined && (ttl === 0 || s.entry.level === ttl)) this.dropLeaf(s);
-          }
-        } else {
-          for (const s of m.values()) {
-            const e = s.entry;
-            if (e.va < hi && lo < e.va + e.size && (ttl === 0 || e.level === ttl)) this.dropLeaf(s);
-          }
+    for (let bits = b.leafSlots & leafSlots; bits !== 0; bits &= bits - 1) {
+      const slot = 31 - Math.clz32(bits & -bits);
+      const m = b.leaves[slot]!;
+      const size = LEAF_SIZES[slot % 3]!;
+      const first = Math.floor(lo / size);
+      const last = Math.floor((hi - 1) / size);
+      if (exact && last - first < m.size) {
+        for (let k = first; k <= last; k++) {
+          const s = m.get(k);
+          if (s !== undefined && (ttl === 0 || s.entry.level === ttl)) this.dropLeaf(s);
+        }
+      } else {
+        for (const s of m.values()) {
+          const e = s.entry;
+          if (e.va < hi && lo < e.va + e.size && (ttl === 0 || e.level === ttl)) this.dropLeaf(s);
         }
       }
     }
-    if (walks) {
-      // Leaf=0 with TTL=n removes table entries at the levels above n only (4.4.1.1).
-      for (let level = 0; level < WALK_SIZES.length && (ttl === 0 || level < ttl); level++) {
-        const m = b.walks[level]!;
-        if (m.size === 0) continue;
-        const size = WALK_SIZES[level]!;
-        const first = Math.floor(lo / size);
-        const last = Math.floor((hi - 1) / size);
-        if (exact && last - first < m.size) {
-          for (let k = first; k <= last; k++) {
-            const s = m.get(k);
-            if (s !== undefined) this.dropWalk(s);
-          }
-        } else {
-          for (const s of m.values()) {
-            const w = s.entry;
-            if (w.va < hi && lo < w.va + w.size) this.dropWalk(s);
-          }
+    for (let bits = b.walkSlots & walkSlots; bits !== 0; bits &= bits - 1) {
+      const slot = 31 - Math.clz32(bits & -bits);
+      const m = b.walks[slot]!;
+      const size = WALK_SIZES[slot % 3]!;
+      const first = Math.floor(lo / size);
+      const last = Math.floor((hi - 1) / size);
+      if (exact && last - first < m.size) {
+        for (let k = first; k <= last; k++) {
+          const s = m.get(k);
+          if (s !== undefined) this.dropWalk(s);
+        }
+      } else {
+        for (const s of m.values()) {
+          const w = s.entry;
+          if (w.va < hi && lo < w.va + w.size) this.dropWalk(s);
         }
       }
     }
