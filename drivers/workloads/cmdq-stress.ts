@@ -25,6 +25,9 @@ export interface TlbiResult {
   latenciesNs: number[];
 }
 
+/** The address field's writer (Field.writer): the only field that changes from command to command. */
+const writeVa = F.VA.writer();
+
 export function runTlbiWorkload(dev: ArmSmmuDevice, w: TlbiWorkload): TlbiResult {
   if (!Number.isInteger(w.batch) || w.batch < 1) throw new Error(`workload batch ${w.batch} must be a positive integer`);
   if (w.durationNs === undefined && w.iterations === undefined) throw new Error('workload needs durationNs or iterations');
@@ -47,7 +50,7 @@ export function runTlbiWorkload(dev: ArmSmmuDevice, w: TlbiWorkload): TlbiResult
   let page = 0;
   while (batches < maxIter && p.clock.now() < end) {
     for (let k = 0; k < w.batch; k++) {
-      F.VA.write(tmpl, 0, page++ & 0xfffff);
+      writeVa(tmpl, 0, page++ & 0xfffff);
       dev.batchAddRaw(tmpl);
     }
     const t0 = w.recordLatency ? p.clock.now() : 0;
