@@ -34,6 +34,32 @@ export interface TlbiRange {
   ttl: number;
 }
 
+// Writers specialized to each field (Field.writer): encoding a command inlines to a few word operations.
+const put = {
+  ASID: F.ASID.writer(),
+  ATC_SIZE: F.ATC_SIZE.writer(),
+  CS: F.CS.writer(),
+  GLOBAL: F.GLOBAL.writer(),
+  IPA: F.IPA.writer(),
+  LEAF: F.LEAF.writer(),
+  MSH: F.MSH.writer(),
+  MSIADDR: F.MSIADDR.writer(),
+  MSIATTR: F.MSIATTR.writer(),
+  NUM: F.NUM.writer(),
+  OP: F.OP.writer(),
+  PRG_INDEX: F.PRG_INDEX.writer(),
+  PRI_RESP: F.PRI_RESP.writer(),
+  RANGE: F.RANGE.writer(),
+  SCALE: F.SCALE.writer(),
+  SID: F.SID.writer(),
+  SSID: F.SSID.writer(),
+  SSV: F.SSV.writer(),
+  TG: F.TG.writer(),
+  TTL: F.TTL.writer(),
+  VA: F.VA.writer(),
+  VMID: F.VMID.writer(),
+};
+
 /** Writes one command (4 words) at out[off..off+3]. Allocates nothing. */
 export function buildCmd(out: Uint32Array, off: number, ent: CmdEnt): void {
   out[off] = 0;
@@ -42,51 +68,51 @@ export function buildCmd(out: Uint32Array, off: number, ent: CmdEnt): void {
   out[off + 3] = 0;
   switch (ent.op) {
     case 'PREFETCH_CONFIG':
-      F.OP.write(out, off, OP.PREFETCH_CONFIG!);
-      F.SID.write(out, off, ent.sid);
+      put.OP(out, off, OP.PREFETCH_CONFIG!);
+      put.SID(out, off, ent.sid);
       return;
     case 'CFGI_STE':
-      F.OP.write(out, off, OP.CFGI_STE!);
-      F.SID.write(out, off, ent.sid);
-      F.LEAF.write(out, off, ent.leaf ? 1 : 0);
+      put.OP(out, off, OP.CFGI_STE!);
+      put.SID(out, off, ent.sid);
+      put.LEAF(out, off, ent.leaf ? 1 : 0);
       return;
     case 'CFGI_ALL':
       // CMD_CFGI_ALL is CFGI_STE_RANGE with Range=31 (4.3.6).
-      F.OP.write(out, off, OP.CFGI_STE_RANGE!);
-      F.RANGE.write(out, off, CFGI_RANGE_ALL);
+      put.OP(out, off, OP.CFGI_STE_RANGE!);
+      put.RANGE(out, off, CFGI_RANGE_ALL);
       return;
     case 'CFGI_STE_RANGE':
-      F.OP.write(out, off, OP.CFGI_STE_RANGE!);
-      F.SID.write(out, off, ent.sid);
-      F.RANGE.write(out, off, ent.range);
+      put.OP(out, off, OP.CFGI_STE_RANGE!);
+      put.SID(out, off, ent.sid);
+      put.RANGE(out, off, ent.range);
       return;
     case 'CFGI_CD':
-      F.OP.write(out, off, OP.CFGI_CD!);
-      F.SID.write(out, off, ent.sid);
-      F.SSID.write(out, off, ent.ssid);
-      F.LEAF.write(out, off, ent.leaf ? 1 : 0);
+      put.OP(out, off, OP.CFGI_CD!);
+      put.SID(out, off, ent.sid);
+      put.SSID(out, off, ent.ssid);
+      put.LEAF(out, off, ent.leaf ? 1 : 0);
       return;
     case 'CFGI_CD_ALL':
-      F.OP.write(out, off, OP.CFGI_CD_ALL!);
-      F.SID.write(out, off, ent.sid);
+      put.OP(out, off, OP.CFGI_CD_ALL!);
+      put.SID(out, off, ent.sid);
       return;
     case 'TLBI_NH_ALL':
     case 'TLBI_S12_VMALL':
-      F.OP.write(out, off, OP[ent.op]!);
-      F.VMID.write(out, off, ent.vmid);
+      put.OP(out, off, OP[ent.op]!);
+      put.VMID(out, off, ent.vmid);
       return;
     case 'TLBI_NH_ASID':
-      F.OP.write(out, off, OP.TLBI_NH_ASID!);
-      F.ASID.write(out, off, ent.asid);
-      F.VMID.write(out, off, ent.vmid);
+      put.OP(out, off, OP.TLBI_NH_ASID!);
+      put.ASID(out, off, ent.asid);
+      put.VMID(out, off, ent.vmid);
       return;
     case 'TLBI_EL2_ASID':
-      F.OP.write(out, off, OP.TLBI_EL2_ASID!);
-      F.ASID.write(out, off, ent.asid);
+      put.OP(out, off, OP.TLBI_EL2_ASID!);
+      put.ASID(out, off, ent.asid);
       return;
     case 'TLBI_EL2_ALL':
     case 'TLBI_NSNH_ALL':
-      F.OP.write(out, off, OP[ent.op]!);
+      put.OP(out, off, OP[ent.op]!);
       return;
     case 'TLBI_NH_VA':
     case 'TLBI_NH_VAA':
@@ -94,33 +120,33 @@ export function buildCmd(out: Uint32Array, off: number, ent: CmdEnt): void {
     case 'TLBI_EL2_VAA':
     case 'TLBI_S2_IPA': {
       const t = ent.tlbi;
-      F.OP.write(out, off, OP[ent.op]!);
-      F.NUM.write(out, off, t.num);
-      F.SCALE.write(out, off, t.scale);
-      if (ent.op === 'TLBI_NH_VA' || ent.op === 'TLBI_EL2_VA') F.ASID.write(out, off, t.asid);
-      if (ent.op === 'TLBI_NH_VA' || ent.op === 'TLBI_NH_VAA' || ent.op === 'TLBI_S2_IPA') F.VMID.write(out, off, t.vmid);
-      F.LEAF.write(out, off, t.leaf ? 1 : 0);
-      F.TTL.write(out, off, t.ttl);
-      F.TG.write(out, off, t.tg);
-      (ent.op === 'TLBI_S2_IPA' ? F.IPA : F.VA).write(out, off, Math.floor(t.addr / 4096));
+      put.OP(out, off, OP[ent.op]!);
+      put.NUM(out, off, t.num);
+      put.SCALE(out, off, t.scale);
+      if (ent.op === 'TLBI_NH_VA' || ent.op === 'TLBI_EL2_VA') put.ASID(out, off, t.asid);
+      if (ent.op === 'TLBI_NH_VA' || ent.op === 'TLBI_NH_VAA' || ent.op === 'TLBI_S2_IPA') put.VMID(out, off, t.vmid);
+      put.LEAF(out, off, t.leaf ? 1 : 0);
+      put.TTL(out, off, t.ttl);
+      put.TG(out, off, t.tg);
+      (ent.op === 'TLBI_S2_IPA' ? put.IPA : put.VA)(out, off, Math.floor(t.addr / 4096));
       return;
     }
     case 'ATC_INV':
-      F.OP.write(out, off, OP.ATC_INV!);
-      F.SSV.write(out, off, ent.ssv ? 1 : 0);
-      F.SSID.write(out, off, ent.ssid);
-      F.SID.write(out, off, ent.sid);
-      F.GLOBAL.write(out, off, ent.global ? 1 : 0);
-      F.ATC_SIZE.write(out, off, ent.size);
-      F.VA.write(out, off, Math.floor(ent.addr / 4096));
+      put.OP(out, off, OP.ATC_INV!);
+      put.SSV(out, off, ent.ssv ? 1 : 0);
+      put.SSID(out, off, ent.ssid);
+      put.SID(out, off, ent.sid);
+      put.GLOBAL(out, off, ent.global ? 1 : 0);
+      put.ATC_SIZE(out, off, ent.size);
+      put.VA(out, off, Math.floor(ent.addr / 4096));
       return;
     case 'PRI_RESP':
-      F.OP.write(out, off, OP.PRI_RESP!);
-      F.SSV.write(out, off, ent.ssv ? 1 : 0);
-      F.SSID.write(out, off, ent.ssid);
-      F.SID.write(out, off, ent.sid);
-      F.PRG_INDEX.write(out, off, ent.grpid);
-      F.PRI_RESP.write(out, off, ent.resp);
+      put.OP(out, off, OP.PRI_RESP!);
+      put.SSV(out, off, ent.ssv ? 1 : 0);
+      put.SSID(out, off, ent.ssid);
+      put.SID(out, off, ent.sid);
+      put.PRG_INDEX(out, off, ent.grpid);
+      put.PRI_RESP(out, off, ent.resp);
       return;
     case 'SYNC':
       buildSync(out, off, ent.msiAddr);
@@ -138,11 +164,11 @@ export function buildSync(out: Uint32Array, off: number, msiAddr: number): void 
   out[off + 1] = 0;
   out[off + 2] = 0;
   out[off + 3] = 0;
-  F.OP.write(out, off, OP.SYNC!);
-  F.CS.write(out, off, msiAddr ? CS.SIG_IRQ : CS.SIG_SEV);
-  F.MSH.write(out, off, SH_ISH);
-  F.MSIATTR.write(out, off, MEMATTR_OIWB);
-  if (msiAddr) F.MSIADDR.write(out, off, msiAddr / 4);
+  put.OP(out, off, OP.SYNC!);
+  put.CS(out, off, msiAddr ? CS.SIG_IRQ : CS.SIG_SEV);
+  put.MSH(out, off, SH_ISH);
+  put.MSIATTR(out, off, MEMATTR_OIWB);
+  if (msiAddr) put.MSIADDR(out, off, msiAddr / 4);
 }
 
 /** ATC_INV for a whole ATC, or for [iova, iova+size) (Linux arm_smmu_atc_inv_to_cmd). */
