@@ -1,6 +1,8 @@
 // In-thread micro-benchmarks (npm run bench:micro) with the `benchmark` package: what one command costs
-// to encode (the driver's buildCmd), to decode (field reads from the shared command layout), and to
-// consume in the hardware model (fetch, legality, execute), without any thread in between.
+// to encode (the driver's buildCmd), to decode (field reads from the shared command layout, generic
+// and through per-field readers as the TLBI handlers do), to check (the RES0 mask; the consumer's
+// legality table pre-check), and to consume in the hardware model (fetch, legality, execute), without
+// any thread in between.
 //   consume     the SMMU's command queue consumer alone: 64 commands + CMD_SYNC written straight into
 //               the queue, one CMDQ_PROD write, the machine run until idle (lockstep machine)
 //   issue+consume  the same batch through the driver (Linux's lock-free issue path) and the hardware,
@@ -10,7 +12,7 @@ import Benchmark from 'benchmark';
 import { buildCmd, buildSync, type CmdEnt } from '../drivers/arm-smmu-v3/cmds.ts';
 import { ArmSmmuDevice } from '../drivers/arm-smmu-v3/smmu.ts';
 import { CMDQ_BATCH_ENTRIES } from '../drivers/arm-smmu-v3/cmdq.ts';
-import { F, OP, compileCommands } from '../src/smmu/commands.ts';
+import { F, OP, compileCommands, legalityTable, passesLegalityTable } from '../src/smmu/commands.ts';
 import { DEFAULT_FEATURES } from '../src/smmu/features.ts';
 import { OFF } from '../src/smmu/regs.ts';
 import { PA, STAT } from '../src/layout.ts';
@@ -24,6 +26,8 @@ let sink = 0;
 const cmd = new Uint32Array(4);
 buildCmd(cmd, 0, TLBI);
 const compiled = compileCommands(DEFAULT_FEATURES);
+const legality = legalityTable(compiled);
+const rd = { OP: F.OP.reader(), ASID: F.ASID.reader(), VMID: F.VMID.reader(), LEAF: F.LEAF.reader(), VA: F.VA.reader(), NUM: F.NUM.reader(), SCALE: F.SCALE.reader(), TG: F.TG.reader(), TTL: F.TTL.reader() };
 
 /** A probed lockstep system and a batch of 64 TLBI_NH_VA ready to issue. */
 function lockstepBatch() {
@@ -81,10 +85,16 @@ add('encode CMD_SYNC (buildSync)', 1, () => buildSync(out, 8, 0x4000_1000));
 add('decode TLBI_NH_VA fields (F.*.read)', 1, () => {
   sink += F.OP.read(cmd) + F.ASID.read(cmd) + F.VMID.read(cmd) + F.LEAF.read(cmd) + F.VA.read(cmd) + F.NUM.read(cmd) + F.SCALE.read(cmd) + F.TG.read(cmd) + F.TTL.read(cmd);
 });
+add('decode TLBI_NH_VA fields (Field.reader)', 1, () => {
+  sink += rd.OP(cmd) + rd.ASID(cmd) + rd.VMID(cmd) + rd.LEAF(cmd) + rd.VA(cmd) + rd.NUM(cmd) + rd.SCALE(cmd) + rd.TG(cmd) + rd.TTL(cmd);
+});
 add('legality RES0 mask (compiled data)', 1, () => {
   const cc = compiled[cmd[0]! & 0xff]!;
   const r = cc.res0;
   sink += (cmd[0]! & r[0]!) | (cmd[1]! & r[1]!) | (cmd[2]! & r[2]!) | (cmd[3]! & r[3]!);
+});
+add('legality table pre-check (passesLegalityTable)', 1, () => {
+  sink += passesLegalityTable(legality, cmd) ? 1 : 0;
 });
 add('consume 64 TLBI + SYNC (hardware only)', CMDQ_BATCH_ENTRIES + 1, hwBatch);
 add('issue+consume 64 TLBI + SYNC (driver + hardware, lockstep)', CMDQ_BATCH_ENTRIES + 1, () => {
