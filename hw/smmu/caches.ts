@@ -77,10 +77,10 @@ const WALK_SIZES = [levelShift4k(0), levelShift4k(1), levelShift4k(2)].map((s) =
 const EXACT_LIMIT = 2 ** 53;
 
 /** Tag wildcard for the invalidation methods: any VMID, or any ASID (global entries included). */
-export const TAG_ANY = -2;
+const TAG_ANY = -2;
 
 /** Bit mask of TLB_KIND or REGIME values, for the invalidation methods. */
-export function tagSet(...values: number[]): number {
+function tagSet(...values: number[]): number {
   let m = 0;
   for (const v of values) m |= 1 << v;
   return m;
@@ -218,7 +218,7 @@ const vaOf = (c: Uint32Array) => vaField(c) * 4096;
 const ipaOf = (c: Uint32Array) => ipaField(c) * 4096;
 
 /** The input range an address-based TLBI covers (4.4.1.1), decoded into one reused object. */
-export class TlbiSpan {
+class TlbiSpan {
   lo = 0;
   hi = 0;
   /** TTL: 0 = any level, 1..3 = only leaves at that level (and, with Leaf=0, tables above it). */

@@ -45,7 +45,7 @@ export interface CmdqErrorInfo {
 }
 
 /** Why a command is illegal (CERROR_ILL), as illegalCode() reports it. */
-export const ILL = { RESERVED_OP: 1, NOT_IMPLEMENTED: 2, RES0: 3, SSEC: 4, RESERVED_VALUE: 5, RANGE: 6 } as const;
+const ILL = { RESERVED_OP: 1, NOT_IMPLEMENTED: 2, RES0: 3, SSEC: 4, RESERVED_VALUE: 5, RANGE: 6 } as const;
 
 /**
  * Whether a command is CERROR_ILL in this implementation (4.1.3, 4.1.5, 7.1): 0 when legal, else the

@@ -197,8 +197,11 @@ export type ReservedValue = NonNullable<CommandDef['reserved']>[number];
  * The TLBI range rules of 4.4.1.1 as bit masks over the four command words: TG, and the fields that
  * must be zero when TG is 0 and must not all be zero when it is not (NUM, SCALE, TTL).
  */
-export const RANGE_TG_MASK = fieldMask([F.TG]);
-export const RANGE_LEVEL_MASK = fieldMask([F.NUM, F.SCALE, F.TTL]);
+const RANGE_TG_MASK = fieldMask([F.TG]);
+const RANGE_LEVEL_MASK = fieldMask([F.NUM, F.SCALE, F.TTL]);
+// Word by word, for rangeRuleBroken (constants where the consumer inlines it).
+const [TG0, TG1, TG2, TG3] = RANGE_TG_MASK;
+const [LV0, LV1, LV2, LV3] = RANGE_LEVEL_MASK;
 
 /**
  * Per-opcode legality compiled for one feature set: the reason a command is illegal whatever its
@@ -280,10 +283,6 @@ export function rangeRuleBroken(c: Uint32Array): boolean {
   const level = (c[0]! & LV0) | (c[1]! & LV1) | (c[2]! & LV2) | (c[3]! & LV3);
   return (tg === 0) !== (level === 0);
 }
-// The masks word by word, as module constants the compiler folds into rangeRuleBroken.
-const [TG0, TG1, TG2, TG3] = RANGE_TG_MASK;
-const [LV0, LV1, LV2, LV3] = RANGE_LEVEL_MASK;
-
 /** True when the tables alone show command c legal (otherwise the full check decides). */
 export function passesLegalityTable(t: LegalityTable, c: Uint32Array): boolean {
   const op = c[0]! & 0xff;
@@ -297,6 +296,7 @@ export function passesLegalityTable(t: LegalityTable, c: Uint32Array): boolean {
   );
 }
 
+/** Builds the pre-check tables from one feature set's compiled commands. */
 export function legalityTable(compiled: readonly (CompiledCommand | undefined)[]): LegalityTable {
   const zero = new Uint32Array(256 * 4);
   const flags = new Uint8Array(256).fill(LEGALITY.SLOW);
