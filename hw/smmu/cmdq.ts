@@ -293,7 +293,9 @@ export class CommandQueue {
     this.ctx.stats[STAT.SYNC_DONE]!++;
     const cs = F.CS.read(c);
     if (cs === CS.SIG_IRQ && this.feat.msi) {
-      const addr = F.MSIADDR.read(c) * 4;
+      // MSIAddress[55:2] can exceed 2^53 (a number's exact range): read it as a bigint. Such an address
+      // is beyond every RAM and doorbell here, so rounding it cannot make the write land anywhere.
+      const addr = Number(F.MSIADDR.read64(c)) * 4;
       const data = F.MSIDATA.read(c);
       // MSIAddress == 0 means no MSI (4.7.3).
       if (addr !== 0) {
