@@ -19,6 +19,7 @@
 // MSIs are sent straight to the interrupt controller: this model does not translate MSI writes.
 
 import { PA } from '../../src/layout.ts';
+import { hex } from '../../src/bits.ts';
 import { capReg } from '../../src/pcie/config-space.ts';
 import {
   AER_COR, AER_UNCOR, ATS_CAP, ATS_CTRL, ATS_MAX_QDEP, BAR, COMMAND, DEVCTL, DEVSTA, MSI_CONTROL, PMCSR, POWER_STATE, PRI_CTRL,
@@ -368,8 +369,15 @@ export class PcieEndpoint extends PcieFunction implements AtsEndpoint {
       this.finish(DMA_ERR.LENGTH, `length ${len}`);
       return;
     }
+    const src = Number(regs.get64('SRC'));
+    const dst = Number(regs.get64('DST'));
+    if (!Number.isSafeInteger(src + len) || !Number.isSafeInteger(dst + len)) {
+      regs.set('STATUS', status);
+      this.finish(DMA_ERR.ADDRESS, `SRC ${hex(regs.get64('SRC'), 0)} or DST ${hex(regs.get64('DST'), 0)} + ${len} reaches 2^53`);
+      return;
+    }
     regs.set('STATUS', status | DMA_STATUS.BUSY.bits);
-    this.xfer = { src: Number(regs.get64('SRC')), dst: Number(regs.get64('DST')), len, done: 0, timer: null };
+    this.xfer = { src, dst, len, done: 0, timer: null };
     // Reads are non-posted: Transactions Pending while the transfer runs (7.5.3.5).
     this.setBits(capReg('exp', 'DEVSTA'), DEVSTA.TRPND.bits, true);
     bumpPcieStat(this.ctx.stats, PCIE_STAT.DMA_TRANSFERS);

@@ -2,6 +2,8 @@
 // from SRC to DST (bus addresses: IOVAs when the function's requests are translated by the SMMU) when
 // GO is written to DOORBELL, and signals completion with an MSI (when IRQ_EN and the function's MSI
 // capability are enabled). Modelled on simple teaching devices such as QEMU's "edu" DMA engine.
+// SRC and DST are 64-bit registers, but the engine moves only ranges below 2^53 (the addresses this
+// model carries exactly); a transfer beyond that ends at once with ERR_CODE ADDRESS.
 //
 // FW_MAILBOX is the device firmware's mailbox (not function state: an FLR does not clear it). The
 // driver sets RESET_PENDING before a device-specific reset; the firmware clears it some time after the
@@ -50,6 +52,8 @@ export const DMA_ERR = {
   BUS_MASTER: 4,
   /** LEN was 0 or larger than DMA_MAX_LEN. */
   LENGTH: 5,
+  /** SRC or DST + LEN reaches 2^53: the bus addresses this model carries are below that. */
+  ADDRESS: 6,
 } as const;
 export const DMA_ERR_NAMES: Record<number, string> = {
   0: 'none',
@@ -58,6 +62,7 @@ export const DMA_ERR_NAMES: Record<number, string> = {
   3: 'translated request aborted',
   4: 'bus mastering disabled',
   5: 'bad length',
+  6: 'bad address',
 };
 
 /** The register map of the engine's BAR (the rest of the BAR reads as zero). */
