@@ -15,6 +15,7 @@ import { TestDma } from './testdev.ts';
 import { TESTDEV_BYTES, testdevBase } from '../src/testdev.ts';
 import { defaultTopology, type Topology } from '../src/topology.ts';
 import { PcieHost } from './pcie/host.ts';
+import { hex } from '../src/bits.ts';
 
 /** A device's MMIO window: writes at offsets inside it go to `write`. */
 export interface MmioWindow {
@@ -90,10 +91,10 @@ export class Machine {
       const off = w.pa - m.base;
       if (off < 0 || off >= m.size) continue;
       const outcome = m.write(off, w.size, w.lo, w.hi);
-      if (outcome !== 'applied') this.ctx.note(`cpu${w.cpu}: ${m.name} write of 0x${(w.lo >>> 0).toString(16)} at +0x${off.toString(16)} ${outcome}`);
+      if (outcome !== 'applied') this.ctx.note(`cpu${w.cpu}: ${m.name} write of ${hex(w.lo >>> 0, 0)} at +${hex(off, 0)} ${outcome}`);
       return;
     }
-    this.ctx.note(`cpu${w.cpu}: write to PA 0x${w.pa.toString(16)} decodes to no device; dropped`);
+    this.ctx.note(`cpu${w.cpu}: write to PA ${hex(w.pa, 0)} decodes to no device; dropped`);
   }
 
   /** Runs due hardware activity; returns how many tasks ran. */

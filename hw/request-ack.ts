@@ -9,6 +9,7 @@
 
 import type { RegisterFile } from '../src/regmap.ts';
 import type { HwContext } from './context.ts';
+import { hex } from '../src/bits.ts';
 
 export class RequestAck {
   /** Bits currently in an Update, and the values they are moving to. */
@@ -33,7 +34,7 @@ export class RequestAck {
     const ack = this.regs.get(this.ack);
     const starting = (want ^ ack) & ~this.inFlight;
     const rewritten = (want ^ this.target) & this.inFlight;
-    if (rewritten) this.ctx.note(`${this.req}: write 0x${want.toString(16)} changes bits 0x${rewritten.toString(16)} during their Update; ignored`);
+    if (rewritten) this.ctx.note(`${this.req}: write ${hex(want, 0)} changes bits ${hex(rewritten, 0)} during their Update; ignored`);
     if (!starting) return;
     this.inFlight |= starting;
     this.target = (this.target & ~starting) | (want & starting);

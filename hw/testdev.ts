@@ -9,7 +9,7 @@
 
 import { RegisterFile } from '../src/regmap.ts';
 import { BusAbort, XSTAT } from '../src/layout.ts';
-import { join64 } from '../src/bits.ts';
+import { join64, hex } from '../src/bits.ts';
 import {
   TD_CTRL,
   TD_DOORBELL,
@@ -128,7 +128,7 @@ export class TestDma {
     this.ctx.stats[XSTAT.TESTDEV_TRANSFERS]!++;
     if (TD_CTRL.MSI_EN.get(ctrl)) {
       const addr = Number(join64(g('MSI_ADDR_LO'), g('MSI_ADDR_HI')));
-      if (addr !== 0 && !this.ctx.msiWrite(addr, g('MSI_DATA'))) this.ctx.note(`${this.name}: completion MSI to PA 0x${addr.toString(16)} aborted`);
+      if (addr !== 0 && !this.ctx.msiWrite(addr, g('MSI_DATA'))) this.ctx.note(`${this.name}: completion MSI to PA ${hex(addr, 0)} aborted`);
     }
   }
 

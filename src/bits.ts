@@ -239,10 +239,11 @@ export function range(name: string, msb: number, lsb: number): Field {
   return new Field(name, lsb, msb - lsb + 1);
 }
 
-/** Formats a value as 0x-prefixed hex, zero-padded to `digits`. */
+/** Formats a value as 0x-prefixed hex, zero-padded to `digits` (0: no padding). */
 export function hex(v: number | bigint, digits = 8): string {
-  const s = (typeof v === 'bigint' ? v : BigInt(v)).toString(16);
-  return '0x' + s.padStart(digits, '0');
+  // toString(16) is exact for every integer number and bigint, and never throws (an error message
+  // that formats a bad, non-integer value must not fail itself).
+  return '0x' + v.toString(16).padStart(digits, '0');
 }
 
 /** Low and high 32-bit halves of a 64-bit value. */

@@ -11,6 +11,7 @@
 // (to the power of two at or above their size), which is what queue and table bases need (6.3.24-29).
 
 import { BusAbort, PA, PAGE_SHIFT, PAGE_SIZE, type SharedViews } from './layout.ts';
+import { hex } from './bits.ts';
 
 export class PhysMem {
   readonly base = PA.DRAM_BASE;
@@ -142,12 +143,12 @@ export class PageAllocator {
   free(pa: number, count: number): void {
     const first = (pa - this.mem.base) / PAGE_SIZE;
     if (!Number.isInteger(first) || first < this.reserved || first + count > this.pages) {
-      throw new RangeError(`free: PA 0x${pa.toString(16)} (+${count} pages) is not an allocated page range`);
+      throw new RangeError(`free: PA ${hex(pa, 0)} (+${count} pages) is not an allocated page range`);
     }
     this.lock();
     try {
       for (let p = first; p < first + count; p++) {
-        if (!this.isUsed(p)) throw new Error(`free: page at PA 0x${(this.mem.base + p * PAGE_SIZE).toString(16)} is not allocated (double free)`);
+        if (!this.isUsed(p)) throw new Error(`free: page at PA ${hex(this.mem.base + p * PAGE_SIZE, 0)} is not allocated (double free)`);
       }
       for (let p = first; p < first + count; p++) this.mark(p, false);
       Atomics.sub(this.mem.i32, USED, count);

@@ -16,6 +16,8 @@
 // Physical addresses follow QEMU's Arm "virt" board where it has an equivalent, so numbers in logs
 // look familiar: DRAM at 0x4000_0000, the SMMU at 0x0905_0000, ECAM at 0x3f00_0000.
 
+import { hex } from './bits.ts';
+
 export const PAGE_SIZE = 4096;
 export const PAGE_SHIFT = 12;
 export const MAX_CPUS = 16;
@@ -272,7 +274,7 @@ export class BusAbort extends Error {
     readonly bytes: number,
     readonly what: string,
   ) {
-    super(`${what}: external abort at PA 0x${pa.toString(16)} (+${bytes} bytes): not RAM`);
+    super(`${what}: external abort at PA ${hex(pa, 0)} (+${bytes} bytes): not RAM`);
   }
 }
 

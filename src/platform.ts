@@ -10,6 +10,7 @@ import type { PageAllocator, PhysMem } from './dma.ts';
 import type { InterruptController } from './irq.ts';
 import { mmioRegion, type SharedViews } from './layout.ts';
 import type { Clock } from './time.ts';
+import { hex } from './bits.ts';
 
 /** A mapped MMIO region (ioremap): offsets are relative to its base. */
 export interface IoMem {
@@ -90,7 +91,7 @@ export class IoRegion implements IoMem {
 
   private check(off: number, bytes: number): void {
     if (off < 0 || off + bytes > this.size || off % bytes !== 0) {
-      throw new RangeError(`MMIO access of ${bytes} bytes at offset 0x${off.toString(16)} outside or misaligned in region 0x${this.base.toString(16)}+0x${this.size.toString(16)}`);
+      throw new RangeError(`MMIO access of ${bytes} bytes at offset ${hex(off, 0)} outside or misaligned in region ${hex(this.base, 0)}+${hex(this.size, 0)}`);
     }
   }
 
@@ -164,7 +165,7 @@ export abstract class PlatformBase implements Platform {
 
   ioremap(pa: number, size: number): IoMem {
     const r = mmioRegion(this.views, pa, size);
-    if (!r) throw new Error(`ioremap: PA 0x${pa.toString(16)}+0x${size.toString(16)} is not a device region`);
+    if (!r) throw new Error(`ioremap: PA ${hex(pa, 0)}+${hex(size, 0)} is not a device region`);
     return new IoRegion(pa, size, r.first, {
       view: r.view,
       beforeRead: () => this.beforeRead(),

@@ -14,7 +14,7 @@
 // SharedArrayBuffer, so the driver reads registers with a plain Atomics.load and only the hardware
 // side ever stores to it.
 
-import { Field } from './bits.ts';
+import { Field, hex } from './bits.ts';
 
 /** Software access to a field (hardware may change RO fields at any time). */
 export type Access =
@@ -104,7 +104,7 @@ export function validateMap(map: RegisterMap): void {
     if (names.has(r.name)) throw new Error(`${map.name}: register ${r.name} declared twice`);
     names.add(r.name);
     const bytes = r.width / 8;
-    if (r.offset % bytes !== 0) throw new Error(`${map.name}.${r.name}: offset 0x${r.offset.toString(16)} not aligned to its width`);
+    if (r.offset % bytes !== 0) throw new Error(`${map.name}.${r.name}: offset ${hex(r.offset, 0)} not aligned to its width`);
     if (r.offset + bytes > map.size) throw new Error(`${map.name}.${r.name}: beyond the ${map.size}-byte space`);
     for (let b = 0; b < bytes; b++) {
       const other = owner.get(r.offset + b);

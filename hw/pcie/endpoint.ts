@@ -163,7 +163,7 @@ export class PcieEndpoint extends PcieFunction implements AtsEndpoint {
     const decoding = !this.hidden && this.power === POWER_STATE.D0 && COMMAND.MEMORY.get(this.command()) === 1;
     const addr = BAR.ADDR.get(this.cfg('BAR0')) << 4;
     if (decoding && !this.bar.place(addr >>> 0)) {
-      this.ctx.note(`${this.bdf}: BAR0 at PA 0x${(addr >>> 0).toString(16)} is outside the BAR window (0x${PA.BAR_BASE.toString(16)}); not decoded`);
+      this.ctx.note(`${this.bdf}: BAR0 at PA ${hex(addr >>> 0, 0)} is outside the BAR window (${hex(PA.BAR_BASE, 0)}); not decoded`);
     }
     if (!decoding) this.bar.place(null);
   }
@@ -432,7 +432,7 @@ export class PcieEndpoint extends PcieFunction implements AtsEndpoint {
     if (!MSI_CONTROL.ENABLE.get(ctl) || !COMMAND.MASTER.get(this.command())) return;
     const addr = this.regs.get(capReg('msi', 'ADDR_HI')) * 2 ** 32 + this.regs.get(capReg('msi', 'ADDR_LO'));
     const data = this.regs.get(capReg('msi', 'DATA'));
-    if (!this.ctx.msiWrite(addr, data)) this.ctx.note(`${this.bdf}: MSI write to 0x${addr.toString(16)} aborted`);
+    if (!this.ctx.msiWrite(addr, data)) this.ctx.note(`${this.bdf}: MSI write to ${hex(addr, 0)} aborted`);
   }
 
   /** One request of the transfer (a read into buf or a write of buf) at bus address addr. */
@@ -452,7 +452,7 @@ export class PcieEndpoint extends PcieFunction implements AtsEndpoint {
         const tr = this.smmu.atsTranslate({ sid: this.sid, addr: base, bytes: stu, write });
         if (tr.status !== 'SUCCESS') {
           bumpPcieStat(stats, PCIE_STAT.ATS_TREQ_UNUSABLE);
-          return { ok: false, code: DMA_ERR.ATS, reason: `Translation Request for 0x${base.toString(16)}: ${tr.status}${tr.reason ? ` (${tr.reason})` : ''}` };
+          return { ok: false, code: DMA_ERR.ATS, reason: `Translation Request for ${hex(base, 0)}: ${tr.status}${tr.reason ? ` (${tr.reason})` : ''}` };
         }
         if (write ? tr.write : tr.read) {
           e = { base: Math.floor(addr / tr.size) * tr.size, size: tr.size, pa: tr.addr, read: tr.read, write: tr.write, pasid: -1 };
@@ -466,11 +466,11 @@ export class PcieEndpoint extends PcieFunction implements AtsEndpoint {
         const pa = e.pa + (addr - e.base);
         const acc = { sid: this.sid, addr: pa, bytes: buf.length, write };
         const res = write ? this.smmu.translatedWrite(acc, buf) : this.smmu.translatedRead(acc, buf);
-        return res.ok ? res : { ok: false, code: DMA_ERR.TRANSLATED, reason: `translated ${what} of PA 0x${pa.toString(16)}: ${res.reason}` };
+        return res.ok ? res : { ok: false, code: DMA_ERR.TRANSLATED, reason: `translated ${what} of PA ${hex(pa, 0)}: ${res.reason}` };
       }
     }
     const acc = { sid: this.sid, addr, bytes: buf.length, write };
     const res = write ? this.smmu.dmaWrite(acc, buf) : this.smmu.dmaRead(acc, buf);
-    return res.ok ? res : { ok: false, code: DMA_ERR.FAULT, reason: `${what} of 0x${addr.toString(16)}: ${res.reason}` };
+    return res.ok ? res : { ok: false, code: DMA_ERR.FAULT, reason: `${what} of ${hex(addr, 0)}: ${res.reason}` };
   }
 }

@@ -13,6 +13,7 @@ import { buildConfigSpace, type ConfigLayout, type ConfigSpec } from '../../src/
 import { CONFIG_BYTES, VENDOR_NONE, VENDOR_RRS } from '../../src/pcie/regs.ts';
 import { formatBdf } from '../../src/topology.ts';
 import type { HwContext } from '../context.ts';
+import { hex } from '../../src/bits.ts';
 
 /** What config reads see while a function cannot answer. */
 export type Overlay = 'all-ones' | 'rrs';
@@ -52,7 +53,7 @@ export abstract class PcieFunction {
   /** A config write from the ECAM decode (offset inside the function's 4 KiB). */
   configWrite(off: number, size: number, lo: number, hi: number): WriteOutcome {
     if (this.overlayKind !== null) {
-      this.ctx.note(`${this.bdf}: config write at 0x${off.toString(16)} dropped (${this.unavailableReason()})`);
+      this.ctx.note(`${this.bdf}: config write at ${hex(off, 0)} dropped (${this.unavailableReason()})`);
       return 'unmapped';
     }
     return this.regs.write(off, size, lo, hi);

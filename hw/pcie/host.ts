@@ -16,6 +16,7 @@ import type { SmmuDeviceServices } from '../smmu/services.ts';
 import { PcieEndpoint } from './endpoint.ts';
 import type { PcieFunction } from './function.ts';
 import { RootPort } from './root-port.ts';
+import { hex } from '../../src/bits.ts';
 
 export class PcieHost {
   readonly ports: RootPort[] = [];
@@ -50,7 +51,7 @@ export class PcieHost {
       write: (off, size, lo, hi): WriteOutcome => {
         const fn = this.byRid.get(off >>> 12);
         if (!fn) {
-          this.ctx.note(`ECAM write to ${formatBdf(off >>> 12)}+0x${(off & 0xfff).toString(16)}: no function there; dropped`);
+          this.ctx.note(`ECAM write to ${formatBdf(off >>> 12)}+${hex(off & 0xfff, 0)}: no function there; dropped`);
           return 'unmapped';
         }
         return fn.configWrite(off & 0xfff, size, lo, hi);
@@ -68,7 +69,7 @@ export class PcieHost {
         const pa = PA.BAR_BASE + off;
         const ep = this.endpoints.find((e) => e.bar.decodes(pa));
         if (!ep) {
-          this.ctx.note(`BAR window write at PA 0x${pa.toString(16)}: no BAR decodes it; dropped`);
+          this.ctx.note(`BAR window write at PA ${hex(pa, 0)}: no BAR decodes it; dropped`);
           return 'unmapped';
         }
         return ep.barWrite(pa - ep.bar.decodedAt!, size, lo, hi);

@@ -24,6 +24,7 @@ import { levelShift4k } from '../../src/smmu/pte.ts';
 import { DONE, type CommandQueue } from './cmdq.ts';
 import type { L1Std, Ste } from './strtab.ts';
 import type { Cd, L1Cd } from './cd.ts';
+import { hex } from '../../src/bits.ts';
 
 /** Translation regimes a stage 1 entry belongs to (STE.STRW with CR2.E2H, 5.2). */
 export const REGIME = { EL1: 0, EL2: 1, EL2_E2H: 2 } as const;
@@ -198,7 +199,7 @@ function groupKey(regime: number, vmid: number): number {
 
 function leafSizeIndex(size: number): number {
   const i = LEAF_SIZES.indexOf(size as (typeof LEAF_SIZES)[number]);
-  if (i < 0) throw new Error(`IOTLB: entry size 0x${size.toString(16)} is not a 4 KiB-granule leaf size`);
+  if (i < 0) throw new Error(`IOTLB: entry size ${hex(size, 0)} is not a 4 KiB-granule leaf size`);
   return i;
 }
 
@@ -278,7 +279,7 @@ export class Tlb {
   insert(e: TlbEntry): void {
     if (e.kind < TLB_KIND.S1 || e.kind > TLB_KIND.S12) throw new Error(`IOTLB: no stage ${e.kind}`);
     const slot = e.kind * 3 + leafSizeIndex(e.size);
-    if (e.va % e.size !== 0) throw new Error(`IOTLB: entry base 0x${e.va.toString(16)} not aligned to its size 0x${e.size.toString(16)}`);
+    if (e.va % e.size !== 0) throw new Error(`IOTLB: entry base ${hex(e.va, 0)} not aligned to its size ${hex(e.size, 0)}`);
     const oldest = this.leafAge.count >= IOTLB_CAPACITY ? this.leafAge.oldest() : undefined;
     if (oldest !== undefined) this.dropLeaf(oldest);
     const b = this.bucket(e.regime, e.vmid, e.asid);
@@ -317,8 +318,8 @@ export class Tlb {
 
   walkInsert(e: WalkEntry): void {
     const size = WALK_SIZES[e.level];
-    if (size === undefined || e.size !== size) throw new Error(`walk cache: no level ${e.level} table descriptor of size 0x${e.size.toString(16)} with a 4 KiB granule`);
-    if (e.va % size !== 0) throw new Error(`walk cache: entry base 0x${e.va.toString(16)} not aligned to its size 0x${size.toString(16)}`);
+    if (size === undefined || e.size !== size) throw new Error(`walk cache: no level ${e.level} table descriptor of size ${hex(e.size, 0)} with a 4 KiB granule`);
+    if (e.va % size !== 0) throw new Error(`walk cache: entry base ${hex(e.va, 0)} not aligned to its size ${hex(size, 0)}`);
     if (e.kind < TLB_KIND.S1 || e.kind > TLB_KIND.S12) throw new Error(`walk cache: no stage ${e.kind}`);
     const slot = e.kind * 3 + e.level;
     const oldest = this.walkAge.count >= WALK_CAPACITY ? this.walkAge.oldest() : undefined;

@@ -18,6 +18,7 @@ import type { FetchAborts } from './fetch-aborts.ts';
 import { REGIME } from './caches.ts';
 import { TXSZ_MAX, TXSZ_MIN, psBits, readStruct, type Ste } from './strtab.ts';
 import type { TableXlate, XlateFault } from './walk.ts';
+import { hex } from '../../src/bits.ts';
 
 /** CD.TG1 encodes the 4 KiB granule as 0b10 (5.4). */
 const TG1_4K = 2;
@@ -78,19 +79,19 @@ export function decodeCd(w: Uint32Array, addr: number, regime: number, feat: Smm
     if ((!epd0 || !epd1) && CD.ENDI.read(w) === 1) return 'ENDI=1 on a little-endian-only SMMU (IDR0.TTENDIAN)';
     if (CD.AA64.read(w) === 0) return 'AA64=0 selects VMSAv8-32, which is not implemented (IDR0.TTF)';
     if (CD.HA.read(w) || CD.HD.read(w)) return 'HA/HD set without HTTU';
-    if (!el2 && !feat.asid16 && asid > 0xff) return `ASID=0x${asid.toString(16)} needs ASID16`;
+    if (!el2 && !feat.asid16 && asid > 0xff) return `ASID=${hex(asid, 0)} needs ASID16`;
     if (!epd0) {
       if (t0sz < TXSZ_MIN || t0sz > TXSZ_MAX) return `T0SZ=${t0sz} out of range ${TXSZ_MIN}..${TXSZ_MAX}`;
       // Only the 4 KiB granule is walked by this model.
       if (CD.TG0.read(w) !== TG0.G4K) return `TG0=${CD.TG0.read(w)} is not a granule this model walks (4 KiB only)`;
-      if (rawTtb0 >= 2 ** ipsBits || rawTtb0 >= 2 ** 48) return `TTB0 0x${rawTtb0.toString(16)} beyond the ${ipsBits}-bit IPS`;
+      if (rawTtb0 >= 2 ** ipsBits || rawTtb0 >= 2 ** 48) return `TTB0 ${hex(rawTtb0, 0)} beyond the ${ipsBits}-bit IPS`;
     }
     if (!epd1) {
       const t1sz = CD.T1SZ.read(w);
       if (t1sz < TXSZ_MIN || t1sz > TXSZ_MAX) return `T1SZ=${t1sz} out of range ${TXSZ_MIN}..${TXSZ_MAX}`;
       if (CD.TG1.read(w) !== TG1_4K) return `TG1=${CD.TG1.read(w)} is not a granule this model walks (4 KiB only)`;
       const ttb1 = Number(CD.TTB1.read64(w)) * 16;
-      if (ttb1 >= 2 ** ipsBits || ttb1 >= 2 ** 48) return `TTB1 0x${ttb1.toString(16)} beyond the ${ipsBits}-bit IPS`;
+      if (ttb1 >= 2 ** ipsBits || ttb1 >= 2 ** 48) return `TTB1 ${hex(ttb1, 0)} beyond the ${ipsBits}-bit IPS`;
     }
     return null;
   })();
@@ -124,7 +125,6 @@ export type CdLookup =
 
 type CdFailure = Exclude<CdLookup, { ok: true }>;
 
-const hex = (n: number) => '0x' + n.toString(16);
 
 export class CdTables {
   constructor(
@@ -158,9 +158,9 @@ export class CdTables {
       const leafBits = ste.s1fmt === S1FMT.L2_4K ? 6 : 10; // 64 CDs per 4 KiB, 1024 per 64 KiB leaf
       const l1 = this.l1(sid, ste, index, leafBits, s2);
       if ('event' in l1) return l1;
-      if (!l1.v) return { ok: false, event: 'C_BAD_SUBSTREAMID', reason: `L1CD for CD index ${index} at ${hex(l1.fetchAddr)} has V=0` };
+      if (!l1.v) return { ok: false, event: 'C_BAD_SUBSTREAMID', reason: `L1CD for CD index ${index} at ${hex(l1.fetchAddr, 0)} has V=0` };
       // L2Ptr beyond the output (or intermediate) address size is C_BAD_SUBSTREAMID from v3.1 (5.3).
-      if (l1.l2 >= 2 ** this.feat.oasBits) return { ok: false, event: 'C_BAD_SUBSTREAMID', reason: `L1CD L2Ptr ${hex(l1.l2)} out of range` };
+      if (l1.l2 >= 2 ** this.feat.oasBits) return { ok: false, event: 'C_BAD_SUBSTREAMID', reason: `L1CD L2Ptr ${hex(l1.l2, 0)} out of range` };
       cdAddr = l1.l2 + (index % 2 ** leafBits) * CD_BYTES;
     }
     const pa = this.toPa(cdAddr, s2);
@@ -172,7 +172,7 @@ export class CdTables {
       words = readStruct(this.mem, pa, CD_QWORDS, 'CD fetch');
     } catch (e) {
       if (!(e instanceof BusAbort)) throw e;
-      return { ok: false, event: 'F_CD_FETCH', fetchAddr: pa, reason: `CD ${index} fetch at PA ${hex(pa)} aborted` };
+      return { ok: false, event: 'F_CD_FETCH', fetchAddr: pa, reason: `CD ${index} fetch at PA ${hex(pa, 0)} aborted` };
     }
     const cd = decodeCd(words, pa, regime, this.feat);
     this.cache.putCd(sid, index, cd);
@@ -201,7 +201,7 @@ export class CdTables {
       d = this.mem.read64(pa, 'L1CD fetch');
     } catch (e) {
       if (!(e instanceof BusAbort)) throw e;
-      return { ok: false, event: 'F_CD_FETCH', fetchAddr: pa, reason: `L1CD ${l1Index} fetch at PA ${hex(pa)} aborted` };
+      return { ok: false, event: 'F_CD_FETCH', fetchAddr: pa, reason: `L1CD ${l1Index} fetch at PA ${hex(pa, 0)} aborted` };
     }
     const raw = Number(L1CD.L2PTR.get64(d)) * 4096;
     // For 64 KiB leaf tables L2Ptr[15:12] are RES0, treated as 0 (5.2 S1Fmt).

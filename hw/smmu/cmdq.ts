@@ -15,6 +15,7 @@ import type { SmmuFeatures } from '../../src/smmu/features.ts';
 import { STAT } from '../../src/layout.ts';
 import type { RegisterFile } from '../../src/regmap.ts';
 import type { HwContext } from '../context.ts';
+import { hex } from '../../src/bits.ts';
 
 /**
  * What a command handler did: finished; stall the queue at this command until kicked again; or
@@ -197,14 +198,14 @@ export class CommandQueue {
       // Inconsistent PROD/CONS (3.5.1, 3.21.2): this model takes the permitted choice of consuming
       // nothing while the indexes are inconsistent.
       if (((prod - cons) & mask) > size) {
-        this.ctx.note(`CMDQ: PROD 0x${prod.toString(16)} inconsistent with CONS 0x${cons.toString(16)}; not consuming`);
+        this.ctx.note(`CMDQ: PROD ${hex(prod, 0)} inconsistent with CONS ${hex(cons, 0)}; not consuming`);
         break;
       }
       const idx = cons & (size - 1);
       if (this.pendingFetchAborts > 0 || this.baseIdx < 0) {
         if (this.pendingFetchAborts > 0) this.pendingFetchAborts--;
         stats[STAT.FETCH_ABORTS]!++;
-        this.error(CERROR.ABT, -1, `fetch of entry ${idx} at PA 0x${(this.basePa + idx * 16).toString(16)} aborted`);
+        this.error(CERROR.ABT, -1, `fetch of entry ${idx} at PA ${hex(this.basePa + idx * 16, 0)} aborted`);
         break;
       }
       const w = this.baseIdx + idx * 4;
@@ -241,14 +242,14 @@ export class CommandQueue {
   /** The reason for an illegalCode() code, naming the command and the offending field or bits. */
   private illegalReason(code: number, op: number, c: Uint32Array): string {
     const cc = this.compiled[op];
-    if (cc === undefined) return `opcode 0x${op.toString(16)} is reserved`;
+    if (cc === undefined) return `opcode ${hex(op, 0)} is reserved`;
     const name = cc.def.name;
     switch (code) {
       case ILL.NOT_IMPLEMENTED:
         return cc.illegal!;
       case ILL.RES0: {
         const r = cc.res0;
-        return `${name}: reserved (RES0) bits set: ${[0, 1, 2, 3].map((i) => (c[i]! & r[i]!) >>> 0).map((x) => '0x' + x.toString(16)).join(' ')}`;
+        return `${name}: reserved (RES0) bits set: ${[0, 1, 2, 3].map((i) => (c[i]! & r[i]!) >>> 0).map((x) => hex(x, 0)).join(' ')}`;
       }
       case ILL.SSEC:
         return `${name}: SSec=1 on the Non-secure command queue (4.1.6)`;
@@ -273,7 +274,7 @@ export class CommandQueue {
     this.publishCons();
     this.ctx.stats[STAT.CERROR + code]!++;
     this.lastError = { cons: this.cons, code, name: CERROR_NAMES[code]!, op, reason };
-    this.ctx.note(`CMDQ ${CERROR_NAMES[code]} at CONS 0x${this.cons.toString(16)} (${op >= 0 ? commandName(op) : 'fetch'}): ${reason}`);
+    this.ctx.note(`CMDQ ${CERROR_NAMES[code]} at CONS ${hex(this.cons, 0)} (${op >= 0 ? commandName(op) : 'fetch'}): ${reason}`);
     this.raiseGerror(GERROR.CMDQ_ERR.bits);
   }
 
@@ -319,7 +320,7 @@ export class CommandQueue {
     this.ctx.stats[STAT.MSI_WRITES]!++;
     // An aborted MSI write is reported in GERROR.MSI_CMDQ_ABT_ERR (6.3.19).
     if (!this.ctx.msiWrite(this.signalAddr, this.signalData)) {
-      this.ctx.note(`CMD_SYNC MSI to PA 0x${this.signalAddr.toString(16)} aborted`);
+      this.ctx.note(`CMD_SYNC MSI to PA ${hex(this.signalAddr, 0)} aborted`);
       this.raiseGerror(GERROR.MSI_CMDQ_ABT_ERR.bits);
     }
   }

@@ -16,6 +16,7 @@ import type { RegisterFile } from '../../src/regmap.ts';
 import type { SmmuFeatures } from '../../src/smmu/features.ts';
 import type { HwContext } from '../context.ts';
 import type { FetchAborts } from './fetch-aborts.ts';
+import { hex } from '../../src/bits.ts';
 
 /** An event before encoding: the fields the record types use (7.3). Absent fields are written as 0. */
 export interface EventRecord {
@@ -118,7 +119,7 @@ export class EventQueue {
    */
   record(ev: EventRecord): boolean {
     const stats = this.ctx.stats;
-    const name = EVT_NAME[ev.type] ?? `event 0x${ev.type.toString(16)}`;
+    const name = EVT_NAME[ev.type] ?? `event ${hex(ev.type, 0)}`;
     if (!this.enabled) return this.lose('disabled', name);
     if (this.abortErrorActive()) return this.lose('abort-error', name);
     const mask = this.wrapMask();
@@ -150,7 +151,7 @@ export class EventQueue {
       if (!(e instanceof BusAbort)) throw e;
       // A synchronous external abort: PROD stays on the failing entry, the queue becomes unwritable
       // until software acknowledges GERROR.EVENTQ_ABT_ERR (7.2.2).
-      this.ctx.note(`EVENTQ write of ${name} at PA 0x${pa.toString(16)} aborted`);
+      this.ctx.note(`EVENTQ write of ${name} at PA ${hex(pa, 0)} aborted`);
       this.raiseGerror(GERROR.EVENTQ_ABT_ERR.bits);
       return this.lose('write-abort', name);
     }

@@ -22,6 +22,7 @@ import type { AtsEndpoint } from './services.ts';
 import { StreamTable } from './strtab.ts';
 import { Translator } from './translate.ts';
 import { Walker } from './walk.ts';
+import { hex } from '../../src/bits.ts';
 
 export interface SmmuConfig {
   features: SmmuFeatures;
@@ -136,7 +137,7 @@ export class SmmuV3 {
       if (addr !== 0) {
         const data = IRQ_CFG1.DATA.get(this.regs.get(`${source}_IRQ_CFG1`));
         if (!this.ctx.msiWrite(addr, data)) {
-          this.ctx.note(`${source} MSI to PA 0x${addr.toString(16)} aborted`);
+          this.ctx.note(`${source} MSI to PA ${hex(addr, 0)} aborted`);
           this.raiseGerror(GERROR[`MSI_${source}_ABT_ERR`].bits);
         }
         return;

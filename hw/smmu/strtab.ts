@@ -21,6 +21,7 @@ import { PS_BITS } from '../../src/smmu/cd.ts';
 import { levelShift4k } from '../../src/smmu/pte.ts';
 import type { ConfigCache } from './caches.ts';
 import type { FetchAborts } from './fetch-aborts.ts';
+import { hex } from '../../src/bits.ts';
 
 /**
  * Reads a structure of `qwords` 64-bit words at pa, each with a single-copy atomic 64-bit access, into
@@ -137,7 +138,7 @@ export function decodeSte(w: Uint32Array, addr: number, feat: SmmuFeatures): Ste
         return `S1Fmt=${s1fmt} needs 2-level CD tables (IDR0.CD2L=0)`;
       }
       // v3.1+: a context pointer beyond OAS (IAS with stage 2) is ILLEGAL (3.4.3 note 1).
-      if (s1ctxptr >= 2 ** (s2 ? ias : oas)) return `S1ContextPtr 0x${s1ctxptr.toString(16)} beyond the ${s2 ? 'IAS' : 'OAS'}`;
+      if (s1ctxptr >= 2 ** (s2 ? ias : oas)) return `S1ContextPtr ${hex(s1ctxptr, 0)} beyond the ${s2 ? 'IAS' : 'OAS'}`;
     }
     if (s2) {
       if (s2s) return 'S2S=1 without a stall model';
@@ -157,10 +158,10 @@ export function decodeSte(w: Uint32Array, addr: number, feat: SmmuFeatures): Ste
       if (resolved < 1 || resolved > (start === 0 ? 9 : 13)) return `S2SL0=${sl0} inconsistent with S2T0SZ=${t0sz}`;
       const ttb = Number(STE.S2TTB.read64(w)) * 16;
       const ps = Math.min(psBits(STE.S2PS.read(w)), oas);
-      if (ttb >= 2 ** ps || ttb >= 2 ** 48) return `S2TTB 0x${ttb.toString(16)} beyond the ${ps}-bit S2PS`;
+      if (ttb >= 2 ** ps || ttb >= 2 ** 48) return `S2TTB ${hex(ttb, 0)} beyond the ${ps}-bit S2PS`;
       if (STE.S2ENDI.read(w) === 1) return 'S2ENDI=1 on a little-endian-only SMMU (IDR0.TTENDIAN)';
     }
-    if (feat.stage2 && !feat.vmid16 && vmidRaw > 0xff) return `S2VMID=0x${vmidRaw.toString(16)} needs VMID16`;
+    if (feat.stage2 && !feat.vmid16 && vmidRaw > 0xff) return `S2VMID=${hex(vmidRaw, 0)} needs VMID16`;
     return null;
   })();
 
@@ -281,7 +282,7 @@ export class StreamTable {
   lookup(sid: number): SteLookup {
     const g = this.geometry();
     if (sid >= 2 ** g.log2size) {
-      return { ok: false, event: 'C_BAD_STREAMID', reason: `StreamID 0x${sid.toString(16)} beyond the ${2 ** g.log2size}-entry stream table` };
+      return { ok: false, event: 'C_BAD_STREAMID', reason: `StreamID ${hex(sid, 0)} beyond the ${2 ** g.log2size}-entry stream table` };
     }
     const cached = this.cache.getSte(sid);
     if (cached) {
@@ -304,7 +305,7 @@ export class StreamTable {
       words = readStruct(this.mem, addr, STE_QWORDS, 'STE fetch');
     } catch (e) {
       if (!(e instanceof BusAbort)) throw e;
-      return { ok: false, event: 'F_STE_FETCH', fetchAddr: addr, reason: `STE fetch for StreamID 0x${sid.toString(16)} at PA 0x${addr.toString(16)} aborted` };
+      return { ok: false, event: 'F_STE_FETCH', fetchAddr: addr, reason: `STE fetch for StreamID ${hex(sid, 0)} at PA ${hex(addr, 0)} aborted` };
     }
     const ste = decodeSte(words, addr, this.feat);
     this.cache.putSte(sid, ste);
@@ -324,10 +325,10 @@ export class StreamTable {
       d = this.mem.read64(pa, 'L1STD fetch');
     } catch (e) {
       if (!(e instanceof BusAbort)) throw e;
-      return { ok: false, event: 'F_STE_FETCH', fetchAddr: pa, reason: `L1STD fetch for StreamID 0x${sid.toString(16)} at PA 0x${pa.toString(16)} aborted` };
+      return { ok: false, event: 'F_STE_FETCH', fetchAddr: pa, reason: `L1STD fetch for StreamID ${hex(sid, 0)} at PA ${hex(pa, 0)} aborted` };
     }
     const span = Number(L1STD.SPAN.get64(d));
-    const bad = (why: string) => ({ ok: false as const, event: 'C_BAD_STREAMID' as const, fetchAddr: pa, reason: `StreamID 0x${sid.toString(16)}: L1STD ${idx} ${why}` });
+    const bad = (why: string) => ({ ok: false as const, event: 'C_BAD_STREAMID' as const, fetchAddr: pa, reason: `StreamID ${hex(sid, 0)}: L1STD ${idx} ${why}` });
     // Span 0 is invalid and 12..31 are reserved (behave as 0); a span wider than the split point, or a
     // StreamID beyond the span, is out of range (5.1.1). Invalid L1STDs are not cached.
     if (span === 0 || span > L1STD_SPAN_MAX) return bad(`has Span=${span} (invalid)`);

@@ -30,6 +30,7 @@ import type { CdTables } from './cd.ts';
 import type { EventQueue, EventRecord } from './evtq.ts';
 import { effectiveEats, type StreamTable, type Ste } from './strtab.ts';
 import { S1P, S2P, s1Allows, s1Perms, s2Allows, s2Device, s2Perms, type TableXlate, type Walker, type XlateFault } from './walk.ts';
+import { hex } from '../../src/bits.ts';
 
 /** Bytes of one translated piece: the smallest translation granule. */
 const PIECE = 4096;
@@ -88,7 +89,6 @@ interface S1Out {
 
 const ALL_S1 = S1P.PR | S1P.PW | S1P.PX | S1P.UR | S1P.UW | S1P.UX;
 const ALL_S2 = S2P.R | S2P.W | S2P.X;
-const hex = (n: number) => '0x' + n.toString(16);
 
 /** What one DMA transfer did: bytes moved before it stopped, and the fault that stopped it. */
 export interface TransferOutcome {
@@ -187,7 +187,7 @@ export class Translator implements SmmuDeviceServices {
       if (write) {
         if (!mem.contains(pa, buf.length) && buf.length === 4 && this.ctx.irqc.isDoorbell(pa)) {
           const v = buf[0]! | (buf[1]! << 8) | (buf[2]! << 16) | (buf[3]! << 24);
-          return this.ctx.msiWrite(pa, v >>> 0) ? null : `MSI write of ${v >>> 0} to ${hex(pa)} dropped`;
+          return this.ctx.msiWrite(pa, v >>> 0) ? null : `MSI write of ${v >>> 0} to ${hex(pa, 0)} dropped`;
         }
         mem.writeBytes(pa, buf, 'DMA write');
       } else {
@@ -204,7 +204,7 @@ export class Translator implements SmmuDeviceServices {
     if (!this.ack('SMMUEN')) {
       // SMMUEN=0: GBPA decides; nothing is fetched or cached (3.21.1, 6.3.14).
       if (GBPA.ABORT.get(this.regs.get('GBPA'))) return { ok: false, name: 'ABORT', event: 0, reason: 'SMMUEN=0 and GBPA.ABORT=1' };
-      if (addr >= 2 ** this.feat.oasBits) return { ok: false, name: 'ABORT', event: 0, reason: `bypass address ${hex(addr)} beyond the OAS` };
+      if (addr >= 2 ** this.feat.oasBits) return { ok: false, name: 'ABORT', event: 0, reason: `bypass address ${hex(addr, 0)} beyond the OAS` };
       return { ok: true, pa: addr };
     }
     const x = this.resolve(this.request(access, addr));
@@ -213,7 +213,7 @@ export class Translator implements SmmuDeviceServices {
 
   /** Records (or not) the event of a failure; returns the outcome for the device. */
   private fail(f: Failure, record: boolean): { ok: false; name: string; event: number; reason: string } {
-    const name = f.event ? EVT_NAME[f.event.type] ?? hex(f.event.type) : 'ABORT';
+    const name = f.event ? EVT_NAME[f.event.type] ?? hex(f.event.type, 0) : 'ABORT';
     let event = 0;
     if (f.event && record) {
       this.evtq.record(f.event);
@@ -274,16 +274,16 @@ export class Translator implements SmmuDeviceServices {
     if (!st.ok) return cfgError(st.x.f);
     const ste = st.ste;
     if (ste.abort) return none('UR', `STE Config=0b${ste.config.toString(2).padStart(3, '0')} aborts`);
-    if (ste.bypass) return badTreq(`StreamID ${hex(req.sid)} is in bypass (Config=0b100)`);
+    if (ste.bypass) return badTreq(`StreamID ${hex(req.sid, 0)} is in bypass (Config=0b100)`);
     const eats = effectiveEats(ste, this.feat, this.ack('ATSCHK'));
-    if (eats === EATS.ABT) return badTreq(`StreamID ${hex(req.sid)} does not allow ATS (effective EATS=0b00)`);
+    if (eats === EATS.ABT) return badTreq(`StreamID ${hex(req.sid, 0)} does not allow ATS (effective EATS=0b00)`);
     const x = this.resolveWith(req, ste, true, eats === EATS.S1CHK);
     if (!x.ok) {
       const f = x.f;
       if (f.kind === 'xlate') {
         // Translation, access and address-size faults (at either stage, also on a CD fetch or stage 1
         // walk) answer Success with no permission, for one STU; no event (3.9.1.2).
-        this.ctx.note(`SMMU: ATS request ${hex(req.addr)} from StreamID ${hex(req.sid)}: R=W=0 (${f.reason})`);
+        this.ctx.note(`SMMU: ATS request ${hex(req.addr, 0)} from StreamID ${hex(req.sid, 0)}: R=W=0 (${f.reason})`);
         return { status: 'SUCCESS', addr: 0, size: PIECE, read: false, write: false, exec: false, priv: req.priv, reason: f.reason };
       }
       if (f.kind === 'abort') return none('UR', f.reason);
@@ -315,7 +315,7 @@ export class Translator implements SmmuDeviceServices {
     if (!this.ack('SMMUEN')) return forbidden('SMMUEN=0');
     const sizeCheck = () =>
       addr >= 2 ** this.feat.oasBits
-        ? { ok: false as const, name: 'ABORT', event: 0, reason: `translated address ${hex(addr)} beyond the OAS` }
+        ? { ok: false as const, name: 'ABORT', event: 0, reason: `translated address ${hex(addr, 0)} beyond the OAS` }
         : { ok: true as const, pa: addr };
     if (!this.ack('ATSCHK')) return sizeCheck();
     // With ATSCHK=1 configuration errors abort; they are recorded only with CR2.REC_CFG_ATS, and
@@ -325,14 +325,14 @@ export class Translator implements SmmuDeviceServices {
     if (!st.ok) return this.fail(st.x.f, recCfg);
     const ste = st.ste;
     if (ste.abort) return { ok: false, name: 'ABORT', event: 0, reason: `STE Config=0b${ste.config.toString(2).padStart(3, '0')} aborts` };
-    if (ste.bypass) return forbidden(`StreamID ${hex(req.sid)} is in bypass (Config=0b100)`);
+    if (ste.bypass) return forbidden(`StreamID ${hex(req.sid, 0)} is in bypass (Config=0b100)`);
     const eats = effectiveEats(ste, this.feat, true);
-    if (eats === EATS.ABT) return forbidden(`StreamID ${hex(req.sid)} does not allow ATS (effective EATS=0b00)`);
+    if (eats === EATS.ABT) return forbidden(`StreamID ${hex(req.sid, 0)} does not allow ATS (effective EATS=0b00)`);
     if (eats !== EATS.S1CHK) return sizeCheck();
     // Split-stage ATS: the address is an IPA, translated at stage 2 like ordinary traffic.
     this.ctx.stats[XSTAT.TRANSLATIONS]!++;
     if (addr >= 2 ** this.feat.oasBits) {
-      return this.fail(this.xlateFail(req, { type: EVT.F_ADDR_SIZE, s2: false, cls: EVT_CLASS.IN, reason: `translated IPA ${hex(addr)} beyond the IAS` }, true).f, true);
+      return this.fail(this.xlateFail(req, { type: EVT.F_ADDR_SIZE, s2: false, cls: EVT_CLASS.IN, reason: `translated IPA ${hex(addr, 0)} beyond the IAS` }, true).f, true);
     }
     const x = this.stage2Final(req, ste, null, false);
     return x.ok ? { ok: true, pa: x.s.pa } : this.fail(x.f, x.f.record);
@@ -373,7 +373,7 @@ export class Translator implements SmmuDeviceServices {
       if (look.event === 'C_BAD_STREAMID') return { ok: false, x: this.configFail(req, EVT.C_BAD_STREAMID, look.reason, {}, recordInvSid) };
       return { ok: false, x: this.configFail(req, EVT.F_STE_FETCH, look.reason, { fetchAddr: look.fetchAddr }) };
     }
-    if (look.ste.illegal) return { ok: false, x: this.configFail(req, EVT.C_BAD_STE, `STE of StreamID ${hex(req.sid)} at ${hex(look.ste.addr)} is ILLEGAL: ${look.ste.illegal}`) };
+    if (look.ste.illegal) return { ok: false, x: this.configFail(req, EVT.C_BAD_STE, `STE of StreamID ${hex(req.sid, 0)} at ${hex(look.ste.addr, 0)} is ILLEGAL: ${look.ste.illegal}`) };
     return { ok: true, ste: look.ste };
   }
 
@@ -390,7 +390,7 @@ export class Translator implements SmmuDeviceServices {
    * ATS, EATS=0b10).
    */
   private resolveWith(req0: Req, ste: Ste, ats: boolean, stage1Only: boolean): Xlate {
-    if (ste.abort) return { ok: false, f: { kind: 'abort', event: null, record: false, reason: `StreamID ${hex(req0.sid)}: STE Config=0b${ste.config.toString(2).padStart(3, '0')} aborts` } };
+    if (ste.abort) return { ok: false, f: { kind: 'abort', event: null, record: false, reason: `StreamID ${hex(req0.sid, 0)}: STE Config=0b${ste.config.toString(2).padStart(3, '0')} aborts` } };
     // PRIVCFG/INSTCFG overrides (5.2): 0b10 forces unprivileged / data, 0b11 privileged / instruction;
     // INSTCFG affects reads only.
     const req: Req = {
@@ -399,11 +399,11 @@ export class Translator implements SmmuDeviceServices {
       instr: req0.write ? false : ste.instcfg === 2 ? false : ste.instcfg === 3 ? true : req0.instr,
     };
     // A SubstreamID given to a configuration without stage 1 (5.2, 7.3.9).
-    if (req.ssv && !ste.s1) return this.badSubstream(req, `StreamID ${hex(req.sid)} has no stage 1 (Config=0b${ste.config.toString(2)})`);
+    if (req.ssv && !ste.s1) return this.badSubstream(req, `StreamID ${hex(req.sid, 0)} has no stage 1 (Config=0b${ste.config.toString(2)})`);
     const ias = this.feat.oasBits;
     if (ste.bypass) {
       // Config=0b100: stage 1 bypass checks the input against OAS (3.4).
-      if (req.addr >= 2 ** this.feat.oasBits) return this.xlateFail(req, { type: EVT.F_ADDR_SIZE, s2: false, cls: EVT_CLASS.IN, reason: `bypass input ${hex(req.addr)} beyond the OAS` }, true);
+      if (req.addr >= 2 ** this.feat.oasBits) return this.xlateFail(req, { type: EVT.F_ADDR_SIZE, s2: false, cls: EVT_CLASS.IN, reason: `bypass input ${hex(req.addr, 0)} beyond the OAS` }, true);
       return { ok: true, s: { pa: req.addr, outBase: req.addr - (req.addr % PIECE), size: PIECE, s1perms: ALL_S1, s2perms: ALL_S2, pan: false } };
     }
     const regime = ste.el2 ? (this.cr2('E2H') ? REGIME.EL2_E2H : REGIME.EL2) : REGIME.EL1;
@@ -414,16 +414,16 @@ export class Translator implements SmmuDeviceServices {
       const single = ste.s1cdmax === 0 || this.feat.ssidBits === 0;
       let index: number | null;
       if (single) {
-        if (req.ssv) return this.badSubstream(req, `StreamID ${hex(req.sid)}: S1CDMax=0, no SubstreamIDs`);
+        if (req.ssv) return this.badSubstream(req, `StreamID ${hex(req.sid, 0)}: S1CDMax=0, no SubstreamIDs`);
         index = 0;
       } else if (!req.ssv) {
         const dss = ste.s1dss === 3 ? S1DSS.TERMINATE : ste.s1dss; // 0b11 behaves as 0b00 (5.2)
-        if (dss === S1DSS.TERMINATE) return this.configFail({ ...req, ssv: false }, EVT.F_STREAM_DISABLED, `StreamID ${hex(req.sid)}: no SubstreamID and S1DSS=terminate`);
+        if (dss === S1DSS.TERMINATE) return this.configFail({ ...req, ssv: false }, EVT.F_STREAM_DISABLED, `StreamID ${hex(req.sid, 0)}: no SubstreamID and S1DSS=terminate`);
         index = dss === S1DSS.BYPASS ? null : 0;
       } else {
-        if (req.ssid >= 2 ** ste.s1cdmax) return this.badSubstream(req, `SubstreamID ${hex(req.ssid)} beyond S1CDMax=${ste.s1cdmax}`);
+        if (req.ssid >= 2 ** ste.s1cdmax) return this.badSubstream(req, `SubstreamID ${hex(req.ssid, 0)} beyond S1CDMax=${ste.s1cdmax}`);
         if (ste.s1dss === S1DSS.SSID0 && req.ssid === 0) {
-          return this.configFail({ ...req, ssv: false }, EVT.F_STREAM_DISABLED, `StreamID ${hex(req.sid)}: SubstreamID 0 is reserved by S1DSS=0b10`);
+          return this.configFail({ ...req, ssv: false }, EVT.F_STREAM_DISABLED, `StreamID ${hex(req.sid, 0)}: SubstreamID 0 is reserved by S1DSS=0b10`);
         }
         index = req.ssid;
       }
@@ -438,7 +438,7 @@ export class Translator implements SmmuDeviceServices {
     }
     if (!s1) {
       // Stage 1 bypassed (Config=0b110, or S1DSS=0b01): the input is checked against IAS (3.4).
-      if (req.addr >= 2 ** ias) return this.xlateFail(req, { type: EVT.F_ADDR_SIZE, s2: false, cls: EVT_CLASS.IN, reason: `stage 1 bypass input ${hex(req.addr)} beyond the IAS` }, true);
+      if (req.addr >= 2 ** ias) return this.xlateFail(req, { type: EVT.F_ADDR_SIZE, s2: false, cls: EVT_CLASS.IN, reason: `stage 1 bypass input ${hex(req.addr, 0)} beyond the IAS` }, true);
       if (!ste.s2) {
         // Config=0b101 with S1DSS=bypass and no stage 2: identity.
         return { ok: true, s: { pa: req.addr, outBase: req.addr - (req.addr % PIECE), size: PIECE, s1perms: ALL_S1, s2perms: ALL_S2, pan: false } };
@@ -463,7 +463,7 @@ export class Translator implements SmmuDeviceServices {
       if (!(e.s2perms & S2P.R) || (ste.s2cfg!.ptw && e.device)) {
         return {
           ok: false,
-          fault: { type: EVT.F_PERMISSION, s2: true, cls, ipa, ttRead: cls === EVT_CLASS.TT, reason: `stage 2: ${e.device && ste.s2cfg!.ptw ? 'Device memory under S2PTW' : 'no read permission'} for the ${cls === EVT_CLASS.CD ? 'CD' : 'stage 1 table'} fetch at IPA ${hex(ipa)}` },
+          fault: { type: EVT.F_PERMISSION, s2: true, cls, ipa, ttRead: cls === EVT_CLASS.TT, reason: `stage 2: ${e.device && ste.s2cfg!.ptw ? 'Device memory under S2PTW' : 'no read permission'} for the ${cls === EVT_CLASS.CD ? 'CD' : 'stage 1 table'} fetch at IPA ${hex(ipa, 0)}` },
         };
       }
       return { ok: true, pa: e.pa + (ipa - e.va) };
@@ -486,16 +486,16 @@ export class Translator implements SmmuDeviceServices {
   private stage1(req: Req, ste: Ste, index: number, regime: number, ats: boolean, stage1Only: boolean): { ok: true; o: S1Out } | Fail {
     const cdl = this.cds.lookup(req.sid, ste, index, regime, ste.s2 ? this.tableXlate(ste, EVT_CLASS.CD) : null);
     if (!cdl.ok) {
-      if (cdl.event === 'C_BAD_SUBSTREAMID') return this.badSubstream(req, `StreamID ${hex(req.sid)}: ${cdl.reason}`);
+      if (cdl.event === 'C_BAD_SUBSTREAMID') return this.badSubstream(req, `StreamID ${hex(req.sid, 0)}: ${cdl.reason}`);
       if (cdl.event === 'F_CD_FETCH') return this.configFail(req, EVT.F_CD_FETCH, cdl.reason, { fetchAddr: cdl.fetchAddr });
       // A stage 2 fault on the CD fetch: reported as the stage 2 fault, CLASS=CD, never cached (3.4.3).
       return this.xlateFail(req, cdl.fault, ste.s2r);
     }
     const cd = cdl.cd;
-    if (cd.illegal) return this.configFail(req, EVT.C_BAD_CD, `CD ${index} of StreamID ${hex(req.sid)} at ${hex(cd.addr)} is ILLEGAL: ${cd.illegal}`);
+    if (cd.illegal) return this.configFail(req, EVT.C_BAD_CD, `CD ${index} of StreamID ${hex(req.sid, 0)} at ${hex(cd.addr, 0)} is ILLEGAL: ${cd.illegal}`);
     const s1Fault = (type: number, reason: string) => this.xlateFail(req, { type, s2: false, cls: EVT_CLASS.IN, reason: `stage 1: ${reason}` }, cd.r);
     // The input must lie in the TTB0 range (3.4.1); addresses here are below 2^53, so VA[55] selects TTB0.
-    if (req.addr >= 2 ** cd.iaBits) return s1Fault(EVT.F_TRANSLATION, `input ${hex(req.addr)} beyond the ${cd.iaBits}-bit range of T0SZ=${cd.t0sz}`);
+    if (req.addr >= 2 ** cd.iaBits) return s1Fault(EVT.F_TRANSLATION, `input ${hex(req.addr, 0)} beyond the ${cd.iaBits}-bit range of T0SZ=${cd.t0sz}`);
     const vmid = regime === REGIME.EL1 ? ste.vmid : 0;
     const asid = regime === REGIME.EL2 ? ASID_GLOBAL : cd.asid;
     const kind = ste.s2 && !stage1Only ? TLB_KIND.S12 : TLB_KIND.S1;
@@ -529,13 +529,13 @@ export class Translator implements SmmuDeviceServices {
       e = entry;
     }
     if (!ats && !s1Allows(e.s1perms, req.write, req.instr, req.priv, cd.pan)) {
-      return s1Fault(EVT.F_PERMISSION, `${req.write ? 'write' : req.instr ? 'instruction fetch' : 'read'} (${req.priv ? 'privileged' : 'unprivileged'}) to ${hex(req.addr)} not permitted`);
+      return s1Fault(EVT.F_PERMISSION, `${req.write ? 'write' : req.instr ? 'instruction fetch' : 'read'} (${req.priv ? 'privileged' : 'unprivileged'}) to ${hex(req.addr, 0)} not permitted`);
     }
     const s: Success = { pa: e.pa + (req.addr - e.va), outBase: e.pa, size: e.size, s1perms: e.s1perms, s2perms: e.s2perms, pan: cd.pan };
     const combined = e.kind === TLB_KIND.S12;
     // A combined entry already holds the stage 2 result: check stage 2 permissions here.
     if (combined && !ats && !s2Allows(e.s2perms, req.write, req.instr)) {
-      return this.xlateFail(req, { type: EVT.F_PERMISSION, s2: true, cls: EVT_CLASS.IN, ipa: e.pa, reason: `stage 2: access to ${hex(req.addr)} not permitted` }, ste.s2r);
+      return this.xlateFail(req, { type: EVT.F_PERMISSION, s2: true, cls: EVT_CLASS.IN, ipa: e.pa, reason: `stage 2: access to ${hex(req.addr, 0)} not permitted` }, ste.s2r);
     }
     return { ok: true, o: { s, combined, level: e.level, asid: e.asid, regime, vmid } };
   }
@@ -547,7 +547,7 @@ export class Translator implements SmmuDeviceServices {
     if (!r.ok) return this.xlateFail(req, r.fault, ste.s2r);
     const e = r.e;
     if (!ats && !s2Allows(e.s2perms, req.write, req.instr)) {
-      return this.xlateFail(req, { type: EVT.F_PERMISSION, s2: true, cls: EVT_CLASS.IN, ipa, reason: `stage 2: ${req.write ? 'write' : req.instr ? 'instruction fetch' : 'read'} to IPA ${hex(ipa)} not permitted` }, ste.s2r);
+      return this.xlateFail(req, { type: EVT.F_PERMISSION, s2: true, cls: EVT_CLASS.IN, ipa, reason: `stage 2: ${req.write ? 'write' : req.instr ? 'instruction fetch' : 'read'} to IPA ${hex(ipa, 0)} not permitted` }, ste.s2r);
     }
     const pa = e.pa + (ipa - e.va);
     if (!s1) return { ok: true, s: { pa, outBase: e.pa, size: e.size, s1perms: ALL_S1, s2perms: e.s2perms, pan: false } };
@@ -577,7 +577,7 @@ function checkAccess(access: DmaAccess, length: number): void {
   if (!Number.isSafeInteger(access.addr) || access.addr < 0) throw new RangeError(`DMA access from StreamID ${access.sid}: address ${access.addr} is not a non-negative integer`);
   if (!Number.isInteger(access.bytes) || access.bytes < 0) throw new RangeError(`DMA access from StreamID ${access.sid}: length ${access.bytes} is not a non-negative integer`);
   if (length !== access.bytes) throw new RangeError(`DMA access from StreamID ${access.sid}: buffer of ${length} bytes for a ${access.bytes}-byte access`);
-  if (!Number.isSafeInteger(access.addr + access.bytes)) throw new RangeError(`DMA access from StreamID ${access.sid}: ${hex(access.addr)}+${access.bytes} overflows the address range`);
+  if (!Number.isSafeInteger(access.addr + access.bytes)) throw new RangeError(`DMA access from StreamID ${access.sid}: ${hex(access.addr, 0)}+${access.bytes} overflows the address range`);
 }
 
 function toResult(t: TransferOutcome): DmaResult {

@@ -20,6 +20,7 @@ import { PTE, levelShift4k } from '../../src/smmu/pte.ts';
 import { ASID_GLOBAL, REGIME, TLB_KIND, type Tlb } from './caches.ts';
 import type { FetchAborts } from './fetch-aborts.ts';
 import type { S2Config } from './strtab.ts';
+import { hex } from '../../src/bits.ts';
 
 /** A translation fault as it will be reported (7.3.12-16), before the record-or-not decision. */
 export interface XlateFault {
@@ -79,7 +80,6 @@ export type WalkResult = { ok: true; leaf: WalkLeaf } | { ok: false; fault: Xlat
 /** Translates an IPA to a PA at stage 2 for a nested walk's table descriptor fetch. */
 export type TableXlate = (ipa: number) => { ok: true; pa: number } | { ok: false; fault: XlateFault };
 
-const hex = (n: number) => '0x' + n.toString(16);
 
 interface WalkSpec {
   readonly kind: number; // TLB_KIND.S1 or S2
@@ -113,7 +113,7 @@ export class Walker {
   s2(cfg: S2Config, ipa: number, cls: number): WalkResult {
     if (ipa >= 2 ** cfg.iaBits) {
       // An IPA beyond the stage 2 input size is a stage 2 Translation fault (3.4).
-      return { ok: false, fault: { type: EVT.F_TRANSLATION, s2: true, cls, ipa, reason: `IPA ${hex(ipa)} beyond the ${cfg.iaBits}-bit stage 2 input range` } };
+      return { ok: false, fault: { type: EVT.F_TRANSLATION, s2: true, cls, ipa, reason: `IPA ${hex(ipa, 0)} beyond the ${cfg.iaBits}-bit stage 2 input range` } };
     }
     return this.walk(
       {
@@ -164,16 +164,16 @@ export class Walker {
         if (!(e instanceof BusAbort)) throw e;
         // A stage 1 descriptor fetch abort is CLASS=TT with S2=0; a stage 2 one keeps the class of the
         // access the stage 2 walk was for (7.3.12).
-        return fault(EVT.F_WALK_EABT, `level ${level} descriptor fetch at PA ${hex(pa)} aborted`, {
+        return fault(EVT.F_WALK_EABT, `level ${level} descriptor fetch at PA ${hex(pa, 0)} aborted`, {
           fetchAddr: pa,
           cls: s2 ? w.cls : EVT_CLASS.TT,
         });
       }
-      if (PTE.VALID.get64(desc) === 0n) return fault(EVT.F_TRANSLATION, `level ${level} descriptor at PA ${hex(pa)} is invalid`);
+      if (PTE.VALID.get64(desc) === 0n) return fault(EVT.F_TRANSLATION, `level ${level} descriptor at PA ${hex(pa, 0)} is invalid`);
       const isTable = PTE.TABLE.get64(desc) === 1n;
       if (level < 3 && isTable) {
         const next = Number(PTE.OA.get64(desc)) * 4096;
-        if (next >= 2 ** w.oaBits) return fault(EVT.F_ADDR_SIZE, `level ${level} table address ${hex(next)} beyond ${w.oaBits} bits`);
+        if (next >= 2 ** w.oaBits) return fault(EVT.F_ADDR_SIZE, `level ${level} table address ${hex(next, 0)} beyond ${w.oaBits} bits`);
         if (!s2 && !w.had) attrs |= tableAttrs(desc);
         const size = 2 ** shift;
         this.tlb.walkInsert({ kind: w.kind, regime: w.regime, vmid: w.vmid, asid: w.asid, level, va: addr - (addr % size), size, table: next, attrs });
@@ -182,13 +182,13 @@ export class Walker {
         continue;
       }
       // Level 3 needs the page encoding (0b11); a block at level 0 is invalid with 4 KiB granules.
-      if (level === 3 ? !isTable : level === 0) return fault(EVT.F_TRANSLATION, `level ${level} descriptor ${hex(Number(desc & 0xfffn))} at PA ${hex(pa)} is reserved`);
+      if (level === 3 ? !isTable : level === 0) return fault(EVT.F_TRANSLATION, `level ${level} descriptor ${hex(Number(desc & 0xfffn), 0)} at PA ${hex(pa, 0)} is reserved`);
       const size = 2 ** shift;
       const raw = Number(PTE.OA.get64(desc)) * 4096;
       const oa = raw - (raw % size);
-      if (oa >= 2 ** w.oaBits) return fault(EVT.F_ADDR_SIZE, `output ${hex(oa)} beyond ${w.oaBits} bits`);
+      if (oa >= 2 ** w.oaBits) return fault(EVT.F_ADDR_SIZE, `output ${hex(oa, 0)} beyond ${w.oaBits} bits`);
       // AF=0 faults unless AFFD (this model has no HTTU to set it, 3.13.2).
-      if (PTE.AF.get64(desc) === 0n && !w.affd) return fault(EVT.F_ACCESS, `level ${level} descriptor at PA ${hex(pa)} has AF=0`);
+      if (PTE.AF.get64(desc) === 0n && !w.affd) return fault(EVT.F_ACCESS, `level ${level} descriptor at PA ${hex(pa, 0)} has AF=0`);
       return { ok: true, leaf: { desc, level, base: addr - (addr % size), size, oa, attrs } };
     }
   }

@@ -4,7 +4,7 @@
 // is compiled by the generic RegisterFile (src/regmap.ts); there is no other register model.
 
 import { fieldDef as fd, reg, type RegisterDef, type RegisterMap } from '../regmap.ts';
-import { range } from '../bits.ts';
+import { range, hex } from '../bits.ts';
 import { CAPABILITIES, LEGACY_CAPS, type CapabilityDef, type CapName, type CapParams } from './caps.ts';
 import {
   BAR, BRIDGE_CONTROL, CAP_HDR, CLASS_REV, COMMAND, CONFIG_BYTES, EXT_CAP_START, EXT_HDR, HDR, HEADER_BYTES, HEADER_LAYOUT, HEADER_TYPE,
@@ -157,7 +157,7 @@ export function buildConfigSpace(s: ConfigSpec): ConfigLayout {
     for (const name of list) {
       const def = CAPABILITIES[name];
       const size = Math.ceil(def.size(s) / 4) * 4;
-      if (at + size > limit) throw new Error(`${s.name}: capability '${name}' does not fit below 0x${limit.toString(16)}`);
+      if (at + size > limit) throw new Error(`${s.name}: capability '${name}' does not fit below ${hex(limit, 0)}`);
       placed.push({ name, def, ext: isExt, offset: at, size });
       at += size;
     }

@@ -9,7 +9,7 @@
 // to the Non-secure queue, is CERROR_ILL; so is a reserved value of a field, and (4.1.5, this model's
 // choice of the two permitted behaviours) any non-zero bit outside the command's fields.
 
-import { bits, range, type Field } from '../bits.ts';
+import { bits, hex, range, type Field } from '../bits.ts';
 import type { SmmuFeatures } from './features.ts';
 
 /** Common fields (4.1.6 and the per-command sections). */
@@ -155,7 +155,7 @@ export const COMMAND_BY_OP: readonly (CommandDef | undefined)[] = (() => {
 })();
 
 export function commandName(op: number): string {
-  return COMMAND_BY_OP[op]?.name ?? `RESERVED_0x${op.toString(16).padStart(2, '0')}`;
+  return COMMAND_BY_OP[op]?.name ?? `RESERVED_${hex(op, 2)}`;
 }
 
 /** Whether the implementation provides what a command needs. */
