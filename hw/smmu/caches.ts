@@ -637,7 +637,9 @@ const S1_LEAVES = tagSet(TLB_KIND.S1, TLB_KIND.S12);
 const S1_WALKS = tagSet(TLB_KIND.S1);
 const S2_ONLY = tagSet(TLB_KIND.S2);
 const EL1 = tagSet(REGIME.EL1);
-const EL2_REGIMES = tagSet(REGIME.EL2, REGIME.EL2_E2H);
+const EL2 = tagSet(REGIME.EL2);
+const EL2_E2H = tagSet(REGIME.EL2_E2H);
+const EL2_REGIMES = EL2 | EL2_E2H;
 
 /**
  * Binds the CFGI_* and TLBI_* commands to the caches. Commands are executed whatever SMMUEN is; the
@@ -648,7 +650,7 @@ export function installInvalidationHandlers(cmdq: CommandQueue, cfg: ConfigCache
   const ril = feat.ril;
   const span = new TlbiSpan();
   // EL2_VA/VAA act on EL2-E2H entries when CR2.E2H=1, else on EL2 entries (4.4.2.9-10).
-  const el2Regime = () => (CR2.E2H.get(regs.get('CR2')) === 1 ? REGIME.EL2_E2H : REGIME.EL2);
+  const e2h = () => CR2.E2H.get(regs.get('CR2')) === 1;
 
   cmdq.setHandler('CFGI_STE', (c) => {
     cfg.cfgiSte(F.SID.read(c), F.LEAF.read(c) === 1);
@@ -700,19 +702,19 @@ export function installInvalidationHandlers(cmdq: CommandQueue, cfg: ConfigCache
     return DONE;
   });
   cmdq.setHandler('TLBI_EL2_ASID', (c) => {
-    if (tlb.select(tagSet(REGIME.EL2_E2H), TAG_ANY) !== 0) tlb.invalidateTags(ALL_KINDS, ALL_KINDS, asidOf(c));
+    if (tlb.select(EL2_E2H, TAG_ANY) !== 0) tlb.invalidateTags(ALL_KINDS, ALL_KINDS, asidOf(c));
     return DONE;
   });
   cmdq.setHandler('TLBI_EL2_VA', (c) => {
-    const regime = el2Regime();
-    if (tlb.select(tagSet(regime), TAG_ANY) !== 0 && span.decode(c, vaOf(c), ril)) {
+    const withE2h = e2h();
+    if (tlb.select(withE2h ? EL2_E2H : EL2, TAG_ANY) !== 0 && span.decode(c, vaOf(c), ril)) {
       // The EL2 regime has no ASIDs: the command's ASID only matters with E2H.
-      tlb.invalidateRange(ALL_KINDS, ALL_KINDS, regime === REGIME.EL2 ? TAG_ANY : asidOf(c), true, span);
+      tlb.invalidateRange(ALL_KINDS, ALL_KINDS, withE2h ? asidOf(c) : TAG_ANY, true, span);
     }
     return DONE;
   });
   cmdq.setHandler('TLBI_EL2_VAA', (c) => {
-    if (tlb.select(tagSet(el2Regime()), TAG_ANY) !== 0 && span.decode(c, vaOf(c), ril)) tlb.invalidateRange(ALL_KINDS, ALL_KINDS, TAG_ANY, false, span);
+    if (tlb.select(e2h() ? EL2_E2H : EL2, TAG_ANY) !== 0 && span.decode(c, vaOf(c), ril)) tlb.invalidateRange(ALL_KINDS, ALL_KINDS, TAG_ANY, false, span);
     return DONE;
   });
 
