@@ -10,7 +10,7 @@
 // consumption resumes from CONS only after software acknowledges through GERRORN (7.1).
 
 import { CERROR, CERROR_NAMES, CMDQ_CONS, GERROR, Q_BASE, Q_IDX } from '../../src/smmu/regs.ts';
-import { CS, F, compileCommands, commandName, legalityTable, passesLegalityTable, rangeRuleBroken, type CompiledCommand, type LegalityTable } from '../../src/smmu/commands.ts';
+import { CS, F, OP, compileCommands, commandName, legalityTable, passesLegalityTable, rangeRuleBroken, type CompiledCommand, type LegalityTable, type ReservedValue } from '../../src/smmu/commands.ts';
 import type { SmmuFeatures } from '../../src/smmu/features.ts';
 import { STAT } from '../../src/layout.ts';
 import type { RegisterFile } from '../../src/regmap.ts';
@@ -61,14 +61,16 @@ export function illegalCode(cc: CompiledCommand | undefined, c: Uint32Array): nu
   if (!cc.checkValues) return 0;
   if (cc.hasSsec && F.SSEC.read(c) !== 0) return ILL.SSEC;
   const reserved = cc.reserved;
-  for (let i = 0; i < reserved.length; i++) {
-    const rv = reserved[i]!;
-    const v = rv.field.read(c);
-    if ((rv.equals !== undefined && v === rv.equals) || (rv.above !== undefined && v > rv.above)) return ILL.RESERVED_VALUE;
-  }
+  for (let i = 0; i < reserved.length; i++) if (isReserved(reserved[i]!, c)) return ILL.RESERVED_VALUE;
   // 4.4.1.1: with TG=0 the range and level fields are RES0; with TG!=0, NUM=SCALE=TTL=0 is reserved.
   if (cc.rangeRules && rangeRuleBroken(c)) return ILL.RANGE;
   return 0;
+}
+
+/** True when command c holds the reserved encoding rv of one of its fields. */
+function isReserved(rv: ReservedValue, c: Uint32Array): boolean {
+  const v = rv.field.read(c);
+  return (rv.equals !== undefined && v === rv.equals) || (rv.above !== undefined && v > rv.above);
 }
 
 /** Commands consumed per scheduler task before yielding to other hardware activity. */
@@ -118,7 +120,7 @@ export class CommandQueue {
   }
 
   setHandler(name: string, h: CommandHandler): void {
-    const op = Object.values(this.compiled).find((c) => c?.def.name === name)?.def.op;
+    const op = OP[name];
     if (op === undefined) throw new Error(`no command named ${name}`);
     this.handlers[op] = h;
   }
@@ -254,10 +256,7 @@ export class CommandQueue {
       case ILL.SSEC:
         return `${name}: SSec=1 on the Non-secure command queue (4.1.6)`;
       case ILL.RESERVED_VALUE: {
-        const rv = cc.reserved.find((x) => {
-          const v = x.field.read(c);
-          return (x.equals !== undefined && v === x.equals) || (x.above !== undefined && v > x.above);
-        })!;
+        const rv = cc.reserved.find((x) => isReserved(x, c))!;
         return `${name}: ${rv.field.name}=${rv.field.read(c)} is reserved`;
       }
       default: {
