@@ -2,9 +2,8 @@
 // allocating queues and the stream table, the reset sequence that brings the SMMU up, interrupt
 // setup, the global error handler with skip_err, and command batches.
 
-import { CMDQ_CONS, CR0, CR1, CR2, CACHE_WB, GBPA, GERROR, IDR0, IDR1, IDR3, IDR5, IRQ_CTRL, MEMATTR_DEVICE_nGnRE, OAS_BITS, OFF, Q_BASE, SH_ISH, STRTAB_BASE, STRTAB_BASE_CFG, STRTAB_FMT_2LVL, STRTAB_FMT_LINEAR, TTENDIAN_LE, TTF_AARCH64 } from '../../src/smmu/regs.ts';
+import { CERROR, CMDQ_CONS, CR0, CR1, CR2, CACHE_WB, GBPA, GERROR, IDR0, IDR1, IDR3, IDR5, IRQ_CTRL, MEMATTR_DEVICE_nGnRE, OAS_BITS, OFF, Q_BASE, SH_ISH, STRTAB_BASE, STRTAB_BASE_CFG, STRTAB_FMT_2LVL, STRTAB_FMT_LINEAR, TTENDIAN_LE, TTF_AARCH64 } from '../../src/smmu/regs.ts';
 import { STE, STE_BYTES, STE_CONFIG, L1STD_BYTES } from '../../src/smmu/ste.ts';
-import { CERROR } from '../../src/smmu/regs.ts';
 import { PA, PAGE_SIZE, SMMU_BYTES, VECTOR } from '../../src/layout.ts';
 import { TIMEOUT } from '../../src/time.ts';
 import type { IoMem, Platform } from '../../src/platform.ts';
@@ -383,12 +382,11 @@ export class ArmSmmuDevice {
   requestIrqs(): void {
     const v = this.shared.irqVectors;
     this.p.requestIrq(v.gerror, 'arm-smmu-v3-gerror', () => this.gerrorHandler());
-    this.p.requestIrq(v.evtq, 'arm-smmu-v3-evtq', () => this.evtqHandler?.());
+    this.p.requestIrq(v.evtq, 'arm-smmu-v3-evtq', () => this.evtq.run());
   }
 
   /** The event queue thread (evtq.ts). */
   readonly evtq = new EventQueueThread(this);
-  evtqHandler: (() => void) | null = () => this.evtq.run();
 
   // ---------------------------------------------------------------------------------------------
   // Global errors (arm_smmu_gerror_handler, __arm_smmu_cmdq_skip_err)
@@ -477,28 +475,21 @@ export class ArmSmmuDevice {
     return ret;
   }
 
-  /** Adds a command to this CPU's batch; a full batch is issued without a sync (arm_smmu_cmdq_batch_add). */
-  batchAdd(ent: CmdEnt): void {
-    if (this.batchNum === CMDQ_BATCH_ENTRIES) {
-      this.cmdq.issue(this.batchBuf, this.batchNum, false);
-      this.batchNum = 0;
-    }
-    buildCmd(this.batchBuf, this.batchNum * 4, ent);
-    this.batchNum++;
-  }
-
-  /** Adds an already encoded command (4 words) to the batch. */
-  batchAddRaw(words: Uint32Array, off = 0): void {
+  /**
+   * Adds an encoded command (4 words) to this CPU's batch; a full batch is issued without a sync first
+   * (arm_smmu_cmdq_batch_add).
+   */
+  batchAddRaw(words: Uint32Array): void {
     if (this.batchNum === CMDQ_BATCH_ENTRIES) {
       this.cmdq.issue(this.batchBuf, this.batchNum, false);
       this.batchNum = 0;
     }
     const b = this.batchBuf;
     const at = this.batchNum * 4;
-    b[at] = words[off]!;
-    b[at + 1] = words[off + 1]!;
-    b[at + 2] = words[off + 2]!;
-    b[at + 3] = words[off + 3]!;
+    b[at] = words[0]!;
+    b[at + 1] = words[1]!;
+    b[at + 2] = words[2]!;
+    b[at + 3] = words[3]!;
     this.batchNum++;
   }
 
