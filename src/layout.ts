@@ -17,6 +17,7 @@
 // look familiar: DRAM at 0x4000_0000, the SMMU at 0x0905_0000, ECAM at 0x3f00_0000.
 
 import { hex } from './bits.ts';
+import { SMMU_MMIO_SIZE } from './smmu/regs.ts';
 
 export const PAGE_SIZE = 4096;
 export const PAGE_SHIFT = 12;
@@ -38,7 +39,8 @@ export const PA = {
 export const ECAM_BUSES = 4;
 export const ECAM_BYTES = ECAM_BUSES << 20;
 export const BAR_BYTES = 1 << 20;
-export const SMMU_BYTES = 0x20000;
+/** The SMMU's two 64 KiB register pages (6.2). */
+export const SMMU_BYTES = SMMU_MMIO_SIZE;
 export const PLATDEV_BYTES = 0x10000;
 
 /** Interrupt vectors of the SMMU's wired lines (SPI-like numbers); MSIs use vectors from MSI_VECTOR_BASE. */

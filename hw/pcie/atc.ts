@@ -3,6 +3,7 @@
 // translation granted. Least-recently-used entries make room for new ones. ATC Invalidate Requests drop
 // every entry overlapping the invalidated range (10.3.1), whatever their permissions.
 
+import { ATC_INV_SIZE_ALL } from '../../src/smmu/commands.ts';
 import type { AtcInvalidation } from '../smmu/services.ts';
 
 export interface AtcEntry {
@@ -16,9 +17,6 @@ export interface AtcEntry {
   /** PASID the translation was requested with, or -1. */
   pasid: number;
 }
-
-/** Size (4 KiB << size) of an ATC_INV span that means "everything" (SMMUv3 4.5.1 Size = 52). */
-const INV_ALL = 52;
 
 export class Atc {
   /** Entries by key, in least- to most-recently-used order (Map iteration order). */
@@ -75,7 +73,7 @@ export class Atc {
    */
   invalidate(req: AtcInvalidation): number {
     let dropped = 0;
-    const all = req.size >= INV_ALL;
+    const all = req.size >= ATC_INV_SIZE_ALL;
     const start = req.addr;
     const end = all ? Infinity : req.addr + 4096 * 2 ** req.size;
     for (const [k, e] of [...this.entries]) {

@@ -10,6 +10,7 @@ import { BAR_BYTES, ECAM_BYTES, PA, type SharedViews } from '../../src/layout.ts
 import type { WriteOutcome } from '../../src/regmap.ts';
 import { formatBdf, parseBdf, ridOf, type Topology } from '../../src/topology.ts';
 import type { PcieFault } from '../../src/faults.ts';
+import { NS_PER_MS } from '../../src/time.ts';
 import type { HwContext } from '../context.ts';
 import type { MmioWindow } from '../machine.ts';
 import type { SmmuDeviceServices } from '../smmu/services.ts';
@@ -99,7 +100,7 @@ export class PcieHost {
         ep.setFlrHang(f.on);
         return;
       case 'pcie-flr-time':
-        ep.setFlrTime(f.ms * 1e6);
+        ep.setFlrTime(f.ms * NS_PER_MS);
         return;
       case 'pcie-aer':
         ep.recordError(f.error);

@@ -15,7 +15,7 @@
 
 import { capReg } from '../../src/pcie/config-space.ts';
 import { BRIDGE_CONTROL, CXL_PORT_CTL, LNKSTA, RTCTL } from '../../src/pcie/regs.ts';
-import { ACS_ROOT_PORT, type PortTopology } from '../../src/topology.ts';
+import { ACS_ROOT_PORT, CLASS, type PortTopology } from '../../src/topology.ts';
 import type { HwContext } from '../context.ts';
 import type { Timer } from '../scheduler.ts';
 import type { PcieEndpoint, UpstreamPort } from './endpoint.ts';
@@ -37,7 +37,7 @@ export class RootPort extends PcieFunction implements UpstreamPort {
       vendorId: t.vendorId,
       deviceId: t.deviceId,
       revision: 0,
-      classCode: 0x060400,
+      classCode: CLASS.BRIDGE_PCI,
       subsysVendorId: 0,
       subsysId: 0,
       multifunction: false,

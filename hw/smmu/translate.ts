@@ -23,7 +23,7 @@ import type { SmmuFeatures } from '../../src/smmu/features.ts';
 import { CR0, CR2, GBPA } from '../../src/smmu/regs.ts';
 import { EVT, EVT_CLASS, EVT_NAME } from '../../src/smmu/events.ts';
 import { EATS, S1DSS } from '../../src/smmu/ste.ts';
-import { PTE } from '../../src/smmu/pte.ts';
+import { GRANULE_4K, PTE } from '../../src/smmu/pte.ts';
 import type { AtsEndpoint, AtsTranslation, DmaAccess, DmaResult, SmmuDeviceServices } from './services.ts';
 import { ASID_GLOBAL, REGIME, TLB_KIND, type Tlb, type TlbEntry } from './caches.ts';
 import type { CdTables } from './cd.ts';
@@ -33,7 +33,7 @@ import { S1P, S2P, s1Allows, s1Perms, s2Allows, s2Device, s2Perms, type TableXla
 import { hex } from '../../src/bits.ts';
 
 /** Bytes of one translated piece: the smallest translation granule. */
-const PIECE = 4096;
+const PIECE = GRANULE_4K;
 
 /** An incoming access after the STE's PRIVCFG/INSTCFG overrides. */
 interface Req {

@@ -11,7 +11,7 @@ import { bits, range, type Field } from '../bits.ts';
 import {
   ACS, ACS_BITS, AER, AER_CAP, AER_COR, AER_COR_MASK_DEFAULT, AER_ROOT_COMMAND, AER_ROOT_STATUS, AER_UNCOR, AER_UNCOR_SEVER_DEFAULT,
   ATS, ATS_CAP, ATS_CTRL, CAP_ID, CXL_DVSEC_PORT, CXL_PORT_CTL, DEVCAP, DEVCTL, DEVCTL2, DEVSTA, DVSEC, DVSEC_HDR1, DVSEC_HDR2, EXP, EXP_FLAGS,
-  EXP_TYPE, EXT_CAP_ID, LNKCAP, LNKCAP2, LNKCTL, LNKCTL2, LNKSTA, MSI, MSI_ADDR_LO, MSI_CONTROL, PASID, PASID_CAP, PASID_CTRL,
+  EXP_TYPE, EXT_CAP_ID, LINK_SPEED, LNKCAP, LNKCAP2, LNKCTL, LNKCTL2, LNKSTA, MSI, MSI_ADDR_LO, MSI_CONTROL, PASID, PASID_CAP, PASID_CTRL,
   PCI_VENDOR_ID_CXL, PM, PMC, PMCSR, PRI, PRI_CTRL, PRI_STATUS, RTCAP, RTCTL,
 } from './regs.ts';
 
@@ -124,9 +124,9 @@ const EXP_CAP: CapabilityDef = {
     // Defaults (7.5.3.4): relaxed ordering and no-snoop enabled, 128-byte payload, 512-byte reads.
     const devctl = DEVCTL.READRQ.set(DEVCTL.NOSNOOP_EN.set(DEVCTL.RELAX_EN.set(0, 1), 1), 2);
     // 5 GT/s x4; a Root Port reports Data Link Layer Link Active (Linux waits on it after SBR).
-    let lnkcap = LNKCAP.PN.set(LNKCAP.MLW.set(LNKCAP.SLS.set(0, 2), 4), p.portNumber);
+    let lnkcap = LNKCAP.PN.set(LNKCAP.MLW.set(LNKCAP.SLS.set(0, LINK_SPEED.GT5), 4), p.portNumber);
     if (p.port) lnkcap = LNKCAP.DLLLARC.set(lnkcap, 1);
-    let lnksta = LNKSTA.NLW.set(LNKSTA.CLS.set(0, 2), 4);
+    let lnksta = LNKSTA.NLW.set(LNKSTA.CLS.set(0, LINK_SPEED.GT5), 4);
     if (p.port) lnksta = LNKSTA.DLLLA.set(lnksta, 1);
     const devctlFields = [
       ...bitsOf(0x0fff & ~(DEVCTL.PHANTOM.bits | DEVCTL.AUX_PME.bits), DEVCTL, 'RW'),
@@ -157,7 +157,7 @@ const EXP_CAP: CapabilityDef = {
       reg('DEVSTA2', EXP.DEVSTA2, 16, half('RO'), { spec: '7.5.3.17' }),
       // Supported speeds 2.5 and 5 GT/s.
       reg('LNKCAP2', EXP.LNKCAP2, 32, all(LNKCAP2, 'RO'), { reset: LNKCAP2.SPEEDS.set(0, 0b11), spec: '7.5.3.18' }),
-      reg('LNKCTL2', EXP.LNKCTL2, 16, all(LNKCTL2, 'RW'), { reset: LNKCTL2.TLS.set(0, 2), spec: '7.5.3.19' }),
+      reg('LNKCTL2', EXP.LNKCTL2, 16, all(LNKCTL2, 'RW'), { reset: LNKCTL2.TLS.set(0, LINK_SPEED.GT5), spec: '7.5.3.19' }),
       reg('LNKSTA2', EXP.LNKSTA2, 16, half('RO'), { spec: '7.5.3.20' }),
       reg('SLTCAP2', EXP.SLTCAP2, 32, whole('RO'), { spec: '7.5.3.21' }),
       reg('SLTCTL2', EXP.SLTCTL2, 16, half('RO'), { spec: '7.5.3.22' }),

@@ -3,6 +3,7 @@
 // are not modelled.
 
 import { bits, range } from '../bits.ts';
+import { OAS_BITS } from './regs.ts';
 
 export const CD_BYTES = 64;
 export const CD_QWORDS = 8;
@@ -60,5 +61,5 @@ export const CD = {
 
 /** CD.TG0 encodings (5.4): 4 KiB, 64 KiB, 16 KiB. TG1 uses a different encoding (01 16K, 10 4K, 11 64K). */
 export const TG0 = { G4K: 0, G64K: 1, G16K: 2 } as const;
-/** IPS / S2PS encodings to address bits (5.4, 5.2). */
-export const PS_BITS = [32, 36, 40, 42, 44, 48, 52] as const;
+/** IPS / S2PS encodings to address bits (5.4, 5.2): the IDR5.OAS encoding. */
+export const PS_BITS = OAS_BITS;

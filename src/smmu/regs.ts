@@ -205,7 +205,6 @@ export const GERROR = {
   MSI_GERROR_ABT_ERR: bits('MSI_GERROR_ABT_ERR', 7),
   SFM_ERR: bits('SFM_ERR', 8),
 } as const;
-export type GerrorName = keyof typeof GERROR;
 
 /** *_IRQ_CFG0/1/2 (6.3.21-23): MSI address [55:2] (0 = no MSI), data, shareability and attributes. */
 export const IRQ_CFG0 = { ADDR: range('ADDR', 55, 2) } as const;
