@@ -6,6 +6,7 @@ import { CERROR, CMDQ_CONS, CR0, CR1, CR2, CACHE_WB, GBPA, GERROR, IDR0, IDR1, I
 import { STE, STE_BYTES, STE_CONFIG, L1STD_BYTES } from '../../src/smmu/ste.ts';
 import { PA, PAGE_SIZE, SMMU_BYTES, VECTOR } from '../../src/layout.ts';
 import { TIMEOUT } from '../../src/time.ts';
+import { hex } from '../../src/bits.ts';
 import type { IoMem, Platform } from '../../src/platform.ts';
 import { buildCmd, buildSync, type CmdEnt } from './cmds.ts';
 import { CMDQ_BATCH_ENTRIES, CMDQ_MAX_SZ_SHIFT, Cmdq, cmdqStateBytes, type CmdqDesc } from './cmdq.ts';
@@ -80,6 +81,11 @@ export class ProbeError extends Error {}
 
 const DEV = 'arm-smmu-v3 9050000.smmuv3';
 
+/** Every error bit GERROR defines (Linux GERROR_ERR_MASK, 0x1fd). */
+const GERROR_ERR_MASK = Object.values(GERROR).reduce((m, f) => m | f.bits, 0);
+/** CMDQ_CONS.ERR codes as skip_err names them. */
+const CERROR_TEXT = ['No error', 'Illegal command', 'Abort on command fetch', 'ATC invalidate timeout'];
+
 export class ArmSmmuDevice {
   readonly regs: IoMem;
   cmdq!: Cmdq;
@@ -121,11 +127,13 @@ export class ArmSmmuDevice {
     return d;
   }
 
+  /** Logs why the probe cannot go on (dev_err) and abandons it. */
+  private probeFail(msg: string): never {
+    this.log('err', msg);
+    throw new ProbeError(msg);
+  }
+
   private hwProbe(opts: SmmuDriverOptions): void {
-    const fail = (msg: string): never => {
-      this.log('err', msg);
-      throw new ProbeError(msg);
-    };
     const idr0 = this.regs.read32(OFF.IDR0);
     let features = 0;
     if (IDR0.ST_LEVEL.get(idr0) === 1) features |= FEAT.TWO_LVL_STRTAB;
@@ -133,7 +141,7 @@ export class ArmSmmuDevice {
     const endian = IDR0.TTENDIAN.get(idr0);
     if (endian === 0) features |= FEAT.TT_LE | FEAT.TT_BE;
     else if (endian === TTENDIAN_LE) features |= FEAT.TT_LE;
-    else fail('unknown/unsupported TT endianness!');
+    else this.probeFail('unknown/unsupported TT endianness!');
     if (IDR0.PRI.get(idr0)) features |= FEAT.PRI;
     if (IDR0.ATS.get(idr0)) features |= FEAT.ATS;
     if (IDR0.SEV.get(idr0)) features |= FEAT.SEV;
@@ -151,19 +159,19 @@ export class ArmSmmuDevice {
     if (IDR0.STALL_MODEL.get(idr0) === 2) features |= FEAT.STALLS | FEAT.STALL_FORCE;
     if (IDR0.S1P.get(idr0)) features |= FEAT.TRANS_S1;
     if (IDR0.S2P.get(idr0)) features |= FEAT.TRANS_S2;
-    if (!(features & (FEAT.TRANS_S1 | FEAT.TRANS_S2))) fail('no translation support!');
+    if (!(features & (FEAT.TRANS_S1 | FEAT.TRANS_S2))) this.probeFail('no translation support!');
     let ias = 0;
     const ttf = IDR0.TTF.get(idr0);
     if (ttf === 3) ias = 40;
-    else if (ttf !== TTF_AARCH64) fail('AArch64 table format not supported!');
+    else if (ttf !== TTF_AARCH64) this.probeFail('AArch64 table format not supported!');
     const asidBits = IDR0.ASID16.get(idr0) ? 16 : 8;
     const vmidBits = IDR0.VMID16.get(idr0) ? 16 : 8;
 
     const idr1 = this.regs.read32(OFF.IDR1);
-    if (IDR1.TABLES_PRESET.get(idr1) || IDR1.QUEUES_PRESET.get(idr1) || IDR1.REL.get(idr1)) fail('embedded implementation not supported');
+    if (IDR1.TABLES_PRESET.get(idr1) || IDR1.QUEUES_PRESET.get(idr1) || IDR1.REL.get(idr1)) this.probeFail('embedded implementation not supported');
     if (IDR1.ATTR_TYPES_OVR.get(idr1)) features |= FEAT.ATTR_TYPES_OVR;
     const cmdqShift = Math.min(CMDQ_MAX_SZ_SHIFT, IDR1.CMDQS.get(idr1));
-    if (cmdqShift <= Math.log2(CMDQ_BATCH_ENTRIES)) fail(`command queue size <= ${CMDQ_BATCH_ENTRIES} entries not supported`);
+    if (cmdqShift <= Math.log2(CMDQ_BATCH_ENTRIES)) this.probeFail(`command queue size <= ${CMDQ_BATCH_ENTRIES} entries not supported`);
     const evtqShift = Math.min(EVTQ_MAX_SZ_SHIFT, IDR1.EVENTQS.get(idr1));
     const ssidBits = IDR1.SSIDSIZE.get(idr1);
     const sidBits = IDR1.SIDSIZE.get(idr1);
@@ -182,7 +190,7 @@ export class ArmSmmuDevice {
     }
     ias = Math.max(ias, oas);
     if ((features & FEAT.TRANS_S1) && (features & FEAT.TRANS_S2)) features |= FEAT.NESTING;
-    this.log('info', `ias ${ias}-bit, oas ${oas}-bit (features 0x${(features >>> 0).toString(16).padStart(8, '0')})`);
+    this.log('info', `ias ${ias}-bit, oas ${oas}-bit (features ${hex(features >>> 0)})`);
 
     this.shared = {
       features,
@@ -246,32 +254,33 @@ export class ArmSmmuDevice {
   // ---------------------------------------------------------------------------------------------
   // Reset (arm_smmu_device_reset)
 
-  /** Writes a register and polls its ACK until it matches (arm_smmu_write_reg_sync): 1 us steps, 1 s. */
-  private writeRegSync(val: number, reg: number, ack: number): boolean {
-    this.regs.write32(reg, val);
+  /**
+   * Reads a register every 1 us until `done` accepts its value, for at most the poll timeout
+   * (readl_relaxed_poll_timeout with ARM_SMMU_POLL_TIMEOUT_US); the value, or null on timeout.
+   */
+  private pollReg(reg: number, done: (v: number) => boolean): number | null {
     const deadline = this.p.clock.now() + this.shared.pollTimeoutNs;
     for (;;) {
-      if (this.regs.read32(ack) === val >>> 0) return true;
-      if (this.p.clock.now() > deadline) return false;
+      const v = this.regs.read32(reg);
+      if (done(v)) return v;
+      if (this.p.clock.now() > deadline) return null;
       this.p.delay(1000);
     }
   }
 
+  /** Writes a register and polls its ACK until it matches (arm_smmu_write_reg_sync). */
+  private writeRegSync(val: number, reg: number, ack: number): boolean {
+    this.regs.write32(reg, val);
+    return this.pollReg(ack, (v) => v === val >>> 0) !== null;
+  }
+
   /** Waits for GBPA.Update to clear, then writes a new value with Update set (arm_smmu_update_gbpa). */
   private updateGbpa(set: number, clr: number): boolean {
-    const waitIdle = () => {
-      const deadline = this.p.clock.now() + this.shared.pollTimeoutNs;
-      for (;;) {
-        const v = this.regs.read32(OFF.GBPA);
-        if (!GBPA.Update.get(v)) return v;
-        if (this.p.clock.now() > deadline) return null;
-        this.p.delay(1000);
-      }
-    };
-    const old = waitIdle();
+    const idle = (v: number) => !GBPA.Update.get(v);
+    const old = this.pollReg(OFF.GBPA, idle);
     if (old === null) return false;
     this.regs.write32(OFF.GBPA, ((old & ~clr) | set | GBPA.Update.bits) >>> 0);
-    if (waitIdle() === null) {
+    if (this.pollReg(OFF.GBPA, idle) === null) {
       this.log('err', 'GBPA not responding to update');
       return false;
     }
@@ -280,16 +289,12 @@ export class ArmSmmuDevice {
 
   private deviceReset(irqCpu: number): void {
     const s = this.shared;
-    const fail = (msg: string): never => {
-      this.log('err', msg);
-      throw new ProbeError(msg);
-    };
     // Disable bypass while the SMMU is being reset, if a previous owner left it on.
     if (CR0.SMMUEN.get(this.regs.read32(OFF.CR0))) {
       this.log('warn', 'SMMU currently enabled! Resetting...');
       this.updateGbpa(GBPA.ABORT.bits, 0);
     }
-    if (!this.writeRegSync(0, OFF.CR0, OFF.CR0ACK)) fail('failed to clear cr0');
+    if (!this.writeRegSync(0, OFF.CR0, OFF.CR0ACK)) this.probeFail('failed to clear cr0');
 
     // Table and queue accesses: inner-shareable, write-back cacheable.
     let cr1 = 0;
@@ -326,7 +331,7 @@ export class ArmSmmuDevice {
     this.regs.write32(OFF.CMDQ_PROD, 0);
     this.regs.write32(OFF.CMDQ_CONS, 0);
     let enables = CR0.CMDQEN.bits;
-    if (!this.writeRegSync(enables, OFF.CR0, OFF.CR0ACK)) fail('failed to enable command queue');
+    if (!this.writeRegSync(enables, OFF.CR0, OFF.CR0ACK)) this.probeFail('failed to enable command queue');
 
     // Invalidate any cached configuration and TLB entries, each with its own CMD_SYNC.
     this.issueCmdWithSync({ op: 'CFGI_ALL' });
@@ -338,25 +343,22 @@ export class ArmSmmuDevice {
     this.regs.write32(OFF.EVENTQ_PROD, 0);
     this.regs.write32(OFF.EVENTQ_CONS, 0);
     enables |= CR0.EVENTQEN.bits;
-    if (!this.writeRegSync(enables, OFF.CR0, OFF.CR0ACK)) fail('failed to enable event queue');
+    if (!this.writeRegSync(enables, OFF.CR0, OFF.CR0ACK)) this.probeFail('failed to enable event queue');
 
     if (this.has(FEAT.ATS)) {
       enables |= CR0.ATSCHK.bits;
-      if (!this.writeRegSync(enables, OFF.CR0, OFF.CR0ACK)) fail('failed to enable ATS check');
+      if (!this.writeRegSync(enables, OFF.CR0, OFF.CR0ACK)) this.probeFail('failed to enable ATS check');
     }
 
     this.setupIrqs(irqCpu);
 
     enables |= CR0.SMMUEN.bits;
-    if (!this.writeRegSync(enables, OFF.CR0, OFF.CR0ACK)) fail('failed to enable SMMU interface');
+    if (!this.writeRegSync(enables, OFF.CR0, OFF.CR0ACK)) this.probeFail('failed to enable SMMU interface');
   }
 
   /** arm_smmu_setup_irqs: IRQs off, MSI configuration, handlers, then IRQ_CTRL enables. */
   private setupIrqs(irqCpu: number): void {
-    if (!this.writeRegSync(0, OFF.IRQ_CTRL, OFF.IRQ_CTRLACK)) {
-      this.log('err', 'failed to disable irqs');
-      throw new ProbeError('failed to disable irqs');
-    }
+    if (!this.writeRegSync(0, OFF.IRQ_CTRL, OFF.IRQ_CTRLACK)) this.probeFail('failed to disable irqs');
     // arm_smmu_setup_msis: clear the MSI addresses (Linux does so before it looks at IDR0.MSI; without
     // MSIs the registers are RES0), then point each source at the MSI doorbell with its vector as
     // data, Device-nGnRE.
@@ -395,9 +397,8 @@ export class ArmSmmuDevice {
     const gerror = this.regs.read32(OFF.GERROR);
     const gerrorn = this.regs.read32(OFF.GERRORN);
     const active = (gerror ^ gerrorn) >>> 0;
-    const mask = Object.values(GERROR).reduce((m, f) => m | f.bits, 0);
-    if (!(active & mask)) return;
-    this.log('warn', `unexpected global error reported (0x${active.toString(16).padStart(8, '0')}), this could be serious`);
+    if (!(active & GERROR_ERR_MASK)) return;
+    this.log('warn', `unexpected global error reported (${hex(active)}), this could be serious`);
     for (const [name, f] of Object.entries(GERROR)) if (active & f.bits) this.gerrors.set(name, (this.gerrors.get(name) ?? 0) + 1);
     if (active & GERROR.SFM_ERR.bits) {
       this.log('err', 'device has entered Service Failure Mode!');
@@ -420,8 +421,7 @@ export class ArmSmmuDevice {
   private skipErr(): void {
     const cons = this.regs.read32(OFF.CMDQ_CONS);
     const idx = CMDQ_CONS.ERR.get(cons);
-    const names = ['No error', 'Illegal command', 'Abort on command fetch', 'ATC invalidate timeout'];
-    this.log('err', `CMDQ error (cons 0x${cons.toString(16).padStart(8, '0')}): ${names[idx] ?? 'Unknown'}`);
+    this.log('err', `CMDQ error (cons ${hex(cons >>> 0)}): ${CERROR_TEXT[idx] ?? 'Unknown'}`);
     this.errorLog.push({ cons: CMDQ_CONS.RD.get(cons), code: idx });
     switch (idx) {
       case CERROR.ABT:
@@ -440,8 +440,8 @@ export class ArmSmmuDevice {
     const q0 = this.p.mem.read64(slotPa);
     const q1 = this.p.mem.read64(slotPa + 8);
     this.log('err', 'skipping command in error state:');
-    this.log('err', `\t0x${q0.toString(16).padStart(16, '0')}`);
-    this.log('err', `\t0x${q1.toString(16).padStart(16, '0')}`);
+    this.log('err', `\t${hex(q0, 16)}`);
+    this.log('err', `\t${hex(q1, 16)}`);
     const sync = new Uint32Array(4);
     buildSync(sync, 0, 0);
     const i = this.p.mem.idx32(slotPa);
