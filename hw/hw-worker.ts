@@ -5,9 +5,9 @@
 // - after any activity the loop stays hot, spinning on the write port for HOT_MS, so a driver that
 //   comes back within that time (the next batch of a workload) never pays for a wake-up;
 // - once idle it still spins one wake-up's worth (SPIN_MS) and then sleeps in a synchronous
-//   Atomics.wait on the wake word, with the waiter flag raised so producers notify only then. A
-//   synchronous wait wakes in tens of microseconds; Atomics.waitAsync took hundreds, long enough for
-//   both sides to fall asleep on every round trip;
+//   Atomics.wait on the wake word, with the waiter flag raised so producers notify only then. The wait
+//   is synchronous because it wakes in tens of microseconds; an asynchronous one resolves through the
+//   event loop, slow enough for both sides to fall asleep on every round trip;
 // - sleeps are sliced (SLEEP_SLICE_MS, never past the next timer) and every slice, like every YIELD_MS of
 //   busy work, ends with a turn of the thread's own event loop for control messages (fault injection,
 //   statistics, stop).
@@ -117,9 +117,5 @@ async function loop(): Promise<void> {
 
 Atomics.store(ctrl, CTRL.HW_READY, 1);
 parentPort!.postMessage({ type: 'ready' });
-loop().then(
-  () => parentPort!.postMessage({ type: 'stopped' }),
-  (e) => {
-    throw e;
-  },
-);
+// A failure in a device model rejects the loop; unhandled, it ends the worker with that error.
+void loop().then(() => parentPort!.postMessage({ type: 'stopped' }));

@@ -1,7 +1,7 @@
 // Booting the emulated system: one shared buffer, the hardware worker and one worker per simulated CPU.
 //
 //   main thread      orchestration only: boots workers, relays requests, reads statistics
-//   hardware worker  hw/hw-worker.ts: every device model (SMMUv3 now, PCIe functions later)
+//   hardware worker  hw/hw-worker.ts: every device model (SMMUv3, DMA test engines, PCIe functions)
 //   CPU workers      drivers/cpu-worker.ts: the kernel driver, one worker per simulated CPU
 //
 // The workers talk to each other only through the shared buffer; messages carry control requests.

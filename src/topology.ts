@@ -361,7 +361,7 @@ export function loadTopologyFile(path: string): Topology {
   return parseTopology(json, path);
 }
 
-/** Every function of a topology, ports first (each followed by its functions). */
+/** Every endpoint function of a topology, port by port. */
 export function allFunctions(t: Topology): FunctionTopology[] {
   return t.ports.flatMap((p) => p.functions);
 }

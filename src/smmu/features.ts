@@ -8,10 +8,10 @@
 import { IDR0, IDR1, IDR3, IDR5, AIDR, IIDR, OAS_BITS, QUEUE_LOG2_MAX, STALL_MODEL_NONE, TTENDIAN_LE, TTF_AARCH64 } from './regs.ts';
 
 export interface SmmuFeatures {
-  /** Stage 1 (IDR0.S1P) and stage 2 (IDR0.S2P) translation. */
+  /** Stage 1 (IDR0.S1P) and stage 2 (IDR0.S2P) translation; with both, nested STE configs are accepted. */
   stage1: boolean;
   stage2: boolean;
-  /** Nested (stage 1 + stage 2) STE configs are accepted when both stages exist. */
+  /** IDR0.ATS: ATS Translation Requests, Translated transactions and CMD_ATC_INV. */
   ats: boolean;
   /** IDR0.MSI: MSIs for GERROR, event queue and CMD_SYNC completion. */
   msi: boolean;
