@@ -19,6 +19,7 @@
 
 import { OFF } from '../../src/smmu/regs.ts';
 import { F } from '../../src/smmu/commands.ts';
+import { hex } from '../../src/bits.ts';
 import type { IoMem, Platform } from '../../src/platform.ts';
 import { buildSync } from './cmds.ts';
 
@@ -137,10 +138,16 @@ export class Cmdq {
   private sharedLock(): void {
     const i = this.st + W.LOCK;
     // Fast path: no exclusive holder. Otherwise wait for it to go and take a shared count with CAS.
+    // (The exclusive holder only refreshes cons from CMDQ_CONS; a wait longer than the poll timeout
+    // means that CPU is gone, and is reported rather than waited out.)
     if (Atomics.add(this.i32, i, 1) >= 0) return;
+    let deadline = -1;
     for (;;) {
       const v = Atomics.load(this.i32, i);
       if (v >= 0 && Atomics.compareExchange(this.i32, i, v, v + 1) === v) return;
+      const now = this.p.clock.now();
+      if (deadline < 0) deadline = now + this.pollTimeoutNs;
+      else if (now > deadline) throw new CmdqTimeout('CMDQ lock: still held exclusively after the poll timeout');
       this.p.cpuRelax();
     }
   }
@@ -274,7 +281,7 @@ export class Cmdq {
         if (stuckSince < 0 || cons !== seen) stuckSince = now;
         else if (now - stuckSince > this.pollTimeoutNs) {
           if (fresh !== null) this.devLog('err', 'CMDQ timeout');
-          throw new CmdqTimeout(`CMDQ full: no space for ${n + s} entries, CONS stuck at 0x${hex8(cons)} for ${((now - stuckSince) / 1e6).toFixed(0)} ms`);
+          throw new CmdqTimeout(`CMDQ full: no space for ${n + s} entries, CONS stuck at ${hex(cons)} for ${((now - stuckSince) / 1e6).toFixed(0)} ms`);
         }
         flags = p.localIrqSave();
         llq = Atomics.load(this.i32, llqIdx);
@@ -345,7 +352,7 @@ export class Cmdq {
         this.syncTimeouts++;
         const hwProd = this.regs.read32(OFF.CMDQ_PROD);
         const hwCons = this.regs.read32(OFF.CMDQ_CONS);
-        this.devLog('err', `CMD_SYNC timeout at 0x${hex8(syncProd)} [hwprod 0x${hex8(hwProd)}, hwcons 0x${hex8(hwCons)}]`);
+        this.devLog('err', `CMD_SYNC timeout at ${hex(syncProd)} [hwprod ${hex(hwProd >>> 0)}, hwcons ${hex(hwCons >>> 0)}]`);
         seenCons = syncProd;
       }
       // The last CPU out of the shared lock publishes the cons it saw, so later reservations see space.
@@ -387,8 +394,4 @@ export class Cmdq {
       if (this.consumed(cons, syncProd)) return cons;
     }
   }
-}
-
-function hex8(v: number): string {
-  return (v >>> 0).toString(16).padStart(8, '0');
 }
