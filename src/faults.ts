@@ -1,6 +1,8 @@
 // The fault-injection API: what a test or the CLI can make the emulated hardware do wrong, on purpose
 // and repeatably. Faults are plain data so they cross the worker boundary as messages.
 
+import { formatBdf, parseBdf, ridOf } from './topology.ts';
+
 export type Fault =
   /** The next `count` command fetches abort (CERROR_ABT, 7.1). */
   | { kind: 'cmdq-fetch-abort'; count: number }
@@ -68,8 +70,9 @@ export function validateFault(f: unknown, where = 'fault'): Fault {
     return v;
   };
   const bdf = () => {
-    if (typeof o.bdf !== 'string' || !/^[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$/.test(o.bdf)) throw new Error(`${where}.bdf: must be a "BB:DD.F" address`);
-    return o.bdf.toLowerCase();
+    const b = typeof o.bdf === 'string' ? parseBdf(o.bdf) : null;
+    if (!b) throw new Error(`${where}.bdf: must be a "BB:DD.F" address (hex bus and device up to 1f, function 0-7)`);
+    return formatBdf(ridOf(b));
   };
   const flag = (k: string) => {
     if (typeof o[k] !== 'boolean') throw new Error(`${where}.${k}: must be true or false`);
