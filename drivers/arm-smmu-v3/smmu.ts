@@ -345,6 +345,9 @@ export class ArmSmmuDevice {
     enables |= CR0.EVENTQEN.bits;
     if (!this.writeRegSync(enables, OFF.CR0, OFF.CR0ACK)) this.probeFail('failed to enable event queue');
 
+    // Linux sets up the PRI queue here when IDR0.PRI (PRIQ_BASE, PRIQEN, and later its IRQ). Nothing
+    // in this model issues page requests, so the driver leaves the PRI queue disabled.
+
     if (this.has(FEAT.ATS)) {
       enables |= CR0.ATSCHK.bits;
       if (!this.writeRegSync(enables, OFF.CR0, OFF.CR0ACK)) this.probeFail('failed to enable ATS check');

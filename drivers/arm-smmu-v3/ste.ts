@@ -196,7 +196,8 @@ export class StreamTable {
     // yet, so this CPU invalidates too before relying on the descriptor.
     if (old !== 0n) this.dev.p.pages.free(l2, pages);
     // The SMMU may have cached the invalid descriptor: a change to an L1STD needs a non-leaf
-    // CFGI_STE (5.1.1).
+    // CFGI_STE (5.1.1). (Linux issues no invalidation after installing a level-2 table; this driver
+    // does, so it does not depend on whether an SMMU caches an L1STD with Span=0.)
     this.cmds.add({ op: 'CFGI_STE', sid, leaf: false });
     this.cmds.submit();
   }

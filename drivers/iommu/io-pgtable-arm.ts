@@ -275,14 +275,16 @@ export class ArmLpaeIoPgtable implements PgtableOps {
       for (; k < n; k++) {
         const e = this.read(table, i + k);
         if (e === 0n) break;
+        this.write(table, i + k, 0n);
         if (!this.isLeaf(e, lvl)) {
-          // Clear the table entry, make the SMMU drop walks through it, then free the subtree.
-          this.write(table, i + k, 0n);
+          // A table: make the SMMU drop walks through it, then free the subtree.
           this.cfg.tlb.tlbFlushWalk(iova + k * size, size, PAGE_SIZE);
           this.freeTable(lvl + 1, ArmLpaeIoPgtable.oa(e));
         }
       }
-      for (let j = 0; j < k; j++) this.write(table, i + j, 0n);
+      // Linux gathers only the leaves here (a removed table's range was just flushed by the walk
+      // flush, which drops leaf entries too); this page table gathers every removed entry's range, so
+      // unmapping a whole table costs one redundant leaf TLBI at the iotlb sync.
       if (gather && !gather.queued) for (let j = 0; j < k; j++) this.cfg.tlb.tlbAddPage(gather, iova + j * size, size);
       return k * size;
     }
