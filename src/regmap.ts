@@ -143,6 +143,13 @@ function resolveFieldRef(map: RegisterMap, ref: string): { reg: RegisterDef; fie
 /** regAt value of a dword that several narrower registers share. */
 const SHARED = -2;
 
+/** A register of up to 32 bits, taken from the dword that holds it. */
+function regValue(r: RegisterDef, dword: number): number {
+  const w = dword >>> 0;
+  if (r.width === 32) return w;
+  return (w >>> ((r.offset & 3) * 8)) & ((1 << r.width) - 1);
+}
+
 /** Byte lanes a register narrower than 32 bits covers in its dword. */
 function regLanes(r: RegisterDef): number {
   return r.width >= 32 ? 0xffffffff : ((((1 << r.width) - 1) << ((r.offset & 3) * 8)) >>> 0);
@@ -333,9 +340,13 @@ export class RegisterFile {
   /** Current value of a register up to 32 bits wide. */
   get(name: string): number {
     const r = this.def(name);
-    const w = Atomics.load(this.view, r.offset >>> 2) >>> 0;
-    if (r.width === 32) return w;
-    return (w >>> ((r.offset & 3) * 8)) & ((1 << r.width) - 1);
+    return regValue(r, Atomics.load(this.view, r.offset >>> 2));
+  }
+
+  /** Value of a register up to 32 bits wide in `image`, a copy of the register space's dwords. */
+  getIn(name: string, image: ArrayLike<number>): number {
+    const r = this.def(name);
+    return regValue(r, image[r.offset >>> 2]!);
   }
 
   /** Current value of a 64-bit register. */

@@ -94,11 +94,7 @@ export abstract class PcieFunction {
 
   /** A register's value, from the snapshot while an overlay is shown. */
   cfg(name: string): number {
-    if (this.snapshot === null) return this.regs.get(name);
-    const r = this.regs.def(name);
-    const w = this.snapshot[r.offset >>> 2]! >>> 0;
-    if (r.width === 32) return w;
-    return (w >>> ((r.offset & 3) * 8)) & ((1 << r.width) - 1);
+    return this.snapshot === null ? this.regs.get(name) : this.regs.getIn(name, this.snapshot);
   }
 
   /** Hardware-side update of some bits of a register (read-modify-write of its current value). */
