@@ -174,23 +174,23 @@ export function buildConfigSpace(s: ConfigSpec): ConfigLayout {
   placed.forEach((p) => {
     const sameKind = placed.filter((q) => q.ext === p.ext);
     const next = sameKind[sameKind.indexOf(p) + 1]?.offset ?? 0;
-    const prefix = p.name.toUpperCase();
     if (p.ext) {
       const hdr = EXT_HDR.NEXT.set(EXT_HDR.VERSION.set(EXT_HDR.ID.set(0, p.def.id), p.def.version), next);
-      registers.push(reg(`${prefix}.HDR`, p.offset, 32, Object.values(EXT_HDR).map((f) => fd(f, 'RO')), { reset: hdr >>> 0, spec: '7.6.3' }));
+      registers.push(reg(capReg(p.name, 'HDR'), p.offset, 32, Object.values(EXT_HDR).map((f) => fd(f, 'RO')), { reset: hdr >>> 0, spec: '7.6.3' }));
     } else {
       const hdr = CAP_HDR.NEXT.set(CAP_HDR.ID.set(0, p.def.id), next);
-      registers.push(reg(`${prefix}.HDR`, p.offset, 16, Object.values(CAP_HDR).map((f) => fd(f, 'RO')), { reset: hdr, spec: '7.5.1.1.11' }));
+      registers.push(reg(capReg(p.name, 'HDR'), p.offset, 16, Object.values(CAP_HDR).map((f) => fd(f, 'RO')), { reset: hdr, spec: '7.5.1.1.11' }));
     }
     const names = new Set<string>();
     for (const r of p.def.registers(s)) {
-      if (r.offset < (p.ext ? 4 : 2) || r.offset + r.width / 8 > p.size) throw new Error(`${s.name}: ${prefix}.${r.name} lies outside its capability`);
-      registers.push({ ...r, name: `${prefix}.${r.name}`, offset: p.offset + r.offset });
+      const name = capReg(p.name, r.name);
+      if (r.offset < (p.ext ? 4 : 2) || r.offset + r.width / 8 > p.size) throw new Error(`${s.name}: ${name} lies outside its capability`);
+      registers.push({ ...r, name, offset: p.offset + r.offset });
       names.add(r.name);
     }
     // Only the registers this instance has (e.g. the Root Port part of AER).
-    for (const n of p.def.sticky ?? []) if (names.has(n)) sticky.push(`${prefix}.${n}`);
-    for (const n of p.def.flrExempt ?? []) if (names.has(n)) flrExempt.push(`${prefix}.${n}`);
+    for (const n of p.def.sticky ?? []) if (names.has(n)) sticky.push(capReg(p.name, n));
+    for (const n of p.def.flrExempt ?? []) if (names.has(n)) flrExempt.push(capReg(p.name, n));
   });
   return { map: { name: `pcie ${s.name}`, size: CONFIG_BYTES, registers }, caps: placed, sticky, flrExempt };
 }
