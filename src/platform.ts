@@ -132,8 +132,8 @@ export class IoRegion implements IoMem {
   }
 
   read8(off: number): number {
-    this.b.beforeRead();
     this.check(off, 1);
+    this.b.beforeRead();
     return (Atomics.load(this.b.view, this.first + (off >>> 2)) >>> ((off & 3) * 8)) & 0xff;
   }
 
