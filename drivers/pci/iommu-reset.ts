@@ -19,8 +19,24 @@ import type { PciCore } from './core.ts';
 import { pciAtsSupported } from './ats.ts';
 import { E, errName, type PciDev } from './pci.ts';
 
+/**
+ * Runs a reset between pci_dev_reset_iommu_prepare() and pci_dev_reset_iommu_done(dev, ok), as each
+ * reset method of Linux brackets itself: a failed prepare is logged and returned with no reset done;
+ * done() gets the reset's outcome (0 is ok). Returns the reset's result.
+ */
+export function pciResetWithIommuBlocked(core: PciCore, dev: PciDev, reset: () => number): number {
+  const ret = pciDevResetIommuPrepare(core, dev);
+  if (ret) {
+    dev.log('err', `failed to stop IOMMU for a PCI reset: ${errName(ret)}`);
+    return ret;
+  }
+  const rc = reset();
+  pciDevResetIommuDone(core, dev, rc === 0);
+  return rc;
+}
+
 /** pci_dev_reset_iommu_prepare; 0 or -errno. */
-export function pciDevResetIommuPrepare(core: PciCore, dev: PciDev): number {
+function pciDevResetIommuPrepare(core: PciCore, dev: PciDev): number {
   const st = dev.iommu;
   if (!pciAtsSupported(dev) || !st || !core.iommu) return 0;
   if (st.depth++ > 0) {
@@ -50,7 +66,7 @@ export function pciDevResetIommuPrepare(core: PciCore, dev: PciDev): number {
 }
 
 /** pci_dev_reset_iommu_done(dev, ok). */
-export function pciDevResetIommuDone(core: PciCore, dev: PciDev, ok: boolean): void {
+function pciDevResetIommuDone(core: PciCore, dev: PciDev, ok: boolean): void {
   const st = dev.iommu;
   if (!pciAtsSupported(dev) || !st || !core.iommu) return;
   if (st.depth === 0) {

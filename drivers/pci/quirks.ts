@@ -13,7 +13,7 @@ import { DMA_ID, DMA_REG, FW_MAILBOX } from '../../src/pcie/dma-engine.ts';
 import { IDS } from '../../src/topology.ts';
 import { NS_PER_MS } from '../../src/time.ts';
 import type { PciCore } from './core.ts';
-import { pciDevResetIommuDone, pciDevResetIommuPrepare } from './iommu-reset.ts';
+import { pciResetWithIommuBlocked } from './iommu-reset.ts';
 import { E, errName, type PciDev } from './pci.ts';
 import { pcieFlr } from './reset.ts';
 
@@ -67,12 +67,5 @@ const QUIRKS: readonly { vendor: number; device: number; reset: QuirkReset }[] =
 export function pciDevSpecificReset(core: PciCore, dev: PciDev, probe: boolean): number {
   const q = QUIRKS.find((x) => x.vendor === dev.vendor && x.device === dev.device);
   if (!q) return -E.ENOTTY;
-  const ret = pciDevResetIommuPrepare(core, dev);
-  if (ret) {
-    dev.log('err', `failed to stop IOMMU for a PCI reset: ${errName(ret)}`);
-    return ret;
-  }
-  const rc = q.reset(core, dev, probe);
-  pciDevResetIommuDone(core, dev, rc === 0);
-  return rc;
+  return pciResetWithIommuBlocked(core, dev, () => q.reset(core, dev, probe));
 }

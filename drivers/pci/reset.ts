@@ -14,7 +14,7 @@ import {
 } from '../../src/pcie/regs.ts';
 import type { PciCore } from './core.ts';
 import { pciRestoreAtsState, pciRestorePasidState } from './ats.ts';
-import { pciDevResetIommuDone, pciDevResetIommuPrepare } from './iommu-reset.ts';
+import { pciResetWithIommuBlocked } from './iommu-reset.ts';
 import { pciRestoreMsiState } from './msi.ts';
 import { E, errName, possibleError, type PciDev } from './pci.ts';
 import { pciDevSpecificReset } from './quirks.ts';
@@ -111,18 +111,12 @@ function pciWaitForPendingTransaction(dev: PciDev): boolean {
  */
 export function pcieFlr(core: PciCore, dev: PciDev): number {
   if (!pciWaitForPendingTransaction(dev)) dev.log('err', 'timed out waiting for pending transaction; performing function level reset anyway');
-  let ret = pciDevResetIommuPrepare(core, dev);
-  if (ret) {
-    dev.log('err', `failed to stop IOMMU for a PCI reset: ${errName(ret)}`);
-    return ret;
-  }
-  dev.update16(dev.pcieCap + EXP.DEVCTL, 0, DEVCTL.BCR_FLR.bits);
-  if (!dev.immReady) {
+  return pciResetWithIommuBlocked(core, dev, () => {
+    dev.update16(dev.pcieCap + EXP.DEVCTL, 0, DEVCTL.BCR_FLR.bits);
+    if (dev.immReady) return 0;
     msleep(dev, TIMEOUT.FLR / NS_PER_MS);
-    ret = pciDevWait(dev, 'FLR', RESET_READY_POLL_MS);
-  }
-  pciDevResetIommuDone(core, dev, ret === 0);
-  return ret;
+    return pciDevWait(dev, 'FLR', RESET_READY_POLL_MS);
+  });
 }
 
 /** pcie_reset_flr: only for functions whose Device Capabilities (cached at enumeration) say FLR. */
@@ -146,21 +140,16 @@ export function pciPmReset(core: PciCore, dev: PciDev, probe: boolean): number {
   const rc = pmProbe(dev);
   if (rc || probe) return rc;
   if (dev.currentState !== POWER_STATE.D0) return -E.EINVAL;
-  let ret = pciDevResetIommuPrepare(core, dev);
-  if (ret) {
-    dev.log('err', `failed to stop IOMMU for a PCI reset: ${errName(ret)}`);
-    return ret;
-  }
-  const pos = dev.pmCap + PM.PMCSR;
-  let csr = dev.read16(pos) & ~PMCSR.STATE.bits;
-  dev.write16(pos, csr | POWER_STATE.D3HOT);
-  msleep(dev, dev.d3hotDelayMs);
-  csr &= ~PMCSR.STATE.bits;
-  dev.write16(pos, csr | POWER_STATE.D0);
-  msleep(dev, dev.d3hotDelayMs);
-  ret = pciDevWait(dev, 'PM D3hot->D0', RESET_READY_POLL_MS);
-  pciDevResetIommuDone(core, dev, ret === 0);
-  return ret;
+  return pciResetWithIommuBlocked(core, dev, () => {
+    const pos = dev.pmCap + PM.PMCSR;
+    let csr = dev.read16(pos) & ~PMCSR.STATE.bits;
+    dev.write16(pos, csr | POWER_STATE.D3HOT);
+    msleep(dev, dev.d3hotDelayMs);
+    csr &= ~PMCSR.STATE.bits;
+    dev.write16(pos, csr | POWER_STATE.D0);
+    msleep(dev, dev.d3hotDelayMs);
+    return pciDevWait(dev, 'PM D3hot->D0', RESET_READY_POLL_MS);
+  });
 }
 
 // ---- bus reset ----
@@ -250,14 +239,7 @@ function cxlSbrMasked(dev: PciDev): boolean {
  */
 export function pciResetBusFunction(core: PciCore, dev: PciDev, probe: boolean): number {
   if (cxlSbrMasked(dev)) return probe ? 0 : -E.ENOTTY;
-  const ret = pciDevResetIommuPrepare(core, dev);
-  if (ret) {
-    dev.log('err', `failed to stop IOMMU for a PCI reset: ${errName(ret)}`);
-    return ret;
-  }
-  const rc = pciParentBusReset(dev, probe);
-  pciDevResetIommuDone(core, dev, rc === 0);
-  return rc;
+  return pciResetWithIommuBlocked(core, dev, () => pciParentBusReset(dev, probe));
 }
 
 /**
@@ -271,17 +253,13 @@ export function cxlResetBusFunction(core: PciCore, dev: PciDev, probe: boolean):
   if (probe) return 0;
   const ctl = bridge!.read16(dvsec + DVSEC.PORT_CTL);
   if (possibleError(ctl, 2)) return -E.ENOTTY;
-  const ret = pciDevResetIommuPrepare(core, dev);
-  if (ret) {
-    dev.log('err', `failed to stop IOMMU for a PCI reset: ${errName(ret)}`);
-    return ret;
-  }
-  const unmask = !(ctl & CXL_PORT_CTL.UNMASK_SBR.bits);
-  if (unmask) bridge!.write16(dvsec + DVSEC.PORT_CTL, ctl | CXL_PORT_CTL.UNMASK_SBR.bits);
-  const rc = pciResetBusFunction(core, dev, probe);
-  if (unmask) bridge!.write16(dvsec + DVSEC.PORT_CTL, ctl);
-  pciDevResetIommuDone(core, dev, rc === 0);
-  return rc;
+  return pciResetWithIommuBlocked(core, dev, () => {
+    const unmask = !(ctl & CXL_PORT_CTL.UNMASK_SBR.bits);
+    if (unmask) bridge!.write16(dvsec + DVSEC.PORT_CTL, ctl | CXL_PORT_CTL.UNMASK_SBR.bits);
+    const rc = pciResetBusFunction(core, dev, probe);
+    if (unmask) bridge!.write16(dvsec + DVSEC.PORT_CTL, ctl);
+    return rc;
+  });
 }
 
 // ---- save / restore and pci_reset_function ----
