@@ -76,6 +76,10 @@ interface Success {
 type Fail = { ok: false; f: Failure };
 type Xlate = { ok: true; s: Success } | Fail;
 
+/** One page-sized piece of a device access: where it goes, or why it was terminated. */
+type PieceFail = { ok: false; name: string; event: number; reason: string };
+type Piece = { ok: true; pa: number } | PieceFail;
+
 /** A stage 1 result, with the tags a combined (nested) IOTLB entry for it needs. */
 interface S1Out {
   s: Success;
@@ -89,6 +93,21 @@ interface S1Out {
 
 const ALL_S1 = S1P.PR | S1P.PW | S1P.PX | S1P.UR | S1P.UW | S1P.UX;
 const ALL_S2 = S2P.R | S2P.W | S2P.X;
+
+/** An address that no stage translates: output = input, every permission, for one piece. */
+function identity(addr: number): Success {
+  return { pa: addr, outBase: addr - (addr % PIECE), size: PIECE, s1perms: ALL_S1, s2perms: ALL_S2, pan: false };
+}
+
+/** Why an STE with Config 0b0xx stops traffic (no event, 5.2). */
+function configAborts(ste: Ste): string {
+  return `STE Config=0b${ste.config.toString(2).padStart(3, '0')} aborts`;
+}
+
+/** The kind of access, for fault reasons. */
+function accessKind(req: Req): string {
+  return req.write ? 'write' : req.instr ? 'instruction fetch' : 'read';
+}
 
 /** What one DMA transfer did: bytes moved before it stopped, and the fault that stopped it. */
 export interface TransferOutcome {
@@ -200,7 +219,7 @@ export class Translator implements SmmuDeviceServices {
     }
   }
 
-  private untranslatedPiece(access: DmaAccess, addr: number): { ok: true; pa: number } | { ok: false; name: string; event: number; reason: string } {
+  private untranslatedPiece(access: DmaAccess, addr: number): Piece {
     if (!this.ack('SMMUEN')) {
       // SMMUEN=0: GBPA decides; nothing is fetched or cached (3.21.1, 6.3.14).
       if (GBPA.ABORT.get(this.regs.get('GBPA'))) return { ok: false, name: 'ABORT', event: 0, reason: 'SMMUEN=0 and GBPA.ABORT=1' };
@@ -212,7 +231,7 @@ export class Translator implements SmmuDeviceServices {
   }
 
   /** Records (or not) the event of a failure; returns the outcome for the device. */
-  private fail(f: Failure, record: boolean): { ok: false; name: string; event: number; reason: string } {
+  private fail(f: Failure, record: boolean): PieceFail {
     const name = f.event ? EVT_NAME[f.event.type] ?? hex(f.event.type, 0) : 'ABORT';
     let event = 0;
     if (f.event && record) {
@@ -273,7 +292,7 @@ export class Translator implements SmmuDeviceServices {
     const st = this.steFor(req, true);
     if (!st.ok) return cfgError(st.x.f);
     const ste = st.ste;
-    if (ste.abort) return none('UR', `STE Config=0b${ste.config.toString(2).padStart(3, '0')} aborts`);
+    if (ste.abort) return none('UR', configAborts(ste));
     if (ste.bypass) return badTreq(`StreamID ${hex(req.sid, 0)} is in bypass (Config=0b100)`);
     const eats = effectiveEats(ste, this.feat, this.ack('ATSCHK'));
     if (eats === EATS.ABT) return badTreq(`StreamID ${hex(req.sid, 0)} does not allow ATS (effective EATS=0b00)`);
@@ -306,7 +325,7 @@ export class Translator implements SmmuDeviceServices {
   }
 
   /** One piece of an ATS Translated transaction (3.9.1.3): the address is a PA (or, EATS=0b10, an IPA). */
-  private translatedPiece(access: DmaAccess, addr: number): { ok: true; pa: number } | { ok: false; name: string; event: number; reason: string } {
+  private translatedPiece(access: DmaAccess, addr: number): Piece {
     this.ctx.stats[XSTAT.TRANSLATED_ACCESSES]!++;
     // Translated transactions carry no PASID here (no IDR3.PASIDTT): treated as SSV=0, PnU=0, InD=0.
     const req: Req = { sid: access.sid, ssv: false, ssid: 0, addr, write: access.write, priv: false, instr: false };
@@ -324,7 +343,7 @@ export class Translator implements SmmuDeviceServices {
     const st = this.steFor(req, true);
     if (!st.ok) return this.fail(st.x.f, recCfg);
     const ste = st.ste;
-    if (ste.abort) return { ok: false, name: 'ABORT', event: 0, reason: `STE Config=0b${ste.config.toString(2).padStart(3, '0')} aborts` };
+    if (ste.abort) return { ok: false, name: 'ABORT', event: 0, reason: configAborts(ste) };
     if (ste.bypass) return forbidden(`StreamID ${hex(req.sid, 0)} is in bypass (Config=0b100)`);
     const eats = effectiveEats(ste, this.feat, true);
     if (eats === EATS.ABT) return forbidden(`StreamID ${hex(req.sid, 0)} does not allow ATS (effective EATS=0b00)`);
@@ -390,7 +409,7 @@ export class Translator implements SmmuDeviceServices {
    * ATS, EATS=0b10).
    */
   private resolveWith(req0: Req, ste: Ste, ats: boolean, stage1Only: boolean): Xlate {
-    if (ste.abort) return { ok: false, f: { kind: 'abort', event: null, record: false, reason: `StreamID ${hex(req0.sid, 0)}: STE Config=0b${ste.config.toString(2).padStart(3, '0')} aborts` } };
+    if (ste.abort) return { ok: false, f: { kind: 'abort', event: null, record: false, reason: `StreamID ${hex(req0.sid, 0)}: ${configAborts(ste)}` } };
     // PRIVCFG/INSTCFG overrides (5.2): 0b10 forces unprivileged / data, 0b11 privileged / instruction;
     // INSTCFG affects reads only.
     const req: Req = {
@@ -404,7 +423,7 @@ export class Translator implements SmmuDeviceServices {
     if (ste.bypass) {
       // Config=0b100: stage 1 bypass checks the input against OAS (3.4).
       if (req.addr >= 2 ** this.feat.oasBits) return this.xlateFail(req, { type: EVT.F_ADDR_SIZE, s2: false, cls: EVT_CLASS.IN, reason: `bypass input ${hex(req.addr, 0)} beyond the OAS` }, true);
-      return { ok: true, s: { pa: req.addr, outBase: req.addr - (req.addr % PIECE), size: PIECE, s1perms: ALL_S1, s2perms: ALL_S2, pan: false } };
+      return { ok: true, s: identity(req.addr) };
     }
     const regime = ste.el2 ? (this.cr2('E2H') ? REGIME.EL2_E2H : REGIME.EL2) : REGIME.EL1;
 
@@ -441,7 +460,7 @@ export class Translator implements SmmuDeviceServices {
       if (req.addr >= 2 ** ias) return this.xlateFail(req, { type: EVT.F_ADDR_SIZE, s2: false, cls: EVT_CLASS.IN, reason: `stage 1 bypass input ${hex(req.addr, 0)} beyond the IAS` }, true);
       if (!ste.s2) {
         // Config=0b101 with S1DSS=bypass and no stage 2: identity.
-        return { ok: true, s: { pa: req.addr, outBase: req.addr - (req.addr % PIECE), size: PIECE, s1perms: ALL_S1, s2perms: ALL_S2, pan: false } };
+        return { ok: true, s: identity(req.addr) };
       }
     }
     return this.stage2Final(req, ste, s1, ats);
@@ -529,7 +548,7 @@ export class Translator implements SmmuDeviceServices {
       e = entry;
     }
     if (!ats && !s1Allows(e.s1perms, req.write, req.instr, req.priv, cd.pan)) {
-      return s1Fault(EVT.F_PERMISSION, `${req.write ? 'write' : req.instr ? 'instruction fetch' : 'read'} (${req.priv ? 'privileged' : 'unprivileged'}) to ${hex(req.addr, 0)} not permitted`);
+      return s1Fault(EVT.F_PERMISSION, `${accessKind(req)} (${req.priv ? 'privileged' : 'unprivileged'}) to ${hex(req.addr, 0)} not permitted`);
     }
     const s: Success = { pa: e.pa + (req.addr - e.va), outBase: e.pa, size: e.size, s1perms: e.s1perms, s2perms: e.s2perms, pan: cd.pan };
     const combined = e.kind === TLB_KIND.S12;
@@ -547,7 +566,7 @@ export class Translator implements SmmuDeviceServices {
     if (!r.ok) return this.xlateFail(req, r.fault, ste.s2r);
     const e = r.e;
     if (!ats && !s2Allows(e.s2perms, req.write, req.instr)) {
-      return this.xlateFail(req, { type: EVT.F_PERMISSION, s2: true, cls: EVT_CLASS.IN, ipa, reason: `stage 2: ${req.write ? 'write' : req.instr ? 'instruction fetch' : 'read'} to IPA ${hex(ipa, 0)} not permitted` }, ste.s2r);
+      return this.xlateFail(req, { type: EVT.F_PERMISSION, s2: true, cls: EVT_CLASS.IN, ipa, reason: `stage 2: ${accessKind(req)} to IPA ${hex(ipa, 0)} not permitted` }, ste.s2r);
     }
     const pa = e.pa + (ipa - e.va);
     if (!s1) return { ok: true, s: { pa, outBase: e.pa, size: e.size, s1perms: ALL_S1, s2perms: e.s2perms, pan: false } };
