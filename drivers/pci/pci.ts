@@ -74,6 +74,13 @@ export interface PciResource {
   flags: 'mem32' | 'mem64';
 }
 
+/** A capability found in a function's config space: its ID, where it is, and which list it is on. */
+export interface CapRef {
+  id: number;
+  offset: number;
+  ext: boolean;
+}
+
 /** Per-device state of the IOMMU core around resets (gdev->reset_depth and friends). */
 export interface IommuResetState {
   /** Nesting depth of pci_dev_reset_iommu_prepare() calls. */
@@ -211,70 +218,58 @@ export class PciDev {
     this.p.log(level, `${this.driver?.name ?? 'pci'} ${this.name}: ${msg}`);
   }
 
-  /** pci_find_capability: walks the legacy list from the Capabilities Pointer, at most 48 entries. */
-  findCapability(id: number): number {
-    if (!(this.read16(HDR.STATUS) & STATUS.CAP_LIST.bits)) return 0;
+  /**
+   * The legacy capability list from the Capabilities Pointer, in chain order: at most 48 entries (Linux
+   * PCI_FIND_CAP_TTL); `looped` when the walk ran out of them (a chain that points back into itself).
+   */
+  legacyCapabilities(): { caps: CapRef[]; looped: boolean } {
+    const caps: CapRef[] = [];
+    if (!(this.read16(HDR.STATUS) & STATUS.CAP_LIST.bits)) return { caps, looped: false };
     let pos = this.read8(HDR.CAP_PTR);
-    for (let ttl = PCI_FIND_CAP_TTL; ttl > 0; ttl--) {
-      if (pos < 0x40) return 0;
+    let ttl = PCI_FIND_CAP_TTL;
+    for (; ttl > 0 && pos >= 0x40; ttl--) {
       pos &= ~3;
       const ent = this.read16(pos);
-      const cid = CAP_HDR.ID.get(ent);
-      if (cid === 0xff) return 0;
-      if (cid === id) return pos;
+      if (CAP_HDR.ID.get(ent) === 0xff) break;
+      caps.push({ id: CAP_HDR.ID.get(ent), offset: pos, ext: false });
       pos = CAP_HDR.NEXT.get(ent);
     }
-    return 0;
-  }
-
-  /** pci_find_ext_capability: walks the extended list from 0x100, at most 480 entries. */
-  findExtCapability(id: number): number {
-    if (this.cfgSize <= 256) return 0;
-    let pos = EXT_CAP_START;
-    let hdr = this.read32(pos);
-    // A header of 0 (or a read that failed) means there are no extended capabilities.
-    if (hdr === 0 || possibleError(hdr, 4)) return 0;
-    for (let ttl = PCI_FIND_EXT_CAP_TTL; ttl > 0; ttl--) {
-      if (EXT_HDR.ID.get(hdr) === id) return pos;
-      pos = EXT_HDR.NEXT.get(hdr) & 0xffc;
-      if (pos < EXT_CAP_START) return 0;
-      hdr = this.read32(pos);
-      if (possibleError(hdr, 4)) return 0;
-    }
-    return 0;
+    return { caps, looped: ttl === 0 };
   }
 
   /**
-   * Every capability in chain order, legacy then extended, with the same loop protection as the
-   * finders; `looped` is set when a walk ran out of its TTL (a chain that points back into itself).
+   * The extended capability list from 0x100, in chain order, at most (4096 - 256) / 8 entries; a header
+   * of 0 (or a read that failed) ends it. `looped` as for the legacy list.
    */
-  listCapabilities(): { caps: { id: number; offset: number; ext: boolean }[]; looped: boolean } {
-    const caps: { id: number; offset: number; ext: boolean }[] = [];
-    let looped = false;
-    if (this.read16(HDR.STATUS) & STATUS.CAP_LIST.bits) {
-      let pos = this.read8(HDR.CAP_PTR);
-      let ttl = PCI_FIND_CAP_TTL;
-      for (; ttl > 0 && pos >= 0x40; ttl--) {
-        pos &= ~3;
-        const ent = this.read16(pos);
-        if (CAP_HDR.ID.get(ent) === 0xff) break;
-        caps.push({ id: CAP_HDR.ID.get(ent), offset: pos, ext: false });
-        pos = CAP_HDR.NEXT.get(ent);
-      }
-      if (ttl === 0) looped = true;
+  extendedCapabilities(): { caps: CapRef[]; looped: boolean } {
+    const caps: CapRef[] = [];
+    if (this.cfgSize <= 256) return { caps, looped: false };
+    let pos = EXT_CAP_START;
+    let ttl = PCI_FIND_EXT_CAP_TTL;
+    for (; ttl > 0; ttl--) {
+      const hdr = this.read32(pos);
+      if (hdr === 0 || possibleError(hdr, 4)) break;
+      caps.push({ id: EXT_HDR.ID.get(hdr), offset: pos, ext: true });
+      pos = EXT_HDR.NEXT.get(hdr) & 0xffc;
+      if (pos < EXT_CAP_START) break;
     }
-    if (this.cfgSize > 256) {
-      let pos = EXT_CAP_START;
-      let ttl = PCI_FIND_EXT_CAP_TTL;
-      for (; ttl > 0; ttl--) {
-        const hdr = this.read32(pos);
-        if (hdr === 0 || possibleError(hdr, 4)) break;
-        caps.push({ id: EXT_HDR.ID.get(hdr), offset: pos, ext: true });
-        pos = EXT_HDR.NEXT.get(hdr) & 0xffc;
-        if (pos < EXT_CAP_START) break;
-      }
-      if (ttl === 0) looped = true;
-    }
-    return { caps, looped };
+    return { caps, looped: ttl === 0 };
+  }
+
+  /** pci_find_capability: offset of the first legacy capability with this ID, or 0. */
+  findCapability(id: number): number {
+    return this.legacyCapabilities().caps.find((c) => c.id === id)?.offset ?? 0;
+  }
+
+  /** pci_find_ext_capability: offset of the first extended capability with this ID, or 0. */
+  findExtCapability(id: number): number {
+    return this.extendedCapabilities().caps.find((c) => c.id === id)?.offset ?? 0;
+  }
+
+  /** Every capability in chain order, legacy then extended; `looped` when either walk ran out of its TTL. */
+  listCapabilities(): { caps: CapRef[]; looped: boolean } {
+    const legacy = this.legacyCapabilities();
+    const ext = this.extendedCapabilities();
+    return { caps: [...legacy.caps, ...ext.caps], looped: legacy.looped || ext.looped };
   }
 }

@@ -10,7 +10,7 @@
 import { TIMEOUT, NS_PER_MS } from '../../src/time.ts';
 import {
   AER, BRIDGE_CONTROL, COMMAND, CXL_DVSEC_PORT, CXL_PORT_CTL, DEVCAP, DEVCTL, DEVSTA, DVSEC, DVSEC_HDR1, DVSEC_HDR2, EXP, EXP_TYPE,
-  EXT_CAP_ID, EXT_CAP_START, EXT_HDR, HDR, LNKCAP, LNKSTA, PCI_VENDOR_ID_CXL, PMCSR, PM, POWER_STATE, VENDOR_RRS,
+  EXT_CAP_ID, HDR, LNKCAP, LNKSTA, PCI_VENDOR_ID_CXL, PMCSR, PM, POWER_STATE, VENDOR_RRS,
 } from '../../src/pcie/regs.ts';
 import type { PciCore } from './core.ts';
 import { pciRestoreAtsState, pciRestorePasidState } from './ats.ts';
@@ -209,20 +209,10 @@ function pciParentBusReset(dev: PciDev, probe: boolean): number {
 
 /** The CXL Extensions DVSEC for Ports of a bridge (pci_find_dvsec_capability), or 0. */
 function cxlPortDvsec(bridge: PciDev | null): number {
-  if (!bridge || bridge.cfgSize <= 256) return 0;
-  let pos = EXT_CAP_START;
-  for (let ttl = (4096 - 256) / 8; ttl > 0; ttl--) {
-    const hdr = bridge.read32(pos);
-    if (hdr === 0 || possibleError(hdr, 4)) return 0;
-    if (EXT_HDR.ID.get(hdr) === EXT_CAP_ID.DVSEC) {
-      const h1 = bridge.read32(pos + DVSEC.HDR1);
-      const h2 = bridge.read16(pos + DVSEC.HDR2);
-      if (DVSEC_HDR1.VENDOR.get(h1) === PCI_VENDOR_ID_CXL && DVSEC_HDR2.ID.get(h2) === CXL_DVSEC_PORT) return pos;
-    }
-    pos = EXT_HDR.NEXT.get(hdr) & 0xffc;
-    if (pos < EXT_CAP_START) return 0;
-  }
-  return 0;
+  if (!bridge) return 0;
+  const isCxlPort = (pos: number) =>
+    DVSEC_HDR1.VENDOR.get(bridge.read32(pos + DVSEC.HDR1)) === PCI_VENDOR_ID_CXL && DVSEC_HDR2.ID.get(bridge.read16(pos + DVSEC.HDR2)) === CXL_DVSEC_PORT;
+  return bridge.extendedCapabilities().caps.find((c) => c.id === EXT_CAP_ID.DVSEC && isCxlPort(c.offset))?.offset ?? 0;
 }
 
 /** cxl_sbr_masked: the port is CXL and its Unmask SBR is 0, so SBR would do nothing. */
