@@ -111,7 +111,8 @@ export function decodeSte(w: Uint32Array, addr: number, feat: SmmuFeatures): Ste
   const ias = oas;
   const s1ctxptr = STE.S1CTXPTR.read(w) * 64;
   const s1cdmax = STE.S1CDMAX.read(w);
-  const s1fmt = STE.S1FMT.read(w) === 3 ? 0 : STE.S1FMT.read(w); // 0b11 behaves as 0b00 (5.2)
+  const s1fmtRaw = STE.S1FMT.read(w);
+  const s1fmt = s1fmtRaw === 3 ? 0 : s1fmtRaw; // 0b11 behaves as 0b00 (5.2)
   const eats = STE.EATS.read(w);
   const s2s = STE.S2S.read(w) === 1;
   const strw = STE.STRW.read(w);
@@ -119,6 +120,11 @@ export function decodeSte(w: Uint32Array, addr: number, feat: SmmuFeatures): Ste
   const strwUsed = feat.stage1 && feat.hyp && config === STE_CONFIG.S1_TRANS;
   const privcfg = STE.PRIVCFG.read(w);
   const instcfg = STE.INSTCFG.read(w);
+  // Stage 2 fields, read once for validation and for the S2Config.
+  const s2t0sz = STE.S2T0SZ.read(w);
+  const s2sl0 = STE.S2SL0.read(w);
+  const s2ttb = Number(STE.S2TTB.read64(w)) * 16;
+  const s2ps = Math.min(psBits(STE.S2PS.read(w)), oas);
 
   const illegal = ((): string | null => {
     if (!v) return 'V=0';
@@ -147,18 +153,14 @@ export function decodeSte(w: Uint32Array, addr: number, feat: SmmuFeatures): Ste
       const tg = STE.S2TG.read(w);
       // Only the 4 KiB granule is walked by this model.
       if (tg !== S2TG.G4K) return `S2TG=${tg} is not a granule this model walks (4 KiB only)`;
-      const t0sz = STE.S2T0SZ.read(w);
-      if (t0sz < Math.max(TXSZ_MIN, 64 - ias) || t0sz > TXSZ_MAX) return `S2T0SZ=${t0sz} out of range`;
-      const sl0 = STE.S2SL0.read(w);
-      if (sl0 === 3) return 'S2SL0=3 is reserved with a 4 KiB granule';
-      const start = S2_START_LEVEL_4K[sl0 as 0 | 1 | 2];
+      if (s2t0sz < Math.max(TXSZ_MIN, 64 - ias) || s2t0sz > TXSZ_MAX) return `S2T0SZ=${s2t0sz} out of range`;
+      if (s2sl0 === 3) return 'S2SL0=3 is reserved with a 4 KiB granule';
+      const start = S2_START_LEVEL_4K[s2sl0 as 0 | 1 | 2];
       // Arm ARM VTCR_EL2 consistency: the start level resolves at least one and at most 13 bits
       // (no more than 16 concatenated tables), and level 0 allows no concatenation.
-      const resolved = 64 - t0sz - levelShift4k(start);
-      if (resolved < 1 || resolved > (start === 0 ? 9 : 13)) return `S2SL0=${sl0} inconsistent with S2T0SZ=${t0sz}`;
-      const ttb = Number(STE.S2TTB.read64(w)) * 16;
-      const ps = Math.min(psBits(STE.S2PS.read(w)), oas);
-      if (ttb >= 2 ** ps || ttb >= 2 ** 48) return `S2TTB ${hex(ttb, 0)} beyond the ${ps}-bit S2PS`;
+      const resolved = 64 - s2t0sz - levelShift4k(start);
+      if (resolved < 1 || resolved > (start === 0 ? 9 : 13)) return `S2SL0=${s2sl0} inconsistent with S2T0SZ=${s2t0sz}`;
+      if (s2ttb >= 2 ** s2ps || s2ttb >= 2 ** 48) return `S2TTB ${hex(s2ttb, 0)} beyond the ${s2ps}-bit S2PS`;
       if (STE.S2ENDI.read(w) === 1) return 'S2ENDI=1 on a little-endian-only SMMU (IDR0.TTENDIAN)';
     }
     if (feat.stage2 && !feat.vmid16 && vmidRaw > 0xff) return `S2VMID=${hex(vmidRaw, 0)} needs VMID16`;
@@ -167,18 +169,16 @@ export function decodeSte(w: Uint32Array, addr: number, feat: SmmuFeatures): Ste
 
   let s2cfg: S2Config | null = null;
   if (illegal === null && s2) {
-    const t0sz = STE.S2T0SZ.read(w);
-    const start = S2_START_LEVEL_4K[STE.S2SL0.read(w) as 0 | 1 | 2];
-    const iaBits = 64 - t0sz;
+    const start = S2_START_LEVEL_4K[s2sl0 as 0 | 1 | 2];
+    const iaBits = 64 - s2t0sz;
     // The start-level table (possibly concatenated) is aligned to its size: low bits are treated as 0.
     const tableBytes = 2 ** (iaBits - levelShift4k(start)) * 8;
-    const raw = Number(STE.S2TTB.read64(w)) * 16;
     s2cfg = {
       vmid: vmidRaw,
-      ttb: raw - (raw % Math.max(tableBytes, 64)),
+      ttb: s2ttb - (s2ttb % Math.max(tableBytes, 64)),
       iaBits,
       startLevel: start,
-      psBits: Math.min(psBits(STE.S2PS.read(w)), oas),
+      psBits: s2ps,
       affd: STE.S2AFFD.read(w) === 1,
       ptw: STE.S2PTW.read(w) === 1,
     };
@@ -313,7 +313,7 @@ export class StreamTable {
   }
 
   /** The L1STD covering sid (5.1): from the cache, or fetched and checked (then cached if valid). */
-  private l1(sid: number, g: StrtabGeometry): L1Std | { ok: false; event: 'C_BAD_STREAMID' | 'F_STE_FETCH'; fetchAddr: number; reason: string } {
+  private l1(sid: number, g: StrtabGeometry): L1Std | Exclude<SteLookup, { ok: true }> {
     const hit = this.cache.getL1Std(sid);
     if (hit) return hit;
     const idx = Math.floor(sid / 2 ** g.split);
