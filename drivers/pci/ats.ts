@@ -16,14 +16,20 @@ export function pciAtsQueueDepth(dev: PciDev): number {
   return ATS_CAP.QDEP.get(dev.read16(dev.atsCap + ATS.CAP)) || ATS_MAX_QDEP;
 }
 
-/** pci_prepare_ats: records the STU and programs it without enabling ATS. */
-export function pciPrepareAts(dev: PciDev, ps: number): number {
+/** What pci_prepare_ats and pci_enable_ats check first: 0, or -errno. */
+function checkAtsStu(dev: PciDev, ps: number, caller: string): number {
   if (!pciAtsSupported(dev)) return -E.EINVAL;
   if (dev.atsEnabled) {
-    dev.log('warn', 'WARNING: pci_prepare_ats with ATS already enabled');
+    dev.log('warn', `WARNING: ${caller} with ATS already enabled`);
     return -E.EBUSY;
   }
-  if (ps < ATS_MIN_STU) return -E.EINVAL;
+  return ps < ATS_MIN_STU ? -E.EINVAL : 0;
+}
+
+/** pci_prepare_ats: records the STU and programs it without enabling ATS. */
+export function pciPrepareAts(dev: PciDev, ps: number): number {
+  const rc = checkAtsStu(dev, ps, 'pci_prepare_ats');
+  if (rc) return rc;
   dev.atsStu = ps;
   dev.write16(dev.atsCap + ATS.CTRL, ATS_CTRL.STU.set(0, ps - ATS_MIN_STU));
   return 0;
@@ -31,12 +37,8 @@ export function pciPrepareAts(dev: PciDev, ps: number): number {
 
 /** pci_enable_ats: one write of Enable plus the STU (log2 of the smallest translation). */
 export function pciEnableAts(dev: PciDev, ps: number): number {
-  if (!pciAtsSupported(dev)) return -E.EINVAL;
-  if (dev.atsEnabled) {
-    dev.log('warn', 'WARNING: pci_enable_ats with ATS already enabled');
-    return -E.EBUSY;
-  }
-  if (ps < ATS_MIN_STU) return -E.EINVAL;
+  const rc = checkAtsStu(dev, ps, 'pci_enable_ats');
+  if (rc) return rc;
   dev.atsStu = ps;
   dev.write16(dev.atsCap + ATS.CTRL, ATS_CTRL.ENABLE.bits | ATS_CTRL.STU.set(0, ps - ATS_MIN_STU));
   dev.atsEnabled = true;
@@ -66,8 +68,7 @@ export function pciEnablePasid(dev: PciDev, features: number): number {
     return -E.EBUSY;
   }
   if (!dev.pasidCap) return -E.EINVAL;
-  const supported = dev.read16(dev.pasidCap + PASID.CAP) & (PASID_CAP.EXEC.bits | PASID_CAP.PRIV.bits);
-  if ((features & ~supported) !== 0) return -E.EINVAL;
+  if ((features & ~pciPasidFeatures(dev)) !== 0) return -E.EINVAL;
   dev.write16(dev.pasidCap + PASID.CTRL, PASID_CTRL.ENABLE.bits | features);
   dev.pasidFeatures = features;
   dev.pasidEnabled = true;

@@ -254,12 +254,13 @@ export function cxlResetBusFunction(core: PciCore, dev: PciDev, probe: boolean):
 
 // ---- save / restore and pci_reset_function ----
 
+/** The PCI Express control registers pci_save_pcie_state keeps, in its order. */
+const SAVED_EXP_REGS = [EXP.DEVCTL, EXP.LNKCTL, EXP.SLTCTL, EXP.RTCTL, EXP.DEVCTL2, EXP.LNKCTL2, EXP.SLTCTL2];
+
 /** pci_save_state: the config header and the PCIe control registers. */
 export function pciSaveState(dev: PciDev): void {
   dev.savedConfig = Array.from({ length: 16 }, (_, i) => dev.read32(i * 4));
-  if (dev.pcieCap) {
-    dev.savedExp = [EXP.DEVCTL, EXP.LNKCTL, EXP.SLTCTL, EXP.RTCTL, EXP.DEVCTL2, EXP.LNKCTL2, EXP.SLTCTL2].map((r) => dev.expRead16(r));
-  }
+  if (dev.pcieCap) dev.savedExp = SAVED_EXP_REGS.map((r) => dev.expRead16(r));
 }
 
 /**
@@ -269,7 +270,7 @@ export function pciSaveState(dev: PciDev): void {
 export function pciRestoreState(dev: PciDev): void {
   if (!dev.savedConfig) return;
   if (dev.pcieCap && dev.savedExp) {
-    [EXP.DEVCTL, EXP.LNKCTL, EXP.SLTCTL, EXP.RTCTL, EXP.DEVCTL2, EXP.LNKCTL2, EXP.SLTCTL2].forEach((r, i) => dev.expWrite16(r, dev.savedExp![i]!));
+    SAVED_EXP_REGS.forEach((r, i) => dev.expWrite16(r, dev.savedExp![i]!));
   }
   pciRestorePasidState(dev);
   pciRestoreAtsState(dev);
