@@ -16,7 +16,7 @@ import type { RegisterFile } from '../../src/regmap.ts';
 import type { SmmuFeatures } from '../../src/smmu/features.ts';
 import type { HwContext } from '../context.ts';
 import type { FetchAborts } from './fetch-aborts.ts';
-import { hex } from '../../src/bits.ts';
+import { hex, join64 } from '../../src/bits.ts';
 
 /** An event before encoding: the fields the record types use (7.3). Absent fields are written as 0. */
 export interface EventRecord {
@@ -60,6 +60,10 @@ export function encodeEvent(ev: EventRecord, out: Uint32Array): void {
   // IPA and FetchAddr share the last qword; a record carries at most one of them (7.3).
   if (ev.fetchAddr !== undefined) EVTF.FETCH_ADDR.write64(out, 0, BigInt(ev.fetchAddr) >> 3n);
   else if (ev.ipa !== undefined) EVTF.IPA.write64(out, 0, BigInt(ev.ipa) >> 12n);
+}
+
+function eventName(type: number): string {
+  return EVT_NAME[type] ?? `event ${hex(type, 0)}`;
 }
 
 /** Why a record was not written. */
@@ -119,9 +123,8 @@ export class EventQueue {
    */
   record(ev: EventRecord): boolean {
     const stats = this.ctx.stats;
-    const name = EVT_NAME[ev.type] ?? `event ${hex(ev.type, 0)}`;
-    if (!this.enabled) return this.lose('disabled', name);
-    if (this.abortErrorActive()) return this.lose('abort-error', name);
+    if (!this.enabled) return this.lose('disabled', ev.type);
+    if (this.abortErrorActive()) return this.lose('abort-error', ev.type);
     const mask = this.wrapMask();
     const size = 1 << this.qs;
     const prodReg = Atomics.load(this.regs.view, this.prodIdx) >>> 0;
@@ -135,9 +138,9 @@ export class EventQueue {
       if (Q_OVFLG.get(prodReg) === Q_OVFLG.get(consReg)) {
         Atomics.store(this.regs.view, this.prodIdx, (prodReg ^ Q_OVFLG.bits) | 0);
         stats[XSTAT.EVENTQ_OVERFLOWS]!++;
-        this.ctx.note(`EVENTQ overflow: ${name} lost, PROD.OVFLG toggled`);
+        this.ctx.note(`EVENTQ overflow: ${eventName(ev.type)} lost, PROD.OVFLG toggled`);
       }
-      return this.lose('full', name);
+      return this.lose('full', ev.type);
     }
     encodeEvent(ev, this.words);
     const pa = this.basePa + (prod & (size - 1)) * EVT_BYTES;
@@ -145,15 +148,15 @@ export class EventQueue {
       this.aborts.check('evtq', pa, EVT_BYTES, 'event queue write');
       for (let q = 0; q < EVT_BYTES / 8; q++) {
         const w = this.words;
-        this.ctx.mem.write64(pa + q * 8, (BigInt(w[2 * q + 1]!) << 32n) | BigInt(w[2 * q]!), 'event queue write');
+        this.ctx.mem.write64(pa + q * 8, join64(w[2 * q]!, w[2 * q + 1]!), 'event queue write');
       }
     } catch (e) {
       if (!(e instanceof BusAbort)) throw e;
       // A synchronous external abort: PROD stays on the failing entry, the queue becomes unwritable
       // until software acknowledges GERROR.EVENTQ_ABT_ERR (7.2.2).
-      this.ctx.note(`EVENTQ write of ${name} at PA ${hex(pa, 0)} aborted`);
+      this.ctx.note(`EVENTQ write of ${eventName(ev.type)} at PA ${hex(pa, 0)} aborted`);
       this.raiseGerror(GERROR.EVENTQ_ABT_ERR.bits);
-      return this.lose('write-abort', name);
+      return this.lose('write-abort', ev.type);
     }
     const next = (prod + 1) & mask;
     // PROD keeps OVFLG; bits above the wrap bit read as zero (3.5.1).
@@ -165,10 +168,10 @@ export class EventQueue {
     return true;
   }
 
-  private lose(why: EventLoss, name: string): false {
+  private lose(why: EventLoss, type: number): false {
     this.lost[why]++;
     this.ctx.stats[XSTAT.EVENTS_LOST]!++;
-    if (why !== 'full') this.ctx.note(`event ${name} lost: ${why}`);
+    if (why !== 'full') this.ctx.note(`event ${eventName(type)} lost: ${why}`);
     return false;
   }
 }
