@@ -127,6 +127,19 @@ export class EventQueueThread {
 
   constructor(private readonly dev: ArmSmmuDevice) {}
 
+  /**
+   * Events drained by name (a number the architecture does not name as 0x..), less those already
+   * counted in `since` (an earlier copy of `counts`); only the names that grew.
+   */
+  countsByName(since?: ReadonlyMap<number, number>): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [id, n] of this.counts) {
+      const d = n - (since?.get(id) ?? 0);
+      if (d > 0) out[EVT_NAME[id] ?? `0x${id.toString(16)}`] = d;
+    }
+    return out;
+  }
+
   private get shift(): number {
     return this.dev.shared.evtq.shift;
   }

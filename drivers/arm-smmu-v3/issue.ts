@@ -48,6 +48,13 @@ export class CmdIssuer {
     this.count(commandName(F.OP.read(this.buf, 0)));
   }
 
+  /** What was issued since `before` (an earlier copy of `issued`): the names that grew, by how much. */
+  issuedSince(before: Readonly<Record<string, number>>): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [name, n] of Object.entries(this.issued)) if (n > (before[name] ?? 0)) out[name] = n - (before[name] ?? 0);
+    return out;
+  }
+
   /** One command followed by a CMD_SYNC (arm_smmu_cmdq_issue_cmd_with_sync). */
   addAndSync(ent: CmdEnt): number {
     this.add(ent);

@@ -6,7 +6,6 @@ import type { Kernel, KernelOp } from '../kernel.ts';
 import { ArmSmmuIommu, type Domain, type Master, type PagingDomain } from '../arm-smmu-v3/domain.ts';
 import { IommuDma, type DmaDirection, type DmaStats } from '../iommu/dma-iommu.ts';
 import { TestDmaDriver, type TestDmaRequest, type TestDmaResult } from '../testdev.ts';
-import { EVT_NAME } from '../../src/smmu/events.ts';
 import { runDmaMapWorkload, type DmaMapWorkload } from '../workloads/dma-map.ts';
 
 /** The IOMMU layer of one CPU and the objects handed out to callers. */
@@ -181,11 +180,9 @@ export const iommuOps: Record<string, KernelOp> = {
   iommuStats: (k): IommuStats => {
     const s = iommuState(k);
     const dev = k.device();
-    const events: Record<string, number> = {};
-    for (const [id, n] of dev.evtq.counts) events[EVT_NAME[id] ?? `0x${id.toString(16)}`] = n;
     const dma: IommuStats['dma'] = {};
     for (const [h, d] of s.dmas) dma[h] = { ...d.stats, mapped: d.mapped, queued: d.queued };
-    return { issued: { ...s.iommu.cmds.issued }, syncTimeouts: s.iommu.cmds.syncTimeouts, events, evtqOverflows: dev.evtq.overflows, dma };
+    return { issued: { ...s.iommu.cmds.issued }, syncTimeouts: s.iommu.cmds.syncTimeouts, events: dev.evtq.countsByName(), evtqOverflows: dev.evtq.overflows, dma };
   },
 
   // ---- the DMA API ----

@@ -15,7 +15,6 @@ import { iommuState } from './iommu.ts';
 import { runAtsDma, type AtsDmaRequest, type AtsDmaResult } from '../workloads/ats-dma.ts';
 import { CAP_NAMES, DEVCTL, EXP, EXP_FLAGS, EXT_CAP_NAMES } from '../../src/pcie/regs.ts';
 import { NS_PER_MS, TIMEOUT } from '../../src/time.ts';
-import { EVT_NAME } from '../../src/smmu/events.ts';
 
 export class PciState {
   constructor(
@@ -184,10 +183,6 @@ export const pciOps: Record<string, KernelOp> = {
     const r = runAtsDma(k, pciState(k), a);
     // Let the event queue thread drain what the workload caused.
     k.platform.sleep(NS_PER_MS);
-    const issuedByOpcode: Record<string, number> = {};
-    for (const [op, n] of Object.entries(s.iommu.cmds.issued)) if (n - (issued0[op] ?? 0) > 0) issuedByOpcode[op] = n - (issued0[op] ?? 0);
-    const events: Record<string, number> = {};
-    for (const [id, n] of evtq.counts) if (n - (events0.get(id) ?? 0) > 0) events[EVT_NAME[id] ?? `0x${id.toString(16)}`] = n - (events0.get(id) ?? 0);
-    return { ...r, issuedByOpcode, events };
+    return { ...r, issuedByOpcode: s.iommu.cmds.issuedSince(issued0), events: evtq.countsByName(events0) };
   },
 };

@@ -114,10 +114,7 @@ export function runDmaMapWorkload(k: Kernel, w: DmaMapWorkload): DmaMapResult {
     engine.remove();
   }
   r.fqFlushes = dma.stats.fqFlushes;
-  for (const [op, n] of Object.entries(iommu.cmds.issued)) {
-    const d = n - (before[op] ?? 0);
-    if (d) r.issuedByOpcode[op] = d;
-  }
+  r.issuedByOpcode = iommu.cmds.issuedSince(before);
   r.syncTimeouts = iommu.cmds.syncTimeouts - timeoutsBefore;
   r.elapsedNs = p.clock.now() - start;
   return r;
