@@ -248,12 +248,7 @@ export const Q_OVFLG = bits('OVFLG', 31);
 
 /** CMDQ_CONS.ERR codes (7.1). */
 export const CERROR = { NONE: 0, ILL: 1, ABT: 2, ATC_INV_SYNC: 3 } as const;
-export const CERROR_NAMES: Record<number, string> = {
-  0: 'CERROR_NONE',
-  1: 'CERROR_ILL',
-  2: 'CERROR_ABT',
-  3: 'CERROR_ATC_INV_SYNC',
-};
+export const CERROR_NAMES: Record<number, string> = Object.fromEntries(Object.entries(CERROR).map(([name, code]) => [code, `CERROR_${name}`]));
 
 const f = (fields: Record<string, Field>, access: 'RO' | 'RW', pick?: (name: string) => boolean) =>
   Object.values(fields)
