@@ -73,7 +73,7 @@ export const CTRL = {
   F64_EPOCH_MS: 8,
   F64_SCALE: 9,
 } as const;
-export const MAGIC = 0x534d4d55; // "SMMU"
+const MAGIC = 0x534d4d55; // "SMMU"
 
 /** Write-port ring: header words, then entries of WP_ENTRY_WORDS Int32 each. */
 export const WP = {

@@ -70,7 +70,7 @@ export interface Platform {
 export type LogLevel = 'err' | 'warn' | 'info' | 'debug';
 
 /** Where an IoMem's reads come from and its writes go. */
-export interface IoBackend {
+interface IoBackend {
   /** The read view of the region, as the hardware exposes it. */
   view: Int32Array;
   /** Called before every read (e.g. to wait until this CPU's posted writes are applied). */
@@ -80,7 +80,7 @@ export interface IoBackend {
 }
 
 /** IoMem over a read view: reads load from the view, writes go to the backend's write path. */
-export class IoRegion implements IoMem {
+class IoRegion implements IoMem {
   constructor(
     readonly base: number,
     readonly size: number,

@@ -362,7 +362,7 @@ export function loadTopologyFile(path: string): Topology {
 }
 
 /** Every endpoint function of a topology, port by port. */
-export function allFunctions(t: Topology): FunctionTopology[] {
+function allFunctions(t: Topology): FunctionTopology[] {
   return t.ports.flatMap((p) => p.functions);
 }
 

@@ -37,7 +37,7 @@ import { MemBar } from './bar.ts';
 import { PcieFunction } from './function.ts';
 
 /** Platform time the device firmware takes to acknowledge a reset in FW_MAILBOX after the function is back. */
-export const FW_ACK_NS = 20 * NS_PER_MS;
+const FW_ACK_NS = 20 * NS_PER_MS;
 
 export type ResetKind = 'flr' | 'hot' | 'pm';
 

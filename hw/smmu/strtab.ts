@@ -229,7 +229,7 @@ export interface StrtabGeometry {
   split: number;
 }
 
-export function strtabGeometry(regs: RegisterFile, feat: SmmuFeatures): StrtabGeometry {
+function strtabGeometry(regs: RegisterFile, feat: SmmuFeatures): StrtabGeometry {
   const cfg = regs.get('STRTAB_BASE_CFG');
   const log2size = Math.min(STRTAB_BASE_CFG.LOG2SIZE.get(cfg), feat.sidBits);
   // FMT: reserved values behave as linear; SPLIT: any value but 6, 8, 10 behaves as 6 (6.3.25).

@@ -18,7 +18,7 @@ import {
 export type CapName = 'pm' | 'msi' | 'exp' | 'aer' | 'acs' | 'ats' | 'pasid' | 'pri' | 'cxl';
 
 export const LEGACY_CAPS: readonly CapName[] = ['pm', 'msi', 'exp'];
-export const EXT_CAPS: readonly CapName[] = ['aer', 'acs', 'ats', 'pasid', 'pri', 'cxl'];
+const EXT_CAPS: readonly CapName[] = ['aer', 'acs', 'ats', 'pasid', 'pri', 'cxl'];
 export const ALL_CAPS: readonly CapName[] = [...LEGACY_CAPS, ...EXT_CAPS];
 
 /** Per-function parameters the capabilities take their read-only values from. */

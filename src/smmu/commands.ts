@@ -159,7 +159,7 @@ export function commandName(op: number): string {
 }
 
 /** Whether the implementation provides what a command needs. */
-export function featureHas(f: SmmuFeatures, need: Need): boolean {
+function featureHas(f: SmmuFeatures, need: Need): boolean {
   switch (need) {
     case 'stage1':
       return f.stage1;
