@@ -33,8 +33,8 @@ export interface DmaOptions {
   fqTimeoutNs?: number;
 }
 
-export const FQ_SIZE_DEFAULT = 256;
-export const FQ_TIMEOUT_NS_DEFAULT = 10_000_000;
+const FQ_SIZE_DEFAULT = 256;
+const FQ_TIMEOUT_NS_DEFAULT = 10_000_000;
 /** Allocations below 2^(IOVA_RANGE_CACHE_MAX_SIZE-1) pages are rounded up to a power of two (iova.c). */
 const IOVA_ROUND_PAGES = 32;
 

@@ -85,6 +85,11 @@ function int(op: string, a: Args, name: string, dflt?: number): number {
   return v;
 }
 
+/** An optional non-negative integer argument: undefined when absent (the callee's default applies). */
+function optInt(op: string, a: Args, name: string): number | undefined {
+  return a[name] === undefined ? undefined : int(op, a, name);
+}
+
 function bool(op: string, a: Args, name: string, dflt: boolean): boolean {
   const v = a[name] ?? dflt;
   if (typeof v !== 'boolean') throw new Error(`${op}: ${name} must be true or false (got ${String(a[name])})`);
@@ -193,10 +198,10 @@ export const iommuOps: Record<string, KernelOp> = {
     const op = 'dmaCreate';
     const d = new IommuDma(k.platform, s.paging(int(op, a, 'domain')), {
       strict: bool(op, a, 'strict', true),
-      dmaBits: int(op, a, 'dmaBits', 64),
+      dmaBits: optInt(op, a, 'dmaBits'),
       coherent: bool(op, a, 'coherent', true),
-      fqSize: int(op, a, 'fqSize', 256),
-      fqTimeoutNs: int(op, a, 'fqTimeoutNs', 10_000_000),
+      fqSize: optInt(op, a, 'fqSize'),
+      fqTimeoutNs: optInt(op, a, 'fqTimeoutNs'),
     });
     const h = s.handle();
     s.dmas.set(h, d);
@@ -250,9 +255,9 @@ export const iommuOps: Record<string, KernelOp> = {
       pattern: int(op, a, 'pattern', 0),
       priv: bool(op, a, 'priv', false),
       instr: bool(op, a, 'instr', false),
+      ssid: optInt(op, a, 'ssid'),
+      bufPa: optInt(op, a, 'bufPa'),
     };
-    if (a.ssid !== undefined) r.ssid = int(op, a, 'ssid');
-    if (a.bufPa !== undefined) r.bufPa = int(op, a, 'bufPa');
     return iommuState(k).testdev(k, int(op, a, 'index', 0)).transfer(r, int(op, a, 'timeoutNs', 1e9));
   },
 
