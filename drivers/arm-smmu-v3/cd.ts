@@ -16,7 +16,7 @@ import type { CmdIssuer } from './issue.ts';
 import type { CdTableRef, Entry } from './ste.ts';
 
 /** CDs per 64 KiB level-2 table (Linux CTXDESC_L2_ENTRIES; SPLIT = 10). */
-export const CD_L2_ENTRIES = 1024;
+const CD_L2_ENTRIES = 1024;
 
 export class CdTable implements CdTableRef {
   readonly s1fmt: number;

@@ -66,7 +66,7 @@ export interface StaticDomain {
 export type Domain = StaticDomain | PagingDomain;
 
 /** Kinds of invalidation targets, in the order they are invalidated (enum arm_smmu_inv_type). */
-export const INV_TYPES = ['S1_ASID', 'S2_VMID', 'S2_VMID_S1_CLEAR', 'ATS', 'ATS_FULL'] as const;
+const INV_TYPES = ['S1_ASID', 'S2_VMID', 'S2_VMID_S1_CLEAR', 'ATS', 'ATS_FULL'] as const;
 export type InvType = (typeof INV_TYPES)[number];
 
 /** One invalidation target of a domain (struct arm_smmu_inv). */

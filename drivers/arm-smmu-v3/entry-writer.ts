@@ -135,7 +135,7 @@ export function steUsed(e: ArrayLike<bigint>, used: BigUint64Array): void {
  * with MEV=0; EATS between 0b00 and 0b01 is safe because the attach code turns ATS off at the device
  * before EATS changes — unless S1CHK (0b10) or S2S is involved, where a transient mix is illegal.
  */
-export function steUpdateSafe(cur: ArrayLike<bigint>, target: ArrayLike<bigint>, safe: BigUint64Array): void {
+function steUpdateSafe(cur: ArrayLike<bigint>, target: ArrayLike<bigint>, safe: BigUint64Array): void {
   safe.fill(0n);
   if (!((cur[1]! | target[1]!) & STE_EATS_S1CHK) && !((cur[2]! | target[2]!) & STE_S2S)) safe[1]! |= STE_EATS_TRANS;
   safe[1]! |= STE_MEV;
@@ -159,7 +159,7 @@ interface EntryOps {
   updateSafe?(cur: ArrayLike<bigint>, target: ArrayLike<bigint>, out: BigUint64Array): void;
 }
 
-export const ENTRY_OPS: Record<EntryKind, EntryOps> = {
+const ENTRY_OPS: Record<EntryKind, EntryOps> = {
   ste: { name: 'STE', used: steUsed, updateSafe: steUpdateSafe },
   cd: { name: 'CD', used: cdUsed },
 };

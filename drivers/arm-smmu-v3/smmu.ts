@@ -39,7 +39,7 @@ export const FEAT = {
 } as const;
 
 /** The event queue: the driver caps it at 2^12 entries of 32 bytes (Linux caps by allocation size). */
-export const EVTQ_MAX_SZ_SHIFT = 12;
+const EVTQ_MAX_SZ_SHIFT = 12;
 /** 2-level stream table split: 256 STEs per level-2 table (Linux STRTAB_SPLIT). */
 export const STRTAB_SPLIT = 8;
 /** Most level-1 descriptors the driver allocates (Linux STRTAB_MAX_L1_ENTRIES). */

@@ -39,7 +39,7 @@ const FQ_TIMEOUT_NS_DEFAULT = 10_000_000;
 const IOVA_ROUND_PAGES = 32;
 
 /** Top-down IOVA allocator with size-aligned ranges (alloc_iova with size_aligned). */
-export class IovaAllocator {
+class IovaAllocator {
   /** Allocated ranges [lo, hi] in pages, ascending. */
   private readonly ranges: { lo: number; hi: number }[] = [];
 

@@ -85,7 +85,7 @@ function fls(x: number): number {
  * The largest supported page size for mapping `size` bytes at iova -> paddr, and how many pages of it
  * to map before a larger size becomes possible (Linux iommu_pgsize).
  */
-export function iommuPgsize(pgsizes: readonly number[], iova: number, paddr: number, size: number): { pgsize: number; count: number } {
+function iommuPgsize(pgsizes: readonly number[], iova: number, paddr: number, size: number): { pgsize: number; count: number } {
   const merge = iova + paddr === 0 ? 0 : Math.min(iova === 0 ? Infinity : 2 ** ffs(iova), paddr === 0 ? Infinity : 2 ** ffs(paddr));
   const fit = pgsizes.filter((s) => s <= 2 ** fls(size) && (merge === 0 || s <= merge));
   if (fit.length === 0) throw new IommuError('EINVAL', `no page size fits iova 0x${iova.toString(16)} pa 0x${paddr.toString(16)} size 0x${size.toString(16)}`);

@@ -24,7 +24,7 @@ export class PciState {
   ) {}
 }
 
-export function pciState(k: Kernel): PciState {
+function pciState(k: Kernel): PciState {
   if (!k.pci) throw new Error(`cpu${k.platform.cpu}: PCI not initialised on this CPU (pciInit)`);
   return k.pci;
 }
@@ -92,7 +92,7 @@ export function pciInit(k: Kernel, a: { iommuMap: { rid: number; sid: number }[]
 }
 
 /** CLI and user-facing names of the reset methods. */
-export const METHOD_ALIASES: Record<string, ResetMethod> = { specific: 'device_specific', flr: 'flr', pm: 'pm', bus: 'bus', cxl: 'cxl_bus' };
+const METHOD_ALIASES: Record<string, ResetMethod> = { specific: 'device_specific', flr: 'flr', pm: 'pm', bus: 'bus', cxl: 'cxl_bus' };
 
 export interface ResetReport {
   ok: boolean;

@@ -32,7 +32,7 @@ export interface RecoveryReport {
 }
 
 /** pcie_do_recovery(dev, state) with aer_root_reset as the reset. */
-export function pcieDoRecovery(dev: PciDev, state: PciChannelState): RecoveryReport {
+function pcieDoRecovery(dev: PciDev, state: PciChannelState): RecoveryReport {
   const isPort = dev.pcieCap !== 0 && dev.pcieType === EXP_TYPE.ROOT_PORT;
   const bridge = isPort ? dev : dev.upstream;
   const steps: string[] = [];

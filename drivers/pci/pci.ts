@@ -11,7 +11,7 @@ import type { PciDriver } from './driver.ts';
 
 /** errno values the PCI core returns (negated, as Linux does). */
 export const E = { EIO: 5, ENOMEM: 12, EBUSY: 16, ENODEV: 19, EINVAL: 22, ENOTTY: 25, ETIMEDOUT: 110 } as const;
-export const ERRNO_NAMES: Record<number, string> = Object.fromEntries(Object.entries(E).map(([k, v]) => [-v, k]));
+const ERRNO_NAMES: Record<number, string> = Object.fromEntries(Object.entries(E).map(([k, v]) => [-v, k]));
 
 /** "-ENOTTY" for -25, "0" for success. */
 export function errName(rc: number): string {
@@ -19,9 +19,9 @@ export function errName(rc: number): string {
 }
 
 /** Linux PCI_FIND_CAP_TTL: at most this many legacy capabilities are walked (loop protection). */
-export const PCI_FIND_CAP_TTL = 48;
+const PCI_FIND_CAP_TTL = 48;
 /** Extended capabilities fit at most (4096 - 256) / 8 times in the extended space. */
-export const PCI_FIND_EXT_CAP_TTL = (4096 - 256) / 8;
+const PCI_FIND_EXT_CAP_TTL = (4096 - 256) / 8;
 
 /** PCI_POSSIBLE_ERROR: a read that returned all-ones may mean the function did not answer. */
 export function possibleError(v: number, bytes: 1 | 2 | 4): boolean {

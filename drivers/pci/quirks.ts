@@ -18,7 +18,7 @@ import { E, errName, type PciDev } from './pci.ts';
 import { pcieFlr } from './reset.ts';
 
 /** How long the firmware-ack quirk waits for the firmware (HINIC_OPERATION_TIMEOUT in Linux). */
-export const FW_ACK_TIMEOUT_MS = 15000;
+const FW_ACK_TIMEOUT_MS = 15000;
 
 type QuirkReset = (core: PciCore, dev: PciDev, probe: boolean) => number;
 

@@ -120,7 +120,7 @@ export function pcieFlr(core: PciCore, dev: PciDev): number {
 }
 
 /** pcie_reset_flr: only for functions whose Device Capabilities (cached at enumeration) say FLR. */
-export function pcieResetFlr(core: PciCore, dev: PciDev, probe: boolean): number {
+function pcieResetFlr(core: PciCore, dev: PciDev, probe: boolean): number {
   if (!(dev.devcap & DEVCAP.FLR.bits)) return -E.ENOTTY;
   if (probe) return 0;
   return pcieFlr(core, dev);
@@ -136,7 +136,7 @@ function pmProbe(dev: PciDev): number {
 }
 
 /** pci_pm_reset: D0 -> D3hot -> D0, sleeping d3hot_delay after each, then poll for readiness. */
-export function pciPmReset(core: PciCore, dev: PciDev, probe: boolean): number {
+function pciPmReset(core: PciCore, dev: PciDev, probe: boolean): number {
   const rc = pmProbe(dev);
   if (rc || probe) return rc;
   if (dev.currentState !== POWER_STATE.D0) return -E.EINVAL;
@@ -166,7 +166,7 @@ function pciResetSecondaryBus(bridge: PciDev): void {
  * pci_bridge_wait_for_secondary_bus: after a reset below a Downstream Port at <= 5 GT/s, wait 100 ms
  * (the children's d3cold delay), then for the first child: 1 s in all, up to 60 s if the link is up.
  */
-export function pciBridgeWaitForSecondaryBus(bridge: PciDev, resetType: string): number {
+function pciBridgeWaitForSecondaryBus(bridge: PciDev, resetType: string): number {
   const bus = bridge.subordinate;
   if (bridge.disconnected || !bus || bus.devices.length === 0) return 0;
   const delay = Math.max(...bus.devices.map((d) => d.d3coldDelayMs));
@@ -227,7 +227,7 @@ function cxlSbrMasked(dev: PciDev): boolean {
  * hotplug slots here) the parent bus reset, bracketed by the IOMMU hooks (also in probe mode, as in
  * the v7.0 code).
  */
-export function pciResetBusFunction(core: PciCore, dev: PciDev, probe: boolean): number {
+function pciResetBusFunction(core: PciCore, dev: PciDev, probe: boolean): number {
   if (cxlSbrMasked(dev)) return probe ? 0 : -E.ENOTTY;
   return pciResetWithIommuBlocked(core, dev, () => pciParentBusReset(dev, probe));
 }
@@ -236,7 +236,7 @@ export function pciResetBusFunction(core: PciCore, dev: PciDev, probe: boolean):
  * cxl_reset_bus_function: below a CXL port, temporarily set Unmask SBR and do the bus reset; it
  * brackets with the IOMMU hooks itself, so they nest with pci_reset_bus_function's.
  */
-export function cxlResetBusFunction(core: PciCore, dev: PciDev, probe: boolean): number {
+function cxlResetBusFunction(core: PciCore, dev: PciDev, probe: boolean): number {
   const bridge = dev.upstream;
   const dvsec = cxlPortDvsec(bridge);
   if (!dvsec) return -E.ENOTTY;
@@ -305,7 +305,7 @@ function pciDevRestore(dev: PciDev): void {
 }
 
 /** __pci_reset_function_locked: the first method that works, -ENOTTY falling through. */
-export function pciResetFunctionLocked(core: PciCore, dev: PciDev): number {
+function pciResetFunctionLocked(core: PciCore, dev: PciDev): number {
   for (const name of dev.resetMethods) {
     const m = METHODS.find((x) => x.name === name)!;
     dev.log('debug', `reset via ${name}`);

@@ -34,7 +34,7 @@ function details(d: PciDeviceInfo, indent: string): string[] {
 }
 
 /** The tree: bus 0, each bridge followed by the bus below it. */
-export function formatTree(devices: PciDeviceInfo[], verbose: boolean): string {
+function formatTree(devices: PciDeviceInfo[], verbose: boolean): string {
   const lines = ['0000:00 (PCI host bridge)'];
   const bus = (n: number) => devices.filter((d) => parseInt(d.bdf.slice(0, 2), 16) === n);
   const walk = (n: number, prefix: string) => {
