@@ -35,12 +35,11 @@ export class TestDma {
   ) {
     this.regs = new RegisterFile(TESTDEV_MAP, view);
     this.regs.reset();
-    this.regs.onWrite('DOORBELL', () => this.doorbell());
+    this.regs.onWrite('DOORBELL', (_f, _r, triggered) => this.doorbell(triggered));
   }
 
-  private doorbell(): void {
-    if (!TD_DOORBELL.GO.get(this.regs.get('DOORBELL'))) return;
-    this.regs.set('DOORBELL', 0);
+  private doorbell(triggered: number): void {
+    if (!TD_DOORBELL.GO.get(triggered)) return;
     if (this.busy) {
       this.ctx.note(`${this.name}: doorbell while a transfer is in progress; ignored`);
       return;

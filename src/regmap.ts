@@ -4,8 +4,9 @@
 // RegisterDefs: name, offset, width, reset value and fields, each field with an access mode. The
 // RegisterFile compiles that list into per-dword masks once (in the spirit of QEMU's wmask/w1cmask
 // and hw/registerfields.h) and applies every software write through them: RO and HwInit bits keep
-// their value, RW bits take the written value, W1C bits clear where a 1 is written, bits that no field
-// names are RES0 (read as zero, writes ignored). A register may name guard fields elsewhere in the
+// their value, RW bits take the written value, W1C bits clear where a 1 is written, W1T bits are never
+// stored (a 1 written there is handed to the register's hook), bits that no field names are RES0 (read
+// as zero, writes ignored). A register may name guard fields elsewhere in the
 // map; while any guard reads 1 the whole write to that register is ignored (SMMUv3 spec 6.3: e.g.
 // CMDQ_BASE while CMDQEN). Side effects (doorbells, request/acknowledge, toggle-acknowledge) are
 // hooks the device model binds by register name; they run after the masked value is stored.
@@ -24,6 +25,7 @@ export type Access =
   | 'W1C' // write 1 to clear (PCIe RW1C)
   | 'W1CS' // write 1 to clear, sticky: kept across a function-level reset (PCIe RW1CS)
   | 'RWS' // read/write, sticky (PCIe RWS)
+  | 'W1T' // write 1 to trigger: the write hook sees it, the bit always reads 0 (Initiate FLR, doorbells)
   | 'HwInit'; // fixed by hardware/firmware at reset, read-only to software
 
 /**
@@ -114,6 +116,7 @@ export function validateMap(map: RegisterMap): void {
     let used = 0n;
     for (const f of r.fields) {
       if (f.field.msb >= r.width) throw new Error(`${map.name}.${r.name}.${f.field.name}: bits beyond a ${r.width}-bit register`);
+      if (f.access === 'W1T' && r.width > 32) throw new Error(`${map.name}.${r.name}.${f.field.name}: W1T bits only in registers up to 32 bits`);
       const m = ((1n << BigInt(f.field.width)) - 1n) << BigInt(f.field.lsb);
       if (used & m) throw new Error(`${map.name}.${r.name}.${f.field.name}: overlaps another field`);
       used |= m;
@@ -161,7 +164,8 @@ function laneMask(offset: number, size: number): number {
   return lanes >>> 0;
 }
 
-export type WriteHook = (file: RegisterFile, reg: RegisterDef) => void;
+/** A register's side effect; `triggered` holds the W1T bits written as 1, at the register's bit positions. */
+export type WriteHook = (file: RegisterFile, reg: RegisterDef, triggered: number) => void;
 
 /** Why a write did not change a register, for tracing and tests. */
 export type WriteOutcome = 'applied' | 'guarded' | 'unmapped' | 'no-update';
@@ -172,6 +176,8 @@ export class RegisterFile {
   private readonly wmask: Uint32Array;
   /** Per dword: bits a written 1 clears (W1C, W1CS). */
   private readonly w1cmask: Uint32Array;
+  /** Per dword: write-1-to-trigger bits (W1T), passed to the hook and never stored. */
+  private readonly w1tmask: Uint32Array;
   /** Per dword: sticky bits, kept across a function-level reset (RWS, W1CS). */
   readonly stickyMask: Uint32Array;
   /** Per dword: the register covering it, -1 for none, or SHARED when several narrower ones do. */
@@ -198,6 +204,7 @@ export class RegisterFile {
     const dwords = map.size / 4;
     this.wmask = new Uint32Array(dwords);
     this.w1cmask = new Uint32Array(dwords);
+    this.w1tmask = new Uint32Array(dwords);
     this.stickyMask = new Uint32Array(dwords);
     this.resetImage = new Uint32Array(dwords);
     this.regAt = new Int16Array(dwords).fill(-1);
@@ -230,6 +237,7 @@ export class RegisterFile {
           if (!part) continue;
           if (f.access === 'RW' || f.access === 'RWS') this.wmask[d]! |= part;
           if (f.access === 'W1C' || f.access === 'W1CS') this.w1cmask[d]! |= part;
+          if (f.access === 'W1T') this.w1tmask[d]! |= part;
           if (f.access === 'RWS' || f.access === 'W1CS') this.stickyMask[d]! |= part;
         }
       }
@@ -333,7 +341,10 @@ export class RegisterFile {
     const next = ((old & ~wm) | (val & wm)) & ~(val & this.w1cmask[d]!);
     Atomics.store(this.view, d, next | 0);
     const hook = this.hooks[idx];
-    if (hook !== undefined) hook(this, this.regs[idx]!);
+    if (hook !== undefined) {
+      const r = this.regs[idx]!;
+      hook(this, r, (val & this.w1tmask[d]!) >>> ((r.offset & 3) * 8));
+    }
     return 'applied';
   }
 

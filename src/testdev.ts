@@ -101,7 +101,7 @@ export const TESTDEV_MAP: RegisterMap = {
     reg('PATTERN', TD_OFF.PATTERN, 32, [fd(word('PATTERN'), 'RW')]),
     reg('BUF_LO', TD_OFF.BUF_LO, 32, [fd(word('BUF_LO'), 'RW')]),
     reg('BUF_HI', TD_OFF.BUF_HI, 32, [fd(word('BUF_HI'), 'RW')]),
-    reg('DOORBELL', TD_OFF.DOORBELL, 32, [fd(TD_DOORBELL.GO, 'RW')], { role: { kind: 'doorbell' } }),
+    reg('DOORBELL', TD_OFF.DOORBELL, 32, [fd(TD_DOORBELL.GO, 'W1T')], { role: { kind: 'doorbell' } }),
     reg('STATUS', TD_OFF.STATUS, 32, Object.values(TD_STATUS).map((f) => fd(f, 'RO'))),
     reg('COUNT', TD_OFF.COUNT, 32, [fd(word('COUNT'), 'RO')]),
     reg('XFERRED', TD_OFF.XFERRED, 32, [fd(word('XFERRED'), 'RO')]),

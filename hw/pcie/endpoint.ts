@@ -22,7 +22,7 @@ import { PA } from '../../src/layout.ts';
 import { hex } from '../../src/bits.ts';
 import { capReg } from '../../src/pcie/config-space.ts';
 import {
-  AER_COR, AER_UNCOR, ATS_CAP, ATS_CTRL, ATS_MAX_QDEP, BAR, COMMAND, DEVCTL, DEVSTA, MSI_CONTROL, PMCSR, POWER_STATE, PRI_CTRL,
+  AER_COR, AER_UNCOR, ATS_CAP, ATS_CTRL, ATS_MAX_QDEP, BAR, COMMAND, DEVCTL, DEVSTA, MSI_CONTROL, PMCSR, POWER_STATE,
 } from '../../src/pcie/regs.ts';
 import { DMA_CTRL, DMA_DOORBELL, DMA_ERR, DMA_ERR_NAMES, DMA_MAX_LEN, DMA_STATUS, FW_MAILBOX, dmaEngineMap } from '../../src/pcie/dma-engine.ts';
 import { PCIE_STAT, bumpPcieStat } from '../../src/pcie/stats.ts';
@@ -111,13 +111,16 @@ export class PcieEndpoint extends PcieFunction implements AtsEndpoint {
     this.regs.reset();
     this.bar = new MemBar(barWindow, dmaEngineMap(t.barBytes));
     this.bar.regs.reset();
-    this.bar.regs.onWrite('DOORBELL', () => this.doorbell());
+    this.bar.regs.onWrite('DOORBELL', (_f, _r, triggered) => this.doorbell(triggered));
     const has = (c: string) => t.capabilities.includes(c as never);
     this.atc = has('ats') ? new Atc(t.atcEntries) : null;
 
     this.regs.onWrite('COMMAND', () => this.updateDecode());
     this.regs.onWrite('BAR0', () => this.updateDecode());
-    this.regs.onWrite(capReg('exp', 'DEVCTL'), () => this.devctlWritten());
+    this.regs.onWrite(capReg('exp', 'DEVCTL'), (_f, _r, triggered) => {
+      // Initiate FLR (W1T: it always reads 0, 7.5.3.4).
+      if (DEVCTL.BCR_FLR.get(triggered)) this.startReset('flr', this.t.resetResponse);
+    });
     if (has('pm')) this.regs.onWrite(capReg('pm', 'PMCSR'), () => this.pmcsrWritten());
     if (has('ats')) {
       this.regs.onWrite(ATS_CTRL_REG, () => {
@@ -128,10 +131,6 @@ export class PcieEndpoint extends PcieFunction implements AtsEndpoint {
         }
       });
       smmu.attachAtsEndpoint(this.sid, this);
-    }
-    if (has('pri')) {
-      // PRI Reset clears the interface's state (no page requests are modelled) and reads 0.
-      this.regs.onWrite(capReg('pri', 'CTRL'), () => this.setBits(capReg('pri', 'CTRL'), PRI_CTRL.RESET.bits, false));
     }
   }
 
@@ -174,15 +173,6 @@ export class PcieEndpoint extends PcieFunction implements AtsEndpoint {
   }
 
   // ---- capability hooks ----
-
-  private devctlWritten(): void {
-    const name = capReg('exp', 'DEVCTL');
-    const v = this.regs.get(name);
-    if (!DEVCTL.BCR_FLR.get(v)) return;
-    // Initiate FLR always reads 0 (7.5.3.4): clear it, then reset.
-    this.regs.set(name, v & ~DEVCTL.BCR_FLR.bits);
-    this.startReset('flr', this.t.resetResponse);
-  }
 
   private pmcsrWritten(): void {
     const name = capReg('pm', 'PMCSR');
@@ -352,11 +342,9 @@ export class PcieEndpoint extends PcieFunction implements AtsEndpoint {
 
   // ---- the DMA engine ----
 
-  private doorbell(): void {
+  private doorbell(triggered: number): void {
     const regs = this.bar.regs;
-    const db = regs.get('DOORBELL');
-    regs.set('DOORBELL', 0);
-    if (!DMA_DOORBELL.GO.get(db)) return;
+    if (!DMA_DOORBELL.GO.get(triggered)) return;
     if (this.xfer) {
       this.ctx.note(`${this.bdf}: DMA doorbell while busy; ignored`);
       return;

@@ -133,8 +133,8 @@ const EXP_CAP: CapabilityDef = {
       fd(DEVCTL.PHANTOM, 'RO'),
       fd(DEVCTL.AUX_PME, 'RO'),
       fd(DEVCTL.READRQ, 'RW'),
-      // Initiate FLR is writable so the write is seen; the device clears it at once (it reads 0).
-      fd(DEVCTL.BCR_FLR, p.flr && !p.port ? 'RW' : 'RO'),
+      // Initiate FLR: a 1 written starts the FLR, the bit always reads 0 (7.5.3.4).
+      fd(DEVCTL.BCR_FLR, p.flr && !p.port ? 'W1T' : 'RO'),
     ];
     const regs = [
       reg('FLAGS', EXP.FLAGS, 16, all(EXP_FLAGS, 'RO'), { reset: flags, spec: '7.5.3.2' }),
@@ -247,8 +247,8 @@ const PRI_CAP_DEF: CapabilityDef = {
   version: 1,
   size: () => PRI.SIZE,
   registers: (p) => [
-    // Reset is write-1-to-trigger: writable so the device sees it, cleared by the device at once.
-    reg('CTRL', PRI.CTRL, 16, [fd(PRI_CTRL.ENABLE, 'RW'), fd(PRI_CTRL.RESET, 'RW')], { spec: '10.5.2.2' }),
+    // Reset clears the interface's state and reads 0; no page requests are modelled, so it has nothing to clear.
+    reg('CTRL', PRI.CTRL, 16, [fd(PRI_CTRL.ENABLE, 'RW'), fd(PRI_CTRL.RESET, 'W1T')], { spec: '10.5.2.2' }),
     // Stopped reads 1 while PRI is disabled and idle (10.5.2.3).
     reg('STATUS', PRI.STATUS, 16, [fd(PRI_STATUS.RF, 'W1C'), fd(PRI_STATUS.UPRGI, 'W1C'), fd(PRI_STATUS.STOPPED, 'RO'), fd(PRI_STATUS.PASID_REQUIRED, 'RO')], {
       reset: PRI_STATUS.STOPPED.bits,

@@ -77,8 +77,7 @@ export function dmaEngineMap(barBytes: number): RegisterMap {
       reg('SRC', DMA_REG.SRC, 64, [fd(range('Value', 63, 0), 'RW')]),
       reg('DST', DMA_REG.DST, 64, [fd(range('Value', 63, 0), 'RW')]),
       reg('LEN', DMA_REG.LEN, 32, all32),
-      // GO is writable so the write is seen; the engine clears it at once.
-      reg('DOORBELL', DMA_REG.DOORBELL, 32, [fd(DMA_DOORBELL.GO, 'RW')], { role: { kind: 'doorbell' } }),
+      reg('DOORBELL', DMA_REG.DOORBELL, 32, [fd(DMA_DOORBELL.GO, 'W1T')], { role: { kind: 'doorbell' } }),
       reg('STATUS', DMA_REG.STATUS, 32, [fd(DMA_STATUS.BUSY, 'RO'), fd(DMA_STATUS.DONE, 'W1C'), fd(DMA_STATUS.ERROR, 'W1C'), fd(DMA_STATUS.ERR_CODE, 'RO')]),
       reg('DONE_BYTES', DMA_REG.DONE_BYTES, 32, [fd(range('Value', 31, 0), 'RO')]),
       reg('FW_MAILBOX', DMA_REG.FW_MAILBOX, 32, [fd(FW_MAILBOX.RESET_PENDING, 'RW')]),
