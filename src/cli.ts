@@ -24,9 +24,14 @@ async function help(): Promise<string> {
 export async function main(argv: string[]): Promise<number> {
   await import('./cli/commands.ts');
   const [name, ...rest] = argv;
-  if (!name || name === '--help' || name === '-h' || name === 'help') {
+  if (!name) {
+    // No command is a usage error: the list goes where errors go.
+    process.stderr.write((await help()) + '\n');
+    return 2;
+  }
+  if (name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write((await help()) + '\n');
-    return name ? 0 : 2;
+    return 0;
   }
   const load = COMMANDS[name];
   if (!load) {

@@ -25,7 +25,7 @@
 // Adding a run option that changes how the system boots (e.g. --topology) — a module exporting
 // `option: RunOption` and one line in the table:
 //
-//   registerRunOption('topology', async () => (await import('../pci/topology-option.ts')).option);
+//   registerRunOption('topology', async () => (await import('./topology-option.ts')).option);
 //
 // Its apply() runs before boot with the option's value (or its default) and edits setup.boot
 // (System.boot options) and setup.probe (the driver's probe options).
