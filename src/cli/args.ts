@@ -42,13 +42,51 @@ export function parseArgs(argv: string[], spec: Record<string, OptSpec>, command
   return { opts, positional };
 }
 
-export function usage(command: string, synopsis: string, spec: Record<string, OptSpec>): string {
-  const lines = Object.entries(spec).map(([k, s]) => {
+/** The --help option every subcommand takes. */
+export const HELP_SPEC: OptSpec = { type: 'boolean', help: 'show this help' };
+
+/** One line per option: `--name ARG` after `indent`, padded to `width`, then its help and default. */
+export function optionLines(spec: Record<string, OptSpec>, indent: string, width: number): string[] {
+  return Object.entries(spec).map(([k, s]) => {
     const arg = s.type === 'boolean' ? '' : s.type === 'number' ? ' N' : ' VALUE';
     const def = s.default !== undefined && s.type !== 'boolean' ? ` (default ${s.default})` : '';
-    return `  --${k}${arg}`.padEnd(28) + s.help + def;
+    return `${indent}--${k}${arg}`.padEnd(width) + s.help + def;
   });
-  return [`usage: smmulab ${command} ${synopsis}`, ...lines].join('\n');
+}
+
+export function usage(command: string, synopsis: string, spec: Record<string, OptSpec>): string {
+  return [`usage: smmulab ${command} ${synopsis}`, ...optionLines(spec, '  ', 28)].join('\n');
+}
+
+/**
+ * Parses a subcommand's arguments, taking --help too: with --help it prints the usage on stdout and
+ * returns null, and the command exits 0.
+ */
+export function parseCommandArgs(argv: string[], spec: Record<string, OptSpec>, command: string, synopsis: string): Parsed | null {
+  const full = { ...spec, help: HELP_SPEC };
+  const p = parseArgs(argv, full, command);
+  if (!p.opts.help) return p;
+  process.stdout.write(usage(command, synopsis, full) + '\n');
+  return null;
+}
+
+/** Refuses positional arguments, for commands that take none. */
+export function noArguments(p: Parsed, command: string): void {
+  if (p.positional.length) throw new UsageError(`${command}: unexpected argument '${p.positional[0]}' (see smmulab ${command} --help)`);
+}
+
+/**
+ * A number above 0 (and at most `max`), in `unit` if given, or a UsageError naming the option;
+ * undefined when the option is absent.
+ */
+export function positiveNumber(command: string, name: string, value: unknown, o: { max?: number; unit?: string } = {}): number | undefined {
+  if (value === undefined) return undefined;
+  const max = o.max ?? Infinity;
+  if (typeof value !== 'number' || !(value > 0) || value > max) {
+    const what = `a number${o.unit ? ` of ${o.unit}` : ''} above 0${max < Infinity ? ` and at most ${max}` : ''}`;
+    throw new UsageError(`${command}: --${name} must be ${what} (got ${String(value)})`);
+  }
+  return value;
 }
 
 /** An integer option within bounds, or a UsageError naming it. */

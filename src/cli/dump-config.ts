@@ -4,8 +4,8 @@
 // writing Initiate FLR directly (as `setpci` would: no pci_reset_function save/restore, no IOMMU
 // hooks), so the dump shows what the FLR left: ATS, Bus Master and Memory Space off.
 
-import { UsageError, parseArgs, usage } from './args.ts';
-import { PCIE_COMMON, bdfArg, className, hex, pcieSession } from './pcie-boot.ts';
+import { UsageError, parseCommandArgs } from './args.ts';
+import { PCIE_COMMON, bdfArg, className, hex, withPcieSession } from './pcie-boot.ts';
 import { dwordsToBytes, formatConfigDump } from '../pcie/dump.ts';
 import type { CliCommand } from '../cli.ts';
 
@@ -19,14 +19,10 @@ export const command: CliCommand = {
   name: NAME,
   summary: 'print a function\'s config space as lspci -xxxx does (decode with lspci -F FILE -vvv)',
   async run(argv) {
-    const p = parseArgs(argv, SPEC, NAME);
-    if (p.opts.help) {
-      process.stdout.write(usage(NAME, 'BB:DD.F [options]', SPEC) + '\n');
-      return 0;
-    }
+    const p = parseCommandArgs(argv, SPEC, NAME, 'BB:DD.F [options]');
+    if (!p) return 0;
     const bdf = bdfArg(NAME, p);
-    const s = await pcieSession(NAME, p);
-    try {
+    return withPcieSession(NAME, p, async (s) => {
       const d = s.device(bdf);
       if (p.opts['after-flr']) {
         if (!d.resetMethods.includes('flr')) throw new UsageError(`${NAME}: ${bdf} cannot do FLR (Device Capabilities FLR is 0)`);
@@ -36,9 +32,7 @@ export const command: CliCommand = {
       const dwords = await s.sys.cpus[0]!.call<number[]>('pciConfigRead', { bdf });
       const title = `${className(d.classCode)}: Device ${hex(d.vendor, 4)}:${hex(d.device, 4)} (rev ${hex(d.revision, 2)})`;
       process.stdout.write(formatConfigDump(bdf, dwordsToBytes(dwords), title));
-    } finally {
-      await s.close();
-    }
-    return 0;
+      return 0;
+    });
   },
 };

@@ -2,8 +2,8 @@
 // found: each Root Port with the functions below it, their IDs, StreamIDs, drivers, ATS and IOMMU state;
 // with --verbose their capabilities, BARs and reset methods; with --json the PCI core's records.
 
-import { UsageError, parseArgs, usage } from './args.ts';
-import { PCIE_COMMON, className, hex, pcieSession } from './pcie-boot.ts';
+import { noArguments, parseCommandArgs } from './args.ts';
+import { PCIE_COMMON, className, hex, withPcieSession } from './pcie-boot.ts';
 import type { CliCommand } from '../cli.ts';
 import type { PciDeviceInfo } from '../../drivers/ops/pci.ts';
 
@@ -55,18 +55,12 @@ export const command: CliCommand = {
   name: NAME,
   summary: 'enumerate PCI through ECAM and print the tree the PCI core found',
   async run(argv) {
-    const p = parseArgs(argv, SPEC, NAME);
-    if (p.opts.help) {
-      process.stdout.write(usage(NAME, '[options]', SPEC) + '\n');
-      return 0;
-    }
-    if (p.positional.length) throw new UsageError(`${NAME}: unexpected argument '${p.positional[0]}' (see smmulab lspci --help)`);
-    const s = await pcieSession(NAME, p);
-    try {
+    const p = parseCommandArgs(argv, SPEC, NAME, '[options]');
+    if (!p) return 0;
+    noArguments(p, NAME);
+    return withPcieSession(NAME, p, async (s) => {
       process.stdout.write(p.opts.json ? JSON.stringify(s.devices, null, 2) + '\n' : formatTree(s.devices, p.opts.verbose === true));
-    } finally {
-      await s.close();
-    }
-    return 0;
+      return 0;
+    });
   },
 };

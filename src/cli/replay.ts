@@ -24,12 +24,13 @@
 // 1 when something failed inside (e.g. the final CMD_SYNC timed out).
 
 import { readFileSync } from 'node:fs';
-import { parseArgs, usage, UsageError, type OptSpec } from './args.ts';
+import { parseCommandArgs, UsageError, type OptSpec } from './args.ts';
+import { FEATURES_SPEC, featuresFromOption, withProbedSystem } from './boot.ts';
 import { TOPOLOGY_SPEC, topologyFromOption } from './topology-option.ts';
-import { System, cerrorsByName, executedByOpcode } from '../system.ts';
-import { parseFeatures } from '../smmu/features.ts';
+import { cerrorsByName, executedByOpcode } from '../system.ts';
 import { CERROR, CERROR_NAMES, OFF } from '../smmu/regs.ts';
 import { formatLog } from '../cpu.ts';
+import { hex } from '../bits.ts';
 import type { CliCommand } from '../cli.ts';
 import type { ReplayRequest, ReplayResult } from '../../drivers/workloads/replay.ts';
 
@@ -40,10 +41,9 @@ const IRQ_CPU = 1;
 const MAX_REPORTED = 20;
 
 const SPEC: Record<string, OptSpec> = {
-  features: { type: 'string', help: 'SMMU feature profile, optionally with +feature/-feature', default: 'default' },
+  features: FEATURES_SPEC,
   json: { type: 'boolean', help: 'print one JSON object on stdout instead of the text report' },
   topology: TOPOLOGY_SPEC,
-  help: { type: 'boolean', help: 'show this help' },
 };
 
 const HEX64 = /^(?:0[xX])?([0-9a-fA-F]{1,16})$/;
@@ -105,25 +105,15 @@ export interface ReplayReport {
   syncs: number;
 }
 
-const hex8 = (v: number) => '0x' + (v >>> 0).toString(16).padStart(8, '0');
-
 export const command: CliCommand = {
   name: NAME,
   summary: 'submit the commands of a JSON Lines file verbatim and report what the SMMU did',
   async run(argv) {
-    const p = parseArgs(argv, SPEC, NAME);
-    if (p.opts.help) {
-      process.stdout.write(usage(NAME, 'FILE [options]', SPEC) + '\n');
-      return 0;
-    }
+    const p = parseCommandArgs(argv, SPEC, NAME, 'FILE [options]');
+    if (!p) return 0;
     if (p.positional.length !== 1) throw new UsageError(`${NAME}: expected exactly one FILE (got ${p.positional.length}); see smmulab replay --help`);
     const file = p.positional[0]!;
-    let feat: ReturnType<typeof parseFeatures>;
-    try {
-      feat = parseFeatures(String(p.opts.features));
-    } catch (e) {
-      throw new UsageError(`${NAME}: ${(e as Error).message}`);
-    }
+    const feat = featuresFromOption(NAME, p.opts.features);
     let text: string;
     try {
       text = readFileSync(file, 'utf8');
@@ -134,9 +124,7 @@ export const command: CliCommand = {
     const n = input.lines.length;
     const topology = topologyFromOption(NAME, p.opts.topology);
 
-    const sys = await System.boot({ cpus: 2, features: feat.features, ...(topology ? { topology } : {}) });
-    try {
-      await sys.probe({ irqCpu: IRQ_CPU });
+    return withProbedSystem(NAME, { cpus: 2, features: feat.features, ...(topology ? { topology } : {}) }, { irqCpu: IRQ_CPU }, async (sys) => {
       await sys.dmesg(); // the probe's log is not part of the report
       const errCount = async () => (await sys.cpus[IRQ_CPU]!.call<{ cmdqErrors: { cons: number; code: number }[] }>('driverStats')).cmdqErrors;
       const errorsBefore = (await errCount()).length;
@@ -182,9 +170,7 @@ export const command: CliCommand = {
       };
       process.stdout.write(p.opts.json === true ? JSON.stringify(report) + '\n' : textReport(report));
       return 0;
-    } finally {
-      await sys.shutdown();
-    }
+    });
   },
 };
 
@@ -193,8 +179,8 @@ function textReport(r: ReplayReport): string {
   const names = Object.keys(r.executedByOpcode).sort();
   for (const k of names) out.push(`  ${k.padEnd(18)}${String(r.executedByOpcode[k]).padStart(10)}`);
   if (!names.length) out.push('  (none)');
-  out.push(`errors: ${r.errors.length ? '' : 'none'}`);
-  for (const e of r.errors) out.push(`  line ${e.line ?? '?'}: ${e.name} (code ${e.code}) at CONS ${hex8(e.cons)}`);
-  out.push(`syncs: ${r.syncs}`, `final CMDQ_CONS: ${hex8(r.finalCons)}`);
+  out.push(r.errors.length ? 'errors:' : 'errors: none');
+  for (const e of r.errors) out.push(`  line ${e.line ?? '?'}: ${e.name} (code ${e.code}) at CONS ${hex(e.cons)}`);
+  out.push(`syncs: ${r.syncs}`, `final CMDQ_CONS: ${hex(r.finalCons)}`);
   return out.join('\n') + '\n';
 }

@@ -4,8 +4,8 @@
 // platform time it took, and the IOMMU reset depth and blocking state afterwards. Faults can be
 // injected first to see resets fail.
 
-import { UsageError, parseArgs, usage } from './args.ts';
-import { PCIE_COMMON, bdfArg, pcieSession } from './pcie-boot.ts';
+import { UsageError, parseCommandArgs } from './args.ts';
+import { PCIE_COMMON, bdfArg, withPcieSession } from './pcie-boot.ts';
 import type { CliCommand } from '../cli.ts';
 import type { ResetReport } from '../../drivers/ops/pci.ts';
 import type { Fault } from '../faults.ts';
@@ -24,19 +24,14 @@ export const command: CliCommand = {
   name: NAME,
   summary: 'reset a function as pci_reset_function does and report the IOMMU blocking state',
   async run(argv) {
-    const p = parseArgs(argv, SPEC, NAME);
-    if (p.opts.help) {
-      process.stdout.write(usage(NAME, 'BB:DD.F [options]', SPEC) + '\n');
-      return 0;
-    }
+    const p = parseCommandArgs(argv, SPEC, NAME, 'BB:DD.F [options]');
+    if (!p) return 0;
     const bdf = bdfArg(NAME, p);
     const method = p.opts.method === undefined ? undefined : String(p.opts.method);
     if (method !== undefined && !METHODS.includes(method)) throw new UsageError(`${NAME}: --method '${method}' is not one of ${METHODS.join(', ')}`);
     const faults = p.opts.fault === undefined ? [] : String(p.opts.fault).split(',');
     for (const f of faults) if (!FAULTS.includes(f)) throw new UsageError(`${NAME}: --fault '${f}' is not one of ${FAULTS.join(', ')}`);
-    const s = await pcieSession(NAME, p);
-    let report: ResetReport;
-    try {
+    return withPcieSession(NAME, p, async (s) => {
       const d = s.device(bdf);
       if (d.headerType !== 0) throw new UsageError(`${NAME}: ${bdf} is a bridge; reset its endpoints`);
       for (const f of faults) {
@@ -46,15 +41,13 @@ export const command: CliCommand = {
           await s.sys.inject(fault);
         }
       }
-      report = await s.sys.cpus[0]!.call<ResetReport>('pciReset', { bdf, ...(method ? { method } : {}) }, 600_000);
-    } finally {
-      await s.close();
-    }
-    const out = { ok: report.ok, method: report.method, ms: report.ms, depth: report.depth, blocked: report.blocked };
-    if (p.opts.json) process.stdout.write(JSON.stringify(out) + '\n');
-    else {
-      process.stdout.write(`${bdf}: reset via ${report.method} ${report.ok ? 'succeeded' : `failed (${report.rc})`} in ${report.ms} ms; IOMMU reset depth ${report.depth}, ${report.blocked ? 'device still blocked (ATS fenced)' : 'device unblocked'}\n`);
-    }
-    return report.ok ? 0 : 1;
+      const report = await s.sys.cpus[0]!.call<ResetReport>('pciReset', { bdf, ...(method ? { method } : {}) }, 600_000);
+      const out = { ok: report.ok, method: report.method, ms: report.ms, depth: report.depth, blocked: report.blocked };
+      if (p.opts.json) process.stdout.write(JSON.stringify(out) + '\n');
+      else {
+        process.stdout.write(`${bdf}: reset via ${report.method} ${report.ok ? 'succeeded' : `failed (${report.rc})`} in ${report.ms} ms; IOMMU reset depth ${report.depth}, ${report.blocked ? 'device still blocked (ATS fenced)' : 'device unblocked'}\n`);
+      }
+      return report.ok ? 0 : 1;
+    });
   },
 };

@@ -7,10 +7,11 @@
 // per second of platform time; nonSyncCmdsPerSec leaves the CMD_SYNCs out (for the default workload,
 // the TLBI rate).
 
-import { parseArgs, intOpt, usage, UsageError, type OptSpec, type Parsed } from './args.ts';
-import { loadRunOptions, loadWorkloads, type RunSetup, type Workload, type WorkloadReport } from './workloads.ts';
-import { System, cerrorsByName, executedByOpcode, type StatsSnapshot } from '../system.ts';
-import { parseFeatures, archMinorRev } from '../smmu/features.ts';
+import { HELP_SPEC, parseArgs, intOpt, noArguments, optionLines, positiveNumber, usage, UsageError, type OptSpec } from './args.ts';
+import { FEATURES_SPEC, TIME_SCALE_SPEC, featuresFromOption, withProbedSystem } from './boot.ts';
+import { loadRunOptions, loadWorkloads, sumCounts, type RunSetup, type Workload, type WorkloadReport } from './workloads.ts';
+import { cerrorsByName, executedByOpcode, type StatsSnapshot } from '../system.ts';
+import { archMinorRev } from '../smmu/features.ts';
 import { formatLog } from '../cpu.ts';
 import { MAX_CPUS } from '../layout.ts';
 import type { CliCommand } from '../cli.ts';
@@ -19,8 +20,8 @@ const NAME = 'run';
 
 const COMMON: Record<string, OptSpec> = {
   cpus: { type: 'number', help: 'simulated CPUs, one driver worker each', default: 2 },
-  features: { type: 'string', help: 'SMMU feature profile, optionally with +feature/-feature', default: 'default' },
-  'time-scale': { type: 'number', help: 'platform time runs this many times faster than host time', default: 1 },
+  features: FEATURES_SPEC,
+  'time-scale': TIME_SCALE_SPEC,
   mem: { type: 'number', help: 'DMA-able memory in MiB', default: 64 },
   'irq-cpu': { type: 'number', help: 'CPU that takes the GERROR and event queue interrupts', default: 0 },
   'no-msipoll': { type: 'boolean', help: 'complete CMD_SYNC by polling CONS even with MSIs (Linux disable_msipolling)' },
@@ -28,7 +29,7 @@ const COMMON: Record<string, OptSpec> = {
   seconds: { type: 'number', help: 'platform seconds the workload runs', default: 3 },
   workload: { type: 'string', help: 'what the CPUs run (see below)', default: 'tlbi' },
   json: { type: 'boolean', help: 'print one JSON object on stdout instead of the text report' },
-  help: { type: 'boolean', help: 'show this help' },
+  help: HELP_SPEC,
 };
 
 /** Per-CPU driver statistics (the 'driverStats' op). */
@@ -63,32 +64,14 @@ export interface RunReport {
   [extra: string]: unknown;
 }
 
-async function help(workloads: Map<string, Workload>, spec: Record<string, OptSpec>): Promise<string> {
+function help(workloads: Map<string, Workload>, spec: Record<string, OptSpec>): string {
   const lines = [usage(NAME, '[options]', spec), '', 'workloads (--workload NAME):'];
-  for (const [name, w] of workloads) {
-    lines.push(`  ${name.padEnd(14)}${w.summary}`);
-    for (const [k, s] of Object.entries(w.options ?? {})) {
-      const def = s.default !== undefined && s.type !== 'boolean' ? ` (default ${s.default})` : '';
-      lines.push(`      --${k}${s.type === 'boolean' ? '' : s.type === 'number' ? ' N' : ' VALUE'}`.padEnd(30) + s.help + def);
-    }
-  }
+  for (const [name, w] of workloads) lines.push(`  ${name.padEnd(14)}${w.summary}`, ...optionLines(w.options ?? {}, '      ', 30));
   return lines.join('\n');
 }
 
-function posNumber(p: Parsed, name: string, max: number): number {
-  const v = p.opts[name];
-  if (typeof v !== 'number' || !(v > 0) || v > max) throw new UsageError(`${NAME}: --${name} must be a number above 0 and at most ${max} (got ${String(v)})`);
-  return v;
-}
-
 function sumDriverStats(all: DriverStats[]): { gerrors: Record<string, number>; syncTimeouts: number } {
-  const gerrors: Record<string, number> = {};
-  let syncTimeouts = 0;
-  for (const s of all) {
-    for (const [k, v] of Object.entries(s.gerrors)) gerrors[k] = (gerrors[k] ?? 0) + v;
-    syncTimeouts += s.syncTimeouts;
-  }
-  return { gerrors, syncTimeouts };
+  return { gerrors: sumCounts(all.map((s) => s.gerrors)), syncTimeouts: all.reduce((n, s) => n + s.syncTimeouts, 0) };
 }
 
 function diffCounts(after: Record<string, number>, before: Record<string, number>): Record<string, number> {
@@ -115,27 +98,23 @@ export const command: CliCommand = {
     for (const w of workloads.values()) Object.assign(all, w.options ?? {});
     const first = parseArgs(argv, all, NAME);
     if (first.opts.help) {
-      process.stdout.write((await help(workloads, base)) + '\n');
+      process.stdout.write(help(workloads, base) + '\n');
       return 0;
     }
     const wname = String(first.opts.workload);
     const workload = workloads.get(wname);
     if (!workload) throw new UsageError(`${NAME}: --workload '${wname}' is unknown (known: ${[...workloads.keys()].join(', ')})`);
     const p = parseArgs(argv, { ...base, ...(workload.options ?? {}) }, NAME);
-    if (p.positional.length) throw new UsageError(`${NAME}: unexpected argument '${p.positional[0]}' (see smmulab run --help)`);
+    noArguments(p, NAME);
 
     const cpus = intOpt(p, 'cpus', 1, MAX_CPUS, NAME);
     const irqCpu = intOpt(p, 'irq-cpu', 0, cpus - 1, NAME);
     const batch = intOpt(p, 'batch', 1, 1 << 16, NAME);
     const memMiB = intOpt(p, 'mem', 1, 1024, NAME);
-    const seconds = posNumber(p, 'seconds', 24 * 3600);
-    const timeScale = posNumber(p, 'time-scale', 1e6);
-    let feat: ReturnType<typeof parseFeatures>;
-    try {
-      feat = parseFeatures(String(p.opts.features));
-    } catch (e) {
-      throw new UsageError(`${NAME}: ${(e as Error).message}`);
-    }
+    // Both have defaults, so they are never undefined.
+    const seconds = positiveNumber(NAME, 'seconds', p.opts.seconds, { max: 24 * 3600 })!;
+    const timeScale = positiveNumber(NAME, 'time-scale', p.opts['time-scale'], { max: 1e6 })!;
+    const feat = featuresFromOption(NAME, p.opts.features);
     const setup: RunSetup = {
       boot: { cpus, features: feat.features, timeScale, memBytes: memMiB << 20 },
       probe: { irqCpu, disableMsiPolling: p.opts['no-msipoll'] === true },
@@ -144,82 +123,75 @@ export const command: CliCommand = {
     workload.prepare?.(p, setup);
 
     const json = p.opts.json === true;
-    const sys = await System.boot(setup.boot);
-    let progress: NodeJS.Timeout | undefined;
-    try {
+    return withProbedSystem(NAME, setup.boot, setup.probe, async (sys) => {
+      let progress: NodeJS.Timeout | undefined;
       try {
-        await sys.probe(setup.probe);
-      } catch (e) {
-        const log = (await sys.dmesg()).map(formatLog);
-        process.stderr.write(`${NAME}: probe failed: ${(e as Error).message}\n${log.join('\n')}\n`);
-        return 1;
+        const probeLog = (await sys.dmesg()).map(formatLog);
+        const driverStats = () => Promise.all(sys.cpus.map((c) => c.call<DriverStats>('driverStats')));
+        const before = sys.stats();
+        const dBefore = await driverStats();
+        const hostMs = (seconds * 1000) / timeScale;
+        const t0 = sys.clock.now();
+        const h0 = performance.now();
+        // Progress on stderr about once a second, for runs that last longer than that.
+        if (hostMs > 1000) {
+          progress = setInterval(() => {
+            const done = totalOf(executedByOpcode(before, sys.stats()));
+            process.stderr.write(`${NAME}: ${((sys.clock.now() - t0) / 1e9).toFixed(1)} s of ${seconds} s, ${done} commands executed\n`);
+          }, 1000);
+          progress.unref();
+        }
+        const rep: WorkloadReport = await workload.run({ sys, opts: p.opts, durationNs: seconds * 1e9, batch, callTimeoutMs: hostMs + 30_000 });
+        clearInterval(progress);
+        const elapsedS = (sys.clock.now() - t0) / 1e9;
+        const hostSeconds = (performance.now() - h0) / 1000;
+        const after: StatsSnapshot = sys.stats();
+        const dAfter = await driverStats();
+        const executed = executedByOpcode(before, after);
+        const mismatches = [...new Set([...Object.keys(executed), ...Object.keys(rep.issuedByOpcode)])]
+          .sort()
+          .map((opcode) => ({ opcode, issued: rep.issuedByOpcode[opcode] ?? 0, executed: executed[opcode] ?? 0 }))
+          .filter((m) => m.issued !== m.executed);
+        const sb = sumDriverStats(dBefore);
+        const sa = sumDriverStats(dAfter);
+        const total = totalOf(executed);
+        const syncs = after.syncs - before.syncs;
+        const report: RunReport = {
+          workload: wname,
+          profile: feat.name,
+          features: { ...feat.features },
+          archVersion: `SMMUv3.${archMinorRev(feat.features)}`,
+          cpus,
+          batch,
+          timeScale,
+          probeLog,
+          executedByOpcode: executed,
+          issuedByOpcode: rep.issuedByOpcode,
+          check: mismatches.length ? 'MISMATCH' : 'OK',
+          mismatches,
+          syncs,
+          errors: {
+            cerrors: cerrorsByName(before, after),
+            gerrors: diffCounts(sa.gerrors, sb.gerrors),
+            syncTimeouts: sa.syncTimeouts - sb.syncTimeouts,
+          },
+          cmdsPerSec: Math.round(total / elapsedS),
+          nonSyncCmdsPerSec: Math.round((total - (executed.SYNC ?? 0)) / elapsedS),
+          seconds: Number(elapsedS.toFixed(3)),
+          hostSeconds: Number(hostSeconds.toFixed(3)),
+          perCpu: rep.perCpu,
+          ...(rep.extra ?? {}),
+        };
+        process.stdout.write(json ? JSON.stringify(report) + '\n' : textReport(report, rep.extra ?? {}));
+        if (mismatches.length) {
+          process.stderr.write(`${NAME}: MISMATCH between what the CPUs issued and what the hardware executed\n`);
+          return 1;
+        }
+        return 0;
+      } finally {
+        if (progress) clearInterval(progress);
       }
-      const probeLog = (await sys.dmesg()).map(formatLog);
-      const driverStats = () => Promise.all(sys.cpus.map((c) => c.call<DriverStats>('driverStats')));
-      const before = sys.stats();
-      const dBefore = await driverStats();
-      const hostMs = (seconds * 1000) / timeScale;
-      const t0 = sys.clock.now();
-      const h0 = performance.now();
-      // Progress on stderr about once a second, for runs that last longer than that.
-      if (hostMs > 1000) {
-        progress = setInterval(() => {
-          const done = totalOf(executedByOpcode(before, sys.stats()));
-          process.stderr.write(`${NAME}: ${((sys.clock.now() - t0) / 1e9).toFixed(1)} s of ${seconds} s, ${done} commands executed\n`);
-        }, 1000);
-        progress.unref();
-      }
-      const rep: WorkloadReport = await workload.run({ sys, opts: p.opts, durationNs: seconds * 1e9, batch, callTimeoutMs: hostMs + 30_000 });
-      clearInterval(progress);
-      const elapsedS = (sys.clock.now() - t0) / 1e9;
-      const hostSeconds = (performance.now() - h0) / 1000;
-      const after: StatsSnapshot = sys.stats();
-      const dAfter = await driverStats();
-      const executed = executedByOpcode(before, after);
-      const mismatches = [...new Set([...Object.keys(executed), ...Object.keys(rep.issuedByOpcode)])]
-        .sort()
-        .map((opcode) => ({ opcode, issued: rep.issuedByOpcode[opcode] ?? 0, executed: executed[opcode] ?? 0 }))
-        .filter((m) => m.issued !== m.executed);
-      const sb = sumDriverStats(dBefore);
-      const sa = sumDriverStats(dAfter);
-      const total = totalOf(executed);
-      const syncs = after.syncs - before.syncs;
-      const report: RunReport = {
-        workload: wname,
-        profile: feat.name,
-        features: { ...feat.features },
-        archVersion: `SMMUv3.${archMinorRev(feat.features)}`,
-        cpus,
-        batch,
-        timeScale,
-        probeLog,
-        executedByOpcode: executed,
-        issuedByOpcode: rep.issuedByOpcode,
-        check: mismatches.length ? 'MISMATCH' : 'OK',
-        mismatches,
-        syncs,
-        errors: {
-          cerrors: cerrorsByName(before, after),
-          gerrors: diffCounts(sa.gerrors, sb.gerrors),
-          syncTimeouts: sa.syncTimeouts - sb.syncTimeouts,
-        },
-        cmdsPerSec: Math.round(total / elapsedS),
-        nonSyncCmdsPerSec: Math.round((total - (executed.SYNC ?? 0)) / elapsedS),
-        seconds: Number(elapsedS.toFixed(3)),
-        hostSeconds: Number(hostSeconds.toFixed(3)),
-        perCpu: rep.perCpu,
-        ...(rep.extra ?? {}),
-      };
-      process.stdout.write(json ? JSON.stringify(report) + '\n' : textReport(report, rep.extra ?? {}));
-      if (mismatches.length) {
-        process.stderr.write(`${NAME}: MISMATCH between what the CPUs issued and what the hardware executed\n`);
-        return 1;
-      }
-      return 0;
-    } finally {
-      if (progress) clearInterval(progress);
-      await sys.shutdown();
-    }
+    });
   },
 };
 
