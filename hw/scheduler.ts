@@ -57,10 +57,6 @@ export class EventScheduler {
     return this.readyHead < this.readyTail;
   }
 
-  idle(): boolean {
-    return !this.hasReady() && this.nextDeadline() === Infinity;
-  }
-
   /** Runs ready tasks and due timers until none is left or `budget` ran; returns how many ran. */
   run(budget = Infinity): number {
     let n = 0;

@@ -31,10 +31,6 @@ export class InterruptController {
     Atomics.and(this.v.irqRoute, IRQW.ROUTE + vector, ~IRQW.ENABLED);
   }
 
-  targetOf(vector: number): number {
-    return Atomics.load(this.v.irqRoute, IRQW.ROUTE + vector) & 0xff;
-  }
-
   /** Hardware side: asserts an edge on a vector. */
   raise(vector: number): void {
     this.check(vector);

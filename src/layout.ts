@@ -261,12 +261,6 @@ export class SharedViews {
   cpuWord(cpu: number, word: number): number {
     return cpu * CPUW.BLOCK_WORDS + word;
   }
-
-  /** True when pa..pa+bytes lies in DRAM. */
-  inDram(pa: number, bytes: number): boolean {
-    const off = pa - PA.DRAM_BASE;
-    return off >= 0 && off + bytes <= this.layout.memBytes;
-  }
 }
 
 /** A physical address range that is not DRAM: what a DMA or table fetch from it does (external abort). */

@@ -105,13 +105,4 @@ export class WorkerPlatform extends PlatformBase {
   waitMemWhileEqual(pa: number, expected: number, timeoutNs: number): boolean {
     return waitWhileEqual(this.mem.i32, this.mem.idx32(pa), expected, this.clock.hostMs(timeoutNs), this.memWaiters);
   }
-
-  /** Host ms an idle CPU may sleep waiting for an interrupt, taking it if one comes. */
-  idle(hostMs: number): void {
-    const w = Atomics.load(this.views.cpus, this.wakeIdx);
-    this.core.take();
-    const waiting = { view: this.views.cpus, index: this.views.cpuWord(this.cpu, CPUW.WAITING) };
-    if (!this.irqc.anyPending(this.cpu)) waitWhileEqual(this.views.cpus, this.wakeIdx, w, hostMs, waiting);
-    this.core.take();
-  }
 }

@@ -76,9 +76,6 @@ export class VirtualClock implements Clock {
   advanceTo(ns: number): void {
     if (ns > this.t) this.t = ns;
   }
-  advance(ns: number): void {
-    this.t += Math.max(0, ns);
-  }
 }
 
 export const NS_PER_US = 1_000;

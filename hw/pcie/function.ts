@@ -46,10 +46,6 @@ export abstract class PcieFunction {
     return this.overlayKind !== null;
   }
 
-  get overlay(): Overlay | null {
-    return this.overlayKind;
-  }
-
   /** A config write from the ECAM decode (offset inside the function's 4 KiB). */
   configWrite(off: number, size: number, lo: number, hi: number): WriteOutcome {
     if (this.overlayKind !== null) {
