@@ -4,7 +4,7 @@
 // unmap the same DMA faults, the SMMU records the event and the driver's event queue thread logs it.
 
 import { describe, expect, it } from 'vitest';
-import { withSystem, type TestSystem } from './helpers/system.ts';
+import { waitFor, withSystem, type TestSystem } from './helpers/system.ts';
 import { PA, STAT } from '../src/layout.ts';
 import { EVT } from '../src/smmu/events.ts';
 import { executedByOpcode } from '../src/system.ts';
@@ -19,14 +19,10 @@ function dram(t: TestSystem, pa: number, len: number): Uint8Array {
 }
 
 /** Waits until a CPU's log (collected across calls) has a line matching `re`; nothing waits forever. */
-async function logLine(t: TestSystem, cpu: number, re: RegExp, ms = 10_000): Promise<string> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const hit = (await t.messages(cpu)).find((l) => re.test(l));
-    if (hit) return hit;
-    if (Date.now() > end) throw new Error(`cpu${cpu} logged nothing matching ${re} within ${ms} ms:\n${(await t.messages(cpu)).join('\n')}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
+async function logLine(t: TestSystem, cpu: number, re: RegExp): Promise<string> {
+  let hit: string | undefined;
+  await waitFor(async () => (hit = (await t.messages(cpu)).find((l) => re.test(l))) !== undefined, `cpu${cpu} to log a line matching ${re}`);
+  return hit!;
 }
 
 describe('DMA through the SMMU with real workers', () => {

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runCli } from './fixtures/run-cli.ts';
+import { waitFor } from './helpers/system.ts';
 import { System } from '../src/system.ts';
 import { STAT } from '../src/layout.ts';
 import { PCIE_STAT, pcieStat } from '../src/pcie/stats.ts';
@@ -216,8 +217,7 @@ describe('an ATC invalidation timeout with the GERROR interrupt on another CPU',
       expect(r.ret).toBe(-110);
       // The SMMU gives up at 300 ms (after the driver's 100 ms) and CPU 1 acknowledges; then an empty
       // batch completes.
-      const deadline = Date.now() + 30_000;
-      while (sys.views.stats[STAT.CERROR + 3]! === before && Date.now() < deadline) await new Promise((res) => setTimeout(res, 10));
+      await waitFor(() => sys.views.stats[STAT.CERROR + 3]! !== before, 'the SMMU to report CERROR_ATC_INV_SYNC', 30_000);
       expect(sys.views.stats[STAT.CERROR + 3]! - before).toBe(1);
       const next = await sys.cpus[0]!.call<{ ret: number }>('replay', { words: [] });
       expect(next.ret).toBe(0);

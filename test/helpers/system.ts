@@ -76,12 +76,13 @@ export function words(...list: Uint32Array[]): number[] {
 }
 
 /**
- * Polls a condition the hardware worker reaches on its own (host time), failing with `what` after
- * `ms`: for effects with nothing to wait on, e.g. the queue draining after an error is acknowledged.
+ * Polls a condition the workers reach on their own (host time), failing with `what` after `ms`: for
+ * effects with nothing to wait on, e.g. the queue draining after an error is acknowledged, or a line
+ * appearing in a CPU's log.
  */
-export async function waitFor(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
+export async function waitFor(cond: () => boolean | Promise<boolean>, what: string, ms = 10_000): Promise<void> {
   const end = Date.now() + ms;
-  while (!cond()) {
+  while (!(await cond())) {
     if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 2));
   }
