@@ -90,7 +90,10 @@ describe('smmulab reset', () => {
   });
 
   it('a hung FLR fails and leaves the device blocked; a failed prepare fails without blocking', async () => {
-    const hang = await runCli(['reset', '02:00.0', '--method', 'flr', '--fault', 'flr-hang', '--time-scale', '200', '--json', '--dmesg'], 120_000);
+    // At 200x the 60 s readiness poll after the hung FLR takes 0.3 s of host time; the driver's 1 s
+    // register and CMD_SYNC timeout would be 5 ms, which a loaded host's scheduler can exceed during
+    // probe, so it gets 200 platform s (1 s of host time).
+    const hang = await runCli(['reset', '02:00.0', '--method', 'flr', '--fault', 'flr-hang', '--time-scale', '200', '--poll-timeout-ms', '200000', '--json', '--dmesg'], 120_000);
     expect(hang.code).toBe(1);
     expect(JSON.parse(hang.stdout)).toMatchObject({ ok: false, method: 'flr', depth: 0, blocked: true });
     expect(hang.stderr).toContain('pci 0000:02:00.0: Reset failed. Blocking ATS to protect memory');
