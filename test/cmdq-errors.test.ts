@@ -6,6 +6,7 @@
 // is taken) and two CPUs (CPU 1 takes the interrupt and the CMD_SYNC completes in time).
 
 import { describe, expect, it } from 'vitest';
+import { hex } from '../src/bits.ts';
 import { STAT } from '../src/layout.ts';
 import { F, OP } from '../src/smmu/commands.ts';
 import { CERROR, CR0, OFF } from '../src/smmu/regs.ts';
@@ -19,7 +20,6 @@ const BAD_DUMP = ['\t0x123456780000000b', '\t0x0000000000000000'];
 
 const cfgiSte = (sid: number) => raw(OP.CFGI_STE!, [[F.SID, sid]]);
 const nhAsid = (asid: number) => raw(OP.TLBI_NH_ASID!, [[F.ASID, asid]]);
-const hex8 = (v: number) => '0x' + (v >>> 0).toString(16).padStart(8, '0');
 
 describe('illegal command (lockstep)', () => {
   it('stops consumption at the command until skip_err replaces it; every other command runs exactly once', () => {
@@ -44,7 +44,7 @@ describe('illegal command (lockstep)', () => {
     expect(h.consRd()).toBe(badSlot);
     expect(h.cerror(CERROR.ILL)).toBe(1);
     const hwCons = (CERROR.ILL << 24) | badSlot;
-    expect(h.log()).toContain(`arm-smmu-v3 9050000.smmuv3: CMD_SYNC timeout at ${hex8(prod0 + 7)} [hwprod ${hex8(prod0 + 8)}, hwcons ${hex8(hwCons)}]`);
+    expect(h.log()).toContain(`arm-smmu-v3 9050000.smmuv3: CMD_SYNC timeout at ${hex(prod0 + 7)} [hwprod ${hex(prod0 + 8)}, hwcons ${hex(hwCons)}]`);
 
     h.platform.localIrqRestore(flags); // the GERROR interrupt is taken now
     expect(h.cmdqErrActive()).toBe(false);
@@ -55,7 +55,7 @@ describe('illegal command (lockstep)', () => {
     expect(h.execTotal()).toBe(before.total + 8);
     expect(h.cerror(CERROR.ILL)).toBe(1);
     const log = h.log().map((l) => l.replace('arm-smmu-v3 9050000.smmuv3: ', ''));
-    const at = log.indexOf(`CMDQ error (cons ${hex8(hwCons)}): Illegal command`);
+    const at = log.indexOf(`CMDQ error (cons ${hex(hwCons)}): Illegal command`);
     expect(at).toBeGreaterThan(log.findIndex((l) => l.startsWith('CMD_SYNC timeout')));
     expect(log.slice(at + 1, at + 4)).toEqual(['skipping command in error state:', ...BAD_DUMP]);
     expect(h.dev.errorLog).toEqual([{ cons: badSlot, code: CERROR.ILL }]);
@@ -128,7 +128,7 @@ describe('illegal command with real workers', () => {
       expect(s.stat(STAT.CERROR + CERROR.ILL)).toBe(before.ill + 1);
       const log = (await s.messages(0)).map((l) => l.replace('arm-smmu-v3 9050000.smmuv3: ', ''));
       const timeout = log.findIndex((l) => l.startsWith('CMD_SYNC timeout at'));
-      const err = log.findIndex((l) => l === `CMDQ error (cons ${hex8((CERROR.ILL << 24) | badSlot)}): Illegal command`);
+      const err = log.findIndex((l) => l === `CMDQ error (cons ${hex((CERROR.ILL << 24) | badSlot)}): Illegal command`);
       expect(timeout).toBeGreaterThanOrEqual(0);
       expect(err).toBeGreaterThan(timeout);
       expect(log.slice(err + 1, err + 4)).toEqual(['skipping command in error state:', ...BAD_DUMP]);
@@ -151,7 +151,7 @@ describe('illegal command with real workers', () => {
       expect(s.exec('SYNC')).toBe(before.sync + 2);
       expect(await s.messages(0)).not.toContainEqual(expect.stringContaining('CMD_SYNC timeout'));
       const cpu1 = (await s.messages(1)).map((l) => l.replace('arm-smmu-v3 9050000.smmuv3: ', ''));
-      const err = cpu1.indexOf(`CMDQ error (cons ${hex8((CERROR.ILL << 24) | r.slots[2]!)}): Illegal command`);
+      const err = cpu1.indexOf(`CMDQ error (cons ${hex((CERROR.ILL << 24) | r.slots[2]!)}): Illegal command`);
       expect(err).toBeGreaterThanOrEqual(0);
       expect(cpu1.slice(err + 1, err + 4)).toEqual(['skipping command in error state:', ...BAD_DUMP]);
       expect((await s.driverStats(1)).cmdqErrors).toEqual([{ cons: r.slots[2]!, code: CERROR.ILL }]);

@@ -9,21 +9,10 @@ import { PA } from '../src/layout.ts';
 import { DEFAULT_FEATURES, PROFILES, type SmmuFeatures } from '../src/smmu/features.ts';
 import { W } from '../drivers/arm-smmu-v3/cmdq.ts';
 import type { SmmuShared } from '../drivers/arm-smmu-v3/smmu.ts';
+import { rng } from './helpers/rng.ts';
 import { withSystem, type TestSystem } from './helpers/system.ts';
 
 const SIZES = [1, 2, 5, 16, 63, 64, 65, 100, 130, 200];
-
-/** A deterministic PRNG (mulberry32), so a failing run can be repeated from its seed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Runs a random plan of workload calls on every CPU at once; returns what each CPU says it issued. */
 async function stress(s: TestSystem, seed: number, callsPerCpu: number): Promise<{ tlbi: number; syncs: number; timeouts: number }> {

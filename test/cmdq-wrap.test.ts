@@ -7,22 +7,11 @@ import { F, OP } from '../src/smmu/commands.ts';
 import { PROFILES } from '../src/smmu/features.ts';
 import { CMDQ_CONS, OFF } from '../src/smmu/regs.ts';
 import { cmds, lockstep, manualQueue, probed, raw } from './helpers/lockstep.ts';
+import { rng } from './helpers/rng.ts';
 import { withSystem } from './helpers/system.ts';
 
 const MINIMAL = PROFILES['v3.1-minimal']!; // IDR1.CMDQS = 8: 256 entries
 const NSNH = () => raw(OP.TLBI_NSNH_ALL!);
-/** A deterministic PRNG (mulberry32), so a failing run can be repeated. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 describe('hardware alone', () => {
   it('a 4-entry queue wraps 100 times: CONS follows PROD with the wrap flag at bit 2, bits above it read 0', () => {
     const h = lockstep(MINIMAL);

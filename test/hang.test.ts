@@ -5,6 +5,7 @@
 // meanwhile runs exactly once. Platform time runs 10x faster so each 1 s timeout is 100 ms of host time.
 
 import { describe, expect, it } from 'vitest';
+import { hex } from '../src/bits.ts';
 import { CTRL } from '../src/layout.ts';
 import { OP } from '../src/smmu/commands.ts';
 import { DEFAULT_FEATURES, PROFILES, type SmmuFeatures } from '../src/smmu/features.ts';
@@ -36,8 +37,7 @@ describe('hardware stops answering', () => {
         const timeouts = log.filter((l) => l.startsWith('CMD_SYNC timeout at'));
         expect(timeouts).toHaveLength(2);
         // The registers as they stood: CONS never moved past the probe's commands.
-        const hw = (v: number) => v.toString(16).padStart(8, '0');
-        expect(timeouts[0]).toBe(`CMD_SYNC timeout at 0x${hw(prod0 + 4)} [hwprod 0x${hw(prod0)}, hwcons 0x${hw(prod0)}]`);
+        expect(timeouts[0]).toBe(`CMD_SYNC timeout at ${hex(prod0 + 4)} [hwprod ${hex(prod0)}, hwcons ${hex(prod0)}]`);
         expect(log.filter((l) => l.includes("the hardware has not consumed this CPU's writes"))).toHaveLength(1);
 
         await s.sys.inject({ kind: 'resume' });
