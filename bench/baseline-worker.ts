@@ -9,8 +9,7 @@
 
 import { parentPort, workerData } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
-import { RING } from './ring.ts';
-
+import { RING, SPIN } from './ring.ts';
 
 interface Data {
   role: 'ring-producer' | 'ring-consumer' | 'pm-consumer' | 'spin-ping' | 'spin-pong';
@@ -114,21 +113,21 @@ function spinPing(): number[] {
   for (let c = 0; c < d.chunks!; c++) {
     const t0 = performance.now();
     for (let i = 0; i < d.chunk!; i++) {
-      Atomics.store(a, 0, ++v); // odd: ping
+      Atomics.store(a, SPIN.WORD, ++v); // odd: ping
       ++v;
-      while (Atomics.load(a, 0) !== v); // even: pong answered
+      while (Atomics.load(a, SPIN.WORD) !== v); // even: pong answered
     }
     per.push(((performance.now() - t0) * 1e6) / d.chunk!);
   }
-  Atomics.store(a, 16, 1);
+  Atomics.store(a, SPIN.STOP, 1);
   return per;
 }
 
 function spinPong(): void {
   const a = new Int32Array(d.sab!);
   for (;;) {
-    const v = Atomics.load(a, 0);
-    if (v & 1) Atomics.store(a, 0, v + 1);
-    else if (Atomics.load(a, 16)) return;
+    const v = Atomics.load(a, SPIN.WORD);
+    if (v & 1) Atomics.store(a, SPIN.WORD, v + 1);
+    else if (Atomics.load(a, SPIN.STOP)) return;
   }
 }

@@ -35,7 +35,8 @@ import type { TlbiResult, TlbiWorkload } from '../drivers/workloads/cmdq-stress.
 import type { SmmuShared } from '../drivers/arm-smmu-v3/smmu.ts';
 import { parseArgs, intOpt, type OptSpec } from '../src/cli/args.ts';
 import { sumCounts } from '../src/cli/workloads.ts';
-import { RING } from './ring.ts';
+import { NS_PER_MS } from '../src/time.ts';
+import { RING, SPIN } from './ring.ts';
 
 const SPEC: Record<string, OptSpec> = {
   quick: { type: 'boolean', help: '1 and 2 producers x batch 1 and 64 x both sync modes (under a minute)' },
@@ -98,7 +99,7 @@ function once<T>(w: Worker, what: string, timeoutMs = 60_000): Promise<T> {
 
 /** Median ns of one Atomics ping-pong round trip between two spinning workers. */
 async function spinRoundTripNs(): Promise<number> {
-  const sab = new SharedArrayBuffer(128);
+  const sab = new SharedArrayBuffer(SPIN.WORDS * 4);
   const pong = startWorker({ role: 'spin-pong', sab });
   const ping = startWorker({ role: 'spin-ping', sab, chunk: 2000, chunks: 200 });
   const [per] = await Promise.all([once<number[]>(ping, 'spin-ping'), once(pong, 'spin-pong')]);
@@ -150,7 +151,7 @@ interface OursTrial {
 }
 
 async function oursTrial(sys: System, batch: number, ms: number): Promise<OursTrial> {
-  const w: TlbiWorkload = { batch, durationNs: ms * 1e6, recordLatency: true };
+  const w: TlbiWorkload = { batch, durationNs: ms * NS_PER_MS, recordLatency: true };
   const before = sys.stats();
   const per = await Promise.all(sys.cpus.map((c) => c.call<TlbiResult>('workload', w, ms + 60_000)));
   const after = sys.stats();

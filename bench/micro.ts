@@ -45,9 +45,11 @@ function lockstepBatch() {
 const hw = lockstepBatch();
 const q = hw.dev.shared.cmdq;
 const qMask = (1 << q.shift) - 1;
+/** Queue index with its wrap bit. */
+const idxMask = (2 << q.shift) - 1;
 const qi32 = hw.platform.mem.i32;
 const qBase = hw.platform.mem.idx32(q.basePa);
-let prod = Atomics.load(hw.views.smmu, OFF.CMDQ_CONS >>> 2) & ((2 << q.shift) - 1);
+let prod = Atomics.load(hw.views.smmu, OFF.CMDQ_CONS >>> 2) & idxMask;
 const syncWords = new Uint32Array(4);
 buildSync(syncWords, 0, 0);
 
@@ -63,7 +65,7 @@ function hwBatch(): void {
     qi32[d + 2] = src[s + 2]!;
     qi32[d + 3] = src[s + 3]!;
   }
-  prod = (prod + CMDQ_BATCH_ENTRIES + 1) & ((2 << q.shift) - 1);
+  prod = (prod + CMDQ_BATCH_ENTRIES + 1) & idxMask;
   hw.machine.write({ pa: PA.SMMU_BASE + OFF.CMDQ_PROD, size: 4, lo: prod, hi: 0, cpu: 0 });
   hw.machine.run();
 }
