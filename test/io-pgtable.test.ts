@@ -13,8 +13,7 @@ import { DEFAULT_FEATURES } from '../src/smmu/features.ts';
 import { PTE } from '../src/smmu/pte.ts';
 import { ArmLpaeIoPgtable, gatherFlushOps, type IoPgtableFmt } from '../drivers/iommu/io-pgtable-arm.ts';
 import { IOMMU, IommuError, iommuMap, iommuUnmap, newGather, resetGather } from '../drivers/iommu/iommu.ts';
-import { ArmSmmuDevice } from '../drivers/arm-smmu-v3/smmu.ts';
-import { ArmSmmuIommu } from '../drivers/arm-smmu-v3/domain.ts';
+import { iommuRig } from './helpers/iommu.ts';
 
 const PG = 4096;
 const BLOCK = 2 << 20;
@@ -324,9 +323,7 @@ describe('io-pgtable-arm: specific behaviour', () => {
 
 describe('io-pgtable-arm through the SMMU walker (lockstep)', () => {
   it('DMA through a stage-1 domain reaches exactly the PAs the model says, and faults elsewhere', () => {
-    const { platform, machine } = createLockstep({ features: DEFAULT_FEATURES, memBytes: 48 << 20 });
-    const dev = ArmSmmuDevice.probe(platform, {});
-    const iommu = new ArmSmmuIommu(dev);
+    const { platform, machine, iommu } = iommuRig({}, 48 << 20);
     const sid = 0x21;
     const master = iommu.probeDevice('walker-check', [sid]);
     // Target memory: 16 MiB of DRAM, each page tagged with its own address.
