@@ -12,7 +12,7 @@ import type { PhysMem } from '../../src/dma.ts';
 import { CD, CD_BYTES, CD_QWORDS, L1CD, L1CD_BYTES, TG0 } from '../../src/smmu/cd.ts';
 import type { SmmuFeatures } from '../../src/smmu/features.ts';
 import { S1FMT } from '../../src/smmu/ste.ts';
-import { levelShift4k, startLevel4k } from '../../src/smmu/pte.ts';
+import { OA_BITS_4K, levelShift4k, startLevel4k } from '../../src/smmu/pte.ts';
 import type { ConfigCache } from './caches.ts';
 import type { FetchAborts } from './fetch-aborts.ts';
 import { REGIME } from './caches.ts';
@@ -84,14 +84,14 @@ export function decodeCd(w: Uint32Array, addr: number, regime: number, feat: Smm
       if (t0sz < TXSZ_MIN || t0sz > TXSZ_MAX) return `T0SZ=${t0sz} out of range ${TXSZ_MIN}..${TXSZ_MAX}`;
       // Only the 4 KiB granule is walked by this model.
       if (CD.TG0.read(w) !== TG0.G4K) return `TG0=${CD.TG0.read(w)} is not a granule this model walks (4 KiB only)`;
-      if (rawTtb0 >= 2 ** ipsBits || rawTtb0 >= 2 ** 48) return `TTB0 ${hex(rawTtb0, 0)} beyond the ${ipsBits}-bit IPS`;
+      if (rawTtb0 >= 2 ** ipsBits || rawTtb0 >= 2 ** OA_BITS_4K) return `TTB0 ${hex(rawTtb0, 0)} beyond the ${ipsBits}-bit IPS`;
     }
     if (!epd1) {
       const t1sz = CD.T1SZ.read(w);
       if (t1sz < TXSZ_MIN || t1sz > TXSZ_MAX) return `T1SZ=${t1sz} out of range ${TXSZ_MIN}..${TXSZ_MAX}`;
       if (CD.TG1.read(w) !== TG1_4K) return `TG1=${CD.TG1.read(w)} is not a granule this model walks (4 KiB only)`;
       const ttb1 = Number(CD.TTB1.read64(w)) * 16;
-      if (ttb1 >= 2 ** ipsBits || ttb1 >= 2 ** 48) return `TTB1 ${hex(ttb1, 0)} beyond the ${ipsBits}-bit IPS`;
+      if (ttb1 >= 2 ** ipsBits || ttb1 >= 2 ** OA_BITS_4K) return `TTB1 ${hex(ttb1, 0)} beyond the ${ipsBits}-bit IPS`;
     }
     return null;
   })();

@@ -18,7 +18,7 @@ import type { SmmuFeatures } from '../../src/smmu/features.ts';
 import { STRTAB_BASE, STRTAB_BASE_CFG, STRTAB_FMT_2LVL, STRTAB_SPLITS } from '../../src/smmu/regs.ts';
 import { EATS, L1STD, L1STD_SPAN_MAX, S2TG, STE, STE_BYTES, STE_CONFIG, STE_QWORDS, STRW } from '../../src/smmu/ste.ts';
 import { PS_BITS } from '../../src/smmu/cd.ts';
-import { levelShift4k } from '../../src/smmu/pte.ts';
+import { OA_BITS_4K, levelShift4k } from '../../src/smmu/pte.ts';
 import type { ConfigCache } from './caches.ts';
 import type { FetchAborts } from './fetch-aborts.ts';
 import { hex } from '../../src/bits.ts';
@@ -160,7 +160,7 @@ export function decodeSte(w: Uint32Array, addr: number, feat: SmmuFeatures): Ste
       // (no more than 16 concatenated tables), and level 0 allows no concatenation.
       const resolved = 64 - s2t0sz - levelShift4k(start);
       if (resolved < 1 || resolved > (start === 0 ? 9 : 13)) return `S2SL0=${s2sl0} inconsistent with S2T0SZ=${s2t0sz}`;
-      if (s2ttb >= 2 ** s2ps || s2ttb >= 2 ** 48) return `S2TTB ${hex(s2ttb, 0)} beyond the ${s2ps}-bit S2PS`;
+      if (s2ttb >= 2 ** s2ps || s2ttb >= 2 ** OA_BITS_4K) return `S2TTB ${hex(s2ttb, 0)} beyond the ${s2ps}-bit S2PS`;
       if (STE.S2ENDI.read(w) === 1) return 'S2ENDI=1 on a little-endian-only SMMU (IDR0.TTENDIAN)';
     }
     if (feat.stage2 && !feat.vmid16 && vmidRaw > 0xff) return `S2VMID=${hex(vmidRaw, 0)} needs VMID16`;

@@ -36,6 +36,11 @@ export const PTE = {
 } as const;
 
 export const GRANULE_4K = 4096;
+/**
+ * Output address bits a 4 KiB-granule descriptor holds without FEAT_LPA2 (OA[47:12]): a 52-bit IPS or
+ * PS behaves as 48 bits there (Arm ARM VMSAv8-64), so table bases above it are out of range too.
+ */
+export const OA_BITS_4K = 48;
 /** Bits each level resolves with a 4 KiB granule; level 3 maps 4 KiB, level 2 2 MiB, level 1 1 GiB. */
 export const LEVEL_BITS_4K = 9;
 /** Level whose descriptors map `1 << levelShift(l)` bytes. */
