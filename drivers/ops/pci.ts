@@ -13,7 +13,7 @@ import { errName, type PciDev } from '../pci/pci.ts';
 import { pciDevWait, pciResetFunction, type ResetMethod } from '../pci/reset.ts';
 import { iommuState } from './iommu.ts';
 import { runAtsDma, type AtsDmaRequest, type AtsDmaResult } from '../workloads/ats-dma.ts';
-import { CAP_NAMES, DEVCTL, EXP, EXP_FLAGS, EXT_CAP_NAMES } from '../../src/pcie/regs.ts';
+import { CAP_NAMES, DEVCTL, EXP, EXT_CAP_NAMES } from '../../src/pcie/regs.ts';
 import { NS_PER_MS, TIMEOUT } from '../../src/time.ts';
 
 export class PciState {
@@ -64,7 +64,7 @@ function info(st: PciState, d: PciDev): PciDeviceInfo {
     revision: d.revision,
     headerType: d.hdrType,
     multifunction: d.multifunction,
-    pcieType: d.pcieCap ? (PCIE_TYPES[EXP_FLAGS.TYPE.get(d.pcieFlags)] ?? 'PCIe') : '',
+    pcieType: d.pcieCap ? (PCIE_TYPES[d.pcieType] ?? 'PCIe') : '',
     secondaryBus: d.subordinate?.number ?? null,
     caps: caps.map((c) => ({ ...c, name: (c.ext ? EXT_CAP_NAMES : CAP_NAMES)[c.id] ?? `id 0x${c.id.toString(16)}` })),
     capsLooped: looped,

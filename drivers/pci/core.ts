@@ -3,7 +3,7 @@
 
 import { IRQ_VECTORS, VECTOR } from '../../src/layout.ts';
 import type { Platform } from '../../src/platform.ts';
-import { formatBdf, parseBdf, ridOf } from '../../src/topology.ts';
+import { parseBdf, ridOf } from '../../src/topology.ts';
 import { pciBindDrivers, type PciDriver } from './driver.ts';
 import { EcamAccess, E, PciBus, PciDev } from './pci.ts';
 import { pciAssignResources, pciScanRootBus } from './probe.ts';
@@ -45,10 +45,6 @@ export class PciCore {
     this.sids = new Map(opts.iommuMap.map((e) => [e.rid, e.sid]));
   }
 
-  bdfOf(rid: number): string {
-    return formatBdf(rid);
-  }
-
   sidOf(rid: number): number {
     return this.sids.get(rid) ?? -1;
   }
@@ -70,7 +66,7 @@ export class PciCore {
     return d;
   }
 
-  /** A free MSI vector, or -ENOSPC-like -EBUSY when none is left. */
+  /** A free MSI vector, or -EBUSY when every vector is taken. */
   allocVector(): number {
     if (this.nextVector >= IRQ_VECTORS) return -E.EBUSY;
     return this.nextVector++;

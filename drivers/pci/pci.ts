@@ -5,7 +5,7 @@
 
 import { ECAM_BYTES, PA } from '../../src/layout.ts';
 import type { IoMem, LogLevel, Platform } from '../../src/platform.ts';
-import { CAP_HDR, EXT_CAP_START, EXT_HDR, HDR, STATUS } from '../../src/pcie/regs.ts';
+import { CAP_HDR, EXP_FLAGS, EXT_CAP_START, EXT_HDR, HDR, HEADER_LAYOUT, STATUS } from '../../src/pcie/regs.ts';
 import { formatBdf } from '../../src/topology.ts';
 import type { PciDriver } from './driver.ts';
 
@@ -168,12 +168,12 @@ export class PciDev {
   }
 
   get isBridge(): boolean {
-    return (this.hdrType & 0x7f) === 1;
+    return this.hdrType === HEADER_LAYOUT.BRIDGE;
   }
 
   /** PCI Express Device/Port Type from the capability's flags. */
   get pcieType(): number {
-    return (this.pcieFlags >> 4) & 0xf;
+    return EXP_FLAGS.TYPE.get(this.pcieFlags);
   }
 
   read8(off: number): number {

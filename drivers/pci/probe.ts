@@ -9,10 +9,11 @@
 
 import { BAR_BYTES, PA } from '../../src/layout.ts';
 import {
-  ACS, ACS_BITS, BAR, BAR_TYPE, BRIDGE_CONTROL, CAP_ID, COMMAND, EXP, EXP_FLAGS, EXP_TYPE, EXT_CAP_ID, HDR, HEADER_TYPE, MSI,
+  ACS, ACS_BITS, BAR, BAR_TYPE, BRIDGE_CONTROL, CAP_ID, COMMAND, EXP, EXP_FLAGS, EXP_TYPE, EXT_CAP_ID, HDR, HEADER_LAYOUT, HEADER_TYPE, MSI,
   MSI_CONTROL, PM, PMC, RTCAP, RTCTL, STATUS, VENDOR_RRS,
 } from '../../src/pcie/regs.ts';
 import { TIMEOUT, NS_PER_MS } from '../../src/time.ts';
+import { formatBdf } from '../../src/topology.ts';
 import type { PciCore } from './core.ts';
 import { PciBus, PciDev, possibleError } from './pci.ts';
 import { pciInitResetMethods } from './reset.ts';
@@ -32,7 +33,7 @@ function readDevVendorId(core: PciCore, rid: number, timeoutMs: number): number 
   // RRS with Software Visibility: the function exists but is not ready; wait for it (pci_bus_wait_rrs).
   const p = core.p;
   let delay = 1;
-  const name = `pci 0000:${core.bdfOf(rid)}`;
+  const name = `pci 0000:${formatBdf(rid)}`;
   while ((l & 0xffff) === VENDOR_RRS) {
     if (delay > timeoutMs) {
       p.log('warn', `${name}: not ready after ${delay - 1}ms; giving up`);
@@ -104,8 +105,9 @@ function setupDevice(core: PciCore, dev: PciDev, l: number): void {
   }
   const kind = dev.pcieCap ? (typeName[EXP_FLAGS.TYPE.get(dev.pcieFlags)] ?? 'PCIe') : 'conventional PCI';
   dev.log('info', `[${hex4(dev.vendor)}:${hex4(dev.device)}] type ${dev.hdrType.toString(16).padStart(2, '0')} class 0x${dev.classCode.toString(16).padStart(6, '0')} ${kind}`);
-  if (dev.hdrType === 0) readBases(dev, 6);
-  else if (dev.hdrType === 1) readBases(dev, 2);
+  // Type 0 headers have six BARs, Type 1 (bridge) headers two.
+  if (dev.hdrType === HEADER_LAYOUT.NORMAL) readBases(dev, 6);
+  else if (dev.hdrType === HEADER_LAYOUT.BRIDGE) readBases(dev, 2);
   dev.sid = core.sidOf(dev.rid);
 }
 
