@@ -52,6 +52,10 @@ export class Machine {
     clock: Clock,
     cfg: MachineConfig,
   ) {
+    for (const k of ['ackLatencyNs', 'atcTimeoutNs'] as const) {
+      const v = cfg[k];
+      if (v !== undefined && !(Number.isFinite(v) && v >= 0)) throw new Error(`${k}: ${v} must be a non-negative number of platform ns`);
+    }
     this.sched = new EventScheduler(clock);
     this.ctx = new HwContext(views, this.sched);
     this.smmu = new SmmuV3(this.ctx, views.smmu, {

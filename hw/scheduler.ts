@@ -38,6 +38,8 @@ export class EventScheduler {
 
   /** Runs fn once platform time reaches `at`. */
   at(at: number, fn: () => void): Timer {
+    // A NaN deadline would never come due and break the heap's order: refuse it where it is made.
+    if (Number.isNaN(at)) throw new RangeError('scheduler: timer at NaN platform ns (a delay computed from a bad value)');
     const t: TimerEntry = { at, fn, cancelled: false, seq: this.seq++ };
     this.push(t);
     return t;
