@@ -8,6 +8,7 @@
 
 import { Q_OVFLG, OFF } from '../../src/smmu/regs.ts';
 import { EVT, EVTF, EVT_BYTES, EVT_CLASS, EVT_CLASS_NAME, EVT_NAME } from '../../src/smmu/events.ts';
+import { hex } from '../../src/bits.ts';
 import { qget, qwordMask } from './entry-writer.ts';
 import type { ArmSmmuDevice } from './smmu.ts';
 
@@ -77,7 +78,7 @@ function altHex(v: number | bigint): string {
 
 /** The lines arm_smmu_dump_event prints for an event (without the device prefix). */
 export function formatEvent(e: SmmuEvent, client: string): string[] {
-  const lines = [`event 0x${e.id.toString(16).padStart(2, '0')} received:`, ...e.raw.map((q) => `\t0x${q.toString(16).padStart(16, '0')}`)];
+  const lines = [`event ${hex(e.id, 2)} received:`, ...e.raw.map((q) => `\t${hex(q, 16)}`)];
   const head = `event: ${e.name} client: ${client} sid: ${altHex(e.sid)} ssid: ${altHex(e.ssid)}`;
   switch (e.id) {
     case EVT.F_TRANSLATION:

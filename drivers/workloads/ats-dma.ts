@@ -10,7 +10,7 @@ import { NS_PER_MS } from '../../src/time.ts';
 import type { Kernel } from '../kernel.ts';
 import { IommuDma } from '../iommu/dma-iommu.ts';
 import type { PciState } from '../ops/pci.ts';
-import type { PciDev } from '../pci/pci.ts';
+import { errName, type PciDev } from '../pci/pci.ts';
 
 export interface AtsDmaRequest {
   /** The firmware's RID -> StreamID map (used when PCI is not initialised yet). */
@@ -63,7 +63,7 @@ export function runAtsDma(k: Kernel, st: PciState, w: AtsDmaRequest): AtsDmaResu
     const domain = glue.iommu.allocPaging();
     for (const d of devs) {
       const rc = glue.attachDomain(d, domain);
-      if (rc) throw new Error(`ats-dma: ${d.bdf}: attach to the shared domain failed (${rc})`);
+      if (rc) throw new Error(`ats-dma: ${d.bdf}: attach to the shared domain failed (${errName(rc)})`);
     }
     const shared = new IommuDma(p, domain, { strict: true });
     dmas = devs.map(() => shared);

@@ -5,6 +5,7 @@
 // at a buffer it has just unmapped, which faults (strict mode) or may still reach memory through a
 // stale IOTLB entry (lazy mode, until the flush queue flushes).
 
+import { PAGE_SIZE } from '../../src/layout.ts';
 import type { Kernel } from '../kernel.ts';
 import { iommuState } from '../ops/iommu.ts';
 import { IommuDma } from '../iommu/dma-iommu.ts';
@@ -60,7 +61,7 @@ export function runDmaMapWorkload(k: Kernel, w: DmaMapWorkload): DmaMapResult {
   const domain = iommu.allocPaging();
   iommu.attach(master, domain);
   const dma = new IommuDma(p, domain, { strict: w.strict });
-  const pages = Math.ceil(w.bytes / 4096);
+  const pages = Math.ceil(w.bytes / PAGE_SIZE);
   const bufs = Array.from({ length: w.buffers }, () => p.pages.alloc(pages, 'dma-map buffer'));
   const r: DmaMapResult = {
     rounds: 0,
