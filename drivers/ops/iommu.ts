@@ -120,7 +120,7 @@ export const iommuOps: Record<string, KernelOp> = {
     const s = iommuState(k);
     if (typeof a.name !== 'string' || !a.name) throw new Error('iommuProbeDevice: name must be a non-empty string');
     if (!Array.isArray(a.sids)) throw new Error('iommuProbeDevice: sids must be an array of StreamIDs');
-    const sids = a.sids.map((_, i) => int('iommuProbeDevice', a.sids as unknown as Args, String(i)));
+    const sids = a.sids.map((v: unknown, i) => int('iommuProbeDevice', { [`sids[${i}]`]: v }, `sids[${i}]`));
     const m = s.iommu.probeDevice(a.name, sids, { ssidBits: int('iommuProbeDevice', a, 'ssidBits', 0), stall: bool('iommuProbeDevice', a, 'stall', false) });
     const h = s.handle();
     s.masters.set(h, m);
