@@ -49,6 +49,8 @@ export class LockstepPlatform extends PlatformBase {
 
   /** Advances virtual time to `t`, running every hardware timer due on the way, in order. */
   private advanceTo(t: number): void {
+    // NaN compares false with every deadline: the loop below would never end.
+    if (Number.isNaN(t)) throw new RangeError('lockstep: advance to NaN platform ns (a delay computed from a bad value)');
     for (;;) {
       const next = this.machine.sched.nextDeadline();
       if (next > t) break;

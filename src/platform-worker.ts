@@ -73,6 +73,7 @@ export class WorkerPlatform extends PlatformBase {
   }
 
   delay(ns: number): void {
+    if (Number.isNaN(ns)) throw new RangeError(`cpu${this.cpu}: delay of NaN ns (a delay computed from a bad value)`);
     const end = this.clock.now() + ns;
     while (this.clock.now() < end) this.checkIrqs();
   }

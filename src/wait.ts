@@ -27,6 +27,8 @@ export function waitWhileEqual(
   waiters: WaiterFlag,
   spinMs = SPIN_MS,
 ): boolean {
+  // A NaN timeout would make both loops below run until the word changes, perhaps forever.
+  if (Number.isNaN(timeoutMs)) throw new RangeError(`wait on word ${index}: timeout is NaN (a delay computed from a bad value)`);
   const start = hostNowMs();
   const spinUntil = start + Math.min(spinMs, timeoutMs);
   // Check the clock only every few iterations: performance.now() costs more than the load.
