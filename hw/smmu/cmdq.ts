@@ -15,7 +15,7 @@ import type { SmmuFeatures } from '../../src/smmu/features.ts';
 import { STAT } from '../../src/layout.ts';
 import type { RegisterFile } from '../../src/regmap.ts';
 import type { HwContext } from '../context.ts';
-import { hex } from '../../src/bits.ts';
+import { Field, hex } from '../../src/bits.ts';
 
 /**
  * What a command handler did: finished; stall the queue at this command until kicked again; or
@@ -72,6 +72,14 @@ function isReserved(rv: ReservedValue, c: Uint32Array): boolean {
   const v = rv.field.read(c);
   return (rv.equals !== undefined && v === rv.equals) || (rv.above !== undefined && v > rv.above);
 }
+
+/**
+ * CMD_SYNC's MSIAddress[55:2] is 54 bits, one more than a number holds exactly. With its top bit clear
+ * it is read by a reader specialized to the 53 bits below (the per-SYNC path); with it set the address
+ * is at or above 2^55, beyond every RAM and doorbell, and read as a bigint only for the write to abort.
+ */
+const msiAddrLow = new Field('MSIAddress[54:2]', F.MSIADDR.lsb, F.MSIADDR.width - 1).reader();
+const msiAddrTop = new Field('MSIAddress[55]', F.MSIADDR.msb, 1).reader();
 
 /** Commands consumed per scheduler task before yielding to other hardware activity. */
 const SLICE = 256;
@@ -293,9 +301,7 @@ export class CommandQueue {
     this.ctx.stats[STAT.SYNC_DONE]!++;
     const cs = F.CS.read(c);
     if (cs === CS.SIG_IRQ && this.feat.msi) {
-      // MSIAddress[55:2] can exceed 2^53 (a number's exact range): read it as a bigint. Such an address
-      // is beyond every RAM and doorbell here, so rounding it cannot make the write land anywhere.
-      const addr = Number(F.MSIADDR.read64(c)) * 4;
+      const addr = msiAddrTop(c) === 0 ? msiAddrLow(c) * 4 : Number(F.MSIADDR.read64(c)) * 4;
       const data = F.MSIDATA.read(c);
       // MSIAddress == 0 means no MSI (4.7.3).
       if (addr !== 0) {
