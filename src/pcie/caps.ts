@@ -9,7 +9,7 @@
 import { fieldDef as fd, reg, type RegisterDef } from '../regmap.ts';
 import { bits, range, type Field } from '../bits.ts';
 import {
-  ACS, ACS_BITS, AER, AER_CAP, AER_COR, AER_COR_MASK_DEFAULT, AER_ROOT_COMMAND, AER_ROOT_STATUS, AER_UNCOR, AER_UNCOR_SEVER_DEFAULT,
+  ACS, ACS_BITS, AER, AER_CAP, AER_COR, AER_COR_MASK_DEFAULT, AER_ROOT_COMMAND, AER_ROOT_STATUS, AER_UNCOR, AER_UNCOR_SEVER_DEFAULT, AER_UNCOR_UIE,
   ATS, ATS_CAP, ATS_CTRL, CAP_ID, CXL_DVSEC_PORT, CXL_PORT_CTL, DEVCAP, DEVCTL, DEVCTL2, DEVSTA, DVSEC, DVSEC_HDR1, DVSEC_HDR2, EXP, EXP_FLAGS,
   EXP_TYPE, EXT_CAP_ID, LINK_SPEED, LNKCAP, LNKCAP2, LNKCTL, LNKCTL2, LNKSTA, MSI, MSI_ADDR_LO, MSI_CONTROL, PASID, PASID_CAP, PASID_CTRL,
   PCI_VENDOR_ID_CXL, PM, PMC, PMCSR, PRI, PRI_CTRL, PRI_STATUS, RTCAP, RTCTL,
@@ -180,7 +180,7 @@ const AER_CAP_DEF: CapabilityDef = {
       // Error status bits are RW1CS, masks and severity RWS: sticky across FLR and hot reset (7.8.4).
       reg('UNCOR_STATUS', AER.UNCOR_STATUS, 32, all(AER_UNCOR, 'W1CS'), { spec: '7.8.4.2' }),
       reg('UNCOR_MASK', AER.UNCOR_MASK, 32, all(AER_UNCOR, 'RWS'), { spec: '7.8.4.3' }),
-      reg('UNCOR_SEVER', AER.UNCOR_SEVER, 32, all(AER_UNCOR, 'RWS'), { reset: AER_UNCOR_SEVER_DEFAULT, spec: '7.8.4.4' }),
+      reg('UNCOR_SEVER', AER.UNCOR_SEVER, 32, [...all(AER_UNCOR, 'RWS'), fd(AER_UNCOR_UIE, 'RO')], { reset: AER_UNCOR_SEVER_DEFAULT, spec: '7.8.4.4' }),
       reg('COR_STATUS', AER.COR_STATUS, 32, all(AER_COR, 'W1CS'), { spec: '7.8.4.5' }),
       reg('COR_MASK', AER.COR_MASK, 32, all(AER_COR, 'RWS'), { reset: AER_COR_MASK_DEFAULT, spec: '7.8.4.6' }),
       reg('CAP', AER.CAP, 32, [fd(AER_CAP.FEP, 'RO'), fd(AER_CAP.ECRC_GENC, 'RO'), fd(AER_CAP.ECRC_GENE, 'RO'), fd(AER_CAP.ECRC_CHKC, 'RO'), fd(AER_CAP.ECRC_CHKE, 'RO')], { spec: '7.8.4.7' }),

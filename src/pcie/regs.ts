@@ -302,7 +302,12 @@ export const AER_UNCOR = {
   UNSUP: bits('UnsupportedRequest', 20),
   ACSV: bits('ACSViolation', 21),
 } as const;
-/** Default Uncorrectable Error Severity (7.8.4.4): DLP, SDES, FCP, RxOF, MalfTLP fatal. */
+/**
+ * Uncorrectable Internal Error (7.8.4.2 bit 22): this model never reports it, so it has no status or
+ * mask bit here; its severity bit reads its default and ignores writes.
+ */
+export const AER_UNCOR_UIE = bits('UncorrectableInternalError', 22);
+/** Default Uncorrectable Error Severity (7.8.4.4): DLP, SDES, FCP, RxOF, MalfTLP and internal errors fatal. */
 export const AER_UNCOR_SEVER_DEFAULT = 0x00462030;
 /** Correctable error bits (7.8.4.5). */
 export const AER_COR = {
