@@ -271,6 +271,10 @@ export class RegisterFile {
   setResetValue(name: string, value: bigint | number): void {
     const r = this.def(name);
     const v = BigInt(value);
+    // Bits no field names, and RAZ/WI fields, read as zero: a reset value cannot set them.
+    let readable = 0n;
+    for (const f of r.fields) if (f.access !== 'RAZ/WI') readable |= ((1n << BigInt(f.field.width)) - 1n) << BigInt(f.field.lsb);
+    if ((v & ~readable) !== 0n) throw new Error(`${this.map.name}.${name}: reset value ${hex(v, 0)} sets bits ${hex(v & ~readable, 0)} that no readable field names`);
     const shift = BigInt((r.offset & 3) * 8);
     const first = r.offset >>> 2;
     const last = (r.offset + r.width / 8 - 1) >>> 2;
