@@ -11,7 +11,7 @@
 
 import { CERROR, CERROR_NAMES, CMDQ_CONS, GERROR, Q_BASE, Q_IDX } from '../../src/smmu/regs.ts';
 import { CS, F, OP, compileCommands, commandName, legalityTable, passesLegalityTable, rangeRuleBroken, type CompiledCommand, type LegalityTable, type ReservedValue } from '../../src/smmu/commands.ts';
-import type { SmmuFeatures } from '../../src/smmu/features.ts';
+import { truncateToOas, type SmmuFeatures } from '../../src/smmu/features.ts';
 import { STAT } from '../../src/layout.ts';
 import type { RegisterFile } from '../../src/regmap.ts';
 import type { HwContext } from '../context.ts';
@@ -74,9 +74,9 @@ function isReserved(rv: ReservedValue, c: Uint32Array): boolean {
 }
 
 /**
- * CMD_SYNC's MSIAddress[55:2] is 54 bits, one more than a number holds exactly. With its top bit clear
- * it is read by a reader specialized to the 53 bits below (the per-SYNC path); with it set the address
- * is at or above 2^55, beyond every RAM and doorbell, and read as a bigint only for the write to abort.
+ * CMD_SYNC's MSIAddress[55:2] is 54 bits, one more than a number holds exactly, so it is read in two
+ * parts: the 53 bits below the top one (address bits [54:2]), and the top bit, which lies above every
+ * OAS and so only takes part in the field's zero test (4.7.3).
  */
 const msiAddrLow = new Field('MSIAddress[54:2]', F.MSIADDR.lsb, F.MSIADDR.width - 1).reader();
 const msiAddrTop = new Field('MSIAddress[55]', F.MSIADDR.msb, 1).reader();
@@ -107,6 +107,8 @@ export class CommandQueue {
   /** A CMD_SYNC's completion signal (a CS value), sent once CONS has moved past it. */
   private signal: number = CS.SIG_NONE;
   private signalAddr = 0;
+  /** 2^OAS: SMMU-originated addresses wrap at it (3.4.3). */
+  private readonly oasSpan: number;
   private signalData = 0;
   lastError: CmdqErrorInfo | null = null;
 
@@ -118,6 +120,7 @@ export class CommandQueue {
     private readonly raiseGerror: (bit: number) => boolean,
   ) {
     this.compiled = compileCommands(feat);
+    this.oasSpan = 2 ** feat.oasBits;
     this.legality = legalityTable(this.compiled);
     this.prodIdx = regs.dword('CMDQ_PROD');
     this.consIdx = regs.dword('CMDQ_CONS');
@@ -148,9 +151,9 @@ export class CommandQueue {
     // LOG2SIZE is capped at IDR1.CMDQS for any use but readback (6.3.26).
     this.qs = Math.min(Number(Q_BASE.LOG2SIZE.get64(base)), this.feat.cmdqLog2);
     const bytes = Math.max(16 << this.qs, 32);
-    // The base is aligned to the queue size: low address bits are treated as zero (6.3.26).
-    // (In bigint: a 32-bit `&` would fold an address above 4 GiB back into DRAM.)
-    this.basePa = Number((Q_BASE.ADDR.get64(base) << 5n) & ~BigInt(bytes - 1));
+    // The base is aligned to the queue size: low address bits are treated as zero (6.3.26); bits beyond
+    // the OAS are truncated (3.4.3). (In bigint: a 32-bit `&` would fold an address above 4 GiB into DRAM.)
+    this.basePa = truncateToOas(this.feat, (Q_BASE.ADDR.get64(base) << 5n) & ~BigInt(bytes - 1));
     this.baseIdx = -1;
     if (this.ctx.mem.contains(this.basePa, bytes)) this.baseIdx = this.ctx.mem.idx32(this.basePa);
     this.cons = CMDQ_CONS.RD.get(this.regs.get('CMDQ_CONS')) & this.wrapMask();
@@ -301,13 +304,13 @@ export class CommandQueue {
     this.ctx.stats[STAT.SYNC_DONE]!++;
     const cs = F.CS.read(c);
     if (cs === CS.SIG_IRQ && this.feat.msi) {
-      const addr = msiAddrTop(c) === 0 ? msiAddrLow(c) * 4 : Number(F.MSIADDR.read64(c)) * 4;
-      const data = F.MSIDATA.read(c);
-      // MSIAddress == 0 means no MSI (4.7.3).
-      if (addr !== 0) {
+      const low = msiAddrLow(c);
+      // MSIAddress == 0, over the whole field, means no MSI (4.7.3); an address beyond the OAS is
+      // truncated to it (3.4.3). low * 4 < 2^55 is exact, and so is the remainder.
+      if (low !== 0 || msiAddrTop(c) !== 0) {
         this.signal = CS.SIG_IRQ;
-        this.signalAddr = addr;
-        this.signalData = data;
+        this.signalAddr = (low * 4) % this.oasSpan;
+        this.signalData = F.MSIDATA.read(c);
       }
     } else if (cs === CS.SIG_SEV && this.feat.sev) {
       this.signal = CS.SIG_SEV;

@@ -13,7 +13,7 @@ import { EVT_BYTES, EVT_NAME, EVTF } from '../../src/smmu/events.ts';
 import { GERROR, Q_BASE, Q_IDX, Q_OVFLG } from '../../src/smmu/regs.ts';
 import { BusAbort, STAT, XSTAT } from '../../src/layout.ts';
 import type { RegisterFile } from '../../src/regmap.ts';
-import type { SmmuFeatures } from '../../src/smmu/features.ts';
+import { truncateToOas, type SmmuFeatures } from '../../src/smmu/features.ts';
 import type { HwContext } from '../context.ts';
 import type { FetchAborts } from './fetch-aborts.ts';
 import { hex, join64 } from '../../src/bits.ts';
@@ -98,8 +98,9 @@ export class EventQueue {
     // LOG2SIZE above IDR1.EVENTQS behaves as EVENTQS (6.3.29).
     this.qs = Math.min(Number(Q_BASE.LOG2SIZE.get64(base)), this.feat.eventqLog2);
     const bytes = EVT_BYTES << this.qs;
-    // The base is aligned to the queue size: lower address bits are treated as zero (6.3.29).
-    const addr = Number(Q_BASE.ADDR.get64(base) << 5n);
+    // The base is aligned to the queue size: lower address bits are treated as zero (6.3.29); bits
+    // beyond the OAS are truncated (3.4.3).
+    const addr = truncateToOas(this.feat, Q_BASE.ADDR.get64(base) << 5n);
     this.basePa = addr - (addr % bytes);
     this.enabled = true;
   }

@@ -6,7 +6,7 @@
 // (MSI when configured, else the wired line), and the command queue (cmdq.ts).
 
 import { CR0, GBPA, GERROR, IRQ_CFG0, IRQ_CFG1, IRQ_CTRL, smmuRegisterMap } from '../../src/smmu/regs.ts';
-import { smmuIdRegisters, validateFeatures, type SmmuFeatures } from '../../src/smmu/features.ts';
+import { smmuIdRegisters, truncateToOas, validateFeatures, type SmmuFeatures } from '../../src/smmu/features.ts';
 import { RegisterFile } from '../../src/regmap.ts';
 import { STAT, VECTOR } from '../../src/layout.ts';
 import { TIMEOUT } from '../../src/time.ts';
@@ -133,8 +133,10 @@ export class SmmuV3 {
     const en = IRQ_CTRL[`${source}_IRQEN`];
     if (!en.get(this.regs.get('IRQ_CTRLACK'))) return;
     if (this.features.msi) {
-      const addr = Number(IRQ_CFG0.ADDR.get64(this.regs.get64(`${source}_IRQ_CFG0`))) * 4;
-      if (addr !== 0) {
+      const field = IRQ_CFG0.ADDR.get64(this.regs.get64(`${source}_IRQ_CFG0`));
+      // ADDR == 0 means no MSI; an address beyond the OAS is truncated to it (3.4.3).
+      if (field !== 0n) {
+        const addr = truncateToOas(this.features, field << 2n);
         const data = IRQ_CFG1.DATA.get(this.regs.get(`${source}_IRQ_CFG1`));
         if (!this.ctx.msiWrite(addr, data)) {
           this.ctx.note(`${source} MSI to PA ${hex(addr, 0)} aborted`);

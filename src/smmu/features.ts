@@ -153,6 +153,14 @@ function booleanFeatureNames(): string[] {
     .map(([k]) => k);
 }
 
+/**
+ * An address the SMMU originates for a queue access or an MSI write, reduced to the OAS: such addresses
+ * beyond the OAS are truncated, not faulted (3.4.3).
+ */
+export function truncateToOas(f: SmmuFeatures, pa: bigint): number {
+  return Number(BigInt.asUintN(f.oasBits, pa));
+}
+
 /** The architecture revision a feature set is reported as (AIDR.ArchMinorRev). */
 export function archMinorRev(f: SmmuFeatures): number {
   return f.ril ? 2 : 1;
