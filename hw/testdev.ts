@@ -9,7 +9,7 @@
 
 import { RegisterFile } from '../src/regmap.ts';
 import { BusAbort, XSTAT } from '../src/layout.ts';
-import { join64, hex } from '../src/bits.ts';
+import { hex, join64, split64 } from '../src/bits.ts';
 import {
   TD_CTRL,
   TD_DOORBELL,
@@ -119,8 +119,9 @@ export class TestDma {
     this.regs.set('MISMATCHES', mismatches);
     this.regs.set('FAULT_CODE', code);
     this.regs.set('FAULT_EVENT', event);
-    this.regs.set('FAULT_ADDR_LO', faultAddr % 2 ** 32);
-    this.regs.set('FAULT_ADDR_HI', Math.floor(faultAddr / 2 ** 32));
+    const [faultLo, faultHi] = split64(BigInt(faultAddr));
+    this.regs.set('FAULT_ADDR_LO', faultLo);
+    this.regs.set('FAULT_ADDR_HI', faultHi);
     this.regs.set('COUNT', (g('COUNT') + 1) >>> 0);
     this.regs.set('STATUS', TD_STATUS.DONE.bits | (code !== TD_FAULT.NONE ? TD_STATUS.ERROR.bits : 0) | (mismatches ? TD_STATUS.MISMATCH.bits : 0));
     this.busy = false;

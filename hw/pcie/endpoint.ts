@@ -19,8 +19,9 @@
 // MSIs are sent straight to the interrupt controller: this model does not translate MSI writes.
 
 import { PA } from '../../src/layout.ts';
-import { hex } from '../../src/bits.ts';
+import { hex, join64 } from '../../src/bits.ts';
 import { capReg } from '../../src/pcie/config-space.ts';
+import type { CapName } from '../../src/pcie/caps.ts';
 import {
   AER_COR, AER_UNCOR, ATS_CAP, ATS_CTRL, ATS_MAX_QDEP, BAR, COMMAND, DEVCTL, DEVSTA, MSI_CONTROL, PMCSR, POWER_STATE,
 } from '../../src/pcie/regs.ts';
@@ -112,7 +113,7 @@ export class PcieEndpoint extends PcieFunction implements AtsEndpoint {
     this.bar = new MemBar(barWindow, dmaEngineMap(t.barBytes));
     this.bar.regs.reset();
     this.bar.regs.onWrite('DOORBELL', (_f, _r, triggered) => this.doorbell(triggered));
-    const has = (c: string) => t.capabilities.includes(c as never);
+    const has = (c: CapName) => t.capabilities.includes(c);
     this.atc = has('ats') ? new Atc(t.atcEntries) : null;
 
     this.regs.onWrite('COMMAND', () => this.updateDecode());
@@ -418,7 +419,7 @@ export class PcieEndpoint extends PcieFunction implements AtsEndpoint {
     if (!this.t.capabilities.includes('msi')) return;
     const ctl = this.regs.get(capReg('msi', 'CONTROL'));
     if (!MSI_CONTROL.ENABLE.get(ctl) || !COMMAND.MASTER.get(this.command())) return;
-    const addr = this.regs.get(capReg('msi', 'ADDR_HI')) * 2 ** 32 + this.regs.get(capReg('msi', 'ADDR_LO'));
+    const addr = Number(join64(this.regs.get(capReg('msi', 'ADDR_LO')), this.regs.get(capReg('msi', 'ADDR_HI'))));
     const data = this.regs.get(capReg('msi', 'DATA'));
     if (!this.ctx.msiWrite(addr, data)) this.ctx.note(`${this.bdf}: MSI write to ${hex(addr, 0)} aborted`);
   }
