@@ -3,13 +3,14 @@
 // The main thread asks it to perform operations (drivers/ops: probe the SMMU, join an SMMU another CPU
 // probed, run a workload, submit commands) over a message port; everything it does to the hardware
 // goes through the platform (MMIO write port, register read views, DMA memory, interrupt words).
-// Between requests the CPU idles: it sleeps on its wake word and takes interrupts routed to it.
+// Between requests the CPU idles: it waits on its wake word and takes interrupts routed to it.
 
 import { parentPort, workerData } from 'node:worker_threads';
 import { CPUW, SharedViews, type Layout } from '../src/layout.ts';
 import { WorkerPlatform } from '../src/platform-worker.ts';
 import { serveRpc, type RpcHandlers } from '../src/rpc.ts';
 import { formatLog, type LogEntry } from '../src/cpu.ts';
+import { SPIN_MS, waitWhileEqual } from '../src/wait.ts';
 import { Kernel } from './kernel.ts';
 import { KERNEL_OPS } from './ops/index.ts';
 
@@ -44,17 +45,26 @@ const handlers: RpcHandlers = {
 for (const [name, op] of Object.entries(KERNEL_OPS)) handlers[name] = (args: unknown) => op(kernel, args);
 serveRpc(parentPort!, handlers);
 
-/** Idle loop: sleep on the wake word (letting messages in) and take interrupts routed here. */
+/** Longest synchronous sleep of an idle CPU before a turn of the event loop (control-message latency). */
+const IDLE_SLICE_MS = 2;
+
+/**
+ * Idle loop: take interrupts routed here as they arrive. Like the hardware loop, it spins one
+ * wake-up's worth first, then sleeps in a synchronous Atomics.wait (which wakes in tens of microseconds,
+ * where Atomics.waitAsync takes hundreds) with the waiter flag raised, and lets messages in between
+ * slices.
+ */
 async function idle(): Promise<void> {
   const wakeIdx = views.cpuWord(cpu, CPUW.WAKE);
-  const waitingIdx = views.cpuWord(cpu, CPUW.WAITING);
+  const waiting = { view: views.cpus, index: views.cpuWord(cpu, CPUW.WAITING) };
+  // Spin before sleeping only after something happened; a CPU that stays idle just sleeps.
+  let spinMs = SPIN_MS;
   while (!stopping) {
     const seen = Atomics.load(views.cpus, wakeIdx);
     platform.irqCheckpoint();
-    Atomics.add(views.cpus, waitingIdx, 1);
-    const w = Atomics.waitAsync(views.cpus, wakeIdx, seen, 20);
-    if (w.async) await w.value;
-    Atomics.sub(views.cpus, waitingIdx, 1);
+    const woken = waitWhileEqual(views.cpus, wakeIdx, seen, IDLE_SLICE_MS, waiting, spinMs);
+    spinMs = woken ? SPIN_MS : 0;
+    await new Promise<void>((r) => setImmediate(r));
   }
 }
 
