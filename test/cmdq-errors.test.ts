@@ -10,7 +10,7 @@ import { hex } from '../src/bits.ts';
 import { STAT } from '../src/layout.ts';
 import { F, OP } from '../src/smmu/commands.ts';
 import { CERROR, CR0, OFF } from '../src/smmu/regs.ts';
-import { DEFAULT_FEATURES } from '../src/smmu/features.ts';
+import { DEFAULT_FEATURES, type SmmuFeatures } from '../src/smmu/features.ts';
 import { ACK_NS, cmds, lockstep, page, probed, queueAt, raw } from './helpers/lockstep.ts';
 import { waitFor, withSystem, words } from './helpers/system.ts';
 
@@ -100,6 +100,29 @@ describe('command fetch from outside memory (lockstep)', () => {
     expect(h.cmdqErrActive()).toBe(true);
     expect(h.trace()).toContain(`CMDQ CERROR_ABT at CONS 0x0 (fetch): fetch of entry 0 at PA 0x${(2 ** 32 + inDram).toString(16)} aborted`);
   });
+
+  // 3.4.3: the SMMU truncates the queue addresses it originates to the OAS, so bits above it (up to
+  // CMDQ_BASE.ADDR's top bit 55) select nothing: the queue is read at the address below the OAS.
+  const ABOVE_OAS: [SmmuFeatures['oasBits'], bigint][] = [
+    [48, (1n << 55n) | (1n << 48n)],
+    [40, 1n << 44n],
+  ];
+  for (const [oasBits, high] of ABOVE_OAS) {
+    it(`OAS ${oasBits}: a queue base with bits ${hex(high, 0)} above it is truncated to the OAS, not fetched from beyond it`, () => {
+      const h = lockstep({ ...DEFAULT_FEATURES, oasBits });
+      const inDram = Number(page(h));
+      h.platform.mem.write32(inDram, OP.TLBI_NSNH_ALL!);
+      h.io.write64(OFF.CMDQ_BASE, queueAt(high | BigInt(inDram), 4));
+      expect(h.io.read64(OFF.CMDQ_BASE) & high).toBe(high); // the register keeps what was written
+      h.io.write32(OFF.CR0, CR0.CMDQEN.bits);
+      h.platform.delay(ACK_NS);
+      h.io.write32(OFF.CMDQ_PROD, 1);
+      expect(h.exec('TLBI_NSNH_ALL')).toBe(1);
+      expect(h.consRd()).toBe(1);
+      expect(h.consErr()).toBe(0);
+      expect(h.cmdqErrActive()).toBe(false);
+    });
+  }
 });
 
 describe('illegal command with real workers', () => {

@@ -251,6 +251,44 @@ describe('queue behaviour (7.2, 7.4, 3.18)', () => {
     fault(rig, 3);
     expect(rig.events().map((e) => [e.name, e.ssid])).toEqual([['C_BAD_STE', 3]]);
   });
+
+  // 3.4.3: queue accesses and MSI writes the SMMU originates are truncated to the OAS (48 bits by
+  // default), so address bits above it, up to bit 55, do not move them out of RAM.
+  const ABOVE_OAS = (1n << 55n) | (1n << 48n);
+
+  test('an EVENTQ_BASE with address bits above the OAS is truncated to it: records land in RAM, no abort', () => {
+    const rig = new Rig();
+    expect(rig.features.oasBits).toBe(48);
+    rig.writeSte(1, { v: false });
+    const on = rig.cr0();
+    rig.setCr0(on & ~CR0.EVENTQEN.bits);
+    rig.io.write64(OFF.EVENTQ_BASE, ABOVE_OAS | BigInt(rig.evtqBase) | BigInt(rig.evtqLog2));
+    rig.setCr0(on);
+    fault(rig, 1);
+    fault(rig, 2);
+    expect(rig.io.read32(OFF.GERROR) & GERROR.EVENTQ_ABT_ERR.bits).toBe(0);
+    expect(prodReg(rig)).toBe(2);
+    expect(rig.events().map((e) => [e.name, e.ssid])).toEqual([
+      ['C_BAD_STE', 1],
+      ['C_BAD_STE', 2],
+    ]);
+  });
+
+  test('an EVENTQ_IRQ_CFG0 MSI address with bits above the OAS is truncated to it: the MSI lands in RAM, no abort', () => {
+    const rig = new Rig({ features: { msi: true } });
+    rig.writeSte(1, { v: false });
+    // The MSI configuration is writable only with the enable off (6.3.30-32).
+    rig.io.write32(OFF.IRQ_CTRL, IRQ_CTRL.GERROR_IRQEN.bits);
+    rig.platform.delay(TIMEOUT.SMMU_ACK_LATENCY * 2);
+    const slot = rig.alloc();
+    rig.io.write64(OFF.EVENTQ_IRQ_CFG0, ABOVE_OAS | BigInt(slot));
+    rig.io.write32(OFF.EVENTQ_IRQ_CFG1, 0x5eed);
+    rig.io.write32(OFF.IRQ_CTRL, IRQ_CTRL.GERROR_IRQEN.bits | IRQ_CTRL.EVENTQ_IRQEN.bits);
+    rig.platform.delay(TIMEOUT.SMMU_ACK_LATENCY * 2);
+    fault(rig, 1);
+    expect(rig.mem.read32(slot)).toBe(0x5eed);
+    expect(rig.io.read32(OFF.GERROR) & GERROR.MSI_EVENTQ_ABT_ERR.bits).toBe(0);
+  });
 });
 
 describe("fault injection: 'smmu-fetch-abort'", () => {

@@ -7,8 +7,9 @@ import { describe, expect, it } from 'vitest';
 import { CTRL, PA, STAT } from '../src/layout.ts';
 import { CS, F, OP } from '../src/smmu/commands.ts';
 import { DEFAULT_FEATURES, PROFILES, type SmmuFeatures } from '../src/smmu/features.ts';
+import { GERROR, OFF } from '../src/smmu/regs.ts';
 import type { SmmuDriverOptions } from '../drivers/arm-smmu-v3/smmu.ts';
-import { cmd, probed } from './helpers/lockstep.ts';
+import { cmd, lockstep, manualQueue, page, probed, raw } from './helpers/lockstep.ts';
 import { withSystem } from './helpers/system.ts';
 
 type Mode = 'msi' | 'cons-sev' | 'cons';
@@ -86,4 +87,50 @@ describe('CMD_SYNC completion with real workers', () => {
       });
     });
   }
+});
+
+/** A CMD_SYNC with CS=SIG_IRQ that asks for `data` to be written to the 56-bit address `addr` (4.7.3). */
+function syncMsi(addr: bigint, data: number): Uint32Array {
+  const w = raw(OP.SYNC!, [[F.CS, CS.SIG_IRQ], [F.MSIDATA, data]]);
+  F.MSIADDR.write64(w, 0, addr >> 2n);
+  return w;
+}
+
+describe('CMD_SYNC MSIAddress beyond the OAS (hardware alone, lockstep)', () => {
+  // 3.4.3: an MSI write the SMMU originates is truncated to the OAS (48 bits here), so only the address
+  // bits below it choose where it lands. MSIAddress[55] lies beyond 2^53 (a number's exact range).
+  const HIGH: [string, bigint][] = [
+    ['bit 55 (the top MSIAddress bit)', 1n << 55n],
+    ['bits 54:48', 0x7fn << 48n],
+    ['bits 55:48', 0xffn << 48n],
+  ];
+  for (const [what, high] of HIGH) {
+    it(`${what} set above a DRAM address: the MSI is written to the truncated address, no abort`, () => {
+      expect(DEFAULT_FEATURES.oasBits).toBe(48);
+      const h = lockstep(DEFAULT_FEATURES);
+      const q = manualQueue(h);
+      const target = Number(page(h)) + 0x40;
+      h.platform.mem.write32(target, 0xffffffff);
+      const msi0 = h.stat(STAT.MSI_WRITES);
+      q.push(syncMsi(high | BigInt(target), 0x1234_5678));
+      expect(h.exec('SYNC')).toBe(1);
+      expect(h.consRd()).toBe(1);
+      expect(h.cmdqErrActive()).toBe(false);
+      expect(h.stat(STAT.MSI_WRITES)).toBe(msi0 + 1);
+      expect(h.platform.mem.read32(target)).toBe(0x1234_5678);
+      expect(h.io.read32(OFF.GERROR) & GERROR.MSI_CMDQ_ABT_ERR.bits).toBe(0);
+    });
+  }
+
+  it('only bit 55 set: still an MSI (MSIAddress is not 0), truncated to PA 0, which aborts with GERROR.MSI_CMDQ_ABT_ERR', () => {
+    const h = lockstep(DEFAULT_FEATURES);
+    const q = manualQueue(h);
+    const msi0 = h.stat(STAT.MSI_WRITES);
+    q.push(syncMsi(1n << 55n, 1));
+    expect(h.exec('SYNC')).toBe(1);
+    expect(h.consRd()).toBe(1);
+    expect(h.stat(STAT.MSI_WRITES)).toBe(msi0 + 1);
+    expect(h.io.read32(OFF.GERROR) & GERROR.MSI_CMDQ_ABT_ERR.bits).toBe(GERROR.MSI_CMDQ_ABT_ERR.bits);
+    expect(h.trace()).toContain('CMD_SYNC MSI to PA 0x0 aborted');
+  });
 });
