@@ -11,7 +11,7 @@ import { pcieFlr, pciResetFunction } from '../drivers/pci/reset.ts';
 import { aerHandleError } from '../drivers/pci/aer.ts';
 import { E } from '../drivers/pci/pci.ts';
 import { ATS, COMMAND, DEVCTL, EXP, HDR } from '../src/pcie/regs.ts';
-import { DMA_STATUS } from '../src/pcie/dma-engine.ts';
+import { DMA_ERR, DMA_STATUS } from '../src/pcie/dma-engine.ts';
 import { PA } from '../src/layout.ts';
 import { STE, STE_CONFIG } from '../src/smmu/ste.ts';
 import { qget } from '../drivers/arm-smmu-v3/entry-writer.ts';
@@ -349,5 +349,36 @@ describe('the DMA engine through the driver', () => {
     expect(res.error).toBe('translation fault');
     expect(res.status & DMA_STATUS.ERROR.bits).toBe(DMA_STATUS.ERROR.bits);
     expect(r.pstat('ATS_TREQ_UNUSABLE')).toBeGreaterThan(0);
+  });
+
+  it('ends a transfer whose SRC or DST range reaches 2^53 with ERR_CODE ADDRESS, and keeps working', () => {
+    const r = pcieStack();
+    const d = r.core.dev('01:00.0');
+    const dma = r.glue.dma(d);
+    const a = r.platform.pages.alloc(1);
+    const b = r.platform.pages.alloc(1);
+    r.platform.mem.fill(a, 4096, 0x3c);
+    const src = dma.map(a, 4096, 'to-device');
+    const dst = dma.map(b, 4096, 'from-device');
+    const errors0 = r.pstat('DMA_ERRORS');
+    const cases: [number, number][] = [
+      [2 ** 53, dst],
+      [src, 2 ** 53],
+      [src, 2 ** 53 - 2048], // starts below 2^53, its 4 KiB range reaches it
+      [2 ** 63, dst],
+    ];
+    for (const [s, t] of cases) {
+      const res = r.drv.transfer(d, s, t, 4096, NS_PER_S);
+      expect(res.ok).toBe(false);
+      expect(res.error).toBe('bad address');
+      expect(DMA_STATUS.ERR_CODE.get(res.status)).toBe(DMA_ERR.ADDRESS);
+      expect(res.status & DMA_STATUS.BUSY.bits).toBe(0);
+      expect(res.doneBytes).toBe(0);
+    }
+    expect(r.pstat('DMA_ERRORS') - errors0).toBe(cases.length);
+    expect(r.platform.mem.readBytes(b, 4096).every((x) => x === 0)).toBe(true);
+    // The hardware is alive: the same engine completes a good transfer.
+    expect(r.drv.transfer(d, src, dst, 4096, NS_PER_S).ok).toBe(true);
+    expect(r.platform.mem.readBytes(b, 4096).every((x) => x === 0x3c)).toBe(true);
   });
 });
