@@ -67,6 +67,8 @@ describe('validateMap', () => {
       withRegs(reg('U', 0x20, 32, [fd(range('D', 7, 0), 'RW')], { role: { kind: 'update', bit: 'Update' } })),
       /dev\.U: update bit Update missing/,
     ],
+    // The hook's triggered bits are one 32-bit number; a 64-bit register could not hand them all over.
+    ['a W1T field in a 64-bit register', withRegs(reg('KICK64', 0x20, 64, [fd(bits('GO', 0), 'W1T')])), /dev\.KICK64\.GO: W1T bits only in registers up to 32 bits/],
   ];
   for (const [what, map, msg] of cases) {
     it(`rejects ${what}, naming the register and field`, () => {
@@ -148,6 +150,72 @@ describe('RegisterFile access modes', () => {
     expect(f.get('CTRL')).toBe(0x51);
     expect(f.get('B0')).toBe(0x7e);
     expect(f.get('H1')).toBe(0x2233); // the neighbour in the same dword is untouched
+  });
+
+  it('setResetValue refuses bits no readable field names (RES0, RAZ/WI, beyond the width), naming the register and the bits', () => {
+    const f = file();
+    expect(() => f.setResetValue('CTRL', 0x251)).toThrow(/^dev\.CTRL: reset value 0x251 sets bits 0x200 that no readable field names$/);
+    expect(() => f.setResetValue('GATE', 1)).toThrow(/^dev\.GATE: reset value 0x1 sets bits 0x1 that no readable field names$/);
+    expect(() => f.setResetValue('BASE', (1n << 48n) | 0x1000n)).toThrow(/^dev\.BASE: reset value 0x1000000001000 sets bits 0x1000000000000 that no readable field names$/);
+    expect(() => f.setResetValue('B0', 0x17e)).toThrow(/^dev\.B0: reset value 0x17e sets bits 0x100 that no readable field names$/);
+    // Nothing was changed by the refused calls; RO and HwInit bits are readable and may be set.
+    f.setResetValue('STATUS', 0x7f00);
+    f.reset();
+    expect(f.get('CTRL')).toBe(0);
+    expect(f.get64('BASE')).toBe(0n);
+    expect(f.get('B0')).toBe(0x11);
+    expect(f.get('STATUS')).toBe(0x7f00);
+  });
+});
+
+describe('W1T (write 1 to trigger)', () => {
+  const GO = bits('GO', 0);
+  const ABORT = bits('ABORT', 3);
+  const KICK = bits('KICK', 1);
+  /** The test map with a 32-bit doorbell, and a dword shared by a plain 16-bit register and a 16-bit doorbell. */
+  function w1tFile() {
+    const map = testMap();
+    const f = file({
+      ...map,
+      registers: [
+        ...map.registers,
+        reg('DOORBELL', 0x20, 32, [fd(GO, 'W1T'), fd(ABORT, 'W1T'), fd(range('ARG', 15, 8), 'RW')]),
+        reg('LO', 0x24, 16, [fd(range('V', 15, 0), 'RW')]),
+        reg('HI', 0x26, 16, [fd(KICK, 'W1T'), fd(range('W', 15, 8), 'RW')]),
+      ],
+    });
+    f.reset();
+    return f;
+  }
+
+  it('hands the hook the W1T bits written as 1; they always read 0 while the RW bits of the same write are stored', () => {
+    const f = w1tFile();
+    const seen: [triggered: number, value: number][] = [];
+    f.onWrite('DOORBELL', (rf, r, triggered) => seen.push([triggered, rf.get(r.name)]));
+    f.write(0x20, 4, 0xffffffff);
+    expect(seen).toEqual([[GO.bits | ABORT.bits, 0xff00]]);
+    expect(f.get('DOORBELL')).toBe(0xff00);
+    f.write(0x20, 4, ABORT.bits | 0x4200);
+    f.write(0x20, 4, 0x4200); // no trigger: the hook still runs, with none
+    f.write(0x20, 1, GO.bits); // a byte write reaches the trigger too
+    expect(seen.slice(1)).toEqual([
+      [ABORT.bits, 0x4200],
+      [0, 0x4200],
+      [GO.bits, 0x4200],
+    ]);
+    expect(f.view[0x20 / 4]! & (GO.bits | ABORT.bits)).toBe(0);
+  });
+
+  it('gives the triggered bits at the register\'s own bit positions when it does not start its dword', () => {
+    const f = w1tFile();
+    const seen: string[] = [];
+    f.onWrite('LO', (_rf, _r, triggered) => seen.push(`LO ${triggered}`));
+    f.onWrite('HI', (rf, _r, triggered) => seen.push(`HI ${triggered} reads ${rf.get('HI').toString(16)}`));
+    f.write(0x26, 2, 0xab00 | KICK.bits);
+    expect(seen).toEqual([`HI ${KICK.bits} reads ab00`]);
+    f.write(0x24, 4, ((0xcd00 | KICK.bits) << 16) | 0xffff); // one dword write covering both
+    expect(seen.slice(1)).toEqual(['LO 0', `HI ${KICK.bits} reads cd00`]);
+    expect(f.get('LO')).toBe(0xffff);
   });
 });
 
