@@ -10,7 +10,7 @@ import { createLockstep } from '../src/lockstep.ts';
 import { F, OP } from '../src/smmu/commands.ts';
 import { DEFAULT_FEATURES } from '../src/smmu/features.ts';
 import { OFF } from '../src/smmu/regs.ts';
-import { TIMEOUT } from '../src/time.ts';
+import { NS_PER_S, TIMEOUT } from '../src/time.ts';
 import { ArmSmmuDevice } from '../drivers/arm-smmu-v3/smmu.ts';
 import { cmds, raw } from './helpers/lockstep.ts';
 
@@ -67,5 +67,54 @@ describe('lockstep', () => {
     // Same code, same inputs: the same run, to the nanosecond.
     const b = run();
     expect(b).toEqual(a);
+  });
+});
+
+describe('bad time values are refused with a clear error, not a spin', () => {
+  const ls = () => createLockstep({ features: DEFAULT_FEATURES, memBytes: 8 << 20 });
+
+  it('Machine options: ackLatencyNs and atcTimeoutNs must be finite and non-negative', () => {
+    for (const k of ['ackLatencyNs', 'atcTimeoutNs'] as const) {
+      for (const v of [NaN, -1, Infinity]) {
+        expect(() => createLockstep({ features: DEFAULT_FEATURES, memBytes: 8 << 20, [k]: v })).toThrow(`${k}: ${v} must be a non-negative number of platform ns`);
+      }
+      expect(() => createLockstep({ features: DEFAULT_FEATURES, memBytes: 8 << 20, [k]: 0 })).not.toThrow();
+    }
+  });
+
+  it('the hardware scheduler refuses a timer at NaN (at() and after()) and queues nothing', () => {
+    const { machine } = ls();
+    const sched = machine.sched;
+    const next = sched.nextDeadline();
+    let ran = 0;
+    expect(() => sched.at(NaN, () => ran++)).toThrow(RangeError);
+    expect(() => sched.at(NaN, () => ran++)).toThrow('scheduler: timer at NaN platform ns');
+    expect(() => sched.after(NaN, () => ran++)).toThrow('scheduler: timer at NaN platform ns');
+    expect(sched.nextDeadline()).toBe(next);
+    sched.after(0, () => ran++); // a good timer still runs
+    machine.run();
+    expect(ran).toBe(1);
+  });
+
+  it('lockstep delay(NaN), wfe(NaN) and waitMemWhileEqual(.., NaN) throw before time moves or a timer runs', () => {
+    const { platform, machine } = ls();
+    const t0 = platform.clock.now();
+    // A hardware timer 1 s ahead that must not run. An unchecked NaN would advance time past every
+    // timer for ever; this one then ends that loop with its own error rather than letting it spin.
+    let ran = 0;
+    const later = machine.sched.after(NS_PER_S, () => {
+      ran++;
+      throw new Error('the timer 1 s ahead ran');
+    });
+    expect(() => platform.delay(NaN)).toThrow(RangeError);
+    expect(() => platform.delay(NaN)).toThrow('lockstep: advance to NaN platform ns');
+    expect(() => platform.wfe(NaN)).toThrow('lockstep: advance to NaN platform ns');
+    const pa = platform.pages.alloc(1);
+    expect(() => platform.waitMemWhileEqual(pa, 0, NaN)).toThrow('lockstep: advance to NaN platform ns');
+    expect(ran).toBe(0);
+    expect(platform.clock.now()).toBe(t0);
+    later.cancelled = true;
+    platform.delay(1_000); // and time still moves
+    expect(platform.clock.now()).toBe(t0 + 1_000);
   });
 });
