@@ -72,6 +72,7 @@ export class LockstepPlatform extends PlatformBase {
   }
 
   sleep(ns: number): void {
+    if (Number.isNaN(ns)) throw new RangeError('lockstep: sleep for NaN platform ns (a delay computed from a bad value)');
     const end = this.clock.now() + ns;
     this.core.take();
     while (this.clock.now() < end) {

@@ -271,9 +271,9 @@ export class RegisterFile {
   setResetValue(name: string, value: bigint | number): void {
     const r = this.def(name);
     const v = BigInt(value);
-    // Bits no field names, and RAZ/WI fields, read as zero: a reset value cannot set them.
+    // Bits no field names, RAZ/WI fields and W1T fields (which always read 0) cannot be set at reset.
     let readable = 0n;
-    for (const f of r.fields) if (f.access !== 'RAZ/WI') readable |= ((1n << BigInt(f.field.width)) - 1n) << BigInt(f.field.lsb);
+    for (const f of r.fields) if (f.access !== 'RAZ/WI' && f.access !== 'W1T') readable |= ((1n << BigInt(f.field.width)) - 1n) << BigInt(f.field.lsb);
     if ((v & ~readable) !== 0n) throw new Error(`${this.map.name}.${name}: reset value ${hex(v, 0)} sets bits ${hex(v & ~readable, 0)} that no readable field names`);
     const shift = BigInt((r.offset & 3) * 8);
     const first = r.offset >>> 2;

@@ -96,7 +96,7 @@ describe('bad time values are refused with a clear error, not a spin', () => {
     expect(ran).toBe(1);
   });
 
-  it('lockstep delay(NaN), wfe(NaN) and waitMemWhileEqual(.., NaN) throw before time moves or a timer runs', () => {
+  it('lockstep delay(NaN), sleep(NaN), wfe(NaN) and waitMemWhileEqual(.., NaN) throw before time moves or a timer runs', () => {
     const { platform, machine } = ls();
     const t0 = platform.clock.now();
     // A hardware timer 1 s ahead that must not run. An unchecked NaN would advance time past every
@@ -111,6 +111,7 @@ describe('bad time values are refused with a clear error, not a spin', () => {
     expect(() => platform.wfe(NaN)).toThrow('lockstep: advance to NaN platform ns');
     const pa = platform.pages.alloc(1);
     expect(() => platform.waitMemWhileEqual(pa, 0, NaN)).toThrow('lockstep: advance to NaN platform ns');
+    expect(() => platform.sleep(NaN)).toThrow('lockstep: sleep for NaN platform ns');
     expect(ran).toBe(0);
     expect(platform.clock.now()).toBe(t0);
     later.cancelled = true;
