@@ -217,6 +217,7 @@ describe('W1T (write 1 to trigger)', () => {
     expect(seen.slice(1)).toEqual(['LO 0', `HI ${KICK.bits} reads cd00`]);
     expect(f.get('LO')).toBe(0xffff);
   });
+
   it('setResetValue refuses a W1T bit, which always reads 0', () => {
     const f = w1tFile();
     expect(() => f.setResetValue('DOORBELL', 0x1)).toThrow(/^dev\.DOORBELL: reset value 0x1 sets bits 0x1 that no readable field names$/);
