@@ -81,17 +81,9 @@ export type WalkResult = { ok: true; leaf: WalkLeaf } | { ok: false; fault: Xlat
 export type TableXlate = (ipa: number) => { ok: true; pa: number } | { ok: false; fault: XlateFault };
 
 
-interface WalkSpec {
+/** What one walk needs: a stage's configuration, which stage it is, and (stage 2) what it is for. */
+interface WalkSpec extends S1Config {
   readonly kind: number; // TLB_KIND.S1 or S2
-  readonly regime: number;
-  readonly vmid: number;
-  readonly asid: number;
-  readonly ttb: number;
-  readonly iaBits: number;
-  readonly startLevel: number;
-  readonly oaBits: number;
-  readonly affd: boolean;
-  readonly had: boolean;
   /** Stage 2: what the walk is for (EVT_CLASS). */
   readonly cls: number;
 }
