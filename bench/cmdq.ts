@@ -28,14 +28,14 @@ import { cpus as hostCpus, loadavg } from 'node:os';
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { System, executedByOpcode } from '../src/system.ts';
-import { DEFAULT_FEATURES } from '../src/smmu/features.ts';
+import { System, executedByOpcode } from '../src/host/system.ts';
+import { DEFAULT_FEATURES } from '../src/arch/smmu/features.ts';
 import { CMDQ_MAX_SZ_SHIFT } from '../drivers/arm-smmu-v3/cmdq.ts';
 import type { TlbiResult, TlbiWorkload } from '../drivers/workloads/cmdq-stress.ts';
 import type { SmmuShared } from '../drivers/arm-smmu-v3/smmu.ts';
-import { parseArgs, intOpt, type OptSpec } from '../src/cli/args.ts';
-import { sumCounts } from '../src/cli/workloads.ts';
-import { NS_PER_MS } from '../src/time.ts';
+import { parseArgs, intOpt, type OptSpec } from '../src/host/cli/args.ts';
+import { sumCounts } from '../src/host/cli/workloads.ts';
+import { NS_PER_MS } from '../src/arch/time.ts';
 import { RING, SPIN } from './ring.ts';
 
 const SPEC: Record<string, OptSpec> = {
@@ -63,7 +63,7 @@ interface CaseResult {
   trials: number[];
 }
 
-const ENTRY = new URL('../src/worker-entry.mjs', import.meta.url);
+const ENTRY = new URL('../src/host/worker-entry.mjs', import.meta.url);
 const BASELINE = new URL('./baseline-worker.ts', import.meta.url).href;
 /** The emulator's command queue size: the default profile's CMDQS capped by the driver. */
 const RING_ENTRIES = 1 << Math.min(DEFAULT_FEATURES.cmdqLog2, CMDQ_MAX_SZ_SHIFT);

@@ -12,11 +12,13 @@ import Benchmark from 'benchmark';
 import { buildCmd, buildSync, type CmdEnt } from '../drivers/arm-smmu-v3/cmds.ts';
 import { ArmSmmuDevice } from '../drivers/arm-smmu-v3/smmu.ts';
 import { CMDQ_BATCH_ENTRIES } from '../drivers/arm-smmu-v3/cmdq.ts';
-import { F, OP, compileCommands, legalityTable, passesLegalityTable } from '../src/smmu/commands.ts';
-import { DEFAULT_FEATURES } from '../src/smmu/features.ts';
-import { OFF } from '../src/smmu/regs.ts';
-import { PA, STAT } from '../src/layout.ts';
-import { createLockstep } from '../src/lockstep.ts';
+import { F, OP } from '../src/arch/smmu/commands.ts';
+import { compileCommands, legalityTable, passesLegalityTable } from '../hw/smmu/legality.ts';
+import { DEFAULT_FEATURES } from '../src/arch/smmu/features.ts';
+import { OFF } from '../src/arch/smmu/regs.ts';
+import { STAT } from '../src/machine/layout.ts';
+import { PA } from '../src/arch/platform.ts';
+import { createLockstep } from '../src/host/lockstep.ts';
 
 const TLBI: CmdEnt = { op: 'TLBI_NH_VA', tlbi: { asid: 1, vmid: 0, addr: 0x1234_5000, leaf: true, num: 0, scale: 0, tg: 1, ttl: 3 } };
 const out = new Uint32Array(4 * 64);

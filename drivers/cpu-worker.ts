@@ -6,11 +6,11 @@
 // Between requests the CPU idles: it waits on its wake word and takes interrupts routed to it.
 
 import { parentPort, workerData } from 'node:worker_threads';
-import { CPUW, SharedViews, type Layout } from '../src/layout.ts';
-import { WorkerPlatform } from '../src/platform-worker.ts';
-import { serveRpc, type RpcHandlers } from '../src/rpc.ts';
-import { formatLog, type LogEntry } from '../src/cpu.ts';
-import { SPIN_MS, waitWhileEqual } from '../src/wait.ts';
+import { CPUW, SharedViews, type Layout } from '../src/machine/layout.ts';
+import { WorkerPlatform } from './platform/worker.ts';
+import { serveRpc, type RpcHandlers } from '../src/protocol/rpc.ts';
+import { formatLog, type LogEntry } from '../src/protocol/log.ts';
+import { SPIN_MS, waitWhileEqual } from '../src/machine/wait.ts';
 import { Kernel } from './kernel.ts';
 import { KERNEL_OPS } from './ops/index.ts';
 

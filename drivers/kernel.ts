@@ -1,7 +1,7 @@
 // The per-CPU kernel context: the platform this CPU runs on and the drivers bound on it. Operations
 // the main thread can ask a CPU to perform (drivers/ops/*) receive it.
 
-import type { Platform } from '../src/platform.ts';
+import type { Platform } from './platform/platform.ts';
 import type { ArmSmmuDevice } from './arm-smmu-v3/smmu.ts';
 import type { IommuState } from './ops/iommu.ts';
 import type { PciState } from './ops/pci.ts';

@@ -1,11 +1,11 @@
-// Driver for the DMA test engine (registers in src/testdev.ts): programs one transfer over MMIO and
+// Driver for the DMA test engine (registers in src/arch/testdev.ts): programs one transfer over MMIO and
 // waits for it to complete. Completion is signalled by the engine's MSI, pointed at a word of this
 // driver's DMA memory holding a sequence number, so the CPU sleeps until the hardware writes it
 // (no MMIO polling); STATUS and the result registers are read once it has.
 
-import type { IoMem, Platform } from '../src/platform.ts';
-import { TD_CTRL, TD_FAULT, TD_OFF, TD_SSID, TD_STATUS, TESTDEV_BYTES, TESTDEV_ID, TESTDEV_MAX_LEN, testdevBase } from '../src/testdev.ts';
-import { EVT_NAME } from '../src/smmu/events.ts';
+import type { IoMem, Platform } from './platform/platform.ts';
+import { TD_CTRL, TD_FAULT, TD_OFF, TD_SSID, TD_STATUS, TESTDEV_BYTES, TESTDEV_ID, TESTDEV_MAX_LEN, testdevBase } from '../src/arch/testdev.ts';
+import { EVT_NAME } from '../src/arch/smmu/events.ts';
 
 export interface TestDmaRequest {
   sid: number;

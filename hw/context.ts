@@ -1,10 +1,11 @@
 // What every hardware model gets: memory, interrupts, the scheduler, statistics and the system-side
 // effects of a bus write (MSI to the doorbell, a write into DRAM that may wake a polling CPU).
 
-import { PhysMem } from '../src/dma.ts';
-import { InterruptController } from '../src/irq.ts';
-import { CTRL, type SharedViews } from '../src/layout.ts';
+import { PhysMem } from '../src/machine/dma.ts';
+import { InterruptController } from '../src/machine/irq.ts';
+import { CTRL, type SharedViews } from '../src/machine/layout.ts';
 import type { EventScheduler } from './scheduler.ts';
+import type { WriteOutcome } from './regfile.ts';
 
 /** A trace record for things the architecture leaves silent (ignored writes, unpredictable choices). */
 export interface TraceRecord {
@@ -59,4 +60,12 @@ export class HwContext {
     Atomics.add(ctrl, CTRL.SEV, 1);
     if (Atomics.load(ctrl, CTRL.MEM_WAITERS) !== 0) Atomics.notify(ctrl, CTRL.SEV);
   }
+}
+
+/** A device's MMIO window: writes at offsets inside it go to `write`. */
+export interface MmioWindow {
+  name: string;
+  base: number;
+  size: number;
+  write(off: number, size: number, lo: number, hi: number): WriteOutcome;
 }

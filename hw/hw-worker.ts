@@ -16,12 +16,12 @@
 
 import { availableParallelism } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
-import { CTRL, SharedViews, type Layout } from '../src/layout.ts';
-import { WritePortConsumer } from '../src/mmio-port.ts';
-import { ScaledClock, hostNowMs } from '../src/time.ts';
-import { SPIN_MS } from '../src/wait.ts';
-import { serveRpc } from '../src/rpc.ts';
-import { validateFault } from '../src/faults.ts';
+import { CTRL, SharedViews, type Layout } from '../src/machine/layout.ts';
+import { WritePortConsumer } from '../src/machine/mmio-port.ts';
+import { ScaledClock, hostNowMs } from '../src/machine/clock.ts';
+import { SPIN_MS } from '../src/machine/wait.ts';
+import { serveRpc } from '../src/protocol/rpc.ts';
+import { validateFault } from '../src/protocol/faults.ts';
 import { Machine, type MachineConfig } from './machine.ts';
 
 interface HwWorkerData {

@@ -1,29 +1,21 @@
 // The emulated machine's hardware side: every device model, the physical-address decode of MMIO writes,
 // and fault injection. Holds no worker-specific code: hw-worker.ts drives it from a worker thread,
-// src/lockstep.ts from the driver's own thread.
+// src/host/lockstep.ts from the driver's own thread.
 
-import { PA, PLATDEV_BYTES, SMMU_BYTES, STAT, type SharedViews } from '../src/layout.ts';
-import type { PortWrite } from '../src/mmio-port.ts';
-import type { WriteOutcome } from '../src/regmap.ts';
-import type { Clock } from '../src/time.ts';
-import type { Fault } from '../src/faults.ts';
-import type { SmmuFeatures } from '../src/smmu/features.ts';
-import { HwContext } from './context.ts';
+import { STAT, type SharedViews } from '../src/machine/layout.ts';
+import { PA, PLATDEV_BYTES, SMMU_BYTES } from '../src/arch/platform.ts';
+import type { PortWrite } from '../src/machine/mmio-port.ts';
+import type { Clock } from '../src/machine/clock.ts';
+import type { Fault } from '../src/protocol/faults.ts';
+import type { SmmuFeatures } from '../src/arch/smmu/features.ts';
+import { HwContext, type MmioWindow } from './context.ts';
 import { EventScheduler } from './scheduler.ts';
 import { SmmuV3 } from './smmu/smmu.ts';
 import { TestDma } from './testdev.ts';
-import { TESTDEV_BYTES, testdevBase } from '../src/testdev.ts';
-import { defaultTopology, type Topology } from '../src/topology.ts';
+import { TESTDEV_BYTES, testdevBase } from '../src/arch/testdev.ts';
+import { defaultTopology, type Topology } from '../src/protocol/topology.ts';
 import { PcieHost } from './pcie/host.ts';
-import { hex } from '../src/bits.ts';
-
-/** A device's MMIO window: writes at offsets inside it go to `write`. */
-export interface MmioWindow {
-  name: string;
-  base: number;
-  size: number;
-  write(off: number, size: number, lo: number, hi: number): WriteOutcome;
-}
+import { hex } from '../src/arch/bits.ts';
 
 export interface MachineConfig {
   features: SmmuFeatures;
@@ -31,7 +23,7 @@ export interface MachineConfig {
   ackLatencyNs?: number;
   /** DMA test engines (hw/testdev.ts) at PA.PLATDEV_BASE + i * 4 KiB; default 1. */
   testDevices?: number;
-  /** PCIe Root Ports and endpoint functions (src/topology.ts); default: the default topology. */
+  /** PCIe Root Ports and endpoint functions (src/protocol/topology.ts); default: the default topology. */
   topology?: Topology;
   /** Platform ns the SMMU waits for an ATC Invalidate Completion (hw/smmu/ats.ts). */
   atcTimeoutNs?: number;

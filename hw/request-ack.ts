@@ -7,9 +7,9 @@
 // (the first Update completes) or to abandon the Update when the new value equals the original. This
 // model ignores the new value: the register reads back what was last written, the ACK what was first.
 
-import type { RegisterFile } from '../src/regmap.ts';
+import type { RegisterFile } from './regfile.ts';
 import type { HwContext } from './context.ts';
-import { hex } from '../src/bits.ts';
+import { hex } from '../src/arch/bits.ts';
 
 export class RequestAck {
   /** Bits currently in an Update, and the values they are moving to. */

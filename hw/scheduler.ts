@@ -5,7 +5,7 @@
 // activity never blocks the others: it simply schedules its continuation. The same scheduler runs in
 // the hardware worker (real clock) and in lockstep (virtual clock advanced by the driver thread).
 
-import type { Clock } from '../src/time.ts';
+import type { Clock } from '../src/machine/clock.ts';
 
 export interface Timer {
   readonly at: number;

@@ -1,4 +1,4 @@
-// The DMA test engine (programming interface in src/testdev.ts): a platform device that performs one
+// The DMA test engine (programming interface in src/arch/testdev.ts): a platform device that performs one
 // programmed transfer per doorbell as untranslated DMA through the SMMU's device services, so the
 // driver and its tests can make "a device" do DMA before any PCIe endpoint exists.
 //
@@ -7,9 +7,9 @@
 // registers are updated in that order, then the MSI, if enabled, is sent: software that sees COUNT
 // move sees everything else. The MSI is a direct write to MSI_ADDR (not translated by the SMMU).
 
-import { RegisterFile } from '../src/regmap.ts';
-import { BusAbort, XSTAT } from '../src/layout.ts';
-import { hex, join64, split64 } from '../src/bits.ts';
+import { RegisterFile } from './regfile.ts';
+import { BusAbort, XSTAT } from '../src/machine/layout.ts';
+import { hex, join64, split64 } from '../src/arch/bits.ts';
 import {
   TD_CTRL,
   TD_DOORBELL,
@@ -19,7 +19,7 @@ import {
   TESTDEV_MAP,
   TESTDEV_MAX_LEN,
   fnv1a,
-} from '../src/testdev.ts';
+} from '../src/arch/testdev.ts';
 import type { HwContext } from './context.ts';
 import type { Translator } from './smmu/translate.ts';
 

@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import fc from 'fast-check';
-import { Field, bits, range, hex, join64, split64 } from '../src/bits.ts';
+import { Field, bits, range, hex, join64, split64 } from '../src/arch/bits.ts';
 
 // Fields are the one definition both sides use for every register and structure, so the fast paths
 // (one word, two words) must agree with the general bigint path for every position and width.

@@ -3,7 +3,7 @@
 
 import { describe, expect, it, vi } from 'vitest';
 import { runCli } from './fixtures/run-cli.ts';
-import { registerRunOption, registerWorkload, sumCounts, type Workload } from '../src/cli/workloads.ts';
+import { registerRunOption, registerWorkload, sumCounts, type Workload } from '../src/host/cli/workloads.ts';
 import type { TlbiResult } from '../drivers/workloads/cmdq-stress.ts';
 
 interface RunJson {
@@ -100,7 +100,7 @@ describe('workload registry (in-process)', () => {
   // Registers test workloads and a run option the way another area does, then runs `run` in this
   // process (real workers) and captures what it prints.
   const capture = async (argv: string[]) => {
-    const { command } = await import('../src/cli/run.ts');
+    const { command } = await import('../src/host/cli/run.ts');
     let stdout = '';
     const spy = vi.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => {
       stdout += String(s);

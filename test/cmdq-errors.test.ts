@@ -6,11 +6,11 @@
 // is taken) and two CPUs (CPU 1 takes the interrupt and the CMD_SYNC completes in time).
 
 import { describe, expect, it } from 'vitest';
-import { hex } from '../src/bits.ts';
-import { STAT } from '../src/layout.ts';
-import { F, OP } from '../src/smmu/commands.ts';
-import { CERROR, CR0, OFF } from '../src/smmu/regs.ts';
-import { DEFAULT_FEATURES, type SmmuFeatures } from '../src/smmu/features.ts';
+import { hex } from '../src/arch/bits.ts';
+import { STAT } from '../src/machine/layout.ts';
+import { F, OP } from '../src/arch/smmu/commands.ts';
+import { CERROR, CR0, OFF } from '../src/arch/smmu/regs.ts';
+import { DEFAULT_FEATURES, type SmmuFeatures } from '../src/arch/smmu/features.ts';
 import { ACK_NS, cmds, lockstep, page, probed, queueAt, raw } from './helpers/lockstep.ts';
 import { waitFor, withSystem, words } from './helpers/system.ts';
 

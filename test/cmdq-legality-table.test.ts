@@ -5,9 +5,9 @@
 
 import { describe, expect, test } from 'vitest';
 import fc from 'fast-check';
-import { COMMAND_BY_OP, F, LEGALITY, compileCommands, legalityTable, passesLegalityTable } from '../src/smmu/commands.ts';
-import { PROFILES } from '../src/smmu/features.ts';
-import { illegalCode } from '../hw/smmu/cmdq.ts';
+import { COMMAND_BY_OP, F } from '../src/arch/smmu/commands.ts';
+import { LEGALITY, compileCommands, legalityTable, passesLegalityTable, illegalCode } from '../hw/smmu/legality.ts';
+import { PROFILES } from '../src/arch/smmu/features.ts';
 
 /** A command of opcode op: random values in its fields, sometimes a few random stray bits. */
 const arbCommand = (op: number) =>

@@ -5,11 +5,11 @@
 // counts and CERROR counts are checked for every command.
 
 import { describe, expect, it } from 'vitest';
-import type { Field } from '../src/bits.ts';
-import { STAT } from '../src/layout.ts';
-import { ATC_INV_SIZE_ALL, CS, F, OP } from '../src/smmu/commands.ts';
-import { DEFAULT_FEATURES, PROFILES, type SmmuFeatures } from '../src/smmu/features.ts';
-import { CERROR, CR0, OFF } from '../src/smmu/regs.ts';
+import type { Field } from '../src/arch/bits.ts';
+import { STAT } from '../src/machine/layout.ts';
+import { ATC_INV_SIZE_ALL, CS, F, OP } from '../src/arch/smmu/commands.ts';
+import { DEFAULT_FEATURES, PROFILES, type SmmuFeatures } from '../src/arch/smmu/features.ts';
+import { CERROR, CR0, OFF } from '../src/arch/smmu/regs.ts';
 import { ACK_NS, probed, raw, withBit } from './helpers/lockstep.ts';
 
 type Probed = ReturnType<typeof probed>;
@@ -48,7 +48,7 @@ function submit(h: Probed, words: Uint32Array): 'ok' | 'ill' {
   return 'ill';
 }
 
-/** Opcodes legal with all operands zero, from the spec's per-command rules (not from src/smmu/commands.ts). */
+/** Opcodes legal with all operands zero, from the spec's per-command rules (not from src/arch/smmu/commands.ts). */
 function expectedLegal(f: SmmuFeatures): number[] {
   const ops = [0x01, 0x02, 0x03, 0x04, 0x30, 0x46]; // PREFETCH_*, CFGI_STE(_RANGE), TLBI_NSNH_ALL, SYNC
   if (f.stage1) ops.push(0x05, 0x06, 0x10, 0x11, 0x12, 0x13); // CFGI_CD(_ALL), TLBI_NH_*

@@ -5,8 +5,8 @@
 // valid bitmap) is consistent with the number of entries written.
 
 import { describe, expect, it } from 'vitest';
-import { PA } from '../src/layout.ts';
-import { DEFAULT_FEATURES, PROFILES, type SmmuFeatures } from '../src/smmu/features.ts';
+import { PA } from '../src/arch/platform.ts';
+import { DEFAULT_FEATURES, PROFILES, type SmmuFeatures } from '../src/arch/smmu/features.ts';
 import { W } from '../drivers/arm-smmu-v3/cmdq.ts';
 import type { SmmuShared } from '../drivers/arm-smmu-v3/smmu.ts';
 import { rng } from './helpers/rng.ts';

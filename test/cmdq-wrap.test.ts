@@ -3,9 +3,9 @@
 // Counts are exact and the indexes are checked after every batch.
 
 import { describe, expect, it } from 'vitest';
-import { F, OP } from '../src/smmu/commands.ts';
-import { PROFILES } from '../src/smmu/features.ts';
-import { CMDQ_CONS, OFF } from '../src/smmu/regs.ts';
+import { F, OP } from '../src/arch/smmu/commands.ts';
+import { PROFILES } from '../src/arch/smmu/features.ts';
+import { CMDQ_CONS, OFF } from '../src/arch/smmu/regs.ts';
 import { cmds, lockstep, manualQueue, probed, raw } from './helpers/lockstep.ts';
 import { rng } from './helpers/rng.ts';
 import { withSystem } from './helpers/system.ts';

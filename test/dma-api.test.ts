@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { iommuRig, type IommuRig } from './helpers/iommu.ts';
 import { IommuDma } from '../drivers/iommu/dma-iommu.ts';
 import { IOMMU } from '../drivers/iommu/iommu.ts';
-import { EVT } from '../src/smmu/events.ts';
+import { EVT } from '../src/arch/smmu/events.ts';
 
 const PG = 4096;
 const SID = 0x40;

@@ -8,9 +8,9 @@ import { IOMMU } from '../drivers/iommu/iommu.ts';
 import type { CmdEnt } from '../drivers/arm-smmu-v3/cmds.ts';
 import type { AtsOps } from '../drivers/arm-smmu-v3/domain.ts';
 import { qget } from '../drivers/arm-smmu-v3/entry-writer.ts';
-import { EATS, S1FMT, STE, STE_CONFIG } from '../src/smmu/ste.ts';
-import { CD } from '../src/smmu/cd.ts';
-import { EVT } from '../src/smmu/events.ts';
+import { EATS, S1FMT, STE, STE_CONFIG } from '../src/arch/smmu/ste.ts';
+import { CD } from '../src/arch/smmu/cd.ts';
+import { EVT } from '../src/arch/smmu/events.ts';
 
 const PG = 4096;
 const RW = IOMMU.READ | IOMMU.WRITE;

@@ -9,17 +9,17 @@
 // excepted), or — only for transitions that cannot be hitless — an invalid entry (V=0).
 
 import { describe, expect, it } from 'vitest';
-import { writeEntry } from '../src/index.ts';
+import { writeEntry } from '../src/host/index.ts';
 import { ENTRY_QWORDS, arrayStore, cdUsed, dramStore, effectiveSafe, qset, steUsed, writeEntryTo, type EntryKind, type QwordStore } from '../drivers/arm-smmu-v3/entry-writer.ts';
 import { makeAbortSte, makeBypassSte, makeCdtableSte, makeNestedSte, makeS2Ste, type Entry, type S2SteConfig, type SteFeatures } from '../drivers/arm-smmu-v3/ste.ts';
 import { makeS1Cd } from '../drivers/arm-smmu-v3/cd.ts';
-import { CD } from '../src/smmu/cd.ts';
-import { EATS, S1DSS, S1FMT, STE, STE_CONFIG } from '../src/smmu/ste.ts';
-import { createLockstep } from '../src/lockstep.ts';
-import { DEFAULT_FEATURES } from '../src/smmu/features.ts';
+import { CD } from '../src/arch/smmu/cd.ts';
+import { EATS, S1DSS, S1FMT, STE, STE_CONFIG } from '../src/arch/smmu/ste.ts';
+import { createLockstep } from '../src/host/lockstep.ts';
+import { DEFAULT_FEATURES } from '../src/arch/smmu/features.ts';
 import { iommuRig } from './helpers/iommu.ts';
 import { IOMMU } from '../drivers/iommu/iommu.ts';
-import { EVT } from '../src/smmu/events.ts';
+import { EVT } from '../src/arch/smmu/events.ts';
 
 // ---- the observer ----
 

@@ -9,10 +9,10 @@ import { IOMMU } from '../drivers/iommu/iommu.ts';
 import { decodeEvent, formatEvent, type SmmuEvent } from '../drivers/arm-smmu-v3/evtq.ts';
 import { makeBypassSte, makeCdtableSte } from '../drivers/arm-smmu-v3/ste.ts';
 import { makeS1Cd, writeCd } from '../drivers/arm-smmu-v3/cd.ts';
-import { EVT, EVT_CLASS, EVT_NAME } from '../src/smmu/events.ts';
-import { OFF, Q_OVFLG } from '../src/smmu/regs.ts';
-import { L1STD, S1DSS } from '../src/smmu/ste.ts';
-import { PTE } from '../src/smmu/pte.ts';
+import { EVT, EVT_CLASS, EVT_NAME } from '../src/arch/smmu/events.ts';
+import { OFF, Q_OVFLG } from '../src/arch/smmu/regs.ts';
+import { L1STD, S1DSS } from '../src/arch/smmu/ste.ts';
+import { PTE } from '../src/arch/smmu/pte.ts';
 
 const PG = 4096;
 const DEV = 'arm-smmu-v3 9050000.smmuv3: ';

@@ -5,10 +5,10 @@
 // meanwhile runs exactly once. Platform time runs 10x faster so each 1 s timeout is 100 ms of host time.
 
 import { describe, expect, it } from 'vitest';
-import { hex } from '../src/bits.ts';
-import { CTRL } from '../src/layout.ts';
-import { OP } from '../src/smmu/commands.ts';
-import { DEFAULT_FEATURES, PROFILES, type SmmuFeatures } from '../src/smmu/features.ts';
+import { hex } from '../src/arch/bits.ts';
+import { CTRL } from '../src/machine/layout.ts';
+import { OP } from '../src/arch/smmu/commands.ts';
+import { DEFAULT_FEATURES, PROFILES, type SmmuFeatures } from '../src/arch/smmu/features.ts';
 import { withSystem } from './helpers/system.ts';
 
 const DEV = 'arm-smmu-v3 9050000.smmuv3: ';

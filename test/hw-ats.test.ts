@@ -4,9 +4,9 @@
 import { describe, expect, test } from 'vitest';
 import { Rig } from './helpers/rig.ts';
 import { PageTable, tableDesc } from './helpers/tables.ts';
-import { CR0, CR2 } from '../src/smmu/regs.ts';
-import { EVT_CLASS } from '../src/smmu/events.ts';
-import { EATS } from '../src/smmu/ste.ts';
+import { CR0, CR2 } from '../src/arch/smmu/regs.ts';
+import { EVT_CLASS } from '../src/arch/smmu/events.ts';
+import { EATS } from '../src/arch/smmu/ste.ts';
 import type { AtsTranslation } from '../hw/smmu/services.ts';
 
 const NOT_RAM = 0x8000_0000;

@@ -5,9 +5,9 @@
 import { describe, expect, test } from 'vitest';
 import { Rig } from './helpers/rig.ts';
 import { PageTable, makeSte, writeStruct } from './helpers/tables.ts';
-import { XSTAT } from '../src/layout.ts';
-import { CR2 } from '../src/smmu/regs.ts';
-import { PTE } from '../src/smmu/pte.ts';
+import { XSTAT } from '../src/machine/layout.ts';
+import { CR2 } from '../src/arch/smmu/regs.ts';
+import { PTE } from '../src/arch/smmu/pte.ts';
 import type { CmdEnt, TlbiRange } from '../drivers/arm-smmu-v3/cmds.ts';
 
 function markedPage(rig: Rig, marker: number): number {

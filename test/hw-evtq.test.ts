@@ -5,11 +5,12 @@
 import { describe, expect, test } from 'vitest';
 import { Rig, type Ev } from './helpers/rig.ts';
 import { PageTable, tableDesc } from './helpers/tables.ts';
-import { STAT, VECTOR, XSTAT } from '../src/layout.ts';
-import { CR0, CR2, GERROR, IRQ_CTRL, OFF, Q_OVFLG } from '../src/smmu/regs.ts';
-import { EVT, EVT_CLASS, type EventName } from '../src/smmu/events.ts';
-import { TIMEOUT } from '../src/time.ts';
-import { validateFault } from '../src/faults.ts';
+import { STAT, XSTAT } from '../src/machine/layout.ts';
+import { VECTOR } from '../src/arch/platform.ts';
+import { CR0, CR2, GERROR, IRQ_CTRL, OFF, Q_OVFLG } from '../src/arch/smmu/regs.ts';
+import { EVT, EVT_CLASS, type EventName } from '../src/arch/smmu/events.ts';
+import { TIMEOUT } from '../src/arch/time.ts';
+import { validateFault } from '../src/protocol/faults.ts';
 
 const NOT_RAM = 0x8000_0000;
 

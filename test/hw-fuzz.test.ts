@@ -8,11 +8,11 @@ import fc from 'fast-check';
 import { Rig } from './helpers/rig.ts';
 import { PageTable } from './helpers/tables.ts';
 import type { CmdEnt } from '../drivers/arm-smmu-v3/cmds.ts';
-import { CR0, CR2, OFF } from '../src/smmu/regs.ts';
-import { CD } from '../src/smmu/cd.ts';
-import { EVT } from '../src/smmu/events.ts';
-import { L1STD, STE } from '../src/smmu/ste.ts';
-import type { Field } from '../src/bits.ts';
+import { CR0, CR2, OFF } from '../src/arch/smmu/regs.ts';
+import { CD } from '../src/arch/smmu/cd.ts';
+import { EVT } from '../src/arch/smmu/events.ts';
+import { L1STD, STE } from '../src/arch/smmu/ste.ts';
+import type { Field } from '../src/arch/bits.ts';
 
 const POOL = 24; // pages the random structures live in and point at
 const U64 = fc.bigInt({ min: 0n, max: 2n ** 64n - 1n });

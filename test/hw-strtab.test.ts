@@ -4,13 +4,13 @@
 import { describe, expect, test } from 'vitest';
 import { Rig } from './helpers/rig.ts';
 import { l1cd, l1std, makeCd, PageTable, writeStruct } from './helpers/tables.ts';
-import { XSTAT } from '../src/layout.ts';
-import { CD } from '../src/smmu/cd.ts';
-import { CR0, OFF } from '../src/smmu/regs.ts';
-import { EVT_CLASS } from '../src/smmu/events.ts';
-import { STE } from '../src/smmu/ste.ts';
-import type { Field } from '../src/bits.ts';
-import type { SmmuFeatures } from '../src/smmu/features.ts';
+import { XSTAT } from '../src/machine/layout.ts';
+import { CD } from '../src/arch/smmu/cd.ts';
+import { CR0, OFF } from '../src/arch/smmu/regs.ts';
+import { EVT_CLASS } from '../src/arch/smmu/events.ts';
+import { STE } from '../src/arch/smmu/ste.ts';
+import type { Field } from '../src/arch/bits.ts';
+import type { SmmuFeatures } from '../src/arch/smmu/features.ts';
 
 const NOT_RAM = 0x8000_0000; // below 2^48, above the emulated DRAM
 

@@ -1,14 +1,15 @@
-// The DMA test engine (src/testdev.ts, hw/testdev.ts), programmed through its MMIO registers from the
+// The DMA test engine (src/arch/testdev.ts, hw/testdev.ts), programmed through its MMIO registers from the
 // lockstep platform, doing DMA through the SMMU.
 
 import { describe, expect, test } from 'vitest';
 import { Rig } from './helpers/rig.ts';
-import { createLockstep } from '../src/lockstep.ts';
-import { DEFAULT_FEATURES } from '../src/smmu/features.ts';
-import { PA, VECTOR, XSTAT } from '../src/layout.ts';
-import { EVT } from '../src/smmu/events.ts';
-import { TD_CTRL, TD_FAULT, TD_OFF, TD_SSID, TD_STATUS, TESTDEV_BYTES, TESTDEV_ID, TESTDEV_MAX_LEN, fnv1a, testdevBase } from '../src/testdev.ts';
-import type { IoMem } from '../src/platform.ts';
+import { createLockstep } from '../src/host/lockstep.ts';
+import { DEFAULT_FEATURES } from '../src/arch/smmu/features.ts';
+import { XSTAT } from '../src/machine/layout.ts';
+import { PA, VECTOR } from '../src/arch/platform.ts';
+import { EVT } from '../src/arch/smmu/events.ts';
+import { TD_CTRL, TD_FAULT, TD_OFF, TD_SSID, TD_STATUS, TESTDEV_BYTES, TESTDEV_ID, TESTDEV_MAX_LEN, fnv1a, testdevBase } from '../src/arch/testdev.ts';
+import type { IoMem } from '../drivers/platform/platform.ts';
 
 function engine(rig: Rig, index = 0): IoMem {
   return rig.platform.ioremap(testdevBase(index), TESTDEV_BYTES);

@@ -7,10 +7,12 @@
 import { describe, expect, test } from 'vitest';
 import fc from 'fast-check';
 import { Rig } from './helpers/rig.ts';
-import { ASID_GLOBAL, REGIME, TLB_KIND, type TlbEntry, type WalkEntry } from '../hw/smmu/caches.ts';
+import { REGIME } from '../src/arch/smmu/ste.ts';
+import { ASID_GLOBAL } from '../hw/smmu/tag-index.ts';
+import { TLB_KIND, type TlbEntry, type WalkEntry } from '../hw/smmu/tlb.ts';
 import type { CmdEnt, TlbiRange } from '../drivers/arm-smmu-v3/cmds.ts';
-import { levelShift4k } from '../src/smmu/pte.ts';
-import { CR2 } from '../src/smmu/regs.ts';
+import { levelShift4k } from '../src/arch/smmu/pte.ts';
+import { CR2 } from '../src/arch/smmu/regs.ts';
 
 const LEAF_SIZES = [2 ** 12, 2 ** 21, 2 ** 30];
 const GRANULE = [0, 2 ** 12, 2 ** 14, 2 ** 16];

@@ -6,9 +6,9 @@ import { describe, expect, test } from 'vitest';
 import fc from 'fast-check';
 import { Rig } from './helpers/rig.ts';
 import { PageTable, tableDesc } from './helpers/tables.ts';
-import { XSTAT } from '../src/layout.ts';
-import { EVT_CLASS } from '../src/smmu/events.ts';
-import { PTE } from '../src/smmu/pte.ts';
+import { XSTAT } from '../src/machine/layout.ts';
+import { EVT_CLASS } from '../src/arch/smmu/events.ts';
+import { PTE } from '../src/arch/smmu/pte.ts';
 
 const NOT_RAM = 0x8000_0000;
 

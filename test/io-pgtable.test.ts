@@ -8,9 +8,9 @@
 
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { createLockstep } from '../src/lockstep.ts';
-import { DEFAULT_FEATURES } from '../src/smmu/features.ts';
-import { PTE } from '../src/smmu/pte.ts';
+import { createLockstep } from '../src/host/lockstep.ts';
+import { DEFAULT_FEATURES } from '../src/arch/smmu/features.ts';
+import { PTE } from '../src/arch/smmu/pte.ts';
 import { ArmLpaeIoPgtable, gatherFlushOps, type IoPgtableFmt } from '../drivers/iommu/io-pgtable-arm.ts';
 import { IOMMU, IommuError, iommuMap, iommuUnmap, newGather, resetGather } from '../drivers/iommu/iommu.ts';
 import { iommuRig } from './helpers/iommu.ts';

@@ -5,9 +5,10 @@
 
 import { describe, expect, it } from 'vitest';
 import { waitFor, withSystem, type TestSystem } from './helpers/system.ts';
-import { PA, STAT } from '../src/layout.ts';
-import { EVT } from '../src/smmu/events.ts';
-import { executedByOpcode } from '../src/system.ts';
+import { STAT } from '../src/machine/layout.ts';
+import { PA } from '../src/arch/platform.ts';
+import { EVT } from '../src/arch/smmu/events.ts';
+import { executedByOpcode } from '../src/host/system.ts';
 import type { TestDmaResult } from '../drivers/testdev.ts';
 import type { IommuStats } from '../drivers/ops/iommu.ts';
 

@@ -1,5 +1,6 @@
 import { describe, expect, test } from 'vitest';
-import { CTRL, CPUW, IRQW, MAX_CPUS, PAGE_SIZE, SharedViews, STAT, WP, computeLayout, mmioRegion, PA } from '../src/layout.ts';
+import { CTRL, CPUW, IRQW, MAX_CPUS, SharedViews, STAT, WP, computeLayout, mmioRegion } from '../src/machine/layout.ts';
+import { PAGE_SIZE, PA } from '../src/arch/platform.ts';
 
 describe('shared buffer layout', () => {
   test('control words and Float64 clock slots never share memory', () => {

@@ -1,16 +1,16 @@
-// The same hardware and driver code in one thread (src/lockstep.ts): MMIO doorbells run the hardware
+// The same hardware and driver code in one thread (src/host/lockstep.ts): MMIO doorbells run the hardware
 // synchronously and platform time is virtual, moving only when the driver waits. A probe and command
 // batches (including one whose CMD_SYNC times out behind an illegal command) run twice and produce
 // identical logs, timestamps, traces and counts.
 
 import { isMainThread } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { STAT } from '../src/layout.ts';
-import { createLockstep } from '../src/lockstep.ts';
-import { F, OP } from '../src/smmu/commands.ts';
-import { DEFAULT_FEATURES } from '../src/smmu/features.ts';
-import { OFF } from '../src/smmu/regs.ts';
-import { NS_PER_S, TIMEOUT } from '../src/time.ts';
+import { STAT } from '../src/machine/layout.ts';
+import { createLockstep } from '../src/host/lockstep.ts';
+import { F, OP } from '../src/arch/smmu/commands.ts';
+import { DEFAULT_FEATURES } from '../src/arch/smmu/features.ts';
+import { OFF } from '../src/arch/smmu/regs.ts';
+import { NS_PER_S, TIMEOUT } from '../src/arch/time.ts';
 import { ArmSmmuDevice } from '../drivers/arm-smmu-v3/smmu.ts';
 import { cmds, raw } from './helpers/lockstep.ts';
 

@@ -9,11 +9,12 @@ import { pcieStack, type PcieStack } from './helpers/pcie-rig.ts';
 import { atcInvEnt, buildCmd, type CmdEnt } from '../drivers/arm-smmu-v3/cmds.ts';
 import { pciDisableAts } from '../drivers/pci/ats.ts';
 import { IommuDma } from '../drivers/iommu/dma-iommu.ts';
-import { CMDQ_CONS, CR0, GERROR, OFF } from '../src/smmu/regs.ts';
-import { ATS, DEVCTL, EXP } from '../src/pcie/regs.ts';
-import { histogramPercentile, latencyHistogram } from '../src/pcie/stats.ts';
-import { STAT, PA } from '../src/layout.ts';
-import { NS_PER_MS, NS_PER_S, NS_PER_US } from '../src/time.ts';
+import { CMDQ_CONS, CR0, GERROR, OFF } from '../src/arch/smmu/regs.ts';
+import { ATS, DEVCTL, EXP } from '../src/arch/pcie/regs.ts';
+import { histogramPercentile, latencyHistogram } from '../src/machine/pcie-stats.ts';
+import { STAT } from '../src/machine/layout.ts';
+import { PA } from '../src/arch/platform.ts';
+import { NS_PER_MS, NS_PER_S, NS_PER_US } from '../src/arch/time.ts';
 
 const ETIMEDOUT = -110;
 

@@ -9,11 +9,11 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runCli } from './fixtures/run-cli.ts';
 import { waitFor } from './helpers/system.ts';
-import { System } from '../src/system.ts';
-import { STAT } from '../src/layout.ts';
-import { PCIE_STAT, pcieStat } from '../src/pcie/stats.ts';
+import { System } from '../src/host/system.ts';
+import { STAT } from '../src/machine/layout.ts';
+import { PCIE_STAT, pcieStat } from '../src/machine/pcie-stats.ts';
 import { atcInvEnt, buildCmd } from '../drivers/arm-smmu-v3/cmds.ts';
-import { NS_PER_MS } from '../src/time.ts';
+import { NS_PER_MS } from '../src/arch/time.ts';
 import type { PciDeviceInfo } from '../drivers/ops/pci.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'smmulab-pcie-'));

@@ -7,9 +7,9 @@ import { describe, expect, it } from 'vitest';
 import { pcieRig } from './helpers/pcie-rig.ts';
 import {
   AER, ATS, BRIDGE_CONTROL, CAP_ID, COMMAND, DEVCTL, DEVSTA, EXP, EXT_CAP_ID, HDR, LNKCTL, MSI, PASID, PRI, STATUS,
-} from '../src/pcie/regs.ts';
-import { DEFAULT_TOPOLOGY_JSON, parseTopology, TopologyError } from '../src/topology.ts';
-import { NS_PER_MS } from '../src/time.ts';
+} from '../src/arch/pcie/regs.ts';
+import { DEFAULT_TOPOLOGY_JSON, parseTopology, TopologyError } from '../src/protocol/topology.ts';
+import { NS_PER_MS } from '../src/arch/time.ts';
 import type { PciDev } from '../drivers/pci/pci.ts';
 
 function scanned(topology?: unknown) {

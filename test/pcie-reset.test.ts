@@ -10,12 +10,12 @@ import { pcieStack, type PcieStack } from './helpers/pcie-rig.ts';
 import { pcieFlr, pciResetFunction } from '../drivers/pci/reset.ts';
 import { aerHandleError } from '../drivers/pci/aer.ts';
 import { E } from '../drivers/pci/pci.ts';
-import { ATS, COMMAND, DEVCTL, EXP, HDR } from '../src/pcie/regs.ts';
-import { DMA_ERR, DMA_STATUS } from '../src/pcie/dma-engine.ts';
-import { PA } from '../src/layout.ts';
-import { STE, STE_CONFIG } from '../src/smmu/ste.ts';
+import { ATS, COMMAND, DEVCTL, EXP, HDR } from '../src/arch/pcie/regs.ts';
+import { DMA_ERR, DMA_STATUS } from '../src/arch/pcie/dma-engine.ts';
+import { PA } from '../src/arch/platform.ts';
+import { STE, STE_CONFIG } from '../src/arch/smmu/ste.ts';
 import { qget } from '../drivers/arm-smmu-v3/entry-writer.ts';
-import { NS_PER_MS, NS_PER_S } from '../src/time.ts';
+import { NS_PER_MS, NS_PER_S } from '../src/arch/time.ts';
 
 /** The IOMMU reset steps logged since a point, as "prepare 1 blocked", "done ok 0 unblocked", ... */
 function iommuSteps(r: PcieStack, from: number): string[] {

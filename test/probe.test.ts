@@ -4,12 +4,13 @@
 // the details, then once with real workers.
 
 import { describe, expect, it } from 'vitest';
-import { join64 } from '../src/bits.ts';
-import { PA, STAT } from '../src/layout.ts';
-import type { PortWrite } from '../src/mmio-port.ts';
-import { CS, F, OP } from '../src/smmu/commands.ts';
-import { DEFAULT_FEATURES, PROFILES, type SmmuFeatures } from '../src/smmu/features.ts';
-import { GBPA, OFF } from '../src/smmu/regs.ts';
+import { join64 } from '../src/arch/bits.ts';
+import { STAT } from '../src/machine/layout.ts';
+import { PA } from '../src/arch/platform.ts';
+import type { PortWrite } from '../src/machine/mmio-port.ts';
+import { CS, F, OP } from '../src/arch/smmu/commands.ts';
+import { DEFAULT_FEATURES, PROFILES, type SmmuFeatures } from '../src/arch/smmu/features.ts';
+import { GBPA, OFF } from '../src/arch/smmu/regs.ts';
 import { ArmSmmuDevice, MSI_VECTORS } from '../drivers/arm-smmu-v3/smmu.ts';
 import { lockstep, type Lockstep } from './helpers/lockstep.ts';
 import { withSystem } from './helpers/system.ts';

@@ -1,9 +1,10 @@
-// Unit tests of the generic register model (src/regmap.ts) on a small hand-made map: map validation,
+// Unit tests of the generic register model (src/arch/regmap.ts, hw/regfile.ts) on a small hand-made map: map validation,
 // access modes, byte lanes, guards, the update protocol, hooks and (sticky) reset.
 
 import { describe, expect, it } from 'vitest';
-import { bits, range } from '../src/bits.ts';
-import { RegisterFile, fieldDef as fd, reg, validateMap, type RegisterDef, type RegisterMap } from '../src/regmap.ts';
+import { bits, range } from '../src/arch/bits.ts';
+import { fieldDef as fd, reg, validateMap, type RegisterDef, type RegisterMap } from '../src/arch/regmap.ts';
+import { RegisterFile } from '../hw/regfile.ts';
 
 const EN = bits('EN', 0);
 const MODE = range('MODE', 7, 4);

@@ -3,8 +3,8 @@
 
 import { describe, expect, it } from 'vitest';
 import { runCli } from './fixtures/run-cli.ts';
-import { parseReplay } from '../src/cli/replay.ts';
-import { UsageError } from '../src/cli/args.ts';
+import { parseReplay } from '../src/host/cli/replay.ts';
+import { UsageError } from '../src/host/cli/args.ts';
 
 const SMALL = 'test/fixtures/replay-small.jsonl';
 const MALFORMED = 'test/fixtures/replay-malformed.jsonl';

@@ -1,10 +1,10 @@
 // Regression tests for review fixes with no better home: a NaN timeout to the shared-word wait the
-// worker platform is built on (src/wait.ts), and the BDF check of the fault-injection API
-// (src/faults.ts), which must accept exactly what the topology's BDF parser accepts.
+// worker platform is built on (src/machine/wait.ts), and the BDF check of the fault-injection API
+// (src/protocol/faults.ts), which must accept exactly what the topology's BDF parser accepts.
 
 import { describe, expect, it } from 'vitest';
-import { waitWhileEqual } from '../src/wait.ts';
-import { validateFault } from '../src/faults.ts';
+import { waitWhileEqual } from '../src/machine/wait.ts';
+import { validateFault } from '../src/protocol/faults.ts';
 
 describe('waitWhileEqual', () => {
   it('refuses a NaN timeout with a RangeError naming the word, before looking at it or raising the waiter flag', () => {

@@ -4,10 +4,12 @@
 // semantics and interrupts, 64-bit registers written in halves, and 8/16-bit accesses.
 
 import { describe, expect, it } from 'vitest';
-import { PA, SMMU_BYTES, STAT, VECTOR } from '../src/layout.ts';
-import { CS, F, OP } from '../src/smmu/commands.ts';
-import { DEFAULT_FEATURES, PROFILES, smmuIdRegisters, type SmmuFeatures } from '../src/smmu/features.ts';
-import { AIDR, CERROR, CR0, GBPA, GERROR, IDR0, IDR1, IDR3, IDR5, IRQ_CTRL, OFF } from '../src/smmu/regs.ts';
+import { STAT } from '../src/machine/layout.ts';
+import { PA, SMMU_BYTES, VECTOR } from '../src/arch/platform.ts';
+import { CS, F, OP } from '../src/arch/smmu/commands.ts';
+import { DEFAULT_FEATURES, PROFILES, type SmmuFeatures } from '../src/arch/smmu/features.ts';
+import { smmuIdRegisters } from '../src/arch/smmu/implementation.ts';
+import { AIDR, CERROR, CR0, GBPA, GERROR, IDR0, IDR1, IDR3, IDR5, IRQ_CTRL, OFF } from '../src/arch/smmu/regs.ts';
 import { ACK_NS, lockstep, manualQueue, page, queueAt, raw, type Lockstep } from './helpers/lockstep.ts';
 
 const ID_REGS = ['IDR0', 'IDR1', 'IDR2', 'IDR3', 'IDR4', 'IDR5', 'IIDR', 'AIDR'] as const;

@@ -4,10 +4,11 @@
 // CMDQ_CONS (waiting in WFE when IDR0.SEV; the SEV is SIG_NONE on an SMMU without it).
 
 import { describe, expect, it } from 'vitest';
-import { CTRL, PA, STAT } from '../src/layout.ts';
-import { CS, F, OP } from '../src/smmu/commands.ts';
-import { DEFAULT_FEATURES, PROFILES, type SmmuFeatures } from '../src/smmu/features.ts';
-import { GERROR, OFF } from '../src/smmu/regs.ts';
+import { CTRL, STAT } from '../src/machine/layout.ts';
+import { PA } from '../src/arch/platform.ts';
+import { CS, F, OP } from '../src/arch/smmu/commands.ts';
+import { DEFAULT_FEATURES, PROFILES, type SmmuFeatures } from '../src/arch/smmu/features.ts';
+import { GERROR, OFF } from '../src/arch/smmu/regs.ts';
 import type { SmmuDriverOptions } from '../drivers/arm-smmu-v3/smmu.ts';
 import { cmd, lockstep, manualQueue, page, probed, raw } from './helpers/lockstep.ts';
 import { withSystem } from './helpers/system.ts';

@@ -6,10 +6,10 @@
 // through the same hitless writer as STEs, with CFGI_CD for every StreamID of the master + CMD_SYNC
 // as its sync: a CD is cached per {StreamID, SubstreamID} (5.4.1).
 
-import { CD, CD_BYTES, L1CD, L1CD_BYTES } from '../../src/smmu/cd.ts';
-import { S1FMT } from '../../src/smmu/ste.ts';
-import { PAGE_SIZE } from '../../src/layout.ts';
-import type { Platform } from '../../src/platform.ts';
+import { CD, CD_BYTES, L1CD, L1CD_BYTES } from '../../src/arch/smmu/cd.ts';
+import { S1FMT } from '../../src/arch/smmu/ste.ts';
+import { PAGE_SIZE } from '../../src/arch/platform.ts';
+import type { Platform } from '../platform/platform.ts';
 import type { S1TableConfig } from '../iommu/io-pgtable-arm.ts';
 import { ENTRY_QWORDS, dramStore, qset, writeEntryTo } from './entry-writer.ts';
 import type { CmdIssuer } from './issue.ts';

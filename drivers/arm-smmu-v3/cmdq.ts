@@ -17,10 +17,10 @@
 // them and publishes OWNER_PROD. Then each CPU with a CMD_SYNC waits for its own SYNC to complete: by
 // polling the SYNC's slot for the SMMU's MSI write of 0 (MSI-poll) or by polling CMDQ_CONS.
 
-import { OFF } from '../../src/smmu/regs.ts';
-import { F } from '../../src/smmu/commands.ts';
-import { hex } from '../../src/bits.ts';
-import type { IoMem, Platform } from '../../src/platform.ts';
+import { OFF } from '../../src/arch/smmu/regs.ts';
+import { F } from '../../src/arch/smmu/commands.ts';
+import { hex } from '../../src/arch/bits.ts';
+import type { IoMem, Platform } from '../platform/platform.ts';
 import { buildSync } from './cmds.ts';
 
 /** Most commands in one batch (Linux CMDQ_BATCH_ENTRIES = BITS_PER_LONG). */

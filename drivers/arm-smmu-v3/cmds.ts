@@ -1,7 +1,7 @@
 // Building SMMUv3 commands (the driver's arm_smmu_cmdq_build_cmd), from the shared command layout.
 
-import { ATC_INV_SIZE_ALL, CFGI_RANGE_ALL, CS, F, OP } from '../../src/smmu/commands.ts';
-import { MEMATTR_OIWB, SH_ISH } from '../../src/smmu/regs.ts';
+import { ATC_INV_SIZE_ALL, CFGI_RANGE_ALL, CS, F, OP } from '../../src/arch/smmu/commands.ts';
+import { MEMATTR_OIWB, SH_ISH } from '../../src/arch/smmu/regs.ts';
 
 /** What to put in a command; mirrors Linux's struct arm_smmu_cmdq_ent. */
 export type CmdEnt =

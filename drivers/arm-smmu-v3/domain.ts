@@ -16,8 +16,8 @@
 // the list in order: TLBIs, a CMD_SYNC, then ATC_INVs and another CMD_SYNC, so an endpoint can never
 // refill its ATC from a stale IOTLB entry (IHI 0070 3.9.1.4: TLBI, SYNC, ATC_INV, SYNC).
 
-import { S1DSS } from '../../src/smmu/ste.ts';
-import { PAGE_SIZE } from '../../src/layout.ts';
+import { S1DSS } from '../../src/arch/smmu/ste.ts';
+import { PAGE_SIZE } from '../../src/arch/platform.ts';
 import { atcInvEnt, type CmdEnt } from './cmds.ts';
 import { CdTable, clearCd, makeS1Cd, writeCd } from './cd.ts';
 import { IdAllocator } from './ids.ts';

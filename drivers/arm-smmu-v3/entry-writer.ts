@@ -15,10 +15,10 @@
 // "Used" bits are the fields the SMMU interprets for the entry's V/Config (STE, 5.2) or V/EPD0 (CD,
 // 5.4); they are computed from the entry itself, as Linux's arm_smmu_get_ste_used / get_cd_used do.
 
-import type { Field } from '../../src/bits.ts';
-import type { PhysMem } from '../../src/dma.ts';
-import { CD } from '../../src/smmu/cd.ts';
-import { EATS, S1DSS, STE, STE_CONFIG } from '../../src/smmu/ste.ts';
+import type { Field } from '../../src/arch/bits.ts';
+import type { PhysMem } from '../../src/machine/dma.ts';
+import { CD } from '../../src/arch/smmu/cd.ts';
+import { EATS, S1DSS, STE, STE_CONFIG } from '../../src/arch/smmu/ste.ts';
 
 /** STEs and CDs are both 8 qwords (5.2, 5.4). */
 export const ENTRY_QWORDS = 8;

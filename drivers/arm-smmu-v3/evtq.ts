@@ -6,11 +6,20 @@
 // Linux's handler accepts only stall faults and events for a vSMMU; this model has neither, so every
 // event is dumped (ratelimited as in Linux), and counted here whether or not the log line was printed.
 
-import { Q_OVFLG, OFF } from '../../src/smmu/regs.ts';
-import { EVT, EVTF, EVT_BYTES, EVT_CLASS, EVT_CLASS_NAME, EVT_NAME } from '../../src/smmu/events.ts';
-import { hex } from '../../src/bits.ts';
+import { Q_OVFLG, OFF } from '../../src/arch/smmu/regs.ts';
+import { EVT, EVTF, EVT_BYTES, EVT_CLASS, EVT_CLASS_NAME, EVT_NAME } from '../../src/arch/smmu/events.ts';
+import { hex } from '../../src/arch/bits.ts';
 import { qget, qwordMask } from './entry-writer.ts';
-import type { ArmSmmuDevice } from './smmu.ts';
+import type { IoMem, Platform } from '../platform/platform.ts';
+import type { LogLevel } from '../../src/protocol/log.ts';
+
+/** What the event queue thread needs of the SMMU device it serves (ArmSmmuDevice). */
+export interface EvtqDevice {
+  readonly p: Platform;
+  readonly regs: IoMem;
+  readonly shared: { readonly evtq: { readonly basePa: number; readonly shift: number } };
+  log(level: LogLevel, msg: string): void;
+}
 
 /** A decoded event record (struct arm_smmu_event). */
 export interface SmmuEvent {
@@ -126,7 +135,7 @@ export class EventQueueThread {
   private rsPrinted = 0;
   private rsMissed = 0;
 
-  constructor(private readonly dev: ArmSmmuDevice) {}
+  constructor(private readonly dev: EvtqDevice) {}
 
   /**
    * Events drained by name (a number the architecture does not name as 0x..), less those already

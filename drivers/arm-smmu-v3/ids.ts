@@ -5,9 +5,9 @@
 // ASID 0 and VMID 0 are never handed out: VMID 0 tags stage-1-only EL1 STEs (Linux leaves S2VMID=0
 // there) and Linux allocates ASIDs from 1.
 
-import type { PhysMem } from '../../src/dma.ts';
-import type { Platform } from '../../src/platform.ts';
-import { PAGE_SIZE } from '../../src/layout.ts';
+import type { PhysMem } from '../../src/machine/dma.ts';
+import type { Platform } from '../platform/platform.ts';
+import { PAGE_SIZE } from '../../src/arch/platform.ts';
 
 /** Bits per bitmap: 16-bit ASIDs and VMIDs (IDR0.ASID16 / VMID16). */
 const ID_SPACE = 1 << 16;

@@ -4,7 +4,7 @@
 // Commands go into this CPU's batch (Linux arm_smmu_cmdq_batch_add) and leave with one CMD_SYNC at
 // submit (arm_smmu_cmdq_batch_submit); a full batch is flushed without a sync by the device.
 
-import { F, commandName } from '../../src/smmu/commands.ts';
+import { F, commandName } from '../../src/arch/smmu/commands.ts';
 import { buildCmd, type CmdEnt } from './cmds.ts';
 import type { ArmSmmuDevice } from './smmu.ts';
 

@@ -2,12 +2,12 @@
 // allocating queues and the stream table, the reset sequence that brings the SMMU up, interrupt
 // setup, the global error handler with skip_err, and command batches.
 
-import { CERROR, CMDQ_CONS, CR0, CR1, CR2, CACHE_WB, GBPA, GERROR, IDR0, IDR1, IDR3, IDR5, IRQ_CTRL, MEMATTR_DEVICE_nGnRE, OAS_BITS, OFF, Q_BASE, SH_ISH, STRTAB_BASE, STRTAB_BASE_CFG, STRTAB_FMT_2LVL, STRTAB_FMT_LINEAR, TTENDIAN_LE, TTF_AARCH64 } from '../../src/smmu/regs.ts';
-import { STE, STE_BYTES, STE_CONFIG, L1STD_BYTES } from '../../src/smmu/ste.ts';
-import { PA, PAGE_SIZE, SMMU_BYTES, VECTOR } from '../../src/layout.ts';
-import { TIMEOUT } from '../../src/time.ts';
-import { hex } from '../../src/bits.ts';
-import type { IoMem, Platform } from '../../src/platform.ts';
+import { CERROR, CMDQ_CONS, CR0, CR1, CR2, CACHE_WB, GBPA, GERROR, IDR0, IDR1, IDR3, IDR5, IRQ_CTRL, MEMATTR_DEVICE_nGnRE, OAS_BITS, OFF, Q_BASE, SH_ISH, STRTAB_BASE, STRTAB_BASE_CFG, STRTAB_FMT_2LVL, STRTAB_FMT_LINEAR, TTENDIAN_LE, TTF_AARCH64 } from '../../src/arch/smmu/regs.ts';
+import { STE, STE_BYTES, STE_CONFIG, L1STD_BYTES } from '../../src/arch/smmu/ste.ts';
+import { PA, PAGE_SIZE, SMMU_BYTES, VECTOR } from '../../src/arch/platform.ts';
+import { TIMEOUT } from '../../src/arch/time.ts';
+import { hex } from '../../src/arch/bits.ts';
+import type { IoMem, Platform } from '../platform/platform.ts';
 import { buildCmd, buildSync, type CmdEnt } from './cmds.ts';
 import { CMDQ_BATCH_ENTRIES, CMDQ_MAX_SZ_SHIFT, Cmdq, cmdqStateBytes, type CmdqDesc } from './cmdq.ts';
 import { EventQueueThread } from './evtq.ts';

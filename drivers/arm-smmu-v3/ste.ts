@@ -5,9 +5,9 @@
 // Every builder returns a complete 8-qword STE that sets only fields its configuration uses (the
 // writer relies on that), following IHI 0070 5.2.
 
-import { L1STD, STE, STE_BYTES, STE_CONFIG, S1DSS, EATS, STRW, SHCFG_INCOMING, STE_QWORDS } from '../../src/smmu/ste.ts';
-import { CACHE_WB, SH_ISH } from '../../src/smmu/regs.ts';
-import { PAGE_SIZE } from '../../src/layout.ts';
+import { L1STD, STE, STE_BYTES, STE_CONFIG, S1DSS, EATS, STRW, SHCFG_INCOMING, STE_QWORDS } from '../../src/arch/smmu/ste.ts';
+import { CACHE_WB, SH_ISH } from '../../src/arch/smmu/regs.ts';
+import { PAGE_SIZE } from '../../src/arch/platform.ts';
 import type { S2TableConfig } from '../iommu/io-pgtable-arm.ts';
 import { ENTRY_QWORDS, dramStore, qget, qset, qwordMask, writeEntryTo } from './entry-writer.ts';
 import type { CmdIssuer } from './issue.ts';

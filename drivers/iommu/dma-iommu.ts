@@ -13,8 +13,8 @@
 // Linux flushes on a timer; here the timeout is checked whenever the DMA API is entered and by poll(),
 // which a CPU calls at its idle points.
 
-import { PAGE_SIZE } from '../../src/layout.ts';
-import type { Platform } from '../../src/platform.ts';
+import { PAGE_SIZE } from '../../src/arch/platform.ts';
+import type { Platform } from '../platform/platform.ts';
 import type { PagingDomain } from '../arm-smmu-v3/domain.ts';
 import { IOMMU, IommuError, newGather } from './iommu.ts';
 

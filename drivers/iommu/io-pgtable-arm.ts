@@ -12,10 +12,10 @@
 // empty by unmapping their last leaf stay until their table entry itself is unmapped or the page table
 // is freed.
 
-import type { Platform } from '../../src/platform.ts';
-import { PAGE_SIZE } from '../../src/layout.ts';
-import { LEVEL_BITS_4K, MAIR_IDX, MAIR_LINUX, PTE, levelShift4k } from '../../src/smmu/pte.ts';
-import { PS_BITS } from '../../src/smmu/cd.ts';
+import type { Platform } from '../platform/platform.ts';
+import { PAGE_SIZE } from '../../src/arch/platform.ts';
+import { LEVEL_BITS_4K, MAIR_IDX, MAIR_LINUX, PTE, levelShift4k } from '../../src/arch/smmu/pte.ts';
+import { PS_BITS } from '../../src/arch/smmu/cd.ts';
 import { IOMMU, IommuError, gatherAddPage, type IotlbGather, type PgtableOps } from './iommu.ts';
 
 export type IoPgtableFmt = 'ARM_64_LPAE_S1' | 'ARM_64_LPAE_S2';

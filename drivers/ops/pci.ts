@@ -13,8 +13,8 @@ import { errName, type PciDev } from '../pci/pci.ts';
 import { pciDevWait, pciResetFunction, type ResetMethod } from '../pci/reset.ts';
 import { iommuState } from './iommu.ts';
 import { runAtsDma, type AtsDmaRequest, type AtsDmaResult } from '../workloads/ats-dma.ts';
-import { CAP_NAMES, DEVCTL, EXP, EXT_CAP_NAMES } from '../../src/pcie/regs.ts';
-import { NS_PER_MS, TIMEOUT } from '../../src/time.ts';
+import { CAP_NAMES, DEVCTL, EXP, EXT_CAP_NAMES } from '../../src/arch/pcie/regs.ts';
+import { NS_PER_MS, TIMEOUT } from '../../src/arch/time.ts';
 
 export class PciState {
   constructor(

@@ -2,7 +2,7 @@
 // Linux makes, and restoring the software state after a reset. (PRI is registers only here: nothing
 // issues page requests, so nothing enables it.)
 
-import { ATS, ATS_CAP, ATS_CTRL, ATS_MAX_QDEP, ATS_MIN_STU, PASID, PASID_CAP, PASID_CTRL } from '../../src/pcie/regs.ts';
+import { ATS, ATS_CAP, ATS_CTRL, ATS_MAX_QDEP, ATS_MIN_STU, PASID, PASID_CAP, PASID_CTRL } from '../../src/arch/pcie/regs.ts';
 import { E, type PciDev } from './pci.ts';
 
 /** pci_ats_supported: the function has ATS and is trusted. */

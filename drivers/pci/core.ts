@@ -1,9 +1,9 @@
 // The PCI core of one kernel: the enumerated hierarchy, the firmware's RID -> StreamID map, MSI vector
 // allocation, the registered device drivers, and the hooks the IOMMU layer gives it.
 
-import { IRQ_VECTORS, VECTOR } from '../../src/layout.ts';
-import type { Platform } from '../../src/platform.ts';
-import { parseBdf, ridOf } from '../../src/topology.ts';
+import { IRQ_VECTORS, VECTOR } from '../../src/arch/platform.ts';
+import type { Platform } from '../platform/platform.ts';
+import { parseBdf, ridOf } from '../../src/arch/pcie/bdf.ts';
 import { pciBindDrivers, type PciDriver } from './driver.ts';
 import { EcamAccess, E, PciBus, PciDev } from './pci.ts';
 import { pciAssignResources, pciScanRootBus } from './probe.ts';

@@ -1,12 +1,12 @@
-// The device driver for the DMA endpoint (src/pcie/dma-engine.ts): probe enables the function, bus
+// The device driver for the DMA endpoint (src/arch/pcie/dma-engine.ts): probe enables the function, bus
 // mastering and one MSI, maps BAR0 and turns completion interrupts on; transfers program SRC/DST/LEN
 // and ring the doorbell, and the MSI handler collects the status. Its error handlers quiesce the
 // engine before a reset and bring it back afterwards.
 
-import type { IoMem } from '../../src/platform.ts';
-import { DMA_CTRL, DMA_DOORBELL, DMA_ERR_NAMES, DMA_ID, DMA_REG, DMA_STATUS } from '../../src/pcie/dma-engine.ts';
-import { IDS } from '../../src/topology.ts';
-import { NS_PER_US } from '../../src/time.ts';
+import type { IoMem } from '../platform/platform.ts';
+import { DMA_CTRL, DMA_DOORBELL, DMA_ERR_NAMES, DMA_ID, DMA_REG, DMA_STATUS } from '../../src/arch/pcie/dma-engine.ts';
+import { IDS } from '../../src/arch/pcie/ids.ts';
+import { NS_PER_US } from '../../src/arch/time.ts';
 import type { PciCore } from './core.ts';
 import { PCI_CHANNEL, PCI_ERS, type PciChannelState, type PciDriver, type PciErrorHandlers, type PciErsResult } from './driver.ts';
 import { pciAllocIrqVector, pciFreeIrqVectors } from './msi.ts';

@@ -10,8 +10,8 @@
 // iommu_group's default domain) and a DMA API context on it; attachDomain() moves devices into a
 // shared domain, as VFIO does for the devices of one container.
 
-import type { Platform } from '../../src/platform.ts';
-import { ATS_MIN_STU } from '../../src/pcie/regs.ts';
+import type { Platform } from '../platform/platform.ts';
+import { ATS_MIN_STU } from '../../src/arch/pcie/regs.ts';
 import type { ArmSmmuIommu, Domain, Master, PagingDomain } from '../arm-smmu-v3/domain.ts';
 import { IommuDma } from '../iommu/dma-iommu.ts';
 import type { IommuPciOps } from './core.ts';

@@ -2,8 +2,8 @@
 // platform's MSI doorbell with the vector number as data (the doorbell is modelled on a GICv3 ITS
 // GITS_TRANSLATER), INTx disabled; and restoring it after a reset (pci_restore_msi_state).
 
-import { PA } from '../../src/layout.ts';
-import { COMMAND, HDR, MSI, MSI_CONTROL } from '../../src/pcie/regs.ts';
+import { PA } from '../../src/arch/platform.ts';
+import { COMMAND, HDR, MSI, MSI_CONTROL } from '../../src/arch/pcie/regs.ts';
 import type { PciCore } from './core.ts';
 import { E, type PciDev } from './pci.ts';
 

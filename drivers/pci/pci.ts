@@ -3,10 +3,11 @@
 // BDF bb:dd.f is the 4 KiB at ECAM base + (bus << 20 | devfn << 12). Reads of a function that is absent
 // or not answering return all-ones; PCI_POSSIBLE_ERROR tests for that.
 
-import { ECAM_BYTES, PA } from '../../src/layout.ts';
-import type { IoMem, LogLevel, Platform } from '../../src/platform.ts';
-import { CAP_HDR, EXP_FLAGS, EXT_CAP_START, EXT_HDR, HDR, HEADER_LAYOUT, STATUS } from '../../src/pcie/regs.ts';
-import { formatBdf } from '../../src/topology.ts';
+import { ECAM_BYTES, PA } from '../../src/arch/platform.ts';
+import type { IoMem, Platform } from '../platform/platform.ts';
+import type { LogLevel } from '../../src/protocol/log.ts';
+import { CAP_HDR, EXP_FLAGS, EXT_CAP_START, EXT_HDR, HDR, HEADER_LAYOUT, STATUS } from '../../src/arch/pcie/regs.ts';
+import { formatBdf } from '../../src/arch/pcie/bdf.ts';
 import type { PciDriver } from './driver.ts';
 
 /** errno values the PCI core returns (negated, as Linux does). */

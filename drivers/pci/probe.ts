@@ -7,13 +7,13 @@
 // as firmware leaves them; an unconfigured one is reported and skipped), I/O BARs, expansion ROMs,
 // bridge windows (the BAR window decodes endpoint BARs directly), ARI.
 
-import { BAR_BYTES, PA } from '../../src/layout.ts';
+import { BAR_BYTES, PA } from '../../src/arch/platform.ts';
 import {
   ACS, ACS_BITS, BAR, BAR_TYPE, BRIDGE_CONTROL, CAP_ID, COMMAND, EXP, EXP_FLAGS, EXP_TYPE, EXT_CAP_ID, HDR, HEADER_LAYOUT, HEADER_TYPE, MSI,
   MSI_CONTROL, PM, PMC, RTCAP, RTCTL, STATUS, VENDOR_RRS,
-} from '../../src/pcie/regs.ts';
-import { TIMEOUT, NS_PER_MS } from '../../src/time.ts';
-import { formatBdf } from '../../src/topology.ts';
+} from '../../src/arch/pcie/regs.ts';
+import { TIMEOUT, NS_PER_MS } from '../../src/arch/time.ts';
+import { formatBdf } from '../../src/arch/pcie/bdf.ts';
 import type { PciCore } from './core.ts';
 import { PciBus, PciDev, possibleError } from './pci.ts';
 import { pciInitResetMethods } from './reset.ts';

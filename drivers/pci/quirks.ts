@@ -8,10 +8,10 @@
 // - EP_FLR_IGNORE, like reset_intel_82599_sfp_virtfn: FLR and report success whatever happened, the
 //   swallowed inner error the review of the nesting fix pointed at.
 
-import { COMMAND, HDR } from '../../src/pcie/regs.ts';
-import { DMA_ID, DMA_REG, FW_MAILBOX } from '../../src/pcie/dma-engine.ts';
-import { IDS } from '../../src/topology.ts';
-import { NS_PER_MS } from '../../src/time.ts';
+import { COMMAND, HDR } from '../../src/arch/pcie/regs.ts';
+import { DMA_ID, DMA_REG, FW_MAILBOX } from '../../src/arch/pcie/dma-engine.ts';
+import { IDS } from '../../src/arch/pcie/ids.ts';
+import { NS_PER_MS } from '../../src/arch/time.ts';
 import type { PciCore } from './core.ts';
 import { pciResetWithIommuBlocked } from './iommu-reset.ts';
 import { E, errName, type PciDev } from './pci.ts';

@@ -7,11 +7,11 @@
 // Linux's "acpi" (_RST) and "af_flr" (conventional PCI Advanced Features) methods are not modelled:
 // there is no ACPI, and the functions here are PCI Express.
 
-import { TIMEOUT, NS_PER_MS } from '../../src/time.ts';
+import { TIMEOUT, NS_PER_MS } from '../../src/arch/time.ts';
 import {
   AER, BRIDGE_CONTROL, COMMAND, CXL_DVSEC_PORT, CXL_PORT_CTL, DEVCAP, DEVCTL, DEVSTA, DVSEC, DVSEC_HDR1, DVSEC_HDR2, EXP, EXP_TYPE,
   EXT_CAP_ID, HDR, LNKCAP, LNKSTA, PCI_VENDOR_ID_CXL, PMCSR, PM, POWER_STATE, VENDOR_RRS,
-} from '../../src/pcie/regs.ts';
+} from '../../src/arch/pcie/regs.ts';
 import type { PciCore } from './core.ts';
 import { pciRestoreAtsState, pciRestorePasidState } from './ats.ts';
 import { pciResetWithIommuBlocked } from './iommu-reset.ts';

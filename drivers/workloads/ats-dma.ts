@@ -5,8 +5,8 @@
 // CMD_SYNC. With a shared domain (the default, as VFIO puts the devices of one container in one
 // domain) that CMD_SYNC covers every endpoint's ATC invalidations.
 
-import { PAGE_SIZE } from '../../src/layout.ts';
-import { NS_PER_MS } from '../../src/time.ts';
+import { PAGE_SIZE } from '../../src/arch/platform.ts';
+import { NS_PER_MS } from '../../src/arch/time.ts';
 import type { Kernel } from '../kernel.ts';
 import { IommuDma } from '../iommu/dma-iommu.ts';
 import type { PciState } from '../ops/pci.ts';

@@ -1,7 +1,7 @@
 // The default workload: every CPU issues batches of TLB invalidations, each batch ending in a CMD_SYNC,
 // as an unmap-heavy DMA workload makes Linux do.
 
-import { F } from '../../src/smmu/commands.ts';
+import { F } from '../../src/arch/smmu/commands.ts';
 import { buildCmd, type CmdEnt } from '../arm-smmu-v3/cmds.ts';
 import { FEAT, type ArmSmmuDevice } from '../arm-smmu-v3/smmu.ts';
 

@@ -5,7 +5,7 @@
 // at a buffer it has just unmapped, which faults (strict mode) or may still reach memory through a
 // stale IOTLB entry (lazy mode, until the flush queue flushes).
 
-import { PAGE_SIZE } from '../../src/layout.ts';
+import { PAGE_SIZE } from '../../src/arch/platform.ts';
 import type { Kernel } from '../kernel.ts';
 import { iommuState } from '../ops/iommu.ts';
 import { IommuDma } from '../iommu/dma-iommu.ts';

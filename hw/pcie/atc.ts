@@ -3,7 +3,7 @@
 // translation granted. Least-recently-used entries make room for new ones. ATC Invalidate Requests drop
 // every entry overlapping the invalidated range (10.3.1), whatever their permissions.
 
-import { ATC_INV_SIZE_ALL } from '../../src/smmu/commands.ts';
+import { ATC_INV_SIZE_ALL } from '../../src/arch/smmu/commands.ts';
 import type { AtcInvalidation } from '../smmu/services.ts';
 
 export interface AtcEntry {

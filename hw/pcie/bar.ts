@@ -5,8 +5,9 @@
 // BAR window) the register dwords are mirrored into the shared BAR read view at that address; otherwise
 // the window shows all-ones there, as reads that complete with UR do.
 
-import { RegisterFile, type RegisterMap, type WriteOutcome } from '../../src/regmap.ts';
-import { BAR_BYTES, PA } from '../../src/layout.ts';
+import { type RegisterMap } from '../../src/arch/regmap.ts';
+import { RegisterFile, type WriteOutcome } from '../regfile.ts';
+import { BAR_BYTES, PA } from '../../src/arch/platform.ts';
 
 export class MemBar {
   readonly regs: RegisterFile;

@@ -18,18 +18,18 @@
 //
 // MSIs are sent straight to the interrupt controller: this model does not translate MSI writes.
 
-import { PA } from '../../src/layout.ts';
-import { hex, join64 } from '../../src/bits.ts';
-import { capReg } from '../../src/pcie/config-space.ts';
-import type { CapName } from '../../src/pcie/caps.ts';
+import { PA } from '../../src/arch/platform.ts';
+import { hex, join64 } from '../../src/arch/bits.ts';
+import { capReg } from './config-space.ts';
+import type { CapName } from '../../src/arch/pcie/caps.ts';
 import {
   AER_COR, AER_UNCOR, ATS_CAP, ATS_CTRL, ATS_MAX_QDEP, BAR, COMMAND, DEVCTL, DEVSTA, MSI_CONTROL, PMCSR, POWER_STATE,
-} from '../../src/pcie/regs.ts';
-import { DMA_CTRL, DMA_DOORBELL, DMA_ERR, DMA_ERR_NAMES, DMA_MAX_LEN, DMA_STATUS, FW_MAILBOX, dmaEngineMap } from '../../src/pcie/dma-engine.ts';
-import { PCIE_STAT, bumpPcieStat } from '../../src/pcie/stats.ts';
-import { NS_PER_MS } from '../../src/time.ts';
-import type { FunctionTopology, ResetResponse } from '../../src/topology.ts';
-import type { WriteOutcome } from '../../src/regmap.ts';
+} from '../../src/arch/pcie/regs.ts';
+import { DMA_CTRL, DMA_DOORBELL, DMA_ERR, DMA_ERR_NAMES, DMA_MAX_LEN, DMA_STATUS, FW_MAILBOX, dmaEngineMap } from '../../src/arch/pcie/dma-engine.ts';
+import { PCIE_STAT, bumpPcieStat } from '../../src/machine/pcie-stats.ts';
+import { NS_PER_MS } from '../../src/arch/time.ts';
+import type { FunctionTopology, ResetResponse } from '../../src/protocol/topology.ts';
+import type { WriteOutcome } from '../regfile.ts';
 import type { HwContext } from '../context.ts';
 import type { Timer } from '../scheduler.ts';
 import type { AtcInvalidation, AtsEndpoint, SmmuDeviceServices } from '../smmu/services.ts';

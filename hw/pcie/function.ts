@@ -8,12 +8,12 @@
 // on, 0x0001 in the Vendor ID and all-ones in every other byte (PCIe r6.0 2.3.2). Config writes are
 // dropped meanwhile. Removing the overlay restores the snapshot.
 
-import { RegisterFile, type WriteOutcome } from '../../src/regmap.ts';
-import { buildConfigSpace, type ConfigLayout, type ConfigSpec } from '../../src/pcie/config-space.ts';
-import { CONFIG_BYTES, VENDOR_NONE, VENDOR_RRS } from '../../src/pcie/regs.ts';
-import { formatBdf } from '../../src/topology.ts';
+import { RegisterFile, type WriteOutcome } from '../regfile.ts';
+import { buildConfigSpace, type ConfigLayout, type ConfigSpec } from './config-space.ts';
+import { CONFIG_BYTES, VENDOR_NONE, VENDOR_RRS } from '../../src/arch/pcie/regs.ts';
+import { formatBdf } from '../../src/arch/pcie/bdf.ts';
 import type { HwContext } from '../context.ts';
-import { hex } from '../../src/bits.ts';
+import { hex } from '../../src/arch/bits.ts';
 
 /** What config reads see while a function cannot answer. */
 export type Overlay = 'all-ones' | 'rrs';
@@ -100,7 +100,7 @@ export abstract class PcieFunction {
   }
 
   /**
-   * Loads the reset image (src/regmap.ts reset with sticky bits kept), except for the registers in
+   * Loads the reset image (src/arch/regmap.ts reset with sticky bits kept), except for the registers in
    * `keep` and the sticky read-only registers, which keep their values. Call with no overlay shown.
    */
   protected resetRegisters(keep: readonly string[]): void {

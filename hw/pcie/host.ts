@@ -6,18 +6,19 @@
 // up to date (or fills with all-ones / RRS while it cannot answer). Offsets of absent functions read
 // all-ones (the buffer starts that way) and writes to them are dropped.
 
-import { BAR_BYTES, ECAM_BYTES, PA, type SharedViews } from '../../src/layout.ts';
-import type { WriteOutcome } from '../../src/regmap.ts';
-import { formatBdf, parseBdf, ridOf, type Topology } from '../../src/topology.ts';
-import type { PcieFault } from '../../src/faults.ts';
-import { NS_PER_MS } from '../../src/time.ts';
-import type { HwContext } from '../context.ts';
-import type { MmioWindow } from '../machine.ts';
+import { type SharedViews } from '../../src/machine/layout.ts';
+import { BAR_BYTES, ECAM_BYTES, PA } from '../../src/arch/platform.ts';
+import type { WriteOutcome } from '../regfile.ts';
+import { type Topology } from '../../src/protocol/topology.ts';
+import { formatBdf, parseBdf, ridOf } from '../../src/arch/pcie/bdf.ts';
+import type { PcieFault } from '../../src/protocol/faults.ts';
+import { NS_PER_MS } from '../../src/arch/time.ts';
+import type { HwContext, MmioWindow } from '../context.ts';
 import type { SmmuDeviceServices } from '../smmu/services.ts';
 import { PcieEndpoint } from './endpoint.ts';
 import type { PcieFunction } from './function.ts';
 import { RootPort } from './root-port.ts';
-import { hex } from '../../src/bits.ts';
+import { hex } from '../../src/arch/bits.ts';
 
 export class PcieHost {
   readonly ports: RootPort[] = [];

@@ -13,9 +13,10 @@
 // bus). Config requests are routed by those fixed numbers; bridge memory windows are storage only (the
 // BAR window decodes endpoint BARs directly).
 
-import { capReg } from '../../src/pcie/config-space.ts';
-import { BRIDGE_CONTROL, CXL_PORT_CTL, LNKSTA, RTCTL } from '../../src/pcie/regs.ts';
-import { ACS_ROOT_PORT, CLASS, type PortTopology } from '../../src/topology.ts';
+import { capReg } from './config-space.ts';
+import { BRIDGE_CONTROL, CXL_PORT_CTL, LNKSTA, RTCTL } from '../../src/arch/pcie/regs.ts';
+import { ACS_ROOT_PORT, type PortTopology } from '../../src/protocol/topology.ts';
+import { CLASS } from '../../src/arch/pcie/ids.ts';
 import type { HwContext } from '../context.ts';
 import type { Timer } from '../scheduler.ts';
 import type { PcieEndpoint, UpstreamPort } from './endpoint.ts';

@@ -16,10 +16,10 @@
 // give up much sooner. The default here is shorter than Linux's 1 s CMD_SYNC poll so the SMMU reports the
 // error before the driver gives up; both are configurable in platform time.
 
-import { CERROR } from '../../src/smmu/regs.ts';
-import { F } from '../../src/smmu/commands.ts';
-import { NS_PER_MS } from '../../src/time.ts';
-import { PCIE_STAT, bumpPcieStat, recordInvLatency } from '../../src/pcie/stats.ts';
+import { CERROR } from '../../src/arch/smmu/regs.ts';
+import { F } from '../../src/arch/smmu/commands.ts';
+import { NS_PER_MS } from '../../src/arch/time.ts';
+import { PCIE_STAT, bumpPcieStat, recordInvLatency } from '../../src/machine/pcie-stats.ts';
 import type { HwContext } from '../context.ts';
 import type { Timer } from '../scheduler.ts';
 import { DONE, STALL, type CommandQueue, type ExecResult, type SyncParticipant } from './cmdq.ts';

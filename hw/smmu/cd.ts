@@ -7,51 +7,20 @@
 // invalid (5.3.1: software must invalidate an L1CD it makes valid), until CFGI_CD/CFGI_CD_ALL/CFGI_STE.
 // Validation follows the CdIllegal pseudocode (5.4.2) for the features this model implements.
 
-import { BusAbort, XSTAT } from '../../src/layout.ts';
-import type { PhysMem } from '../../src/dma.ts';
-import { CD, CD_BYTES, CD_QWORDS, L1CD, L1CD_BYTES, TG0 } from '../../src/smmu/cd.ts';
-import type { SmmuFeatures } from '../../src/smmu/features.ts';
-import { S1FMT } from '../../src/smmu/ste.ts';
-import { OA_BITS_4K, levelShift4k, startLevel4k } from '../../src/smmu/pte.ts';
-import type { ConfigCache } from './caches.ts';
+import { BusAbort, XSTAT } from '../../src/machine/layout.ts';
+import type { PhysMem } from '../../src/machine/dma.ts';
+import { CD, CD_BYTES, CD_QWORDS, L1CD, L1CD_BYTES, TG0, TXSZ_MAX, TXSZ_MIN, psBits } from '../../src/arch/smmu/cd.ts';
+import type { SmmuFeatures } from '../../src/arch/smmu/features.ts';
+import { REGIME, S1FMT } from '../../src/arch/smmu/ste.ts';
+import { OA_BITS_4K, levelShift4k, startLevel4k } from '../../src/arch/smmu/pte.ts';
+import type { ConfigCache } from './config-cache.ts';
+import type { Cd, L1Cd, Ste } from './config.ts';
 import type { FetchAborts } from './fetch-aborts.ts';
-import { REGIME } from './caches.ts';
-import { TXSZ_MAX, TXSZ_MIN, psBits, readStruct, type Ste } from './strtab.ts';
 import type { TableXlate, XlateFault } from './walk.ts';
-import { hex } from '../../src/bits.ts';
+import { hex } from '../../src/arch/bits.ts';
 
 /** CD.TG1 encodes the 4 KiB granule as 0b10 (5.4). */
 const TG1_4K = 2;
-
-/** A decoded CD: what a stage 1 walk needs, and whether it is ILLEGAL (C_BAD_CD). */
-export interface Cd {
-  readonly addr: number;
-  readonly illegal: string | null;
-  readonly asid: number;
-  readonly t0sz: number;
-  readonly epd0: boolean;
-  /** TTB0 aligned to its start-level table, as the walk uses it. */
-  readonly ttb0: number;
-  readonly iaBits: number;
-  readonly startLevel: number;
-  /** Effective output size: MIN(IPS, OAS). */
-  readonly ipsBits: number;
-  readonly affd: boolean;
-  readonly had0: boolean;
-  readonly wxn: boolean;
-  readonly pan: boolean;
-  /** Fault behaviour (5.5): R records, A aborts (must be 1 with TERM_MODEL=1), S stalls (no stalls here). */
-  readonly r: boolean;
-  readonly a: boolean;
-}
-
-/** A fetched L1CD (5.3): valid or not, and the leaf table it points at. */
-export interface L1Cd {
-  readonly v: boolean;
-  /** Leaf table address as the SMMU uses it (an IPA with stage 2). */
-  readonly l2: number;
-  readonly fetchAddr: number;
-}
 
 /**
  * Decodes and validates a CD (5.4, 5.4.2 CdIllegal) used in translation regime `regime`. Never throws.
@@ -169,7 +138,7 @@ export class CdTables {
     try {
       this.stats[XSTAT.CD_FETCHES]!++;
       this.aborts.check('cd', pa, CD_BYTES, 'CD fetch');
-      words = readStruct(this.mem, pa, CD_QWORDS, 'CD fetch');
+      words = this.mem.readStruct(pa, CD_QWORDS, 'CD fetch');
     } catch (e) {
       if (!(e instanceof BusAbort)) throw e;
       return { ok: false, event: 'F_CD_FETCH', fetchAddr: pa, reason: `CD ${index} fetch at PA ${hex(pa, 0)} aborted` };

@@ -9,13 +9,14 @@
 // On an error CONS stays on the failing command, CONS.ERR is written, GERROR.CMDQ_ERR is toggled, and
 // consumption resumes from CONS only after software acknowledges through GERRORN (7.1).
 
-import { CERROR, CERROR_NAMES, CMDQ_CONS, GERROR, Q_BASE, Q_IDX } from '../../src/smmu/regs.ts';
-import { CS, F, OP, compileCommands, commandName, legalityTable, passesLegalityTable, rangeRuleBroken, type CompiledCommand, type LegalityTable, type ReservedValue } from '../../src/smmu/commands.ts';
-import { truncateToOas, type SmmuFeatures } from '../../src/smmu/features.ts';
-import { STAT } from '../../src/layout.ts';
-import type { RegisterFile } from '../../src/regmap.ts';
+import { CERROR, CERROR_NAMES, CMDQ_CONS, GERROR, Q_BASE, Q_IDX } from '../../src/arch/smmu/regs.ts';
+import { CS, F, OP, commandName } from '../../src/arch/smmu/commands.ts';
+import { compileCommands, illegalCode, illegalReason, legalityTable, passesLegalityTable, type CompiledCommand, type LegalityTable } from './legality.ts';
+import { truncateToOas, type SmmuFeatures } from '../../src/arch/smmu/features.ts';
+import { STAT } from '../../src/machine/layout.ts';
+import type { RegisterFile } from '../regfile.ts';
 import type { HwContext } from '../context.ts';
-import { Field, hex } from '../../src/bits.ts';
+import { Field, hex } from '../../src/arch/bits.ts';
 
 /**
  * What a command handler did: finished; stall the queue at this command until kicked again; or
@@ -43,34 +44,6 @@ export interface CmdqErrorInfo {
   name: string;
   op: number;
   reason: string;
-}
-
-/** Why a command is illegal (CERROR_ILL), as illegalCode() reports it. */
-const ILL = { RESERVED_OP: 1, NOT_IMPLEMENTED: 2, RES0: 3, SSEC: 4, RESERVED_VALUE: 5, RANGE: 6 } as const;
-
-/**
- * Whether a command is CERROR_ILL in this implementation (4.1.3, 4.1.5, 7.1): 0 when legal, else the
- * ILL code of the first rule it breaks. The consumer runs it for commands the legality table's
- * pre-check does not pass, and builds the reason text only for an illegal one.
- */
-export function illegalCode(cc: CompiledCommand | undefined, c: Uint32Array): number {
-  if (cc === undefined) return ILL.RESERVED_OP;
-  if (cc.illegal !== null) return ILL.NOT_IMPLEMENTED;
-  const r = cc.res0;
-  if ((c[0]! & r[0]!) | (c[1]! & r[1]!) | (c[2]! & r[2]!) | (c[3]! & r[3]!)) return ILL.RES0;
-  if (!cc.checkValues) return 0;
-  if (cc.hasSsec && F.SSEC.read(c) !== 0) return ILL.SSEC;
-  const reserved = cc.reserved;
-  for (let i = 0; i < reserved.length; i++) if (isReserved(reserved[i]!, c)) return ILL.RESERVED_VALUE;
-  // 4.4.1.1: with TG=0 the range and level fields are RES0; with TG!=0, NUM=SCALE=TTL=0 is reserved.
-  if (cc.rangeRules && rangeRuleBroken(c)) return ILL.RANGE;
-  return 0;
-}
-
-/** True when command c holds the reserved encoding rv of one of its fields. */
-function isReserved(rv: ReservedValue, c: Uint32Array): boolean {
-  const v = rv.field.read(c);
-  return (rv.equals !== undefined && v === rv.equals) || (rv.above !== undefined && v > rv.above);
 }
 
 /**
@@ -231,7 +204,7 @@ export class CommandQueue {
       if (!passesLegalityTable(legality, cmd)) {
         const bad = illegalCode(this.compiled[op], cmd);
         if (bad !== 0) {
-          this.error(CERROR.ILL, op, this.illegalReason(bad, op, cmd));
+          this.error(CERROR.ILL, op, illegalReason(this.compiled[op], bad, op, cmd));
           break;
         }
       }
@@ -252,30 +225,7 @@ export class CommandQueue {
     if (n === SLICE) this.kick();
   }
 
-  /** The reason for an illegalCode() code, naming the command and the offending field or bits. */
-  private illegalReason(code: number, op: number, c: Uint32Array): string {
-    const cc = this.compiled[op];
-    if (cc === undefined) return `opcode ${hex(op, 0)} is reserved`;
-    const name = cc.def.name;
-    switch (code) {
-      case ILL.NOT_IMPLEMENTED:
-        return cc.illegal!;
-      case ILL.RES0: {
-        const r = cc.res0;
-        return `${name}: reserved (RES0) bits set: ${[0, 1, 2, 3].map((i) => (c[i]! & r[i]!) >>> 0).map((x) => hex(x, 0)).join(' ')}`;
-      }
-      case ILL.SSEC:
-        return `${name}: SSec=1 on the Non-secure command queue (4.1.6)`;
-      case ILL.RESERVED_VALUE: {
-        const rv = cc.reserved.find((x) => isReserved(x, c))!;
-        return `${name}: ${rv.field.name}=${rv.field.read(c)} is reserved`;
-      }
-      default: {
-        const tg = F.TG.read(c);
-        return tg === 0 ? `${name}: NUM/SCALE/TTL must be 0 when TG=0 (4.4.1.1)` : `${name}: TG=${tg} with NUM=SCALE=TTL=0 is reserved (4.4.1.1)`;
-      }
-    }
-  }
+
 
   /** Records a command error at the current CONS and raises GERROR.CMDQ_ERR (7.1). */
   error(code: number, op: number, reason: string): void {

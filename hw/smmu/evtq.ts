@@ -1,6 +1,6 @@
 // The SMMUv3 event queue producer (IHI 0070 3.5, 7.2, 7.3, 7.4).
 //
-// Faults and configuration errors become 32-byte records in the architected layout (src/smmu/events.ts)
+// Faults and configuration errors become 32-byte records in the architected layout (src/arch/smmu/events.ts)
 // written at PROD of a circular queue in memory; the SMMU owns EVENTQ_PROD (page 1), software owns
 // EVENTQ_CONS. The queue is writable only while EVENTQEN is acknowledged, it is not full, and no
 // GERROR.EVENTQ_ABT_ERR is active (7.2.1). A record that cannot be written is lost: when the queue is
@@ -9,14 +9,14 @@
 // This model has no stalls, so every record is a discardable one. The event interrupt fires when the
 // queue goes from empty to non-empty, after PROD has moved (3.18.2).
 
-import { EVT_BYTES, EVT_NAME, EVTF } from '../../src/smmu/events.ts';
-import { GERROR, Q_BASE, Q_IDX, Q_OVFLG } from '../../src/smmu/regs.ts';
-import { BusAbort, STAT, XSTAT } from '../../src/layout.ts';
-import type { RegisterFile } from '../../src/regmap.ts';
-import { truncateToOas, type SmmuFeatures } from '../../src/smmu/features.ts';
+import { EVT_BYTES, EVT_NAME, EVTF } from '../../src/arch/smmu/events.ts';
+import { GERROR, Q_BASE, Q_IDX, Q_OVFLG } from '../../src/arch/smmu/regs.ts';
+import { BusAbort, STAT, XSTAT } from '../../src/machine/layout.ts';
+import type { RegisterFile } from '../regfile.ts';
+import { truncateToOas, type SmmuFeatures } from '../../src/arch/smmu/features.ts';
 import type { HwContext } from '../context.ts';
 import type { FetchAborts } from './fetch-aborts.ts';
-import { hex, join64 } from '../../src/bits.ts';
+import { hex, join64 } from '../../src/arch/bits.ts';
 
 /** An event before encoding: the fields the record types use (7.3). Absent fields are written as 0. */
 export interface EventRecord {

@@ -1,9 +1,9 @@
-// Injected aborts of the SMMU's own memory accesses (fault 'smmu-fetch-abort', src/faults.ts): the next
+// Injected aborts of the SMMU's own memory accesses (fault 'smmu-fetch-abort', src/protocol/faults.ts): the next
 // N accesses of one kind fail as an external abort would, so the architected response (F_STE_FETCH,
 // F_CD_FETCH, F_WALK_EABT, GERROR.EVENTQ_ABT_ERR) can be provoked without corrupting any table.
 
-import type { SmmuFetch } from '../../src/faults.ts';
-import { BusAbort } from '../../src/layout.ts';
+import type { SmmuFetch } from '../../src/protocol/faults.ts';
+import { BusAbort } from '../../src/machine/layout.ts';
 
 export class FetchAborts {
   private readonly pending: Record<SmmuFetch, number> = { ste: 0, cd: 0, walk: 0, evtq: 0 };

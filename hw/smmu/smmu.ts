@@ -1,20 +1,24 @@
 // The SMMUv3 device: its register file, control-register handshakes, global errors and interrupts.
 //
-// Register semantics come from the map (src/smmu/regs.ts) through the generic write path; this file
+// Register semantics come from the map (src/arch/smmu/regs.ts) through the generic write path; this file
 // binds the behaviour: CR0 and IRQ_CTRL Updates acknowledged after a latency (6.3.9, 6.3.16), GBPA's
 // Update protocol (6.3.14), GERROR/GERRORN toggle semantics (6.3.19-20, 7.5) with their interrupt
 // (MSI when configured, else the wired line), and the command queue (cmdq.ts).
 
-import { CR0, GBPA, GERROR, IRQ_CFG0, IRQ_CFG1, IRQ_CTRL, smmuRegisterMap } from '../../src/smmu/regs.ts';
-import { smmuIdRegisters, truncateToOas, validateFeatures, type SmmuFeatures } from '../../src/smmu/features.ts';
-import { RegisterFile } from '../../src/regmap.ts';
-import { STAT, VECTOR } from '../../src/layout.ts';
-import { TIMEOUT } from '../../src/time.ts';
+import { CR0, GBPA, GERROR, IRQ_CFG0, IRQ_CFG1, IRQ_CTRL } from '../../src/arch/smmu/regs.ts';
+import { smmuRegisterMap, smmuIdRegisters } from '../../src/arch/smmu/implementation.ts';
+import { truncateToOas, validateFeatures, type SmmuFeatures } from '../../src/arch/smmu/features.ts';
+import { RegisterFile } from '../regfile.ts';
+import { STAT } from '../../src/machine/layout.ts';
+import { VECTOR } from '../../src/arch/platform.ts';
+import { TIMEOUT } from '../../src/arch/time.ts';
 import type { HwContext } from '../context.ts';
 import { RequestAck } from '../request-ack.ts';
 import { CommandQueue } from './cmdq.ts';
 import { AtcInvalidator } from './ats.ts';
-import { ConfigCache, Tlb, installInvalidationHandlers } from './caches.ts';
+import { ConfigCache } from './config-cache.ts';
+import { installInvalidationHandlers } from './invalidation.ts';
+import { Tlb } from './tlb.ts';
 import { CdTables } from './cd.ts';
 import { EventQueue } from './evtq.ts';
 import { FetchAborts } from './fetch-aborts.ts';
@@ -22,7 +26,7 @@ import type { AtsEndpoint } from './services.ts';
 import { StreamTable } from './strtab.ts';
 import { Translator } from './translate.ts';
 import { Walker } from './walk.ts';
-import { hex } from '../../src/bits.ts';
+import { hex } from '../../src/arch/bits.ts';
 
 export interface SmmuConfig {
   features: SmmuFeatures;

@@ -11,91 +11,21 @@
 // Validation follows the SteIllegal pseudocode of 5.2.2 for a Non-secure stream; the first check that
 // fails names the reason, which the C_BAD_STE trace carries.
 
-import { BusAbort, XSTAT } from '../../src/layout.ts';
-import type { PhysMem } from '../../src/dma.ts';
-import type { RegisterFile } from '../../src/regmap.ts';
-import type { SmmuFeatures } from '../../src/smmu/features.ts';
-import { STRTAB_BASE, STRTAB_BASE_CFG, STRTAB_FMT_2LVL, STRTAB_SPLITS } from '../../src/smmu/regs.ts';
-import { EATS, L1STD, L1STD_SPAN_MAX, S2TG, STE, STE_BYTES, STE_CONFIG, STE_QWORDS, STRW } from '../../src/smmu/ste.ts';
-import { PS_BITS } from '../../src/smmu/cd.ts';
-import { OA_BITS_4K, levelShift4k } from '../../src/smmu/pte.ts';
-import type { ConfigCache } from './caches.ts';
+import { BusAbort, XSTAT } from '../../src/machine/layout.ts';
+import type { PhysMem } from '../../src/machine/dma.ts';
+import type { RegisterFile } from '../regfile.ts';
+import type { SmmuFeatures } from '../../src/arch/smmu/features.ts';
+import { STRTAB_BASE, STRTAB_BASE_CFG, STRTAB_FMT_2LVL, STRTAB_SPLITS } from '../../src/arch/smmu/regs.ts';
+import { EATS, L1STD, L1STD_SPAN_MAX, S2TG, STE, STE_BYTES, STE_CONFIG, STE_QWORDS, STRW } from '../../src/arch/smmu/ste.ts';
+import { TXSZ_MAX, TXSZ_MIN, psBits } from '../../src/arch/smmu/cd.ts';
+import { OA_BITS_4K, levelShift4k } from '../../src/arch/smmu/pte.ts';
+import type { ConfigCache } from './config-cache.ts';
+import type { L1Std, S2Config, Ste } from './config.ts';
 import type { FetchAborts } from './fetch-aborts.ts';
-import { hex } from '../../src/bits.ts';
-
-/**
- * Reads a structure of `qwords` 64-bit words at pa, each with a single-copy atomic 64-bit access, into
- * 32-bit words (the form Field.read expects). Throws BusAbort when any part is not RAM.
- */
-export function readStruct(mem: PhysMem, pa: number, qwords: number, what: string): Uint32Array {
-  const out = new Uint32Array(qwords * 2);
-  for (let q = 0; q < qwords; q++) {
-    const v = mem.read64(pa + q * 8, what);
-    out[2 * q] = Number(v & 0xffffffffn);
-    out[2 * q + 1] = Number(v >> 32n);
-  }
-  return out;
-}
-
-/** Bits of an address size encoding (IPS, S2PS: 5.2, 5.4); 0b111 is 56 bits (v3.4), capped by OAS anyway. */
-export function psBits(enc: number): number {
-  return PS_BITS[enc] ?? 56;
-}
-
-/** A decoded STE: the fields translation uses, and whether it is ILLEGAL (behaves as V=0). */
-export interface Ste {
-  /** PA the STE was fetched from. */
-  readonly addr: number;
-  /** Why the STE is ILLEGAL (C_BAD_STE), or null. */
-  readonly illegal: string | null;
-  readonly config: number;
-  /** Config 0b0xx: traffic is aborted without an event. */
-  readonly abort: boolean;
-  /** Config 0b100. */
-  readonly bypass: boolean;
-  /** Stage 1 / stage 2 translate (Config bit 0 / bit 1). */
-  readonly s1: boolean;
-  readonly s2: boolean;
-  readonly s1fmt: number;
-  readonly s1ctxptr: number;
-  readonly s1cdmax: number;
-  readonly s1dss: number;
-  readonly s1stalld: boolean;
-  /** EATS as written; effectiveEats() applies the configuration and CR0.ATSCHK. */
-  readonly eats: number;
-  /** StreamWorld is EL2 (STRW=0b10 when used); CR2.E2H then selects EL2 or EL2-E2H. */
-  readonly el2: boolean;
-  readonly mev: boolean;
-  readonly privcfg: number;
-  readonly instcfg: number;
-  /** S2VMID: tags stage 1 entries too when stage 2 is implemented (5.2). */
-  readonly vmid: number;
-  readonly s2cfg: S2Config | null;
-  /** Stage 2 fault recording (S2R) and stall (S2S). */
-  readonly s2r: boolean;
-  readonly s2s: boolean;
-}
-
-/** Stage 2 translation configuration from an STE (VMSAv8-64, 4 KiB granule). */
-export interface S2Config {
-  readonly vmid: number;
-  /** Base PA of the start-level table (aligned). */
-  readonly ttb: number;
-  /** Input (IPA) size in bits: 64 - S2T0SZ. */
-  readonly iaBits: number;
-  readonly startLevel: number;
-  /** Effective output size in bits: MIN(S2PS, OAS). */
-  readonly psBits: number;
-  readonly affd: boolean;
-  /** S2PTW: stage 1 walks and CD fetches to Device memory fault at stage 2 (5.2). */
-  readonly ptw: boolean;
-}
+import { hex } from '../../src/arch/bits.ts';
 
 /** Stage 2 start level from S2SL0 with a 4 KiB granule (VTCR_EL2.SL0): 0 -> 2, 1 -> 1, 2 -> 0. */
 const S2_START_LEVEL_4K = [2, 1, 0] as const;
-/** Largest T0SZ/S2T0SZ without IDR3.STT, and the smallest for 4 KiB granules without DS (5.2, 5.4). */
-export const TXSZ_MAX = 39;
-export const TXSZ_MIN = 16;
 
 /**
  * Decodes and validates an STE (5.2, 5.2.2 SteIllegal) for a Non-secure StreamID on an implementation
@@ -250,13 +180,6 @@ export type SteLookup =
   | { ok: false; event: 'C_BAD_STREAMID'; reason: string }
   | { ok: false; event: 'F_STE_FETCH'; fetchAddr: number; reason: string };
 
-/** A cached, valid L1STD: the STE array for StreamIDs [first, first + count). */
-export interface L1Std {
-  readonly first: number;
-  readonly count: number;
-  readonly l2: number;
-}
-
 export class StreamTable {
   private geom: StrtabGeometry | null = null;
 
@@ -302,7 +225,7 @@ export class StreamTable {
     try {
       this.stats[XSTAT.STE_FETCHES]!++;
       this.aborts.check('ste', addr, STE_BYTES, 'STE fetch');
-      words = readStruct(this.mem, addr, STE_QWORDS, 'STE fetch');
+      words = this.mem.readStruct(addr, STE_QWORDS, 'STE fetch');
     } catch (e) {
       if (!(e instanceof BusAbort)) throw e;
       return { ok: false, event: 'F_STE_FETCH', fetchAddr: addr, reason: `STE fetch for StreamID ${hex(sid, 0)} at PA ${hex(addr, 0)} aborted` };

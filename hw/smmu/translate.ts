@@ -16,21 +16,23 @@
 // The services work on page-sized pieces: a DMA access is split at 4 KiB boundaries of its input
 // address, each piece translated and performed in order; a fault stops the access there.
 
-import { BusAbort, XSTAT } from '../../src/layout.ts';
+import { BusAbort, XSTAT } from '../../src/machine/layout.ts';
 import type { HwContext } from '../context.ts';
-import type { RegisterFile } from '../../src/regmap.ts';
-import type { SmmuFeatures } from '../../src/smmu/features.ts';
-import { CR0, CR2, GBPA } from '../../src/smmu/regs.ts';
-import { EVT, EVT_CLASS, EVT_NAME } from '../../src/smmu/events.ts';
-import { EATS, S1DSS } from '../../src/smmu/ste.ts';
-import { GRANULE_4K, PTE } from '../../src/smmu/pte.ts';
+import type { RegisterFile } from '../regfile.ts';
+import type { SmmuFeatures } from '../../src/arch/smmu/features.ts';
+import { CR0, CR2, GBPA } from '../../src/arch/smmu/regs.ts';
+import { EVT, EVT_CLASS, EVT_NAME } from '../../src/arch/smmu/events.ts';
+import { EATS, REGIME, S1DSS } from '../../src/arch/smmu/ste.ts';
+import { GRANULE_4K, PTE } from '../../src/arch/smmu/pte.ts';
 import type { AtsEndpoint, AtsTranslation, DmaAccess, DmaResult, SmmuDeviceServices } from './services.ts';
-import { ASID_GLOBAL, REGIME, TLB_KIND, type Tlb, type TlbEntry } from './caches.ts';
+import { ASID_GLOBAL } from './tag-index.ts';
+import { TLB_KIND, type Tlb, type TlbEntry } from './tlb.ts';
 import type { CdTables } from './cd.ts';
 import type { EventQueue, EventRecord } from './evtq.ts';
-import { effectiveEats, type StreamTable, type Ste } from './strtab.ts';
+import type { Ste } from './config.ts';
+import { effectiveEats, type StreamTable } from './strtab.ts';
 import { S1P, S2P, s1Allows, s1Perms, s2Allows, s2Device, s2Perms, type TableXlate, type Walker, type XlateFault } from './walk.ts';
-import { hex } from '../../src/bits.ts';
+import { hex } from '../../src/arch/bits.ts';
 
 /** Bytes of one translated piece: the smallest translation granule. */
 const PIECE = GRANULE_4K;

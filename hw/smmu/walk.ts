@@ -13,14 +13,16 @@
 // In a nested walk the stage 1 table addresses are IPAs, which the caller's tableXlate translates at
 // stage 2 (faults there are stage 2 faults with CLASS=TT).
 
-import { BusAbort, XSTAT } from '../../src/layout.ts';
-import type { PhysMem } from '../../src/dma.ts';
-import { EVT, EVT_CLASS } from '../../src/smmu/events.ts';
-import { PTE, levelShift4k } from '../../src/smmu/pte.ts';
-import { ASID_GLOBAL, REGIME, TLB_KIND, type Tlb } from './caches.ts';
+import { BusAbort, XSTAT } from '../../src/machine/layout.ts';
+import type { PhysMem } from '../../src/machine/dma.ts';
+import { EVT, EVT_CLASS } from '../../src/arch/smmu/events.ts';
+import { PTE, levelShift4k } from '../../src/arch/smmu/pte.ts';
+import { REGIME } from '../../src/arch/smmu/ste.ts';
+import { ASID_GLOBAL } from './tag-index.ts';
+import { TLB_KIND, type Tlb } from './tlb.ts';
 import type { FetchAborts } from './fetch-aborts.ts';
-import type { S2Config } from './strtab.ts';
-import { hex } from '../../src/bits.ts';
+import type { S2Config } from './config.ts';
+import { hex } from '../../src/arch/bits.ts';
 
 /** A translation fault as it will be reported (7.3.12-16), before the record-or-not decision. */
 export interface XlateFault {

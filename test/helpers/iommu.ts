@@ -1,10 +1,10 @@
 // A lockstep system with the SMMU driver probed and the IOMMU layer on top: masters, domains, the DMA
 // API and the DMA test engine's driver, for tests of the driver's translation side.
 
-import { createLockstep } from '../../src/lockstep.ts';
-import { DEFAULT_FEATURES, type SmmuFeatures } from '../../src/smmu/features.ts';
-import { STAT, XSTAT } from '../../src/layout.ts';
-import { OP } from '../../src/smmu/commands.ts';
+import { createLockstep } from '../../src/host/lockstep.ts';
+import { DEFAULT_FEATURES, type SmmuFeatures } from '../../src/arch/smmu/features.ts';
+import { STAT, XSTAT } from '../../src/machine/layout.ts';
+import { OP } from '../../src/arch/smmu/commands.ts';
 import { ArmSmmuDevice } from '../../drivers/arm-smmu-v3/smmu.ts';
 import { ArmSmmuIommu } from '../../drivers/arm-smmu-v3/domain.ts';
 import { TestDmaDriver } from '../../drivers/testdev.ts';

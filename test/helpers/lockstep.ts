@@ -1,12 +1,13 @@
 // Test helpers for one-thread (lockstep) systems: the SMMU's registers through the generic write path,
 // the driver probed on CPU 0, statistics by opcode name, and raw command encoding.
 
-import { createLockstep } from '../../src/lockstep.ts';
-import { CTRL, PA, SMMU_BYTES, STAT } from '../../src/layout.ts';
-import type { Field } from '../../src/bits.ts';
-import { OP } from '../../src/smmu/commands.ts';
-import { CMDQ_CONS, CR0, GERROR, OFF } from '../../src/smmu/regs.ts';
-import type { SmmuFeatures } from '../../src/smmu/features.ts';
+import { createLockstep } from '../../src/host/lockstep.ts';
+import { CTRL, STAT } from '../../src/machine/layout.ts';
+import { PA, SMMU_BYTES } from '../../src/arch/platform.ts';
+import type { Field } from '../../src/arch/bits.ts';
+import { OP } from '../../src/arch/smmu/commands.ts';
+import { CMDQ_CONS, CR0, GERROR, OFF } from '../../src/arch/smmu/regs.ts';
+import type { SmmuFeatures } from '../../src/arch/smmu/features.ts';
 import { ArmSmmuDevice, type SmmuDriverOptions } from '../../drivers/arm-smmu-v3/smmu.ts';
 import { buildCmd, type CmdEnt } from '../../drivers/arm-smmu-v3/cmds.ts';
 

@@ -2,13 +2,13 @@
 // enumeration, resets and ATS. Config accesses go through the driver's ECAM mapping and the machine's
 // generic register write path, as on the real platform.
 
-import { createLockstep } from '../../src/lockstep.ts';
-import { DEFAULT_FEATURES, type SmmuFeatures } from '../../src/smmu/features.ts';
-import { defaultTopology, iommuMap, parseTopology, type Topology } from '../../src/topology.ts';
+import { createLockstep } from '../../src/host/lockstep.ts';
+import { DEFAULT_FEATURES, type SmmuFeatures } from '../../src/arch/smmu/features.ts';
+import { defaultTopology, iommuMap, parseTopology, type Topology } from '../../src/protocol/topology.ts';
 import { PciCore } from '../../drivers/pci/core.ts';
-import { STAT } from '../../src/layout.ts';
-import { OP } from '../../src/smmu/commands.ts';
-import { PCIE_STAT, pcieStat } from '../../src/pcie/stats.ts';
+import { STAT } from '../../src/machine/layout.ts';
+import { OP } from '../../src/arch/smmu/commands.ts';
+import { PCIE_STAT, pcieStat } from '../../src/machine/pcie-stats.ts';
 import { Kernel } from '../../drivers/kernel.ts';
 import { ArmSmmuDevice } from '../../drivers/arm-smmu-v3/smmu.ts';
 import { pciInit, type PciState } from '../../drivers/ops/pci.ts';

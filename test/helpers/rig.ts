@@ -3,15 +3,16 @@
 // queue, events read back from the event queue and decoded, DMA issued through the SMMU's services.
 
 import { buildCmd, type CmdEnt } from '../../drivers/arm-smmu-v3/cmds.ts';
-import { createLockstep, type LockstepPlatform } from '../../src/lockstep.ts';
+import { createLockstep, type LockstepPlatform } from '../../src/host/lockstep.ts';
 import type { Machine } from '../../hw/machine.ts';
-import type { IoMem } from '../../src/platform.ts';
-import { PA, SMMU_BYTES, type SharedViews } from '../../src/layout.ts';
-import { DEFAULT_FEATURES, type SmmuFeatures } from '../../src/smmu/features.ts';
-import { CR0, CR2, GBPA, IRQ_CTRL, OFF, Q_BASE, Q_IDX, Q_OVFLG, STRTAB_BASE_CFG } from '../../src/smmu/regs.ts';
-import { EVT_BYTES, EVT_NAME, EVTF } from '../../src/smmu/events.ts';
-import { L1STD, STE_BYTES } from '../../src/smmu/ste.ts';
-import { TIMEOUT } from '../../src/time.ts';
+import type { IoMem } from '../../drivers/platform/platform.ts';
+import { type SharedViews } from '../../src/machine/layout.ts';
+import { PA, SMMU_BYTES } from '../../src/arch/platform.ts';
+import { DEFAULT_FEATURES, type SmmuFeatures } from '../../src/arch/smmu/features.ts';
+import { CR0, CR2, GBPA, IRQ_CTRL, OFF, Q_BASE, Q_IDX, Q_OVFLG, STRTAB_BASE_CFG } from '../../src/arch/smmu/regs.ts';
+import { EVT_BYTES, EVT_NAME, EVTF } from '../../src/arch/smmu/events.ts';
+import { L1STD, STE_BYTES } from '../../src/arch/smmu/ste.ts';
+import { TIMEOUT } from '../../src/arch/time.ts';
 import type { DmaAccess } from '../../hw/smmu/services.ts';
 import { PageTable, l1std, makeCd, makeSte, writeStruct, type CdOpts, type SteOpts } from './tables.ts';
 

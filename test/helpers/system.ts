@@ -2,11 +2,11 @@
 // kernel log accumulated across calls, hardware counters by opcode name, SMMU registers as the
 // hardware exposes them.
 
-import { System, type SystemOptions } from '../../src/system.ts';
-import { STAT } from '../../src/layout.ts';
-import { OP } from '../../src/smmu/commands.ts';
-import { OFF } from '../../src/smmu/regs.ts';
-import type { LogEntry } from '../../src/cpu.ts';
+import { System, type SystemOptions } from '../../src/host/system.ts';
+import { STAT } from '../../src/machine/layout.ts';
+import { OP } from '../../src/arch/smmu/commands.ts';
+import { OFF } from '../../src/arch/smmu/regs.ts';
+import type { LogEntry } from '../../src/protocol/log.ts';
 import type { TlbiResult, TlbiWorkload } from '../../drivers/workloads/cmdq-stress.ts';
 
 export interface DriverStats {

@@ -1,12 +1,12 @@
 // Test-only builders that write STEs, CDs and translation tables into emulated DRAM by hand, field by
-// field from the shared layouts (src/smmu/ste.ts, cd.ts, pte.ts), each qword with one 64-bit store.
+// field from the shared layouts (src/arch/smmu/ste.ts, cd.ts, pte.ts), each qword with one 64-bit store.
 // They build what a test needs, legal or not; the driver's own writers live in drivers/.
 
-import type { Field } from '../../src/bits.ts';
-import type { PageAllocator, PhysMem } from '../../src/dma.ts';
-import { CD, CD_QWORDS, L1CD, TG0 } from '../../src/smmu/cd.ts';
-import { PTE, levelShift4k, startLevel4k } from '../../src/smmu/pte.ts';
-import { L1STD, STE, STE_CONFIG, STE_QWORDS } from '../../src/smmu/ste.ts';
+import type { Field } from '../../src/arch/bits.ts';
+import type { PageAllocator, PhysMem } from '../../src/machine/dma.ts';
+import { CD, CD_QWORDS, L1CD, TG0 } from '../../src/arch/smmu/cd.ts';
+import { PTE, levelShift4k, startLevel4k } from '../../src/arch/smmu/pte.ts';
+import { L1STD, STE, STE_CONFIG, STE_QWORDS } from '../../src/arch/smmu/ste.ts';
 
 /** Writes 32-bit words as 64-bit single-copy atomic stores. */
 export function writeStruct(mem: PhysMem, pa: number, words: Uint32Array): void {

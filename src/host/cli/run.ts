@@ -1,0 +1,226 @@
+// `smmulab run`: boot the hardware worker and N driver CPUs, probe the SMMU, run a workload
+// (src/host/cli/workloads.ts), and report what the hardware executed, with a cross-check against what the
+// CPUs issued.
+//
+// Counting: the hardware's per-opcode counters are snapshotted after probe, so the report covers the
+// workload only. cmdsPerSec counts every command executed during the workload, CMD_SYNCs included,
+// per second of platform time; nonSyncCmdsPerSec leaves the CMD_SYNCs out (for the default workload,
+// the TLBI rate).
+
+import { HELP_SPEC, parseArgs, intOpt, noArguments, optionLines, positiveNumber, usage, UsageError, type OptSpec } from './args.ts';
+import { FEATURES_SPEC, TIME_SCALE_SPEC, featuresFromOption, withProbedSystem } from './boot.ts';
+import { loadRunOptions, loadWorkloads, sumCounts, type RunSetup, type Workload, type WorkloadReport } from './workloads.ts';
+import { cerrorsByName, executedByOpcode, type StatsSnapshot } from '../system.ts';
+import { archMinorRev } from '../../arch/smmu/implementation.ts';
+import { formatLog } from '../../protocol/log.ts';
+import { MAX_CPUS } from '../../machine/layout.ts';
+import type { CliCommand } from '../cli.ts';
+
+const NAME = 'run';
+
+const COMMON: Record<string, OptSpec> = {
+  cpus: { type: 'number', help: 'simulated CPUs, one driver worker each', default: 2 },
+  features: FEATURES_SPEC,
+  'time-scale': TIME_SCALE_SPEC,
+  mem: { type: 'number', help: 'DMA-able memory in MiB', default: 64 },
+  'irq-cpu': { type: 'number', help: 'CPU that takes the GERROR and event queue interrupts', default: 0 },
+  'no-msipoll': { type: 'boolean', help: 'complete CMD_SYNC by polling CONS even with MSIs (Linux disable_msipolling)' },
+  batch: { type: 'number', help: 'commands per batch (each batch ends with a CMD_SYNC)', default: 8 },
+  seconds: { type: 'number', help: 'platform seconds the workload runs', default: 3 },
+  workload: { type: 'string', help: 'what the CPUs run (see below)', default: 'tlbi' },
+  json: { type: 'boolean', help: 'print one JSON object on stdout instead of the text report' },
+  help: HELP_SPEC,
+};
+
+/** Per-CPU driver statistics (the 'driverStats' op). */
+interface DriverStats {
+  cmdqErrors: { cons: number; code: number }[];
+  gerrors: Record<string, number>;
+  issued: number;
+  syncs: number;
+  syncTimeouts: number;
+}
+
+export interface RunReport {
+  workload: string;
+  profile: string;
+  features: Record<string, unknown>;
+  archVersion: string;
+  cpus: number;
+  batch: number;
+  timeScale: number;
+  probeLog: string[];
+  executedByOpcode: Record<string, number>;
+  issuedByOpcode: Record<string, number>;
+  check: 'OK' | 'MISMATCH';
+  mismatches: { opcode: string; issued: number; executed: number }[];
+  syncs: number;
+  errors: { cerrors: Record<string, number>; gerrors: Record<string, number>; syncTimeouts: number };
+  cmdsPerSec: number;
+  nonSyncCmdsPerSec: number;
+  seconds: number;
+  hostSeconds: number;
+  perCpu: unknown[];
+  [extra: string]: unknown;
+}
+
+function help(workloads: Map<string, Workload>, spec: Record<string, OptSpec>): string {
+  const lines = [usage(NAME, '[options]', spec), '', 'workloads (--workload NAME):'];
+  for (const [name, w] of workloads) lines.push(`  ${name.padEnd(14)}${w.summary}`, ...optionLines(w.options ?? {}, '      ', 30));
+  return lines.join('\n');
+}
+
+function sumDriverStats(all: DriverStats[]): { gerrors: Record<string, number>; syncTimeouts: number } {
+  return { gerrors: sumCounts(all.map((s) => s.gerrors)), syncTimeouts: all.reduce((n, s) => n + s.syncTimeouts, 0) };
+}
+
+function diffCounts(after: Record<string, number>, before: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(after)) if (v - (before[k] ?? 0) > 0) out[k] = v - (before[k] ?? 0);
+  return out;
+}
+
+function totalOf(counts: Record<string, number>): number {
+  return Object.values(counts).reduce((a, b) => a + b, 0);
+}
+
+export const command: CliCommand = {
+  name: NAME,
+  summary: 'boot, probe, run a workload on every CPU and report what the SMMU executed',
+  async run(argv) {
+    const workloads = await loadWorkloads();
+    const runOptions = await loadRunOptions();
+    const base: Record<string, OptSpec> = { ...COMMON };
+    for (const [k, o] of runOptions) base[k] = o.spec;
+    // First pass (every workload's options allowed) only to learn the workload; the second pass
+    // accepts that workload's options alone, so another workload's option is an error naming it.
+    const all: Record<string, OptSpec> = { ...base };
+    for (const w of workloads.values()) Object.assign(all, w.options ?? {});
+    const first = parseArgs(argv, all, NAME);
+    if (first.opts.help) {
+      process.stdout.write(help(workloads, base) + '\n');
+      return 0;
+    }
+    const wname = String(first.opts.workload);
+    const workload = workloads.get(wname);
+    if (!workload) throw new UsageError(`${NAME}: --workload '${wname}' is unknown (known: ${[...workloads.keys()].join(', ')})`);
+    const p = parseArgs(argv, { ...base, ...(workload.options ?? {}) }, NAME);
+    noArguments(p, NAME);
+
+    const cpus = intOpt(p, 'cpus', 1, MAX_CPUS, NAME);
+    const irqCpu = intOpt(p, 'irq-cpu', 0, cpus - 1, NAME);
+    const batch = intOpt(p, 'batch', 1, 1 << 16, NAME);
+    const memMiB = intOpt(p, 'mem', 1, 1024, NAME);
+    // Both have defaults, so they are never undefined.
+    const seconds = positiveNumber(NAME, 'seconds', p.opts.seconds, { max: 24 * 3600 })!;
+    const timeScale = positiveNumber(NAME, 'time-scale', p.opts['time-scale'], { max: 1e6 })!;
+    const feat = featuresFromOption(NAME, p.opts.features);
+    const setup: RunSetup = {
+      boot: { cpus, features: feat.features, timeScale, memBytes: memMiB << 20 },
+      probe: { irqCpu, disableMsiPolling: p.opts['no-msipoll'] === true },
+    };
+    for (const [k, o] of runOptions) o.apply(p.opts[k], setup);
+    workload.prepare?.(p, setup);
+
+    const json = p.opts.json === true;
+    return withProbedSystem(NAME, setup.boot, setup.probe, async (sys) => {
+      let progress: NodeJS.Timeout | undefined;
+      try {
+        const probeLog = (await sys.dmesg()).map(formatLog);
+        const driverStats = () => Promise.all(sys.cpus.map((c) => c.call<DriverStats>('driverStats')));
+        const before = sys.stats();
+        const dBefore = await driverStats();
+        const hostMs = (seconds * 1000) / timeScale;
+        const t0 = sys.clock.now();
+        const h0 = performance.now();
+        // Progress on stderr about once a second, for runs that last longer than that.
+        if (hostMs > 1000) {
+          progress = setInterval(() => {
+            const done = totalOf(executedByOpcode(before, sys.stats()));
+            process.stderr.write(`${NAME}: ${((sys.clock.now() - t0) / 1e9).toFixed(1)} s of ${seconds} s, ${done} commands executed\n`);
+          }, 1000);
+          progress.unref();
+        }
+        const rep: WorkloadReport = await workload.run({ sys, opts: p.opts, durationNs: seconds * 1e9, batch, callTimeoutMs: hostMs + 30_000 });
+        clearInterval(progress);
+        const elapsedS = (sys.clock.now() - t0) / 1e9;
+        const hostSeconds = (performance.now() - h0) / 1000;
+        const after: StatsSnapshot = sys.stats();
+        const dAfter = await driverStats();
+        const executed = executedByOpcode(before, after);
+        const mismatches = [...new Set([...Object.keys(executed), ...Object.keys(rep.issuedByOpcode)])]
+          .sort()
+          .map((opcode) => ({ opcode, issued: rep.issuedByOpcode[opcode] ?? 0, executed: executed[opcode] ?? 0 }))
+          .filter((m) => m.issued !== m.executed);
+        const sb = sumDriverStats(dBefore);
+        const sa = sumDriverStats(dAfter);
+        const total = totalOf(executed);
+        const syncs = after.syncs - before.syncs;
+        const report: RunReport = {
+          workload: wname,
+          profile: feat.name,
+          features: { ...feat.features },
+          archVersion: `SMMUv3.${archMinorRev(feat.features)}`,
+          cpus,
+          batch,
+          timeScale,
+          probeLog,
+          executedByOpcode: executed,
+          issuedByOpcode: rep.issuedByOpcode,
+          check: mismatches.length ? 'MISMATCH' : 'OK',
+          mismatches,
+          syncs,
+          errors: {
+            cerrors: cerrorsByName(before, after),
+            gerrors: diffCounts(sa.gerrors, sb.gerrors),
+            syncTimeouts: sa.syncTimeouts - sb.syncTimeouts,
+          },
+          cmdsPerSec: Math.round(total / elapsedS),
+          nonSyncCmdsPerSec: Math.round((total - (executed.SYNC ?? 0)) / elapsedS),
+          seconds: Number(elapsedS.toFixed(3)),
+          hostSeconds: Number(hostSeconds.toFixed(3)),
+          perCpu: rep.perCpu,
+          ...(rep.extra ?? {}),
+        };
+        process.stdout.write(json ? JSON.stringify(report) + '\n' : textReport(report, rep.extra ?? {}));
+        if (mismatches.length) {
+          process.stderr.write(`${NAME}: MISMATCH between what the CPUs issued and what the hardware executed\n`);
+          return 1;
+        }
+        return 0;
+      } finally {
+        if (progress) clearInterval(progress);
+      }
+    });
+  },
+};
+
+function textReport(r: RunReport, extra: Record<string, unknown>): string {
+  const out: string[] = [];
+  const n = (v: number) => v.toLocaleString('en-US');
+  out.push(`smmulab run: workload ${r.workload}, ${r.cpus} CPU(s), batch ${r.batch}, features ${r.profile} (${r.archVersion}), time scale ${r.timeScale}`);
+  out.push('', 'probe log:', ...r.probeLog.map((l) => `  ${l}`));
+  out.push('', `commands executed by the SMMU during the workload (${r.seconds} s platform time, ${r.hostSeconds} s host time):`);
+  const names = Object.keys(r.executedByOpcode).sort();
+  for (const k of names) out.push(`  ${k.padEnd(18)}${n(r.executedByOpcode[k]!).padStart(14)}`);
+  if (!names.length) out.push('  (none)');
+  out.push(`  ${'total'.padEnd(18)}${n(totalOf(r.executedByOpcode)).padStart(14)}`);
+  if (r.check === 'OK') {
+    out.push(`issued by the CPUs = executed by the SMMU: OK`);
+  } else {
+    out.push(`issued by the CPUs = executed by the SMMU: MISMATCH`);
+    for (const m of r.mismatches) out.push(`  ${m.opcode}: issued ${m.issued}, executed ${m.executed}`);
+  }
+  out.push(`syncs: ${n(r.syncs)}`);
+  const errs = [
+    ...Object.entries(r.errors.cerrors).map(([k, v]) => `${k} ${v}`),
+    ...Object.entries(r.errors.gerrors).map(([k, v]) => `GERROR.${k} ${v}`),
+    ...(r.errors.syncTimeouts ? [`CMD_SYNC timeouts ${r.errors.syncTimeouts}`] : []),
+  ];
+  out.push(`errors: ${errs.length ? errs.join(', ') : 'none'}`);
+  out.push(`throughput: ${n(r.cmdsPerSec)} commands/s (${n(r.nonSyncCmdsPerSec)}/s without CMD_SYNCs), per platform second`);
+  out.push('per CPU:');
+  for (const c of r.perCpu) out.push(`  ${JSON.stringify(c)}`);
+  for (const [k, v] of Object.entries(extra)) out.push(`${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`);
+  return out.join('\n') + '\n';
+}

@@ -1,0 +1,116 @@
+// Lockstep: the hardware models and one driver CPU in a single thread, with virtual time.
+//
+// MMIO writes are applied the moment they are posted and the hardware then runs until it has nothing
+// left to do now (a doorbell dispatches the command queue synchronously). Time moves only when the
+// driver delays, sleeps or waits; then the virtual clock jumps from one hardware timer to the next, so
+// a run is exactly repeatable and a 1 s platform timeout costs no host time.
+
+import { Machine, type MachineConfig } from '../../hw/machine.ts';
+import { CpuCore } from '../../drivers/platform/cpu.ts';
+import { type LogEntry } from '../protocol/log.ts';
+import { PageAllocator, PhysMem } from '../machine/dma.ts';
+import { InterruptController } from '../machine/irq.ts';
+import { CTRL, DEFAULT_MEM_BYTES, SharedViews, computeLayout } from '../machine/layout.ts';
+import { PlatformBase } from '../../drivers/platform/platform.ts';
+import { VirtualClock } from '../machine/clock.ts';
+
+/** Virtual ns one cpu_relax() takes. */
+const RELAX_NS = 10;
+
+export class LockstepPlatform extends PlatformBase {
+  readonly clock: VirtualClock;
+  readonly mem: PhysMem;
+  readonly pages: PageAllocator;
+  readonly irqc: InterruptController;
+  protected readonly core: CpuCore;
+  private lastSev = 0;
+
+  constructor(
+    protected readonly views: SharedViews,
+    readonly machine: Machine,
+    clock: VirtualClock,
+    echo?: (line: string, e: LogEntry) => void,
+  ) {
+    super(0, 1);
+    this.clock = clock;
+    this.mem = new PhysMem(views);
+    this.pages = new PageAllocator(this.mem);
+    this.irqc = new InterruptController(views);
+    this.core = new CpuCore(0, this.irqc, clock, echo);
+  }
+
+  protected post(pa: number, size: number, lo: number, hi: number): void {
+    this.machine.write({ pa, size, lo, hi, cpu: 0 });
+    this.machine.run();
+  }
+
+  protected beforeRead(): void {
+    // Writes were applied synchronously; nothing to wait for.
+  }
+
+  /** Advances virtual time to `t`, running every hardware timer due on the way, in order. */
+  private advanceTo(t: number): void {
+    // NaN compares false with every deadline: the loop below would never end.
+    if (Number.isNaN(t)) throw new RangeError('lockstep: advance to NaN platform ns (a delay computed from a bad value)');
+    for (;;) {
+      const next = this.machine.sched.nextDeadline();
+      if (next > t) break;
+      this.clock.advanceTo(next);
+      this.machine.run();
+    }
+    this.clock.advanceTo(t);
+    this.machine.run();
+  }
+
+  cpuRelax(): void {
+    this.advanceTo(this.clock.now() + RELAX_NS);
+    if (this.core.irqsEnabled()) this.core.take();
+  }
+
+  delay(ns: number): void {
+    this.advanceTo(this.clock.now() + ns);
+    if (this.core.irqsEnabled()) this.core.take();
+  }
+
+  sleep(ns: number): void {
+    if (Number.isNaN(ns)) throw new RangeError('lockstep: sleep for NaN platform ns (a delay computed from a bad value)');
+    const end = this.clock.now() + ns;
+    this.core.take();
+    while (this.clock.now() < end) {
+      this.advanceTo(Math.min(end, this.machine.sched.nextDeadline()));
+      this.core.take();
+    }
+  }
+
+  wfe(timeoutNs: number): void {
+    const sev = Atomics.load(this.views.ctrl, CTRL.SEV);
+    if (sev === this.lastSev) this.advanceTo(Math.min(this.clock.now() + timeoutNs, this.machine.sched.nextDeadline()));
+    this.lastSev = Atomics.load(this.views.ctrl, CTRL.SEV);
+  }
+
+  waitMemWhileEqual(pa: number, expected: number, timeoutNs: number): boolean {
+    const i = this.mem.idx32(pa);
+    const end = this.clock.now() + timeoutNs;
+    for (;;) {
+      if (Atomics.load(this.mem.i32, i) !== expected) return true;
+      if (this.clock.now() >= end) return false;
+      this.advanceTo(Math.min(end, this.machine.sched.nextDeadline()));
+    }
+  }
+}
+
+export interface LockstepOptions extends MachineConfig {
+  memBytes?: number;
+  echo?: (line: string, e: LogEntry) => void;
+}
+
+/** Builds a one-thread system: shared buffer, hardware, and the platform for CPU 0. */
+export function createLockstep(opts: LockstepOptions): { views: SharedViews; machine: Machine; platform: LockstepPlatform } {
+  const layout = computeLayout({ memBytes: opts.memBytes ?? DEFAULT_MEM_BYTES, ncpus: 1 });
+  const views = SharedViews.create(layout);
+  const clock = new VirtualClock();
+  const machine = new Machine(views, clock, opts);
+  const platform = new LockstepPlatform(views, machine, clock, opts.echo);
+  platform.pages.init();
+  return { views, machine, platform };
+}

@@ -1,0 +1,184 @@
+// Booting the emulated system: one shared buffer, the hardware worker and one worker per simulated CPU.
+//
+//   main thread      orchestration only: boots workers, relays requests, reads statistics
+//   hardware worker  hw/hw-worker.ts: every device model (SMMUv3, DMA test engines, PCIe functions)
+//   CPU workers      drivers/cpu-worker.ts: the kernel driver, one worker per simulated CPU
+//
+// The workers talk to each other only through the shared buffer; messages carry control requests.
+
+import { Worker } from 'node:worker_threads';
+import { CTRL, DEFAULT_MEM_BYTES, SharedViews, STAT, computeLayout, type Layout } from '../machine/layout.ts';
+import { RpcClient } from '../protocol/rpc.ts';
+import { ScaledClock } from '../machine/clock.ts';
+import { commandName } from '../arch/smmu/commands.ts';
+import { CERROR_NAMES } from '../arch/smmu/regs.ts';
+import { DEFAULT_FEATURES, type SmmuFeatures } from '../arch/smmu/features.ts';
+import type { Fault } from '../protocol/faults.ts';
+import type { LogEntry } from '../protocol/log.ts';
+import type { SmmuDriverOptions, SmmuShared } from '../../drivers/arm-smmu-v3/smmu.ts';
+import type { MachineConfig } from '../../hw/machine.ts';
+import { defaultTopology, iommuMap, type Topology } from '../protocol/topology.ts';
+import type { PciDeviceInfo } from '../../drivers/ops/pci.ts';
+
+const ENTRY = new URL('./worker-entry.mjs', import.meta.url);
+const HW_MODULE = new URL('../../hw/hw-worker.ts', import.meta.url).href;
+const CPU_MODULE = new URL('../../drivers/cpu-worker.ts', import.meta.url).href;
+
+export interface SystemOptions {
+  cpus?: number;
+  features?: SmmuFeatures;
+  memBytes?: number;
+  /** Platform time runs this many times faster than host time. */
+  timeScale?: number;
+  /** Platform ns a CR0/IRQ_CTRL/GBPA Update takes. */
+  ackLatencyNs?: number;
+  /** Echo kernel log lines to stderr as they happen. */
+  echoLog?: boolean;
+  /** Host ms to wait for a worker to start. */
+  bootTimeoutMs?: number;
+  /** DMA test engines (hw/testdev.ts) at PA.PLATDEV_BASE + i * 4 KiB; default 1. */
+  testDevices?: number;
+  /** PCIe topology (src/protocol/topology.ts); default: the default topology. */
+  topology?: Topology;
+  /** Platform ns the SMMU waits for an ATC Invalidate Completion (hw/smmu/ats.ts). */
+  atcTimeoutNs?: number;
+}
+
+/** Counters read from the shared buffer. */
+export interface StatsSnapshot {
+  executed: Float64Array;
+  cerrors: Float64Array;
+  syncs: number;
+  gerrors: number;
+}
+
+export class System {
+  private constructor(
+    readonly views: SharedViews,
+    readonly layout: Layout,
+    readonly clock: ScaledClock,
+    readonly hw: RpcClient,
+    readonly cpus: RpcClient[],
+    private readonly workers: Worker[],
+    readonly features: SmmuFeatures,
+    readonly topology: Topology,
+  ) {}
+
+  static async boot(opts: SystemOptions = {}): Promise<System> {
+    const ncpus = opts.cpus ?? 1;
+    const features = opts.features ?? DEFAULT_FEATURES;
+    const layout = computeLayout({ memBytes: opts.memBytes ?? DEFAULT_MEM_BYTES, ncpus });
+    const views = SharedViews.create(layout);
+    const clock = ScaledClock.init(views.ctrlF64, opts.timeScale ?? 1);
+    const bootMs = opts.bootTimeoutMs ?? 30_000;
+    const topology = opts.topology ?? defaultTopology();
+    const workers: Worker[] = [];
+    const start = (module: string, name: string, extra: object) => {
+      const w = new Worker(ENTRY, { workerData: { module, sab: views.sab, layout, ...extra } });
+      workers.push(w);
+      const client = new RpcClient(w, name);
+      const ready = new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`${name} did not start within ${bootMs} ms`)), bootMs);
+        w.on('message', (m: { type?: string }) => {
+          if (m?.type === 'ready') {
+            clearTimeout(timer);
+            resolve();
+          }
+        });
+        w.once('error', (e) => {
+          clearTimeout(timer);
+          reject(new Error(`${name} failed to start: ${e.message}`));
+        });
+      });
+      return { client, ready };
+    };
+    try {
+      const config: MachineConfig = {
+        features,
+        ...(opts.ackLatencyNs !== undefined ? { ackLatencyNs: opts.ackLatencyNs } : {}),
+        ...(opts.testDevices !== undefined ? { testDevices: opts.testDevices } : {}),
+        topology,
+        ...(opts.atcTimeoutNs !== undefined ? { atcTimeoutNs: opts.atcTimeoutNs } : {}),
+      };
+      const hw = start(HW_MODULE, 'hardware worker', { config });
+      const cpus = Array.from({ length: ncpus }, (_, cpu) => start(CPU_MODULE, `cpu${cpu}`, { cpu, echo: !!opts.echoLog }));
+      await Promise.all([hw.ready, ...cpus.map((c) => c.ready)]);
+      return new System(views, layout, clock, hw.client, cpus.map((c) => c.client), workers, features, topology);
+    } catch (e) {
+      await Promise.all(workers.map((w) => w.terminate()));
+      throw e;
+    }
+  }
+
+  /**
+   * Probes the SMMU on CPU 0 and lets every other CPU join it; the GERROR and event queue interrupts
+   * go to `irqCpu`.
+   */
+  async probe(opts: SmmuDriverOptions = {}): Promise<SmmuShared> {
+    const irqCpu = opts.irqCpu ?? 0;
+    if (irqCpu < 0 || irqCpu >= this.cpus.length) throw new Error(`irqCpu ${irqCpu}: no such CPU (${this.cpus.length} CPUs)`);
+    const shared = await this.cpus[0]!.call<SmmuShared>('probe', { opts: { ...opts, irqCpu }, initPages: true });
+    for (let c = 1; c < this.cpus.length; c++) await this.cpus[c]!.call('attach', shared);
+    if (irqCpu !== 0) await this.cpus[irqCpu]!.call('requestIrqs');
+    return shared;
+  }
+
+  /**
+   * Enumerates PCI on CPU 0 (after probe(): its functions become SMMU masters with DMA domains) and
+   * binds their drivers; returns what was found. The firmware's RID -> StreamID map comes from the
+   * topology.
+   */
+  async pciInit(opts: { strict?: boolean } = {}): Promise<PciDeviceInfo[]> {
+    return this.cpus[0]!.call<PciDeviceInfo[]>('pciInit', { iommuMap: iommuMap(this.topology), strict: opts.strict ?? true });
+  }
+
+  async inject(f: Fault): Promise<void> {
+    await this.hw.call('inject', f);
+  }
+
+  /** Kernel log lines every CPU printed since the last call, in time order. */
+  async dmesg(): Promise<LogEntry[]> {
+    const all = await Promise.all(this.cpus.map((c) => c.call<LogEntry[]>('dmesg')));
+    return all.flat().sort((a, b) => a.t - b.t);
+  }
+
+  stats(): StatsSnapshot {
+    const s = this.views.stats;
+    return {
+      executed: s.slice(STAT.EXEC, STAT.EXEC + 256),
+      cerrors: s.slice(STAT.CERROR, STAT.CERROR + 8),
+      syncs: s[STAT.SYNC_DONE]!,
+      gerrors: s[STAT.GERROR_RAISED]!,
+    };
+  }
+
+  /** Hardware heartbeat (moves while the hardware loop runs). */
+  heartbeat(): number {
+    return Atomics.load(this.views.ctrl, CTRL.HW_HEARTBEAT);
+  }
+
+  async shutdown(): Promise<void> {
+    await Promise.allSettled([this.hw.call('stop', null, 5000), ...this.cpus.map((c) => c.call('stop', null, 5000))]);
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+}
+
+/** Commands executed between two snapshots, by spec name (opcode 0x04 is CFGI_STE_RANGE whatever its Range). */
+export function executedByOpcode(before: StatsSnapshot, after: StatsSnapshot): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (let op = 0; op < 256; op++) {
+    const n = after.executed[op]! - before.executed[op]!;
+    if (n > 0) out[commandName(op)] = n;
+  }
+  return out;
+}
+
+/** Command errors between two snapshots, by CERROR name. */
+export function cerrorsByName(before: StatsSnapshot, after: StatsSnapshot): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (let c = 1; c < 8; c++) {
+    const n = after.cerrors[c]! - before.cerrors[c]!;
+    if (n > 0) out[CERROR_NAMES[c] ?? `CERROR_${c}`] = n;
+  }
+  return out;
+}
