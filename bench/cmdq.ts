@@ -31,8 +31,7 @@ import { performance } from 'node:perf_hooks';
 import { System, executedByOpcode } from '../src/host/system.ts';
 import { DEFAULT_FEATURES } from '../src/arch/smmu/features.ts';
 import { CMDQ_MAX_SZ_SHIFT } from '../drivers/arm-smmu-v3/cmdq.ts';
-import type { TlbiResult, TlbiWorkload } from '../drivers/workloads/cmdq-stress.ts';
-import type { SmmuShared } from '../drivers/arm-smmu-v3/smmu.ts';
+import type { TlbiWorkload, SmmuShared } from '../src/protocol/ops/smmu.ts';
 import { parseArgs, intOpt, type OptSpec } from '../src/host/cli/args.ts';
 import { sumCounts } from '../src/host/cli/workloads.ts';
 import { NS_PER_MS } from '../src/arch/time.ts';
@@ -153,7 +152,7 @@ interface OursTrial {
 async function oursTrial(sys: System, batch: number, ms: number): Promise<OursTrial> {
   const w: TlbiWorkload = { batch, durationNs: ms * NS_PER_MS, recordLatency: true };
   const before = sys.stats();
-  const per = await Promise.all(sys.cpus.map((c) => c.call<TlbiResult>('workload', w, ms + 60_000)));
+  const per = await Promise.all(sys.cpus.map((c) => c.op('workload', w, ms + 60_000)));
   const after = sys.stats();
   const executed = executedByOpcode(before, after);
   const issued = sumCounts(per.map((r) => r.issuedByOpcode));

@@ -8,11 +8,12 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { CPUW, SharedViews, type Layout } from '../src/machine/layout.ts';
 import { WorkerPlatform } from './platform/worker.ts';
-import { serveRpc, type RpcHandlers } from '../src/protocol/rpc.ts';
-import { formatLog, type LogEntry } from '../src/protocol/log.ts';
+import { serveOps } from '../src/protocol/rpc.ts';
+import { KERNEL_OPS } from '../src/protocol/ops/index.ts';
+import { formatLog } from '../src/protocol/log.ts';
 import { SPIN_MS, waitWhileEqual } from '../src/machine/wait.ts';
 import { Kernel } from './kernel.ts';
-import { KERNEL_OPS } from './ops/index.ts';
+import { KERNEL_IMPLS } from './ops/index.ts';
 
 interface CpuWorkerData {
   sab: SharedArrayBuffer;
@@ -26,24 +27,7 @@ const { sab, layout, cpu, echo } = workerData as CpuWorkerData;
 const views = new SharedViews(sab, layout);
 const platform = new WorkerPlatform(views, cpu, echo ? (line) => process.stderr.write(`${line}\n`) : undefined);
 const kernel = new Kernel(platform);
-let stopping = false;
-let logRead = 0;
-
-const handlers: RpcHandlers = {
-  /** New kernel log entries since the last call. */
-  dmesg: (): LogEntry[] => {
-    const all = platform.dmesg();
-    const fresh = all.slice(logRead);
-    logRead = all.length;
-    return fresh;
-  },
-  stop: () => {
-    stopping = true;
-    return true;
-  },
-};
-for (const [name, op] of Object.entries(KERNEL_OPS)) handlers[name] = (args: unknown) => op(kernel, args);
-serveRpc(parentPort!, handlers);
+serveOps(parentPort!, KERNEL_OPS, KERNEL_IMPLS, kernel);
 
 /** Longest synchronous sleep of an idle CPU before a turn of the event loop (control-message latency). */
 const IDLE_SLICE_MS = 2;
@@ -59,7 +43,7 @@ async function idle(): Promise<void> {
   const waiting = { view: views.cpus, index: views.cpuWord(cpu, CPUW.WAITING) };
   // Spin before sleeping only after something happened; a CPU that stays idle just sleeps.
   let spinMs = SPIN_MS;
-  while (!stopping) {
+  while (!kernel.stopping) {
     const seen = Atomics.load(views.cpus, wakeIdx);
     platform.irqCheckpoint();
     const woken = waitWhileEqual(views.cpus, wakeIdx, seen, IDLE_SLICE_MS, waiting, spinMs);

@@ -6,35 +6,7 @@
 import type { IoMem, Platform } from './platform/platform.ts';
 import { TD_CTRL, TD_FAULT, TD_OFF, TD_SSID, TD_STATUS, TESTDEV_BYTES, TESTDEV_ID, TESTDEV_MAX_LEN, testdevBase } from '../src/arch/testdev.ts';
 import { EVT_NAME } from '../src/arch/smmu/events.ts';
-
-export interface TestDmaRequest {
-  sid: number;
-  /** SubstreamID (sent with SSV=1 when given). */
-  ssid?: number;
-  iova: number;
-  len: number;
-  /** true: the device writes memory at iova; false: it reads. */
-  write: boolean;
-  /** Data: PATTERN repeated (default 0), or the engine's local buffer at this PA (written data / read destination). */
-  pattern?: number;
-  bufPa?: number;
-  priv?: boolean;
-  instr?: boolean;
-}
-
-export interface TestDmaResult {
-  ok: boolean;
-  /** Bytes moved before the transfer stopped. */
-  xferred: number;
-  /** Reads: FNV-1a of the bytes read, and 32-bit words that differed from the pattern. */
-  checksum: number;
-  mismatches: number;
-  /** Why it stopped: NONE, SMMU (terminated by the SMMU), BUS, PARAM. */
-  fault: 'NONE' | 'SMMU' | 'BUS' | 'PARAM';
-  /** The event the SMMU recorded for the fault, if any (name), and the input address that faulted. */
-  event: string | null;
-  faultAddr: number;
-}
+import type { TestDmaRequest, TestDmaResult } from '../src/protocol/ops/iommu.ts';
 
 const FAULT_NAMES = Object.fromEntries(Object.entries(TD_FAULT).map(([k, v]) => [v, k])) as Record<number, TestDmaResult['fault']>;
 
@@ -61,8 +33,9 @@ export class TestDmaDriver {
     this.p.pages.free(this.donePa, 1);
   }
 
-  /** Runs one transfer and waits (up to timeoutNs of platform time) for its completion. */
-  transfer(r: TestDmaRequest, timeoutNs = 1e9): TestDmaResult {
+  /** Runs one transfer and waits (up to r.timeoutNs of platform time, default 1 s) for its completion. */
+  transfer(r: TestDmaRequest): TestDmaResult {
+    const timeoutNs = r.timeoutNs ?? 1e9;
     if (!Number.isInteger(r.len) || r.len < 1 || r.len > TESTDEV_MAX_LEN) throw new RangeError(`testdev${this.index}: len ${r.len} must be 1..${TESTDEV_MAX_LEN}`);
     if (!Number.isInteger(r.iova) || r.iova < 0) throw new RangeError(`testdev${this.index}: iova ${r.iova} must be a non-negative integer`);
     const w = (off: number, v: number) => this.regs.write32(off, v >>> 0);

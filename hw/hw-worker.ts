@@ -20,8 +20,9 @@ import { CTRL, SharedViews, type Layout } from '../src/machine/layout.ts';
 import { WritePortConsumer } from '../src/machine/mmio-port.ts';
 import { ScaledClock, hostNowMs } from '../src/machine/clock.ts';
 import { SPIN_MS } from '../src/machine/wait.ts';
-import { serveRpc } from '../src/protocol/rpc.ts';
-import { validateFault } from '../src/protocol/faults.ts';
+import { serveOps } from '../src/protocol/rpc.ts';
+import { HW_OPS, type HwOps } from '../src/protocol/ops/hw.ts';
+import { applyHwFault } from './faults.ts';
 import { Machine, type MachineConfig } from './machine.ts';
 
 interface HwWorkerData {
@@ -46,17 +47,16 @@ const apply = machine.write.bind(machine);
 /** Spinning threads: this one and every driver CPU (the main thread mostly sleeps). */
 const HOT_MS = layout.ncpus + 1 <= availableParallelism() ? 1 : 0.1;
 
-serveRpc(parentPort!, {
-  inject: (f: unknown) => {
-    machine.inject(validateFault(f));
+serveOps<HwOps, null>(parentPort!, HW_OPS, {
+  inject: (_, f) => {
+    applyHwFault(machine, f);
     return true;
   },
-  query: () => ({ trace: machine.ctx.trace.slice(), lastCmdqError: machine.smmu.cmdq.lastError }),
   stop: () => {
     stopping = true;
     return true;
   },
-});
+}, null);
 
 const yieldToEventLoop = () => new Promise<void>((r) => setImmediate(r));
 

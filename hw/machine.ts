@@ -6,7 +6,6 @@ import { STAT, type SharedViews } from '../src/machine/layout.ts';
 import { PA, PLATDEV_BYTES, SMMU_BYTES } from '../src/arch/platform.ts';
 import type { PortWrite } from '../src/machine/mmio-port.ts';
 import type { Clock } from '../src/machine/clock.ts';
-import type { Fault } from '../src/protocol/faults.ts';
 import type { SmmuFeatures } from '../src/arch/smmu/features.ts';
 import { HwContext, type MmioWindow } from './context.ts';
 import { EventScheduler } from './scheduler.ts';
@@ -97,32 +96,5 @@ export class Machine {
   run(budget?: number): number {
     if (this.hung) return 0;
     return this.sched.run(budget);
-  }
-
-  inject(f: Fault): void {
-    switch (f.kind) {
-      case 'cmdq-fetch-abort':
-        this.smmu.cmdq.injectFetchAborts(f.count);
-        return;
-      case 'hang':
-        this.hung = true;
-        return;
-      case 'resume':
-        this.hung = false;
-        return;
-      case 'ack-latency':
-        this.smmu.setAckLatency(f.ns);
-        return;
-      case 'smmu-fetch-abort':
-        this.smmu.fetchAborts.add(f.what, f.count);
-        return;
-      case 'pcie-unplug':
-      case 'pcie-atc-inv-ignore':
-      case 'pcie-flr-hang':
-      case 'pcie-flr-time':
-      case 'pcie-aer':
-        this.pcie.inject(f);
-        return;
-    }
   }
 }

@@ -4,7 +4,6 @@
 import { describe, expect, it, vi } from 'vitest';
 import { runCli } from './fixtures/run-cli.ts';
 import { registerRunOption, registerWorkload, sumCounts, type Workload } from '../src/host/cli/workloads.ts';
-import type { TlbiResult } from '../drivers/workloads/cmdq-stress.ts';
 
 interface RunJson {
   features: Record<string, unknown>;
@@ -122,7 +121,7 @@ describe('workload registry (in-process)', () => {
     options: { iterations: { type: 'number', help: 'batches per CPU', default: 5 } },
     async run(ctx) {
       const n = Number(ctx.opts.iterations);
-      const per = await Promise.all(ctx.sys.cpus.map((c) => c.call<TlbiResult>('workload', { batch: ctx.batch, iterations: n }, ctx.callTimeoutMs)));
+      const per = await Promise.all(ctx.sys.cpus.map((c) => c.op('workload', { batch: ctx.batch, iterations: n }, ctx.callTimeoutMs)));
       const issued = sumCounts(per.map((r) => r.issuedByOpcode));
       issued.TLBI_NH_VA! += lie;
       return { issuedByOpcode: issued, perCpu: per.map((r) => r.batches), extra: { iterations: n } };

@@ -67,7 +67,7 @@ describe('illegal command (lockstep)', () => {
   it('a transient fetch abort is retried: CERROR_ABT each time, then every command runs exactly once', () => {
     const h = probed(DEFAULT_FEATURES);
     const before = { ste: h.exec('CFGI_STE'), asid: h.exec('TLBI_NH_ASID'), sync: h.exec('SYNC') };
-    h.machine.inject({ kind: 'cmdq-fetch-abort', count: 3 });
+    h.inject({ kind: 'cmd-fetch-abort', count: 3 });
     const ret = h.dev.issueRaw(cmds(cfgiSte(1), nhAsid(1), cfgiSte(2)), 3, true);
     // One CPU: the poll times out with interrupts off; each abort is then handled in turn.
     expect(ret).toBe(-110);
@@ -136,7 +136,7 @@ describe('illegal command with real workers', () => {
       // One submission holding the commands and the CMD_SYNC (as Linux's batch submit): CPU 0 keeps
       // interrupts off from before the illegal command reaches the SMMU until its poll gives up.
       const prod0 = s.reg('CMDQ_PROD');
-      const ret = await s.sys.cpus[0]!.call<number>('issueBatch', { words: file(), sync: true });
+      const ret = await s.sys.cpu(0).op('issueBatch', { words: file(), sync: true });
       expect(ret).toBe(-110);
       const badSlot = prod0 + 2;
       // The GERROR interrupt was taken when the poll gave up (or, on a very slow host, at CPU 0's next
@@ -167,7 +167,7 @@ describe('illegal command with real workers', () => {
     await withSystem({ cpus: 2, timeScale: 1 }, async (s) => {
       await s.sys.probe({ irqCpu: 1 });
       const before = { ste: s.exec('CFGI_STE'), asid: s.exec('TLBI_NH_ASID'), sync: s.exec('SYNC') };
-      const r = await s.sys.cpus[0]!.call<{ slots: number[]; ret: number }>('replay', { words: file() });
+      const r = await s.sys.cpu(0).op('replay', { words: file() });
       expect(r.ret).toBe(0);
       expect(s.exec('CFGI_STE')).toBe(before.ste + 2);
       expect(s.exec('TLBI_NH_ASID')).toBe(before.asid + 2);
@@ -183,7 +183,7 @@ describe('illegal command with real workers', () => {
       // A transient fetch abort while CPU 0 runs a workload: retried, nothing lost or repeated.
       const abt = s.stat(STAT.CERROR + CERROR.ABT);
       const sync = s.exec('SYNC');
-      await s.sys.inject({ kind: 'cmdq-fetch-abort', count: 3 });
+      await s.sys.inject({ kind: 'cmd-fetch-abort', count: 3 });
       const w = await s.workload(0, { batch: 10, iterations: 5 });
       expect(w.syncTimeouts).toBe(0);
       expect(s.stat(STAT.CERROR + CERROR.ABT)).toBe(abt + 3);

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { PA } from '../src/arch/platform.ts';
 import { DEFAULT_FEATURES, PROFILES, type SmmuFeatures } from '../src/arch/smmu/features.ts';
 import { W } from '../drivers/arm-smmu-v3/cmdq.ts';
-import type { SmmuShared } from '../drivers/arm-smmu-v3/smmu.ts';
+import type { SmmuShared } from '../src/protocol/ops/smmu.ts';
 import { rng } from './helpers/rng.ts';
 import { withSystem, type TestSystem } from './helpers/system.ts';
 

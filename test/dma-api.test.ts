@@ -17,8 +17,9 @@ const SID = 0x40;
 
 function setup(opts: { strict: boolean; fqSize?: number; fqTimeoutNs?: number; skipInvalidation?: boolean }) {
   const r = iommuRig();
+  if (opts.skipInvalidation) r.inject({ kind: 'skip-invalidation', on: true });
   const master = r.iommu.probeDevice('dmatest', [SID]);
-  const domain = r.iommu.allocPaging({ skipInvalidation: opts.skipInvalidation ?? false });
+  const domain = r.iommu.allocPaging();
   r.iommu.attach(master, domain);
   const dma = new IommuDma(r.platform, domain, { strict: opts.strict, fqSize: opts.fqSize, fqTimeoutNs: opts.fqTimeoutNs });
   const buf = (pages: number) => r.platform.pages.alloc(pages, 'test buffer');
@@ -197,7 +198,7 @@ describe('a driver that forgets its TLB invalidation', () => {
         expect(r.domain.iovaToPhys(iova)).toBe(fresh);
         expect(where).toEqual({ old: 0x02020202, fresh: 0 });
         // Invalidating (what the driver forgot) makes the device follow the tables again.
-        r.domain.skipInvalidation = false;
+        r.inject({ kind: 'skip-invalidation', on: false });
         r.domain.flushAll();
         expect(deviceWrites(r, iova, PG, 0x03030303)).toBe(true);
         expect(r.mem.read32(fresh)).toBe(0x03030303);

@@ -61,7 +61,7 @@ describe('hardware stops answering', () => {
       const nsnh0 = s.exec('TLBI_NSNH_ALL');
       await s.sys.inject({ kind: 'hang' });
       const file = Array.from({ length: 300 }, () => [OP.TLBI_NSNH_ALL!, 0, 0, 0]).flat();
-      await expect(s.sys.cpus[0]!.call('replay', { words: file })).rejects.toThrow(/CMDQ full: no space for 44 entries, CONS stuck at 0x00000004/);
+      await expect(s.sys.cpu(0).op('replay', { words: file })).rejects.toThrow(/CMDQ full: no space for 44 entries, CONS stuck at 0x00000004/);
       expect(await s.messages(0)).toContain(`${DEV}CMDQ timeout`);
       await s.sys.inject({ kind: 'resume' });
       // The 256 commands that made it into the queue run once; the rest were reported, not issued.

@@ -297,7 +297,7 @@ describe("fault injection: 'smmu-fetch-abort'", () => {
     const rig = new Rig();
     const { pt, cd } = rig.s1Stream(3);
     pt.map(0x1000, rig.alloc());
-    const inject = (what: string, count = 1) => rig.machine.inject(validateFault({ kind: 'smmu-fetch-abort', what, count }));
+    const inject = (what: string, count = 1) => rig.inject(validateFault({ kind: 'smmu-fetch-abort', what, count }));
 
     inject('ste');
     expect(rig.read(3, 0x1000).r.fault).toBe('F_STE_FETCH');

@@ -9,8 +9,6 @@ import { STAT } from '../src/machine/layout.ts';
 import { PA } from '../src/arch/platform.ts';
 import { EVT } from '../src/arch/smmu/events.ts';
 import { executedByOpcode } from '../src/host/system.ts';
-import type { TestDmaResult } from '../drivers/testdev.ts';
-import type { IommuStats } from '../drivers/ops/iommu.ts';
 
 const PG = 4096;
 
@@ -31,18 +29,18 @@ describe('DMA through the SMMU with real workers', () => {
     await withSystem({ cpus: 1 }, async (t) => {
       await t.sys.probe();
       const cpu = t.sys.cpus[0]!;
-      const master = await cpu.call<number>('iommuProbeDevice', { name: 'testdev0', sids: [0x50] });
-      const domain = await cpu.call<number>('iommuAllocDomain', { type: 'paging' });
+      const master = await cpu.op('iommuProbeDevice', { name: 'testdev0', sids: [0x50] });
+      const domain = await cpu.op('iommuAllocDomain', { type: 'paging' });
       const before = t.sys.stats();
-      const stats0 = await cpu.call<IommuStats>('iommuStats');
-      await cpu.call('iommuAttach', { master, domain });
-      const pa = await cpu.call<number>('memAlloc', { pages: 4 });
-      const dma = await cpu.call<number>('dmaCreate', { domain, strict: true });
-      const iova = await cpu.call<number>('dmaMap', { dma, pa: pa + 0x100, size: 2 * PG, dir: 'from-device' });
+      const stats0 = await cpu.op('iommuStats');
+      await cpu.op('iommuAttach', { master, domain });
+      const pa = await cpu.op('memAlloc', { pages: 4 });
+      const dma = await cpu.op('dmaCreate', { domain, strict: true });
+      const iova = await cpu.op('dmaMap', { dma, pa: pa + 0x100, size: 2 * PG, dir: 'from-device' });
       expect(iova % PG).toBe(0x100);
       expect(iova).not.toBe(pa + 0x100); // translated, not identity
 
-      const w = await cpu.call<TestDmaResult>('testdevTransfer', { sid: 0x50, iova, len: 2 * PG, write: true, pattern: 0xc0ffee11 });
+      const w = await cpu.op('testdevTransfer', { sid: 0x50, iova, len: 2 * PG, write: true, pattern: 0xc0ffee11 });
       expect(w).toMatchObject({ ok: true, xferred: 2 * PG, fault: 'NONE' });
       // The bytes are at the buffer's physical address, and nowhere around it.
       const got = dram(t, pa, 4 * PG);
@@ -52,11 +50,11 @@ describe('DMA through the SMMU with real workers', () => {
       expect(word(0xfc)).toBe(0);
       expect(word(0x100 + 2 * PG)).toBe(0);
       // The CPU reads the same through its own view.
-      const cpuView = await cpu.call<number[]>('memRead', { pa: pa + 0x100, len: 8 });
+      const cpuView = await cpu.op('memRead', { pa: pa + 0x100, len: 8 });
       expect(cpuView).toEqual([0x11, 0xee, 0xff, 0xc0, 0x11, 0xee, 0xff, 0xc0]);
 
-      await cpu.call('dmaUnmap', { dma, iova, size: 2 * PG, dir: 'from-device' });
-      const f = await cpu.call<TestDmaResult>('testdevTransfer', { sid: 0x50, iova, len: 64, write: true, pattern: 0xbad });
+      await cpu.op('dmaUnmap', { dma, iova, size: 2 * PG, dir: 'from-device' });
+      const f = await cpu.op('testdevTransfer', { sid: 0x50, iova, len: 64, write: true, pattern: 0xbad });
       expect(f).toMatchObject({ ok: false, xferred: 0, fault: 'SMMU', event: 'F_TRANSLATION', faultAddr: iova });
       expect(word(0x100)).toBe(0xc0ffee11);
       expect(new DataView(dram(t, pa, 4 * PG).buffer).getUint32(0x100, true)).toBe(0xc0ffee11);
@@ -69,7 +67,7 @@ describe('DMA through the SMMU with real workers', () => {
       await logLine(t, 0, /^arm-smmu-v3 9050000\.smmuv3: unpriv data write s1 "Input address caused fault" stag: 0$/);
 
       // Every command the IOMMU layer issued was executed by the SMMU, and nothing else was.
-      const stats1 = await cpu.call<IommuStats>('iommuStats');
+      const stats1 = await cpu.op('iommuStats');
       expect(stats1.events).toEqual({ F_TRANSLATION: 1 });
       const issued: Record<string, number> = {};
       for (const [k, v] of Object.entries(stats1.issued)) if (v - (stats0.issued[k] ?? 0)) issued[k] = v - (stats0.issued[k] ?? 0);
@@ -86,13 +84,14 @@ describe('DMA through the SMMU with real workers', () => {
       await t.sys.probe({ irqCpu: 1 });
       const setup = async (c: number, sid: number) => {
         const cpu = t.sys.cpus[c]!;
-        const master = await cpu.call<number>('iommuProbeDevice', { name: `engine${c}`, sids: [sid] });
-        const domain = await cpu.call<number>('iommuAllocDomain', { type: 'paging' });
-        await cpu.call('iommuAttach', { master, domain });
-        const info = await cpu.call<{ asid: number }>('iommuDomainInfo', { domain });
-        const pa = await cpu.call<number>('memAlloc', { pages: 1 });
-        const dma = await cpu.call<number>('dmaCreate', { domain, strict: true });
-        const iova = await cpu.call<number>('dmaMap', { dma, pa, size: PG, dir: 'bidirectional' });
+        const master = await cpu.op('iommuProbeDevice', { name: `engine${c}`, sids: [sid] });
+        const domain = await cpu.op('iommuAllocDomain', { type: 'paging' });
+        await cpu.op('iommuAttach', { master, domain });
+        const info = await cpu.op('iommuDomainInfo', { domain });
+        if (info.type !== 'paging') throw new Error(`domain ${domain} is ${info.type}, not paging`);
+        const pa = await cpu.op('memAlloc', { pages: 1 });
+        const dma = await cpu.op('dmaCreate', { domain, strict: true });
+        const iova = await cpu.op('dmaMap', { dma, pa, size: PG, dir: 'bidirectional' });
         return { cpu, asid: info.asid, pa, dma, iova, sid };
       };
       // SIDs 0x60 and 0x61 share one level-2 table, installed by whichever CPU got there first.
@@ -100,27 +99,27 @@ describe('DMA through the SMMU with real workers', () => {
       expect(a.asid).not.toBe(b.asid);
       expect(a.asid).toBeGreaterThan(0);
       expect(b.asid).toBeGreaterThan(0);
-      const steA = await a.cpu.call<string[]>('iommuReadSte', { sid: 0x60 });
-      const steB = await b.cpu.call<string[]>('iommuReadSte', { sid: 0x61 });
+      const steA = await a.cpu.op('iommuReadSte', { sid: 0x60 });
+      const steB = await b.cpu.op('iommuReadSte', { sid: 0x61 });
       // Both are stage-1 STEs (V=1, Config=0b101), each pointing at its own CD table.
       expect(BigInt('0x' + steA[0]!) & 0xfn).toBe(0xbn);
       expect(BigInt('0x' + steB[0]!) & 0xfn).toBe(0xbn);
       expect(steA[0]).not.toBe(steB[0]);
 
       const [ra, rb] = await Promise.all([
-        a.cpu.call<TestDmaResult>('testdevTransfer', { index: 0, sid: a.sid, iova: a.iova, len: PG, write: true, pattern: 0xaaaa0000 }),
-        b.cpu.call<TestDmaResult>('testdevTransfer', { index: 1, sid: b.sid, iova: b.iova, len: PG, write: true, pattern: 0xbbbb0000 }),
+        a.cpu.op('testdevTransfer', { index: 0, sid: a.sid, iova: a.iova, len: PG, write: true, pattern: 0xaaaa0000 }),
+        b.cpu.op('testdevTransfer', { index: 1, sid: b.sid, iova: b.iova, len: PG, write: true, pattern: 0xbbbb0000 }),
       ]);
       expect(ra.ok && rb.ok).toBe(true);
       expect(new DataView(dram(t, a.pa, 4).buffer).getUint32(0, true)).toBe(0xaaaa0000);
       expect(new DataView(dram(t, b.pa, 4).buffer).getUint32(0, true)).toBe(0xbbbb0000);
 
-      await b.cpu.call('dmaUnmap', { dma: b.dma, iova: b.iova, size: PG, dir: 'bidirectional' });
-      const f = await b.cpu.call<TestDmaResult>('testdevTransfer', { index: 1, sid: b.sid, iova: b.iova, len: 4, write: false });
+      await b.cpu.op('dmaUnmap', { dma: b.dma, iova: b.iova, size: PG, dir: 'bidirectional' });
+      const f = await b.cpu.op('testdevTransfer', { index: 1, sid: b.sid, iova: b.iova, len: 4, write: false });
       expect(f.event).toBe('F_TRANSLATION');
       await logLine(t, 1, new RegExp(`event: F_TRANSLATION client: engine1 sid: 0x61 ssid: 0 iova: 0x${b.iova.toString(16)} ipa: 0`));
       // CPU 0's device is untouched by CPU 1's unmap.
-      const again = await a.cpu.call<TestDmaResult>('testdevTransfer', { index: 0, sid: a.sid, iova: a.iova, len: PG, write: false, pattern: 0xaaaa0000 });
+      const again = await a.cpu.op('testdevTransfer', { index: 0, sid: a.sid, iova: a.iova, len: PG, write: false, pattern: 0xaaaa0000 });
       expect(again).toMatchObject({ ok: true, mismatches: 0 });
     });
   });

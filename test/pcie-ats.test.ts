@@ -158,7 +158,7 @@ describe('ATC invalidation in the SMMU', () => {
     // Mask the GERROR interrupt: the error stays visible in the registers.
     const vec = dev.shared.irqVectors.gerror;
     r.platform.irqc.disable(vec);
-    r.machine.inject({ kind: 'pcie-atc-inv-ignore', bdf: '01:00.0', on: true });
+    r.inject({ kind: 'atc-inv-no-answer', bdf: '01:00.0', on: true });
     const { ret, syncProd } = issue(r, [atcInvEnt(0x100, 0, 0, 0)]);
     // The driver polls CONS with interrupts off, so it times out although the SMMU gave up at 1 ms.
     expect(ret).toBe(ETIMEDOUT);
@@ -185,7 +185,7 @@ describe('ATC invalidation in the SMMU', () => {
     const r = pcieStack({ atcTimeoutNs: 20 * NS_PER_MS, pollTimeoutNs: 2 * NS_PER_MS });
     const dev = r.k.smmu!;
     r.platform.irqc.disable(dev.shared.irqVectors.gerror);
-    r.machine.inject({ kind: 'pcie-atc-inv-ignore', bdf: '02:00.0', on: true });
+    r.inject({ kind: 'atc-inv-no-answer', bdf: '02:00.0', on: true });
     const { ret, syncProd } = issue(r, [atcInvEnt(0x200, 0, 0, 0)]);
     expect(ret).toBe(ETIMEDOUT);
     expect(r.log().some((m) => m.includes('CMD_SYNC timeout'))).toBe(true);

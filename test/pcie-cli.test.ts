@@ -14,7 +14,7 @@ import { STAT } from '../src/machine/layout.ts';
 import { PCIE_STAT, pcieStat } from '../src/machine/pcie-stats.ts';
 import { atcInvEnt, buildCmd } from '../drivers/arm-smmu-v3/cmds.ts';
 import { NS_PER_MS } from '../src/arch/time.ts';
-import type { PciDeviceInfo } from '../drivers/ops/pci.ts';
+import type { PciDeviceInfo } from '../src/protocol/ops/pci.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'smmulab-pcie-'));
 const file = (name: string, json: unknown) => {
@@ -93,11 +93,11 @@ describe('smmulab reset', () => {
     // At 200x the 60 s readiness poll after the hung FLR takes 0.3 s of host time; the driver's 1 s
     // register and CMD_SYNC timeout would be 5 ms, which a loaded host's scheduler can exceed during
     // probe, so it gets 200 platform s (1 s of host time).
-    const hang = await runCli(['reset', '02:00.0', '--method', 'flr', '--fault', 'flr-hang', '--time-scale', '200', '--poll-timeout-ms', '200000', '--json', '--dmesg'], 120_000);
+    const hang = await runCli(['reset', '02:00.0', '--method', 'flr', '--fault', 'flr-never-ready', '--time-scale', '200', '--poll-timeout-ms', '200000', '--json', '--dmesg'], 120_000);
     expect(hang.code, hang.stderr).toBe(0);
     expect(JSON.parse(hang.stdout)).toMatchObject({ ok: false, method: 'flr', depth: 0, blocked: true });
     expect(hang.stderr).toContain('pci 0000:02:00.0: Reset failed. Blocking ATS to protect memory');
-    const prep = await runCli(['reset', '01:00.0', '--method', 'flr', '--fault', 'fail-prepare', '--json', '--dmesg'], 120_000);
+    const prep = await runCli(['reset', '01:00.0', '--method', 'flr', '--fault', 'fail-blocking-attach', '--json', '--dmesg'], 120_000);
     expect(prep.code, prep.stderr).toBe(0);
     expect(JSON.parse(prep.stdout)).toMatchObject({ ok: false, depth: 0, blocked: false });
     expect(prep.stderr).toContain('failed to stop IOMMU for a PCI reset: -ENOMEM');
@@ -160,16 +160,16 @@ describe('the device-driver interface through the System API', () => {
       const ep = devs.find((d) => d.bdf === '02:00.0')!;
       expect(ep.driver).toBe('smmulab-dma');
       const msi = ep.caps.find((c) => c.name === 'MSI')!.offset;
-      const cfg = async () => sys.cpus[0]!.call<number[]>('pciConfigRead', { bdf: '02:00.0' });
+      const cfg = async () => sys.cpu(0).op('pciConfigRead', { bdf: '02:00.0' });
       expect(((await cfg())[msi / 4]! >>> 16) & 1).toBe(1);
-      await sys.cpus[0]!.call('pciUnbind', { bdf: '02:00.0' });
-      const after = (await sys.cpus[0]!.call<PciDeviceInfo[]>('pciTree')).find((d) => d.bdf === '02:00.0')!;
+      await sys.cpu(0).op('pciUnbind', { bdf: '02:00.0' });
+      const after = (await sys.cpu(0).op('pciTree')).find((d) => d.bdf === '02:00.0')!;
       expect(after.driver).toBe(null);
       expect(after.irq).toBe(-1);
       const c = await cfg();
       expect((c[msi / 4]! >>> 16) & 1).toBe(0);
       expect(c[1]! & 0x4).toBe(0);
-      const again = (await sys.cpus[0]!.call<PciDeviceInfo[]>('pciBind')).find((d) => d.bdf === '02:00.0')!;
+      const again = (await sys.cpu(0).op('pciBind')).find((d) => d.bdf === '02:00.0')!;
       expect(again.driver).toBe('smmulab-dma');
       expect(again.irq).toBeGreaterThan(ep.irq);
       expect(((await cfg())[msi / 4]! >>> 16) & 1).toBe(1);
@@ -191,14 +191,14 @@ describe('an ATC invalidation timeout with the GERROR interrupt on another CPU',
     try {
       await sys.probe({ irqCpu: 1 });
       await sys.pciInit();
-      await sys.inject({ kind: 'pcie-atc-inv-ignore', bdf: '01:00.0', on: true });
+      await sys.inject({ kind: 'atc-inv-no-answer', bdf: '01:00.0', on: true });
       const before = sys.views.stats[STAT.CERROR + 3]!;
-      const r = await sys.cpus[0]!.call<{ slots: number[]; ret: number }>('replay', { words: atcInvWords(0x100) });
+      const r = await sys.cpu(0).op('replay', { words: atcInvWords(0x100) });
       // The issuer sees success although the endpoint never invalidated its ATC.
       expect(r.ret).toBe(0);
       expect(sys.views.stats[STAT.CERROR + 3]! - before).toBe(1);
       expect(pcieStat(sys.views.stats, PCIE_STAT.ATC_INV_TIMEOUTS)).toBe(1);
-      const cpu1 = await sys.cpus[1]!.call<{ cmdqErrors: { cons: number; code: number }[] }>('driverStats');
+      const cpu1 = await sys.cpu(1).op('driverStats');
       // The error was reported at the CMD_SYNC right after the ATC_INV.
       expect(cpu1.cmdqErrors).toEqual([{ cons: (r.slots[0]! + 1) & 0x7fff, code: 3 }]);
       const log = (await sys.dmesg()).map((e) => e.msg);
@@ -214,15 +214,15 @@ describe('an ATC invalidation timeout with the GERROR interrupt on another CPU',
     try {
       await sys.probe({ irqCpu: 1, pollTimeoutNs: 100 * NS_PER_MS });
       await sys.pciInit();
-      await sys.inject({ kind: 'pcie-atc-inv-ignore', bdf: '02:00.0', on: true });
+      await sys.inject({ kind: 'atc-inv-no-answer', bdf: '02:00.0', on: true });
       const before = sys.views.stats[STAT.CERROR + 3]!;
-      const r = await sys.cpus[0]!.call<{ ret: number }>('replay', { words: atcInvWords(0x200) });
+      const r = await sys.cpu(0).op('replay', { words: atcInvWords(0x200) });
       expect(r.ret).toBe(-110);
       // The SMMU gives up at 300 ms (after the driver's 100 ms) and CPU 1 acknowledges; then an empty
       // batch completes.
       await waitFor(() => sys.views.stats[STAT.CERROR + 3]! !== before, 'the SMMU to report CERROR_ATC_INV_SYNC', 30_000);
       expect(sys.views.stats[STAT.CERROR + 3]! - before).toBe(1);
-      const next = await sys.cpus[0]!.call<{ ret: number }>('replay', { words: [] });
+      const next = await sys.cpu(0).op('replay', { words: [] });
       expect(next.ret).toBe(0);
     } finally {
       await sys.shutdown();

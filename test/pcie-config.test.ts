@@ -179,7 +179,7 @@ describe('access modes through the generic write path', () => {
     const r = scanned();
     const d = r.core.dev('01:00.0');
     // The function detects a non-fatal error (Completion Timeout is non-fatal by default severity).
-    r.machine.inject({ kind: 'pcie-aer', bdf: '01:00.0', error: 'COMP_TIME' });
+    r.inject({ kind: 'aer', bdf: '01:00.0', error: 'COMP_TIME' });
     const devsta = d.pcieCap + EXP.DEVSTA;
     expect(d.read16(devsta) & DEVSTA.NFED.bits).toBe(DEVSTA.NFED.bits);
     expect(d.read32(d.aerCap + AER.UNCOR_STATUS)).toBe(1 << 14);
@@ -193,7 +193,7 @@ describe('access modes through the generic write path', () => {
     d.write32(d.aerCap + AER.UNCOR_STATUS, 1 << 14);
     expect(d.read32(d.aerCap + AER.UNCOR_STATUS)).toBe(0);
     // A correctable error sets Correctable Error Detected and the AER correctable status.
-    r.machine.inject({ kind: 'pcie-aer', bdf: '01:00.0', error: 'BAD_TLP' });
+    r.inject({ kind: 'aer', bdf: '01:00.0', error: 'BAD_TLP' });
     expect(d.read16(devsta) & DEVSTA.CED.bits).toBe(DEVSTA.CED.bits);
     expect(d.read32(d.aerCap + AER.COR_STATUS)).toBe(1 << 6);
   });
@@ -233,7 +233,7 @@ describe('resets and sticky bits', () => {
     d.write16(d.priCap + PRI.CTRL, 1);
     d.write16(e + EXP.LNKCTL, LNKCTL.CCC.bits);
     d.write32(d.aerCap + AER.UNCOR_MASK, 1 << 20);
-    r.machine.inject({ kind: 'pcie-aer', bdf: '01:00.0', error: 'UNSUP' });
+    r.inject({ kind: 'aer', bdf: '01:00.0', error: 'UNSUP' });
     expect(d.read16(e + EXP.DEVSTA) & DEVSTA.NFED.bits).toBe(DEVSTA.NFED.bits);
 
     d.update16(e + EXP.DEVCTL, 0, DEVCTL.BCR_FLR.bits);
@@ -341,7 +341,7 @@ describe('resets and sticky bits', () => {
   it('hot-unplug: every access returns all-ones and writes go nowhere', () => {
     const r = scanned();
     const d = r.core.dev('02:00.0');
-    r.machine.inject({ kind: 'pcie-unplug', bdf: '02:00.0' });
+    r.inject({ kind: 'surprise-removal', bdf: '02:00.0' });
     for (let off = 0; off < 4096; off += 4) expect(d.read32(off)).toBe(0xffffffff);
     d.write16(HDR.COMMAND, 6);
     expect(d.read16(HDR.COMMAND)).toBe(0xffff);
@@ -353,7 +353,7 @@ describe('resets and sticky bits', () => {
     d.write16(HDR.COMMAND, COMMAND.MEMORY.bits);
     const bar = r.platform.ioremap(d.resources[0]!.start, 4096);
     expect(bar.read32(0)).toBe(0x31414d44);
-    r.machine.inject({ kind: 'pcie-unplug', bdf: '02:00.0' });
+    r.inject({ kind: 'surprise-removal', bdf: '02:00.0' });
     for (let off = 0; off < 4096; off += 4) expect(bar.read32(off)).toBe(0xffffffff);
     let answered = false;
     r.ep('02:00.0').atcInvalidate({ sid: 0x200, ssv: false, ssid: 0, global: false, addr: 0, size: 52 }, () => (answered = true));

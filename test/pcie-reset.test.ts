@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { pcieStack, type PcieStack } from './helpers/pcie-rig.ts';
 import { pcieFlr, pciResetFunction } from '../drivers/pci/reset.ts';
 import { aerHandleError } from '../drivers/pci/aer.ts';
-import { E } from '../drivers/pci/pci.ts';
+import { E } from '../src/protocol/errno.ts';
 import { ATS, COMMAND, DEVCTL, EXP, HDR } from '../src/arch/pcie/regs.ts';
 import { DMA_ERR, DMA_STATUS } from '../src/arch/pcie/dma-engine.ts';
 import { PA } from '../src/arch/platform.ts';
@@ -169,7 +169,7 @@ describe('FLR', () => {
   it('falls through -ENOTTY methods in Linux order: an FLR that never completes is followed by PM', () => {
     const r = pcieStack();
     const d = r.core.dev('02:00.0');
-    r.machine.inject({ kind: 'pcie-flr-hang', bdf: '02:00.0', on: true });
+    r.inject({ kind: 'flr-never-ready', bdf: '02:00.0', on: true });
     const m = mark(r);
     // flr fails (-ENOTTY after the 60 s poll); pm cannot help a function that does not answer config
     // reads (it reads No_Soft_Reset as 1: -ENOTTY); the bus reset (SBR) brings it back.
@@ -208,7 +208,7 @@ describe('pci_dev_reset_iommu_prepare/done', () => {
   it('a device-specific reset that swallows its inner FLR error reports success and unblocks a hung function', () => {
     const r = pcieStack();
     const d = r.core.dev('02:00.0');
-    r.machine.inject({ kind: 'pcie-flr-hang', bdf: '02:00.0', on: true });
+    r.inject({ kind: 'flr-never-ready', bdf: '02:00.0', on: true });
     const m = mark(r);
     const rc = pciResetFunction(r.core, d, ['device_specific']);
     // The quirk returns 0 whatever pcie_flr() said: the outermost done() sees ok and unblocks.
@@ -225,7 +225,7 @@ describe('pci_dev_reset_iommu_prepare/done', () => {
     const r = pcieStack();
     const d = r.core.dev('01:00.0');
     // An FLR that takes 70 s: longer than Linux's 60 s readiness poll.
-    r.machine.inject({ kind: 'pcie-flr-time', bdf: '01:00.0', ms: 70_000 });
+    r.inject({ kind: 'flr-slow', bdf: '01:00.0', ms: 70_000 });
     let m = mark(r);
     expect(pciResetFunction(r.core, d, ['flr'])).toBe(-E.ENOTTY);
     expect(iommuSteps(r, m)).toEqual(['prepare 1 blocked', 'done failed 0 blocked']);
@@ -238,7 +238,7 @@ describe('pci_dev_reset_iommu_prepare/done', () => {
     // The function comes back eventually; a later reset succeeds and its outermost done() unblocks.
     r.sleep(5 * NS_PER_S);
     expect(r.ep('01:00.0').resetInProgress).toBe(null);
-    r.machine.inject({ kind: 'pcie-flr-time', bdf: '01:00.0', ms: 100 });
+    r.inject({ kind: 'flr-slow', bdf: '01:00.0', ms: 100 });
     m = mark(r);
     expect(pciResetFunction(r.core, d, ['flr'])).toBe(0);
     expect(iommuSteps(r, m)).toEqual(['prepare 1 already blocked', 'done ok 0 unblocked']);
@@ -250,7 +250,7 @@ describe('pci_dev_reset_iommu_prepare/done', () => {
   it('a failed prepare rolls the depth back and issues no reset', () => {
     const r = pcieStack();
     const d = r.core.dev('01:00.0');
-    r.core.failBlockingAttach = 1;
+    r.inject({ kind: 'fail-blocking-attach', count: 1 });
     const m = mark(r);
     expect(pciResetFunction(r.core, d, ['flr'])).toBe(-E.ENOMEM);
     expect(iommuSteps(r, m)).toEqual(['prepare failed -ENOMEM 0']);
@@ -259,7 +259,7 @@ describe('pci_dev_reset_iommu_prepare/done', () => {
     expect(d.iommu).toEqual({ depth: 0, blocked: false });
     expect(ste(r, d.sid).eats).toBe(1);
     // Nested: the inner prepare only counts, so an injected failure hits the outer one (device-specific).
-    r.core.failBlockingAttach = 1;
+    r.inject({ kind: 'fail-blocking-attach', count: 1 });
     expect(pciResetFunction(r.core, d, ['device_specific'])).toBe(-E.ENOMEM);
     expect(d.iommu).toEqual({ depth: 0, blocked: false });
     // Without the injected failure the same reset works.
@@ -308,7 +308,7 @@ describe('AER recovery', () => {
   it('a fatal error: error_detected, link reset, slot_reset, resume; the device works afterwards', () => {
     const r = pcieStack();
     const d = r.core.dev('02:00.0');
-    r.machine.inject({ kind: 'pcie-aer', bdf: '02:00.0', error: 'MALF_TLP' });
+    r.inject({ kind: 'aer', bdf: '02:00.0', error: 'MALF_TLP' });
     const rep = aerHandleError(d)!;
     expect(rep.steps).toEqual(['02:00.0 error_detected -> NEED_RESET', '02:00.0 slot_reset -> RECOVERED', '02:00.0 resume']);
     expect(rep.reset).toBe(true);
@@ -329,7 +329,7 @@ describe('AER recovery', () => {
   it('a non-fatal error recovers without a reset (mmio_enabled)', () => {
     const r = pcieStack();
     const d = r.core.dev('01:00.0');
-    r.machine.inject({ kind: 'pcie-aer', bdf: '01:00.0', error: 'COMP_TIME' });
+    r.inject({ kind: 'aer', bdf: '01:00.0', error: 'COMP_TIME' });
     const rep = aerHandleError(d)!;
     expect(rep.steps).toEqual(['01:00.0 error_detected -> CAN_RECOVER', '01:00.0 mmio_enabled -> RECOVERED', '01:00.0 resume']);
     expect(rep.reset).toBe(false);

@@ -22,17 +22,17 @@ describe('waitWhileEqual', () => {
 });
 
 describe('validateFault: BDFs', () => {
-  const MSG = /^faults\[3\]\.bdf: must be a "BB:DD\.F" address \(hex bus and device up to 1f, function 0-7\)$/;
+  const MSG = /^faults\[3\]\.bdf: must be a "BB:DD\.F" address \(hex bus and device up to 1f, function 0-7\) \(got .+\)$/;
 
   it('refuses a device number above 0x1f (e.g. 00:ff.0), and other malformed BDFs, naming where', () => {
     for (const bdf of ['00:ff.0', '00:20.0', '01:80.1', '00:1f.8', '0:1f.0', '001:00.0', '00:00', 7]) {
-      expect(() => validateFault({ kind: 'pcie-unplug', bdf }, 'faults[3]')).toThrow(MSG);
+      expect(() => validateFault({ kind: 'surprise-removal', bdf }, 'faults[3]')).toThrow(MSG);
     }
-    expect(() => validateFault({ kind: 'pcie-flr-hang', bdf: '00:ff.0', on: true }, 'faults[3]')).toThrow(MSG);
+    expect(() => validateFault({ kind: 'flr-never-ready', bdf: '00:ff.0', on: true }, 'faults[3]')).toThrow(MSG);
   });
 
   it('accepts the largest device and function (00:1f.7) and normalises hex to lower case', () => {
-    expect(validateFault({ kind: 'pcie-unplug', bdf: '00:1f.7' })).toEqual({ kind: 'pcie-unplug', bdf: '00:1f.7' });
-    expect(validateFault({ kind: 'pcie-flr-time', bdf: 'AB:1F.7', ms: 5 })).toEqual({ kind: 'pcie-flr-time', bdf: 'ab:1f.7', ms: 5 });
+    expect(validateFault({ kind: 'surprise-removal', bdf: '00:1f.7' })).toEqual({ kind: 'surprise-removal', bdf: '00:1f.7' });
+    expect(validateFault({ kind: 'flr-slow', bdf: 'AB:1F.7', ms: 5 })).toEqual({ kind: 'flr-slow', bdf: 'ab:1f.7', ms: 5 });
   });
 });

@@ -274,7 +274,7 @@ describe('CR0 -> CR0ACK and IRQ_CTRL -> IRQ_CTRLACK', () => {
 
   it('takes as long as the ack-latency fault says', () => {
     const h = lockstep(DEFAULT_FEATURES);
-    h.machine.inject({ kind: 'ack-latency', ns: 40 * ACK_NS });
+    h.inject({ kind: 'ack-latency', ns: 40 * ACK_NS });
     h.io.write32(OFF.CR0, CR0.SMMUEN.bits);
     h.platform.delay(ACK_NS * 39);
     expect(h.io.read32(OFF.CR0ACK)).toBe(0);

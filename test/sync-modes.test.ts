@@ -9,7 +9,7 @@ import { PA } from '../src/arch/platform.ts';
 import { CS, F, OP } from '../src/arch/smmu/commands.ts';
 import { DEFAULT_FEATURES, PROFILES, type SmmuFeatures } from '../src/arch/smmu/features.ts';
 import { GERROR, OFF } from '../src/arch/smmu/regs.ts';
-import type { SmmuDriverOptions } from '../drivers/arm-smmu-v3/smmu.ts';
+import type { SmmuDriverOptions } from '../src/protocol/ops/smmu.ts';
 import { cmd, lockstep, manualQueue, page, probed, raw } from './helpers/lockstep.ts';
 import { withSystem } from './helpers/system.ts';
 

@@ -22,6 +22,7 @@ import { F } from '../../src/arch/smmu/commands.ts';
 import { hex } from '../../src/arch/bits.ts';
 import type { IoMem, Platform } from '../platform/platform.ts';
 import { buildSync } from './cmds.ts';
+import { E } from '../../src/protocol/errno.ts';
 
 /** Most commands in one batch (Linux CMDQ_BATCH_ENTRIES = BITS_PER_LONG). */
 export const CMDQ_BATCH_ENTRIES = 64;
@@ -348,7 +349,7 @@ export class Cmdq {
       this.syncs++;
       let seenCons = this.desc.msiPoll ? this.pollUntilMsi(syncProd) : this.pollUntilConsumed(syncProd);
       if (seenCons < 0) {
-        ret = -110; // -ETIMEDOUT
+        ret = -E.ETIMEDOUT;
         this.syncTimeouts++;
         const hwProd = this.regs.read32(OFF.CMDQ_PROD);
         const hwCons = this.regs.read32(OFF.CMDQ_CONS);

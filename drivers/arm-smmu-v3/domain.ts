@@ -23,6 +23,7 @@ import { CdTable, clearCd, makeS1Cd, writeCd } from './cd.ts';
 import { IdAllocator } from './ids.ts';
 import { CmdIssuer } from './issue.ts';
 import { FEAT, type ArmSmmuDevice } from './smmu.ts';
+import { shouldFail } from '../fault-inject.ts';
 import { StreamTable, makeAbortSte, makeBypassSte, makeCdtableSte, makeS2Ste, steFeatures, type Entry, type SteFeatures } from './ste.ts';
 import { ArmLpaeIoPgtable, gatherFlushOps } from '../iommu/io-pgtable-arm.ts';
 import { iommuMap, iommuUnmap, newGather, resetGather, type IotlbGather } from '../iommu/iommu.ts';
@@ -121,11 +122,6 @@ export class InvList {
 export interface PagingOptions {
   /** Translation stage; default stage 1 when the SMMU has it, else stage 2 (arm_smmu_domain_alloc_paging). */
   stage?: 1 | 2;
-  /**
-   * A deliberately broken driver for tests: TLB and ATC invalidations of this domain's page-table
-   * changes are skipped (the domain still flushes its tag when its last master detaches).
-   */
-  skipInvalidation?: boolean;
 }
 
 /** Smallest Translation Unit the driver asks endpoints for: the smallest page size, 4 KiB. */
@@ -140,7 +136,6 @@ export class PagingDomain {
   /** Tag this domain's TLB entries carry: ASID for stage 1, VMID for stage 2. */
   readonly asid: number;
   readonly vmid: number;
-  skipInvalidation: boolean;
   /** Invalidation requests this domain made (ranges and full flushes), for statistics. */
   readonly invStats = { ranges: 0, full: 0 };
   private freed = false;
@@ -149,7 +144,6 @@ export class PagingDomain {
     private readonly iommu: ArmSmmuIommu,
     readonly id: number,
     readonly stage: 1 | 2,
-    opts: PagingOptions,
   ) {
     const dev = iommu.dev;
     const coherentWalk = dev.has(FEAT.COHERENCY);
@@ -167,7 +161,6 @@ export class PagingDomain {
       this.vmid = iommu.vmids.alloc();
       this.pgtbl = ArmLpaeIoPgtable.alloc(dev.p, 'ARM_64_LPAE_S2', { ias: dev.shared.ias, oas: dev.shared.oas, coherentWalk, tlb });
     }
-    this.skipInvalidation = opts.skipInvalidation ?? false;
   }
 
   /** Maps [iova, iova+size) to pa with IOMMU_* prot (iommu_map). */
@@ -213,7 +206,9 @@ export class PagingDomain {
   invRange(iova: number, size: number, granule: number, leaf: boolean): void {
     if (size === 0) this.invStats.full++;
     else this.invStats.ranges++;
-    if (this.skipInvalidation) return;
+    // Fault 'skip-invalidation': a driver that forgets its TLB and ATC invalidations (the domain still
+    // flushes its tag when its last master detaches).
+    if (shouldFail(this.iommu.dev.p, 'skip-invalidation')) return;
     this.iommu.invalidate(this.invs, iova, size, granule, leaf);
   }
 
@@ -290,7 +285,7 @@ export class ArmSmmuIommu {
     const stage = opts.stage ?? (this.dev.has(FEAT.TRANS_S1) ? 1 : 2);
     if (stage === 1 && !this.dev.has(FEAT.TRANS_S1)) throw new Error('stage-1 domain: the SMMU has no stage 1 (IDR0.S1P=0)');
     if (stage === 2 && !this.dev.has(FEAT.TRANS_S2)) throw new Error('stage-2 domain: the SMMU has no stage 2 (IDR0.S2P=0)');
-    return new PagingDomain(this, this.nextDomainId++, stage, opts);
+    return new PagingDomain(this, this.nextDomainId++, stage);
   }
 
   private atsSupported(m: Master): boolean {

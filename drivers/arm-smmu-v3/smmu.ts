@@ -9,7 +9,8 @@ import { TIMEOUT } from '../../src/arch/time.ts';
 import { hex } from '../../src/arch/bits.ts';
 import type { IoMem, Platform } from '../platform/platform.ts';
 import { buildCmd, buildSync, type CmdEnt } from './cmds.ts';
-import { CMDQ_BATCH_ENTRIES, CMDQ_MAX_SZ_SHIFT, Cmdq, cmdqStateBytes, type CmdqDesc } from './cmdq.ts';
+import { CMDQ_BATCH_ENTRIES, CMDQ_MAX_SZ_SHIFT, Cmdq, cmdqStateBytes } from './cmdq.ts';
+import { type CmdqDesc } from '../../src/protocol/ops/smmu.ts';
 import { EventQueueThread } from './evtq.ts';
 import { allocIdState } from './ids.ts';
 

@@ -1,17 +1,18 @@
 // CPU operations for the SMMUv3 driver core: probe, joining a probed SMMU, interrupts, workloads.
 
-import { ArmSmmuDevice, type SmmuDriverOptions, type SmmuShared } from '../arm-smmu-v3/smmu.ts';
-import type { KernelOp } from '../kernel.ts';
-import { runTlbiWorkload, type TlbiWorkload } from '../workloads/cmdq-stress.ts';
-import { replayCommands, type ReplayRequest } from '../workloads/replay.ts';
+import type { KernelOpImpls } from '../../src/protocol/ops/index.ts';
+import { ArmSmmuDevice } from '../arm-smmu-v3/smmu.ts';
+import type { Kernel } from '../kernel.ts';
+import { runTlbiWorkload } from '../workloads/cmdq-stress.ts';
+import { replayCommands } from '../workloads/replay.ts';
 
-export const smmuOps: Record<string, KernelOp> = {
-  probe: (k, args: { opts: SmmuDriverOptions; initPages: boolean }) => {
-    if (args.initPages) k.platform.pages.init();
-    k.smmu = ArmSmmuDevice.probe(k.platform, args.opts);
+export const smmuOps = {
+  probe: (k, r) => {
+    if (r.initPages) k.platform.pages.init();
+    k.smmu = ArmSmmuDevice.probe(k.platform, r.opts);
     return k.smmu.shared;
   },
-  attach: (k, shared: SmmuShared) => {
+  attach: (k, shared) => {
     k.smmu = ArmSmmuDevice.attach(k.platform, shared);
     return true;
   },
@@ -19,17 +20,9 @@ export const smmuOps: Record<string, KernelOp> = {
     k.device().requestIrqs();
     return true;
   },
-  workload: (k, w: TlbiWorkload) => runTlbiWorkload(k.device(), w),
-  replay: (k, r: ReplayRequest) => replayCommands(k.device(), r),
-  /**
-   * Issues raw commands (4 words each) as Linux issues a batch: in chunks of 64, the last one with its
-   * CMD_SYNC in the same submission when `sync`; returns 0 or -ETIMEDOUT.
-   */
-  issueBatch: (k, b: { words: number[]; sync: boolean }) => {
-    if (b.words.length % 4 !== 0) throw new Error(`issueBatch: ${b.words.length} words is not a whole number of 16-byte commands`);
-    return k.device().issueRaw(Uint32Array.from(b.words), b.words.length / 4, b.sync);
-  },
-  /** What this CPU's driver has seen: command errors it handled, global errors, what it issued. */
+  workload: (k, w) => runTlbiWorkload(k.device(), w),
+  replay: (k, r) => replayCommands(k.device(), r.words),
+  issueBatch: (k, b) => k.device().issueRaw(Uint32Array.from(b.words), b.words.length / 4, b.sync),
   driverStats: (k) => {
     const d = k.device();
     return {
@@ -40,4 +33,4 @@ export const smmuOps: Record<string, KernelOp> = {
       syncTimeouts: d.cmdq.syncTimeouts,
     };
   },
-};
+} satisfies Partial<KernelOpImpls<Kernel>>;

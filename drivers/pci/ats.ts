@@ -3,7 +3,8 @@
 // issues page requests, so nothing enables it.)
 
 import { ATS, ATS_CAP, ATS_CTRL, ATS_MAX_QDEP, ATS_MIN_STU, PASID, PASID_CAP, PASID_CTRL } from '../../src/arch/pcie/regs.ts';
-import { E, type PciDev } from './pci.ts';
+import { type PciDev } from './pci.ts';
+import { E } from '../../src/protocol/errno.ts';
 
 /** pci_ats_supported: the function has ATS and is trusted. */
 export function pciAtsSupported(dev: PciDev): boolean {

@@ -5,7 +5,8 @@ import { IRQ_VECTORS, VECTOR } from '../../src/arch/platform.ts';
 import type { Platform } from '../platform/platform.ts';
 import { parseBdf, ridOf } from '../../src/arch/pcie/bdf.ts';
 import { pciBindDrivers, type PciDriver } from './driver.ts';
-import { EcamAccess, E, PciBus, PciDev } from './pci.ts';
+import { EcamAccess, PciBus, PciDev } from './pci.ts';
+import { E } from '../../src/protocol/errno.ts';
 import { pciAssignResources, pciScanRootBus } from './probe.ts';
 
 /** What the PCI core needs from the IOMMU layer for a device behind it. */
@@ -34,8 +35,6 @@ export class PciCore {
   iommu: IommuPciOps | null = null;
   private readonly sids: Map<number, number>;
   private nextVector = PCI_MSI_FIRST;
-  /** Fault injection (like Linux's fault-injection framework): the next n blocking attaches fail with -ENOMEM. */
-  failBlockingAttach = 0;
 
   constructor(
     readonly p: Platform,

@@ -3,7 +3,8 @@
 // unbound.
 
 import type { PciCore } from './core.ts';
-import { errName, type PciDev } from './pci.ts';
+import { type PciDev } from './pci.ts';
+import { errName } from '../../src/protocol/errno.ts';
 
 /** enum pci_ers_result. */
 export const PCI_ERS = { NONE: 1, CAN_RECOVER: 2, NEED_RESET: 3, DISCONNECT: 4, RECOVERED: 5, NO_AER_DRIVER: 6 } as const;

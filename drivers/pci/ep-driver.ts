@@ -10,7 +10,8 @@ import { NS_PER_US } from '../../src/arch/time.ts';
 import type { PciCore } from './core.ts';
 import { PCI_CHANNEL, PCI_ERS, type PciChannelState, type PciDriver, type PciErrorHandlers, type PciErsResult } from './driver.ts';
 import { pciAllocIrqVector, pciFreeIrqVectors } from './msi.ts';
-import { E, type PciDev } from './pci.ts';
+import { type PciDev } from './pci.ts';
+import { E } from '../../src/protocol/errno.ts';
 import { pciEnableDevice, pciSetMaster } from './probe.ts';
 import { pciRestoreState, pciSaveState } from './reset.ts';
 

@@ -17,7 +17,9 @@
 
 import type { PciCore } from './core.ts';
 import { pciAtsSupported } from './ats.ts';
-import { E, errName, type PciDev } from './pci.ts';
+import { type PciDev } from './pci.ts';
+import { E, errName } from '../../src/protocol/errno.ts';
+import { shouldFail } from '../fault-inject.ts';
 
 /**
  * Runs a reset between pci_dev_reset_iommu_prepare() and pci_dev_reset_iommu_done(dev, ok), as each
@@ -49,8 +51,7 @@ function pciDevResetIommuPrepare(core: PciCore, dev: PciDev): number {
     return 0;
   }
   let ret: number;
-  if (core.failBlockingAttach > 0) {
-    core.failBlockingAttach--;
+  if (shouldFail(core.p, 'blocking-attach')) {
     ret = -E.ENOMEM;
   } else {
     ret = core.iommu.block(dev);

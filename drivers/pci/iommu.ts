@@ -16,7 +16,8 @@ import type { ArmSmmuIommu, Domain, Master, PagingDomain } from '../arm-smmu-v3/
 import { IommuDma } from '../iommu/dma-iommu.ts';
 import type { IommuPciOps } from './core.ts';
 import { pciAtsSupported, pciDisableAts, pciEnableAts, pciEnablePasid, pciMaxPasids, pciPasidFeatures, pciPrepareAts } from './ats.ts';
-import { E, errName, type PciDev } from './pci.ts';
+import { type PciDev } from './pci.ts';
+import { E, errName } from '../../src/protocol/errno.ts';
 
 export class PciIommu implements IommuPciOps {
   private readonly masters = new Map<PciDev, Master>();

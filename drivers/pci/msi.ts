@@ -5,7 +5,8 @@
 import { PA } from '../../src/arch/platform.ts';
 import { COMMAND, HDR, MSI, MSI_CONTROL } from '../../src/arch/pcie/regs.ts';
 import type { PciCore } from './core.ts';
-import { E, type PciDev } from './pci.ts';
+import { type PciDev } from './pci.ts';
+import { E } from '../../src/protocol/errno.ts';
 
 function program(dev: PciDev, vector: number): void {
   const base = dev.msiCap;

@@ -6,18 +6,10 @@
 import { ECAM_BYTES, PA } from '../../src/arch/platform.ts';
 import type { IoMem, Platform } from '../platform/platform.ts';
 import type { LogLevel } from '../../src/protocol/log.ts';
+import type { ResetMethod } from '../../src/protocol/ops/pci.ts';
 import { CAP_HDR, EXP_FLAGS, EXT_CAP_START, EXT_HDR, HDR, HEADER_LAYOUT, STATUS } from '../../src/arch/pcie/regs.ts';
 import { formatBdf } from '../../src/arch/pcie/bdf.ts';
 import type { PciDriver } from './driver.ts';
-
-/** errno values the PCI core returns (negated, as Linux does). */
-export const E = { EIO: 5, ENOMEM: 12, EBUSY: 16, ENODEV: 19, EINVAL: 22, ENOTTY: 25, ETIMEDOUT: 110 } as const;
-const ERRNO_NAMES: Record<number, string> = Object.fromEntries(Object.entries(E).map(([k, v]) => [-v, k]));
-
-/** "-ENOTTY" for -25, "0" for success. */
-export function errName(rc: number): string {
-  return rc === 0 ? '0' : (ERRNO_NAMES[rc] ? `-${ERRNO_NAMES[rc]}` : String(rc));
-}
 
 /** Linux PCI_FIND_CAP_TTL: at most this many legacy capabilities are walked (loop protection). */
 const PCI_FIND_CAP_TTL = 48;
@@ -121,7 +113,7 @@ export class PciDev {
   readonly resources: PciResource[] = [];
   subordinate: PciBus | null = null;
   /** Indices into the reset method table (Linux dev->reset_methods). */
-  resetMethods: string[] = [];
+  resetMethods: ResetMethod[] = [];
   /** Root Port with Configuration RRS Software Visibility enabled (Linux config_rrs_sv). */
   configRrsSv = false;
   // ATS / PRI / PASID software state (drivers/pci/ats.c).

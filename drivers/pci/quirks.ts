@@ -14,7 +14,8 @@ import { IDS } from '../../src/arch/pcie/ids.ts';
 import { NS_PER_MS } from '../../src/arch/time.ts';
 import type { PciCore } from './core.ts';
 import { pciResetWithIommuBlocked } from './iommu-reset.ts';
-import { E, errName, type PciDev } from './pci.ts';
+import { type PciDev } from './pci.ts';
+import { E, errName } from '../../src/protocol/errno.ts';
 import { pcieFlr } from './reset.ts';
 
 /** How long the firmware-ack quirk waits for the firmware (HINIC_OPERATION_TIMEOUT in Linux). */

@@ -16,7 +16,9 @@ import type { PciCore } from './core.ts';
 import { pciRestoreAtsState, pciRestorePasidState } from './ats.ts';
 import { pciResetWithIommuBlocked } from './iommu-reset.ts';
 import { pciRestoreMsiState } from './msi.ts';
-import { E, errName, possibleError, type PciDev } from './pci.ts';
+import type { ResetMethod } from '../../src/protocol/ops/pci.ts';
+import { possibleError, type PciDev } from './pci.ts';
+import { E, errName } from '../../src/protocol/errno.ts';
 import { pciDevSpecificReset } from './quirks.ts';
 
 const RESET_READY_POLL_MS = TIMEOUT.RESET_READY_POLL / NS_PER_MS;
@@ -24,7 +26,6 @@ const RESET_READY_POLL_MS = TIMEOUT.RESET_READY_POLL / NS_PER_MS;
 const PCI_RESET_WAIT_MS = 1000;
 const msleep = (dev: PciDev, ms: number) => dev.platform.sleep(ms * NS_PER_MS);
 
-export type ResetMethod = 'device_specific' | 'flr' | 'pm' | 'bus' | 'cxl_bus';
 type MethodFn = (core: PciCore, dev: PciDev, probe: boolean) => number;
 
 /** pci_reset_fn_methods[], in Linux's order. */

@@ -9,6 +9,7 @@ import type { CpuCore, IrqHandler } from './cpu.ts';
 import type { LogEntry, LogLevel } from '../../src/protocol/log.ts';
 import type { PageAllocator, PhysMem } from '../../src/machine/dma.ts';
 import type { InterruptController } from '../../src/machine/irq.ts';
+import type { FailPoints } from '../../src/machine/fail-points.ts';
 import { mmioRegion, type SharedViews } from '../../src/machine/layout.ts';
 import type { Clock } from '../../src/machine/clock.ts';
 import { hex } from '../../src/arch/bits.ts';
@@ -34,6 +35,8 @@ export interface Platform {
   readonly mem: PhysMem;
   readonly pages: PageAllocator;
   readonly irqc: InterruptController;
+  /** The driver's should-fail points (drivers/fault-inject.ts). */
+  readonly failPoints: FailPoints;
 
   /** Maps a device's registers; throws if pa..pa+size is not a device region. */
   ioremap(pa: number, size: number): IoMem;
@@ -64,6 +67,8 @@ export interface Platform {
 
   /** Appends a kernel log line (dmesg style) for this CPU. */
   log(level: LogLevel, msg: string): void;
+  /** This CPU's kernel log so far. */
+  dmesg(): readonly LogEntry[];
 }
 
 /** Where an IoMem's reads come from and its writes go. */
@@ -149,6 +154,7 @@ export abstract class PlatformBase implements Platform {
   abstract readonly mem: PhysMem;
   abstract readonly pages: PageAllocator;
   abstract readonly irqc: InterruptController;
+  abstract readonly failPoints: FailPoints;
   protected abstract readonly core: CpuCore;
   protected abstract readonly views: SharedViews;
 

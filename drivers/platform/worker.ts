@@ -5,6 +5,7 @@
 import { CpuCore } from './cpu.ts';
 import { type LogEntry } from '../../src/protocol/log.ts';
 import { PageAllocator, PhysMem } from '../../src/machine/dma.ts';
+import { FailPoints } from '../../src/machine/fail-points.ts';
 import { InterruptController } from '../../src/machine/irq.ts';
 import { CPUW, CTRL, type SharedViews } from '../../src/machine/layout.ts';
 import { WritePortProducer } from '../../src/machine/mmio-port.ts';
@@ -18,6 +19,7 @@ export class WorkerPlatform extends PlatformBase {
   readonly mem: PhysMem;
   readonly pages: PageAllocator;
   readonly irqc: InterruptController;
+  readonly failPoints: FailPoints;
   protected readonly core: CpuCore;
   private readonly port: WritePortProducer;
   private readonly wakeIdx: number;
@@ -37,6 +39,7 @@ export class WorkerPlatform extends PlatformBase {
     this.mem = new PhysMem(views);
     this.pages = new PageAllocator(this.mem);
     this.irqc = new InterruptController(views);
+    this.failPoints = new FailPoints(views);
     this.core = new CpuCore(cpu, this.irqc, this.clock, echo);
     this.port = new WritePortProducer(views, cpu, this.clock, TIMEOUT.SMMU_POLL);
     this.wakeIdx = views.cpuWord(cpu, CPUW.WAKE);

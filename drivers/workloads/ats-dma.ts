@@ -7,38 +7,11 @@
 
 import { PAGE_SIZE } from '../../src/arch/platform.ts';
 import { NS_PER_MS } from '../../src/arch/time.ts';
-import type { Kernel } from '../kernel.ts';
+import type { Kernel, PciState } from '../kernel.ts';
 import { IommuDma } from '../iommu/dma-iommu.ts';
-import type { PciState } from '../ops/pci.ts';
-import { errName, type PciDev } from '../pci/pci.ts';
-
-export interface AtsDmaRequest {
-  /** The firmware's RID -> StreamID map (used when PCI is not initialised yet). */
-  iommuMap: { rid: number; sid: number }[];
-  /** Stop after this much platform time... */
-  durationNs?: number;
-  /** ...or after this many rounds. */
-  rounds?: number;
-  /** Pages per buffer. */
-  pages: number;
-  transfersPerMap: number;
-  /** All endpoints in one paging domain (one CMD_SYNC for every endpoint's ATC_INVs) or each in its own. */
-  sharedDomain: boolean;
-  /** Platform ns to wait for one copy. */
-  timeoutNs?: number;
-}
-
-export interface AtsDmaResult {
-  endpoints: string[];
-  rounds: number;
-  transfers: number;
-  bytes: number;
-  /** Copies whose destination did not match the source afterwards. */
-  verifyFailures: number;
-  /** Copies that reported an error or timed out: "BDF: error". */
-  errors: string[];
-  elapsedNs: number;
-}
+import type { AtsDmaRequest, AtsDmaRun } from '../../src/protocol/ops/pci.ts';
+import { type PciDev } from '../pci/pci.ts';
+import { errName } from '../../src/protocol/errno.ts';
 
 interface Lane {
   dev: PciDev;
@@ -49,7 +22,7 @@ interface Lane {
   dstIova: number;
 }
 
-export function runAtsDma(k: Kernel, st: PciState, w: AtsDmaRequest): AtsDmaResult {
+export function runAtsDma(k: Kernel, st: PciState, w: AtsDmaRequest): AtsDmaRun {
   if (!st.iommu) throw new Error('ats-dma: the PCI functions are not behind the SMMU (probe it first)');
   if (!Number.isInteger(w.pages) || w.pages < 1 || w.pages > 64) throw new Error(`ats-dma: pages ${w.pages} must be 1..64`);
   if (!Number.isInteger(w.transfersPerMap) || w.transfersPerMap < 1) throw new Error(`ats-dma: transfersPerMap ${w.transfersPerMap} must be a positive integer`);
@@ -75,7 +48,7 @@ export function runAtsDma(k: Kernel, st: PciState, w: AtsDmaRequest): AtsDmaResu
   const start = p.clock.now();
   const end = w.durationNs !== undefined ? start + w.durationNs : Infinity;
   const maxRounds = w.rounds ?? Infinity;
-  const out: AtsDmaResult = { endpoints: devs.map((d) => d.bdf), rounds: 0, transfers: 0, bytes: 0, verifyFailures: 0, errors: [], elapsedNs: 0 };
+  const out: AtsDmaRun = { endpoints: devs.map((d) => d.bdf), rounds: 0, transfers: 0, bytes: 0, verifyFailures: 0, errors: [], elapsedNs: 0 };
   while (out.rounds < maxRounds && p.clock.now() < end) {
     const lanes: Lane[] = devs.map((dev, i) => {
       const src = p.pages.alloc(w.pages, 'ats-dma source');

@@ -4,26 +4,7 @@
 import { F } from '../../src/arch/smmu/commands.ts';
 import { buildCmd, type CmdEnt } from '../arm-smmu-v3/cmds.ts';
 import { FEAT, type ArmSmmuDevice } from '../arm-smmu-v3/smmu.ts';
-
-export interface TlbiWorkload {
-  /** Commands per batch (before its CMD_SYNC); batches over 64 are issued in chunks of 64. */
-  batch: number;
-  /** Stop after this much platform time... */
-  durationNs?: number;
-  /** ...or after this many batches (whichever comes first when both are given). */
-  iterations?: number;
-  /** Record every CMD_SYNC's round trip (platform ns) — for latency benchmarks. */
-  recordLatency?: boolean;
-}
-
-export interface TlbiResult {
-  batches: number;
-  /** Commands this CPU issued, by opcode name (the CMD_SYNCs it added counted under SYNC). */
-  issuedByOpcode: Record<string, number>;
-  syncTimeouts: number;
-  elapsedNs: number;
-  latenciesNs: number[];
-}
+import type { TlbiResult, TlbiWorkload } from '../../src/protocol/ops/smmu.ts';
 
 /** The address field's writer (Field.writer): the only field that changes from command to command. */
 const writeVa = F.VA.writer();

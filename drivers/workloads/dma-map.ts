@@ -7,42 +7,9 @@
 
 import { PAGE_SIZE } from '../../src/arch/platform.ts';
 import type { Kernel } from '../kernel.ts';
-import { iommuState } from '../ops/iommu.ts';
+import type { DmaMapResult, DmaMapWorkload } from '../../src/protocol/ops/iommu.ts';
 import { IommuDma } from '../iommu/dma-iommu.ts';
 import { TestDmaDriver } from '../testdev.ts';
-
-export interface DmaMapWorkload {
-  /** Buffers mapped at a time. */
-  buffers: number;
-  /** Bytes per buffer (not necessarily page-aligned in size). */
-  bytes: number;
-  /** Strict invalidation on unmap; false = lazy with a flush queue. */
-  strict: boolean;
-  /** StreamID of CPU c's engine is sidBase + c. */
-  sidBase: number;
-  /** Every this many rounds, DMA to a just-unmapped buffer (0 = never). */
-  faultEvery: number;
-  durationNs?: number;
-  iterations?: number;
-}
-
-export interface DmaMapResult {
-  rounds: number;
-  maps: number;
-  unmaps: number;
-  transfers: number;
-  bytesMoved: number;
-  /** Transfers to mapped buffers that did not complete, or whose data was wrong (should be 0). */
-  dataErrors: number;
-  /** DMA to just-unmapped buffers: how many faulted, and how many still reached memory (lazy mode). */
-  staleFaulted: number;
-  staleReached: number;
-  fqFlushes: number;
-  /** Commands this CPU issued during the workload, by opcode name (CMD_SYNCs under SYNC). */
-  issuedByOpcode: Record<string, number>;
-  syncTimeouts: number;
-  elapsedNs: number;
-}
 
 export function runDmaMapWorkload(k: Kernel, w: DmaMapWorkload): DmaMapResult {
   for (const key of ['buffers', 'bytes', 'sidBase', 'faultEvery'] as const) {
@@ -51,8 +18,7 @@ export function runDmaMapWorkload(k: Kernel, w: DmaMapWorkload): DmaMapResult {
   if (w.buffers < 1 || w.bytes < 1) throw new Error('dma-map: buffers and bytes must be at least 1');
   if (w.durationNs === undefined && w.iterations === undefined) throw new Error('dma-map: needs durationNs or iterations');
   const p = k.platform;
-  const s = iommuState(k);
-  const iommu = s.iommu;
+  const iommu = k.iommu().iommu;
   const before = { ...iommu.cmds.issued };
   const timeoutsBefore = iommu.cmds.syncTimeouts;
   const sid = w.sidBase + p.cpu;

@@ -2,21 +2,11 @@
 
 import { CMDQ_BATCH_ENTRIES } from '../arm-smmu-v3/cmdq.ts';
 import type { ArmSmmuDevice } from '../arm-smmu-v3/smmu.ts';
+import type { ReplayResult } from '../../src/protocol/ops/smmu.ts';
 
-export interface ReplayRequest {
-  /** Four 32-bit words per command, little-endian order (w0 low, w0 high, w1 low, w1 high). */
-  words: number[];
-}
-
-export interface ReplayResult {
-  /** Queue position (index with wrap bit) each command was written to. */
-  slots: number[];
-  /** Result of the CMD_SYNC the driver adds after the last command to know it has all been consumed. */
-  ret: number;
-}
-
-export function replayCommands(dev: ArmSmmuDevice, r: ReplayRequest): ReplayResult {
-  const all = Uint32Array.from(r.words);
+/** Submits commands (four words each) in batches of 64 without CMD_SYNCs, then one CMD_SYNC of its own. */
+export function replayCommands(dev: ArmSmmuDevice, words: readonly number[]): ReplayResult {
+  const all = Uint32Array.from(words);
   const n = all.length / 4;
   if (!Number.isInteger(n)) throw new Error(`replay: ${all.length} words is not a whole number of 16-byte commands`);
   const slots: number[] = [];

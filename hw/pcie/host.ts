@@ -1,6 +1,6 @@
 // The PCIe side of the machine: builds Root Ports and endpoint functions from a topology, decodes
 // config writes in the ECAM window (bus << 20 | device << 15 | function << 12, PCIe r6.0 7.2.2) and
-// memory writes in the BAR window, and applies PCIe faults.
+// memory writes in the BAR window.
 //
 // ECAM reads never reach this code: the driver reads the ECAM read view, which each function keeps
 // up to date (or fills with all-ones / RRS while it cannot answer). Offsets of absent functions read
@@ -11,8 +11,6 @@ import { BAR_BYTES, ECAM_BYTES, PA } from '../../src/arch/platform.ts';
 import type { WriteOutcome } from '../regfile.ts';
 import { type Topology } from '../../src/protocol/topology.ts';
 import { formatBdf, parseBdf, ridOf } from '../../src/arch/pcie/bdf.ts';
-import type { PcieFault } from '../../src/protocol/faults.ts';
-import { NS_PER_MS } from '../../src/arch/time.ts';
 import type { HwContext, MmioWindow } from '../context.ts';
 import type { SmmuDeviceServices } from '../smmu/services.ts';
 import { PcieEndpoint } from './endpoint.ts';
@@ -86,26 +84,5 @@ export class PcieHost {
       throw new Error(`no endpoint at ${bdf} (endpoints: ${this.endpoints.map((e) => e.bdf).join(', ') || 'none'})`);
     }
     return ep;
-  }
-
-  inject(f: PcieFault): void {
-    const ep = this.endpoint(f.bdf);
-    switch (f.kind) {
-      case 'pcie-unplug':
-        ep.remove();
-        return;
-      case 'pcie-atc-inv-ignore':
-        ep.setIgnoreInvalidations(f.on);
-        return;
-      case 'pcie-flr-hang':
-        ep.setFlrHang(f.on);
-        return;
-      case 'pcie-flr-time':
-        ep.setFlrTime(f.ms * NS_PER_MS);
-        return;
-      case 'pcie-aer':
-        ep.recordError(f.error);
-        return;
-    }
   }
 }

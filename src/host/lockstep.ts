@@ -6,9 +6,13 @@
 // a run is exactly repeatable and a 1 s platform timeout costs no host time.
 
 import { Machine, type MachineConfig } from '../../hw/machine.ts';
+import { applyHwFault } from '../../hw/faults.ts';
+import { checkFault, isDriverFault, type Fault } from '../protocol/faults.ts';
+import { armDriverFault } from './faults.ts';
 import { CpuCore } from '../../drivers/platform/cpu.ts';
 import { type LogEntry } from '../protocol/log.ts';
 import { PageAllocator, PhysMem } from '../machine/dma.ts';
+import { FailPoints } from '../machine/fail-points.ts';
 import { InterruptController } from '../machine/irq.ts';
 import { CTRL, DEFAULT_MEM_BYTES, SharedViews, computeLayout } from '../machine/layout.ts';
 import { PlatformBase } from '../../drivers/platform/platform.ts';
@@ -22,6 +26,7 @@ export class LockstepPlatform extends PlatformBase {
   readonly mem: PhysMem;
   readonly pages: PageAllocator;
   readonly irqc: InterruptController;
+  readonly failPoints: FailPoints;
   protected readonly core: CpuCore;
   private lastSev = 0;
 
@@ -36,6 +41,7 @@ export class LockstepPlatform extends PlatformBase {
     this.mem = new PhysMem(views);
     this.pages = new PageAllocator(this.mem);
     this.irqc = new InterruptController(views);
+    this.failPoints = new FailPoints(views);
     this.core = new CpuCore(0, this.irqc, clock, echo);
   }
 
@@ -104,13 +110,26 @@ export interface LockstepOptions extends MachineConfig {
   echo?: (line: string, e: LogEntry) => void;
 }
 
+export interface LockstepSystem {
+  views: SharedViews;
+  machine: Machine;
+  platform: LockstepPlatform;
+  /** Applies a fault (checked first): to the hardware at once, or by arming a driver should-fail point. */
+  inject(fault: Fault): void;
+}
+
 /** Builds a one-thread system: shared buffer, hardware, and the platform for CPU 0. */
-export function createLockstep(opts: LockstepOptions): { views: SharedViews; machine: Machine; platform: LockstepPlatform } {
+export function createLockstep(opts: LockstepOptions): LockstepSystem {
   const layout = computeLayout({ memBytes: opts.memBytes ?? DEFAULT_MEM_BYTES, ncpus: 1 });
   const views = SharedViews.create(layout);
   const clock = new VirtualClock();
   const machine = new Machine(views, clock, opts);
   const platform = new LockstepPlatform(views, machine, clock, opts.echo);
   platform.pages.init();
-  return { views, machine, platform };
+  const inject = (fault: Fault) => {
+    const f = checkFault(fault, 'fault');
+    if (isDriverFault(f)) armDriverFault(views, f);
+    else applyHwFault(machine, f);
+  };
+  return { views, machine, platform, inject };
 }

@@ -8,17 +8,20 @@
 
 import { Worker } from 'node:worker_threads';
 import { CTRL, DEFAULT_MEM_BYTES, SharedViews, STAT, computeLayout, type Layout } from '../machine/layout.ts';
-import { RpcClient } from '../protocol/rpc.ts';
+import { OpClient, RpcClient } from '../protocol/rpc.ts';
+import type { KernelOps } from '../protocol/ops/index.ts';
+import type { HwOps } from '../protocol/ops/hw.ts';
+import { checkFault, isDriverFault, type Fault } from '../protocol/faults.ts';
+import { armDriverFault } from './faults.ts';
 import { ScaledClock } from '../machine/clock.ts';
 import { commandName } from '../arch/smmu/commands.ts';
 import { CERROR_NAMES } from '../arch/smmu/regs.ts';
 import { DEFAULT_FEATURES, type SmmuFeatures } from '../arch/smmu/features.ts';
-import type { Fault } from '../protocol/faults.ts';
 import type { LogEntry } from '../protocol/log.ts';
-import type { SmmuDriverOptions, SmmuShared } from '../../drivers/arm-smmu-v3/smmu.ts';
+import type { SmmuDriverOptions, SmmuShared } from '../protocol/ops/smmu.ts';
 import type { MachineConfig } from '../../hw/machine.ts';
 import { defaultTopology, iommuMap, type Topology } from '../protocol/topology.ts';
-import type { PciDeviceInfo } from '../../drivers/ops/pci.ts';
+import type { PciDeviceInfo } from '../protocol/ops/pci.ts';
 
 const ENTRY = new URL('./worker-entry.mjs', import.meta.url);
 const HW_MODULE = new URL('../../hw/hw-worker.ts', import.meta.url).href;
@@ -57,8 +60,8 @@ export class System {
     readonly views: SharedViews,
     readonly layout: Layout,
     readonly clock: ScaledClock,
-    readonly hw: RpcClient,
-    readonly cpus: RpcClient[],
+    readonly hw: OpClient<HwOps>,
+    readonly cpus: OpClient<KernelOps>[],
     private readonly workers: Worker[],
     readonly features: SmmuFeatures,
     readonly topology: Topology,
@@ -103,7 +106,7 @@ export class System {
       const hw = start(HW_MODULE, 'hardware worker', { config });
       const cpus = Array.from({ length: ncpus }, (_, cpu) => start(CPU_MODULE, `cpu${cpu}`, { cpu, echo: !!opts.echoLog }));
       await Promise.all([hw.ready, ...cpus.map((c) => c.ready)]);
-      return new System(views, layout, clock, hw.client, cpus.map((c) => c.client), workers, features, topology);
+      return new System(views, layout, clock, new OpClient<HwOps>(hw.client), cpus.map((c) => new OpClient<KernelOps>(c.client)), workers, features, topology);
     } catch (e) {
       await Promise.all(workers.map((w) => w.terminate()));
       throw e;
@@ -117,9 +120,9 @@ export class System {
   async probe(opts: SmmuDriverOptions = {}): Promise<SmmuShared> {
     const irqCpu = opts.irqCpu ?? 0;
     if (irqCpu < 0 || irqCpu >= this.cpus.length) throw new Error(`irqCpu ${irqCpu}: no such CPU (${this.cpus.length} CPUs)`);
-    const shared = await this.cpus[0]!.call<SmmuShared>('probe', { opts: { ...opts, irqCpu }, initPages: true });
-    for (let c = 1; c < this.cpus.length; c++) await this.cpus[c]!.call('attach', shared);
-    if (irqCpu !== 0) await this.cpus[irqCpu]!.call('requestIrqs');
+    const shared = await this.cpus[0]!.op('probe', { opts: { ...opts, irqCpu }, initPages: true });
+    for (let c = 1; c < this.cpus.length; c++) await this.cpus[c]!.op('attach', shared);
+    if (irqCpu !== 0) await this.cpus[irqCpu]!.op('requestIrqs');
     return shared;
   }
 
@@ -129,16 +132,32 @@ export class System {
    * topology.
    */
   async pciInit(opts: { strict?: boolean } = {}): Promise<PciDeviceInfo[]> {
-    return this.cpus[0]!.call<PciDeviceInfo[]>('pciInit', { iommuMap: iommuMap(this.topology), strict: opts.strict ?? true });
+    return this.cpus[0]!.op('pciInit', { iommuMap: iommuMap(this.topology), strict: opts.strict ?? true });
   }
 
-  async inject(f: Fault): Promise<void> {
-    await this.hw.call('inject', f);
+  /**
+   * Applies a fault (checked first; an InputError names a bad field): a hardware fault in the hardware
+   * worker, a driver fault by arming its should-fail point in the shared buffer.
+   */
+  async inject(fault: Fault): Promise<void> {
+    const f = checkFault(fault, 'fault');
+    if (!isDriverFault(f)) {
+      await this.hw.op('inject', f);
+      return;
+    }
+    armDriverFault(this.views, f);
+  }
+
+  /** The operations of one CPU's kernel, typed by the protocol (src/protocol/ops). */
+  cpu(n: number): OpClient<KernelOps> {
+    const c = this.cpus[n];
+    if (!c) throw new Error(`cpu ${n}: no such CPU (${this.cpus.length} CPUs)`);
+    return c;
   }
 
   /** Kernel log lines every CPU printed since the last call, in time order. */
   async dmesg(): Promise<LogEntry[]> {
-    const all = await Promise.all(this.cpus.map((c) => c.call<LogEntry[]>('dmesg')));
+    const all = await Promise.all(this.cpus.map((c) => c.op('dmesg')));
     return all.flat().sort((a, b) => a.t - b.t);
   }
 
@@ -158,7 +177,7 @@ export class System {
   }
 
   async shutdown(): Promise<void> {
-    await Promise.allSettled([this.hw.call('stop', null, 5000), ...this.cpus.map((c) => c.call('stop', null, 5000))]);
+    await Promise.allSettled([this.hw.op('stop', undefined, 5000), ...this.cpus.map((c) => c.op('stop', undefined, 5000))]);
     await Promise.all(this.workers.map((w) => w.terminate()));
   }
 }

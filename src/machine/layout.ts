@@ -7,6 +7,7 @@
 //   cpus        one block per simulated CPU: wake word, waiter flag, pending interrupt bitmap
 //   irq         interrupt routing: vector -> CPU
 //   stats       counters (Float64): hardware per-opcode executions, errors, driver issue counts
+//   failPoints  the driver's should-fail points (fail-points.ts)
 //   smmu        SMMUv3 register pages 0 and 1 as the hardware exposes them (the "read view")
 //   ecam        PCIe configuration space, 4 KiB per function (4 buses)
 //   bars        PCIe BAR window (endpoint registers)
@@ -128,6 +129,19 @@ export const XSTAT = {
   TESTDEV_TRANSFERS: STAT.XLATE + 17,
 } as const;
 
+/**
+ * Should-fail points (fail-points.ts): per point, FP.WORDS Int32 words. Slot numbers are the order of
+ * the protocol's FAIL_POINTS; FP.POINTS bounds how many there can be.
+ */
+export const FP = {
+  /** Calls left that fail: > 0 counts down, -1 fails until disarmed, 0 is off. */
+  REMAINING: 0,
+  /** Calls that failed so far. */
+  HITS: 1,
+  WORDS: 2,
+  POINTS: 64,
+} as const;
+
 export interface LayoutConfig {
   /** Bytes of DMA-able memory (multiple of 4 KiB). */
   memBytes: number;
@@ -140,6 +154,7 @@ export interface Layout extends LayoutConfig {
   cpus: number;
   irq: number;
   stats: number;
+  failPoints: number;
   smmu: number;
   ecam: number;
   bars: number;
@@ -171,12 +186,13 @@ export function computeLayout(cfg: LayoutConfig): Layout {
   const cpus = take(MAX_CPUS * CPUW.BLOCK_WORDS * 4);
   const irq = take(IRQW.WORDS * 4);
   const stats = take(STAT.SLOTS * 8);
+  const failPoints = take(FP.POINTS * FP.WORDS * 4);
   const smmu = take(SMMU_BYTES);
   const ecam = take(ECAM_BYTES);
   const bars = take(BAR_BYTES);
   const platdev = take(PLATDEV_BYTES);
   const dram = take(cfg.memBytes);
-  return { ...cfg, control, writePort, cpus, irq, stats, smmu, ecam, bars, platdev, dram, total: off };
+  return { ...cfg, control, writePort, cpus, irq, stats, failPoints, smmu, ecam, bars, platdev, dram, total: off };
 }
 
 /** Typed views on the shared buffer, created once per thread. */
@@ -187,6 +203,7 @@ export class SharedViews {
   readonly cpus: Int32Array;
   readonly irqRoute: Int32Array;
   readonly stats: Float64Array;
+  readonly failPoints: Int32Array;
   readonly smmu: Int32Array;
   readonly ecam: Int32Array;
   readonly bars: Int32Array;
@@ -207,6 +224,7 @@ export class SharedViews {
     this.cpus = new Int32Array(sab, layout.cpus, MAX_CPUS * CPUW.BLOCK_WORDS);
     this.irqRoute = new Int32Array(sab, layout.irq, IRQW.WORDS);
     this.stats = new Float64Array(sab, layout.stats, STAT.SLOTS);
+    this.failPoints = new Int32Array(sab, layout.failPoints, FP.POINTS * FP.WORDS);
     this.smmu = new Int32Array(sab, layout.smmu, SMMU_BYTES / 4);
     this.ecam = new Int32Array(sab, layout.ecam, ECAM_BYTES / 4);
     this.bars = new Int32Array(sab, layout.bars, BAR_BYTES / 4);

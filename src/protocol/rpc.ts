@@ -3,6 +3,8 @@
 // go through here: they use the shared buffer.
 
 import type { MessagePort, Worker } from 'node:worker_threads';
+import { InputError, show } from './check.ts';
+import type { OpArgs, OpImpls, OpTable, ResOf } from './ops/decl.ts';
 
 export interface RpcRequest {
   type: 'call';
@@ -51,10 +53,10 @@ export class RpcClient {
   }
 
   /** Calls `op` in the worker; rejects after timeoutMs (host time) naming what it waited for. */
-  call<T = unknown>(op: string, args: unknown = null, timeoutMs = 30_000): Promise<T> {
+  call(op: string, args: unknown = null, timeoutMs = 30_000): Promise<unknown> {
     if (this.dead) return Promise.reject(new Error(`${this.name} ${op}: ${this.dead.message}`));
     const id = this.nextId++;
-    return new Promise<T>((resolve, reject) => {
+    return new Promise<unknown>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
         reject(new RpcTimeout(`${this.name} did not answer '${op}' within ${timeoutMs} ms`));
@@ -64,7 +66,7 @@ export class RpcClient {
         op,
         resolve: (v) => {
           clearTimeout(timer);
-          resolve(v as T);
+          resolve(v);
         },
         reject: (e) => {
           clearTimeout(timer);
@@ -76,20 +78,36 @@ export class RpcClient {
   }
 }
 
-export type RpcHandlers = Record<string, (args: any) => unknown>;
+/** Calls the operations of one table in one worker, typed by the table. */
+export class OpClient<T extends OpTable> {
+  constructor(readonly rpc: RpcClient) {}
 
-/** Serves calls on a worker's parent port; handlers may be synchronous or return a promise. */
-export function serveRpc(port: MessagePort, handlers: RpcHandlers): void {
+  /** Performs operation `name` with its request; the result has the operation's result type. */
+  op<K extends keyof T & string>(name: K, ...[req, timeoutMs]: OpArgs<T, K>): Promise<ResOf<T, K>> {
+    // The worker ran operation `name` (serveOps), whose result type is ResOf<T, K>.
+    return this.rpc.call(name, req ?? null, timeoutMs) as Promise<ResOf<T, K>>;
+  }
+}
+
+/**
+ * Serves an operation table on a worker's parent port: each request is checked by its operation's
+ * checker (an InputError names the field) before the implementation runs; implementations may be
+ * synchronous or return a promise.
+ */
+export function serveOps<T extends OpTable, Ctx>(port: MessagePort, table: T, impls: OpImpls<T, Ctx>, ctx: Ctx): void {
   port.on('message', async (m: RpcRequest) => {
     if (m?.type !== 'call') return;
-    const h = handlers[m.op];
     let reply: RpcReply;
     try {
-      if (!h) throw new Error(`unknown operation '${m.op}'`);
-      reply = { type: 'reply', id: m.id, result: await h(m.args) };
+      if (typeof m.op !== 'string' || !Object.hasOwn(table, m.op)) throw new Error(`unknown operation ${show(m.op)}`);
+      const name: keyof T = m.op;
+      const req = table[name]!.req(m.args ?? undefined, String(name));
+      // The checker of `name` produced `req`, so it is the request type of `name`.
+      const impl = impls[name] as (ctx: Ctx, req: unknown) => unknown;
+      reply = { type: 'reply', id: m.id, result: await impl(ctx, req) };
     } catch (e) {
       const err = e instanceof Error ? e : new Error(String(e));
-      reply = { type: 'reply', id: m.id, error: { message: err.message, stack: err.stack } };
+      reply = { type: 'reply', id: m.id, error: { message: err.message, stack: err instanceof InputError ? undefined : err.stack } };
     }
     port.postMessage(reply);
   });

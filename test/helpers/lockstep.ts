@@ -8,7 +8,8 @@ import type { Field } from '../../src/arch/bits.ts';
 import { OP } from '../../src/arch/smmu/commands.ts';
 import { CMDQ_CONS, CR0, GERROR, OFF } from '../../src/arch/smmu/regs.ts';
 import type { SmmuFeatures } from '../../src/arch/smmu/features.ts';
-import { ArmSmmuDevice, type SmmuDriverOptions } from '../../drivers/arm-smmu-v3/smmu.ts';
+import { ArmSmmuDevice } from '../../drivers/arm-smmu-v3/smmu.ts';
+import { type SmmuDriverOptions } from '../../src/protocol/ops/smmu.ts';
 import { buildCmd, type CmdEnt } from '../../drivers/arm-smmu-v3/cmds.ts';
 
 /** CR0/IRQ_CTRL/GBPA acknowledgement latency used by these tests (platform ns). */

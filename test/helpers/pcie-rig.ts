@@ -11,7 +11,6 @@ import { OP } from '../../src/arch/smmu/commands.ts';
 import { PCIE_STAT, pcieStat } from '../../src/machine/pcie-stats.ts';
 import { Kernel } from '../../drivers/kernel.ts';
 import { ArmSmmuDevice } from '../../drivers/arm-smmu-v3/smmu.ts';
-import { pciInit, type PciState } from '../../drivers/ops/pci.ts';
 
 export interface PcieRigOptions {
   /** Topology JSON (validated here); default: the default topology. */
@@ -59,7 +58,7 @@ export function pcieStack(o: PcieRigOptions = {}) {
   const r = pcieRig(o);
   const k = new Kernel(r.platform);
   k.smmu = ArmSmmuDevice.probe(r.platform, o.pollTimeoutNs !== undefined ? { pollTimeoutNs: o.pollTimeoutNs } : {});
-  const st: PciState = pciInit(k, { iommuMap: iommuMap(r.topology) });
+  const st = k.initPci(iommuMap(r.topology), true);
   return { ...r, k, st, core: st.core, glue: st.iommu!, drv: st.ep };
 }
 

@@ -3,7 +3,7 @@
 // queue, events read back from the event queue and decoded, DMA issued through the SMMU's services.
 
 import { buildCmd, type CmdEnt } from '../../drivers/arm-smmu-v3/cmds.ts';
-import { createLockstep, type LockstepPlatform } from '../../src/host/lockstep.ts';
+import { createLockstep, type LockstepPlatform, type LockstepSystem } from '../../src/host/lockstep.ts';
 import type { Machine } from '../../hw/machine.ts';
 import type { IoMem } from '../../drivers/platform/platform.ts';
 import { type SharedViews } from '../../src/machine/layout.ts';
@@ -72,6 +72,8 @@ export class Rig {
   readonly views: SharedViews;
   readonly machine: Machine;
   readonly platform: LockstepPlatform;
+  /** Applies a fault (the lockstep system's inject). */
+  readonly inject: LockstepSystem['inject'];
   readonly io: IoMem;
   readonly features: SmmuFeatures;
   strtabBase = 0;
@@ -88,6 +90,7 @@ export class Rig {
     this.views = ls.views;
     this.machine = ls.machine;
     this.platform = ls.platform;
+    this.inject = ls.inject;
     this.io = this.platform.ioremap(PA.SMMU_BASE, SMMU_BYTES);
     this.strtab = o.strtab ?? { log2size: 6 };
     this.evtqLog2 = o.evtqLog2 ?? 6;

@@ -7,7 +7,7 @@ import { STAT } from '../../src/machine/layout.ts';
 import { OP } from '../../src/arch/smmu/commands.ts';
 import { OFF } from '../../src/arch/smmu/regs.ts';
 import type { LogEntry } from '../../src/protocol/log.ts';
-import type { TlbiResult, TlbiWorkload } from '../../drivers/workloads/cmdq-stress.ts';
+import type { TlbiResult, TlbiWorkload } from '../../src/protocol/ops/smmu.ts';
 
 export interface DriverStats {
   cmdqErrors: { cons: number; code: number }[];
@@ -52,11 +52,11 @@ export class TestSystem {
   }
 
   workload(cpu: number, w: TlbiWorkload): Promise<TlbiResult> {
-    return this.sys.cpus[cpu]!.call<TlbiResult>('workload', w);
+    return this.sys.cpu(cpu).op('workload', w);
   }
 
   driverStats(cpu: number): Promise<DriverStats> {
-    return this.sys.cpus[cpu]!.call<DriverStats>('driverStats');
+    return this.sys.cpu(cpu).op('driverStats');
   }
 }
 

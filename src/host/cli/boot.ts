@@ -5,7 +5,7 @@ import { UsageError, type OptSpec } from './args.ts';
 import { System, type SystemOptions } from '../system.ts';
 import { parseFeatures } from '../../arch/smmu/features.ts';
 import { formatLog } from '../../protocol/log.ts';
-import type { SmmuDriverOptions } from '../../../drivers/arm-smmu-v3/smmu.ts';
+import type { SmmuDriverOptions } from '../../protocol/ops/smmu.ts';
 
 export const FEATURES_SPEC: OptSpec = { type: 'string', help: 'SMMU feature profile, optionally with +feature/-feature', default: 'default' };
 export const TIME_SCALE_SPEC: OptSpec = { type: 'number', help: 'platform time runs this many times faster than host time', default: 1 };

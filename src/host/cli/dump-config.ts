@@ -8,6 +8,7 @@ import { UsageError, parseCommandArgs } from './args.ts';
 import { PCIE_COMMON, bdfArg, className, hex, withPcieSession } from './pcie-boot.ts';
 import { dwordsToBytes, formatConfigDump } from '../pcie-dump.ts';
 import type { CliCommand } from '../cli.ts';
+import { errName } from '../../protocol/errno.ts';
 
 const NAME = 'dump-config';
 const SPEC = {
@@ -26,10 +27,10 @@ export const command: CliCommand = {
       const d = s.device(bdf);
       if (p.opts['after-flr']) {
         if (!d.resetMethods.includes('flr')) throw new UsageError(`${NAME}: ${bdf} cannot do FLR (Device Capabilities FLR is 0)`);
-        const rc = await s.sys.cpus[0]!.call<string>('pciRawFlr', { bdf });
-        if (rc !== '0') process.stderr.write(`${NAME}: ${bdf} not ready after FLR (${rc}); dumping what it returns\n`);
+        const rc = await s.sys.cpu(0).op('pciRawFlr', { bdf });
+        if (rc !== 0) process.stderr.write(`${NAME}: ${bdf} not ready after FLR (${errName(rc)}); dumping what it returns\n`);
       }
-      const dwords = await s.sys.cpus[0]!.call<number[]>('pciConfigRead', { bdf });
+      const dwords = await s.sys.cpu(0).op('pciConfigRead', { bdf });
       const title = `${className(d.classCode)}: Device ${hex(d.vendor, 4)}:${hex(d.device, 4)} (rev ${hex(d.revision, 2)})`;
       process.stdout.write(formatConfigDump(bdf, dwordsToBytes(dwords), title));
       return 0;

@@ -8,7 +8,7 @@ import { atcTimeoutOption, pollTimeoutOption, timeoutNs } from './timeout-option
 import type { System } from '../system.ts';
 import { formatLog } from '../../protocol/log.ts';
 import { parseBdf, formatBdf, ridOf } from '../../arch/pcie/bdf.ts';
-import type { PciDeviceInfo } from '../../../drivers/ops/pci.ts';
+import type { PciDeviceInfo } from '../../protocol/ops/pci.ts';
 
 export const PCIE_COMMON: Record<string, OptSpec> = {
   topology: TOPOLOGY_SPEC,

@@ -32,7 +32,6 @@ import { CERROR, CERROR_NAMES, OFF } from '../../arch/smmu/regs.ts';
 import { formatLog } from '../../protocol/log.ts';
 import { hex } from '../../arch/bits.ts';
 import type { CliCommand } from '../cli.ts';
-import type { ReplayRequest, ReplayResult } from '../../../drivers/workloads/replay.ts';
 
 const NAME = 'replay';
 const SUBMIT_CPU = 0;
@@ -126,12 +125,11 @@ export const command: CliCommand = {
 
     return withProbedSystem(NAME, { cpus: 2, features: feat.features, ...(topology ? { topology } : {}) }, { irqCpu: IRQ_CPU }, async (sys) => {
       await sys.dmesg(); // the probe's log is not part of the report
-      const errCount = async () => (await sys.cpus[IRQ_CPU]!.call<{ cmdqErrors: { cons: number; code: number }[] }>('driverStats')).cmdqErrors;
+      const errCount = async () => (await sys.cpu(IRQ_CPU).op('driverStats')).cmdqErrors;
       const errorsBefore = (await errCount()).length;
       const before = sys.stats();
-      const req: ReplayRequest = { words: input.words };
       // Each illegal command costs an interrupt round trip; allow for large files.
-      const res = await sys.cpus[SUBMIT_CPU]!.call<ReplayResult>('replay', req, 60_000 + n * 5);
+      const res = await sys.cpu(SUBMIT_CPU).op('replay', { words: input.words }, 60_000 + n * 5);
       const after = sys.stats();
       const handled = (await errCount()).slice(errorsBefore);
       if (res.ret !== 0) {

@@ -127,7 +127,7 @@ export const command: CliCommand = {
       let progress: NodeJS.Timeout | undefined;
       try {
         const probeLog = (await sys.dmesg()).map(formatLog);
-        const driverStats = () => Promise.all(sys.cpus.map((c) => c.call<DriverStats>('driverStats')));
+        const driverStats = () => Promise.all(sys.cpus.map((c) => c.op('driverStats')));
         const before = sys.stats();
         const dBefore = await driverStats();
         const hostMs = (seconds * 1000) / timeScale;

@@ -7,7 +7,7 @@
 //     options: { pages: { type: 'number', help: 'pages per map', default: 16 } },  // optional: --pages
 //     prepare(p, setup) { ... },   // optional, before boot: check options (throw UsageError), adjust setup
 //     async run(ctx) {             // after probe: drive the CPUs, return what they issued
-//       const per = await Promise.all(ctx.sys.cpus.map((c) => c.call('myOp', {...}, ctx.callTimeoutMs)));
+//       const per = await Promise.all(ctx.sys.cpus.map((c) => c.op('myOp', {...}, ctx.callTimeoutMs)));
 //       return { issuedByOpcode: sumCounts(per.map((r) => r.issuedByOpcode)), perCpu: per, extra: {...} };
 //     },
 //   };
@@ -32,7 +32,7 @@
 
 import type { OptSpec, Parsed } from './args.ts';
 import type { System, SystemOptions } from '../system.ts';
-import type { SmmuDriverOptions } from '../../../drivers/arm-smmu-v3/smmu.ts';
+import type { SmmuDriverOptions } from '../../protocol/ops/smmu.ts';
 
 /** What `run` is about to boot and probe with; workloads and run options may adjust it before boot. */
 export interface RunSetup {

@@ -8,7 +8,7 @@
 //                           ~9% resolution
 //   events                  SMMU events the driver's event queue thread decoded, by name
 
-import type { AtsDmaRequest, AtsDmaResult } from '../../../../drivers/workloads/ats-dma.ts';
+import type { AtsDmaRequest } from '../../../protocol/ops/pci.ts';
 import { iommuMap } from '../../../protocol/topology.ts';
 import { PCIE_STAT, histogramPercentile, latencyHistogram, pcieStat } from '../../../machine/pcie-stats.ts';
 import { intOpt } from '../args.ts';
@@ -52,7 +52,7 @@ export const workload: Workload = {
       transfersPerMap: ctx.opts['transfers-per-map'] as number,
       sharedDomain: ctx.opts['separate-domains'] !== true,
     };
-    const r = await ctx.sys.cpus[0]!.call<AtsDmaResult & { issuedByOpcode: Record<string, number>; events: Record<string, number> }>('atsDmaWorkload', req, ctx.callTimeoutMs);
+    const r = await ctx.sys.cpu(0).op('atsDmaWorkload', req, ctx.callTimeoutMs);
     const hist = latencyHistogram(stats).map((v, i) => v - before.hist[i]!);
     const report: AtsDmaReport = {
       atcHits: at('ATC_HITS') - before.hits,

@@ -3,7 +3,7 @@
 // through the SMMU, unmap them. Reports what the SMMU did: translations, IOTLB and walk-cache hits and
 // misses, and the events it recorded by name.
 
-import type { DmaMapResult, DmaMapWorkload } from '../../../../drivers/workloads/dma-map.ts';
+import type { DmaMapWorkload } from '../../../protocol/ops/iommu.ts';
 import { STAT, XSTAT } from '../../../machine/layout.ts';
 import { EVT_NAME } from '../../../arch/smmu/events.ts';
 import { intOpt } from '../args.ts';
@@ -49,7 +49,7 @@ export const workload: Workload = {
       faultEvery: ctx.opts['fault-every'] as number,
       durationNs: ctx.durationNs,
     };
-    const per = await Promise.all(ctx.sys.cpus.map((c) => c.call<DmaMapResult>('dmaMapWorkload', w, ctx.callTimeoutMs)));
+    const per = await Promise.all(ctx.sys.cpus.map((c) => c.op('dmaMapWorkload', w, ctx.callTimeoutMs)));
     const after = snap();
     const d = (slot: number) => after[slot]! - before[slot]!;
     const events: Record<string, number> = {};

@@ -1,0 +1,17 @@
+// CPU operations every worker serves: the kernel log and stopping.
+
+import type { KernelOpImpls } from '../../src/protocol/ops/index.ts';
+import type { Kernel } from '../kernel.ts';
+
+export const cpuOps = {
+  dmesg: (k) => {
+    const all = k.platform.dmesg();
+    const fresh = all.slice(k.logRead);
+    k.logRead = all.length;
+    return fresh;
+  },
+  stop: (k) => {
+    k.stopping = true;
+    return true;
+  },
+} satisfies Partial<KernelOpImpls<Kernel>>;

@@ -1,0 +1,159 @@
+// Checking what crosses a boundary (an operation's request, a fault, a scenario file): small checkers
+// that either return the value with its static type or throw an InputError naming the field by path
+// (`faults[2].trigger.count: must be an integer from 1 to 1000 (got -1)`). A type is declared once, as
+// its checker: `Infer<typeof check>` is the type.
+//
+// Keys are own properties only (Object.hasOwn), so `__proto__`, `constructor` or `toString` in input
+// are unknown fields like any other, never inherited values; unknown fields are refused, naming them.
+
+import { formatBdf, parseBdf, ridOf } from '../arch/pcie/bdf.ts';
+
+/** Input that does not have the shape a checker wants; the message starts with the path of the field. */
+export class InputError extends Error {}
+
+/** Checks `v` (found at `path`) and returns it typed, or throws InputError naming the path. */
+export type Check<T> = (v: unknown, path: string) => T;
+export type Infer<C> = C extends Check<infer T> ? T : never;
+
+/** Longest echo of a bad value in an error message. */
+const SHOW_MAX = 60;
+
+/**
+ * A value as an error message quotes it: JSON-like, control characters escaped (so no terminal escape
+ * reaches the screen), cut to SHOW_MAX characters.
+ */
+export function show(v: unknown): string {
+  let s: string;
+  if (typeof v === 'string') s = JSON.stringify(v.length > SHOW_MAX ? v.slice(0, SHOW_MAX) : v);
+  else if (typeof v === 'bigint') s = `${v}n`;
+  else if (v === undefined) s = 'undefined';
+  else {
+    try {
+      s = JSON.stringify(v) ?? String(v);
+    } catch {
+      s = Object.prototype.toString.call(v);
+    }
+  }
+  s = s.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return s.length > SHOW_MAX ? `${s.slice(0, SHOW_MAX)}…` : s;
+}
+
+function fail(path: string, why: string, v: unknown): never {
+  throw new InputError(`${path}: ${why} (got ${show(v)})`);
+}
+
+/** An integer in [min, max] (safe integers only). */
+export function int(min = 0, max = Number.MAX_SAFE_INTEGER): Check<number> {
+  return (v, path) => {
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) fail(path, `must be an integer from ${min} to ${max}`, v);
+    return v;
+  };
+}
+
+/** A finite number in [min, max]. */
+export function num(min: number, max: number): Check<number> {
+  return (v, path) => {
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) fail(path, `must be a number from ${min} to ${max}`, v);
+    return v;
+  };
+}
+
+export const bool: Check<boolean> = (v, path) => {
+  if (typeof v !== 'boolean') fail(path, 'must be true or false', v);
+  return v;
+};
+
+/** A string of 1..max characters. */
+export function str(max = 256): Check<string> {
+  return (v, path) => {
+    if (typeof v !== 'string' || v.length === 0 || v.length > max) fail(path, `must be a non-empty string of at most ${max} characters`, v);
+    return v;
+  };
+}
+
+/** One of a fixed set of strings. */
+export function oneOf<const T extends readonly string[]>(values: T): Check<T[number]> {
+  return (v, path) => {
+    if (typeof v !== 'string' || !values.includes(v)) fail(path, `must be one of ${values.join(', ')}`, v);
+    return v;
+  };
+}
+
+/** A PCI address "BB:DD.F" (hex bus, device up to 1f, function 0-7), returned in lower case. */
+export const bdf: Check<string> = (v, path) => {
+  const b = typeof v === 'string' ? parseBdf(v) : null;
+  if (!b) fail(path, 'must be a "BB:DD.F" address (hex bus and device up to 1f, function 0-7)', v);
+  return formatBdf(ridOf(b));
+};
+
+/** An array of up to `max` elements, each checked (paths `path[i]`). */
+export function arr<T>(each: Check<T>, max = 1 << 20): Check<T[]> {
+  return (v, path) => {
+    if (!Array.isArray(v)) fail(path, 'must be an array', v);
+    if (v.length > max) fail(path, `must have at most ${max} elements`, `${v.length} elements`);
+    return v.map((x, i) => each(x, `${path}[${i}]`));
+  };
+}
+
+/** Nothing: an operation without a request (null or absent). */
+export const none: Check<undefined> = (v, path) => {
+  if (v !== undefined && v !== null) fail(path, 'takes no arguments', v);
+  return undefined;
+};
+
+/** A field that may be absent (or undefined); the object type gets an optional key. */
+export interface Optional<T> {
+  readonly optional: Check<T>;
+}
+
+export function opt<T>(c: Check<T>): Optional<T> {
+  return { optional: c };
+}
+
+type Shape = Record<string, Check<unknown> | Optional<unknown>>;
+type Simplify<T> = { [K in keyof T]: T[K] } & {};
+type Required_<S extends Shape> = { [K in keyof S as S[K] extends Optional<unknown> ? never : K]: S[K] extends Check<infer T> ? T : never };
+type Optional_<S extends Shape> = { [K in keyof S as S[K] extends Optional<unknown> ? K : never]?: S[K] extends Optional<infer T> ? T : never };
+export type ObjOf<S extends Shape> = Simplify<Required_<S> & Optional_<S>>;
+
+/** A plain object with exactly these fields (unknown ones are refused); optional ones may be absent. */
+export function obj<S extends Shape>(shape: S): Check<ObjOf<S>> {
+  const known = Object.keys(shape);
+  return (v, path) => {
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(path, 'must be an object', v);
+    const o = v as Record<string, unknown>;
+    for (const k of Object.keys(o)) {
+      if (!Object.hasOwn(shape, k)) throw new InputError(`${path}.${show(k).slice(1, -1)}: unknown field (known: ${known.join(', ') || 'none'})`);
+    }
+    const out: Record<string, unknown> = {};
+    for (const k of known) {
+      const c = shape[k]!;
+      const present = Object.hasOwn(o, k) && o[k] !== undefined;
+      if (typeof c === 'function') {
+        if (!present) throw new InputError(`${path}.${k}: missing`);
+        out[k] = c(o[k], `${path}.${k}`);
+      } else if (present) out[k] = c.optional(o[k], `${path}.${k}`);
+    }
+    // The checkers above produced every field of ObjOf<S>: required ones always, optional ones when present.
+    return out as ObjOf<S>;
+  };
+}
+
+/** One of several object shapes, chosen by the string in field `tag`. */
+export function tagged<const K extends string, const M extends Record<string, Check<object>>>(tag: K, variants: M): Check<{ [V in keyof M]: Infer<M[V]> }[keyof M]> {
+  const names = Object.keys(variants);
+  return (v, path) => {
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(path, 'must be an object', v);
+    const t = (v as Record<string, unknown>)[tag];
+    if (typeof t !== 'string' || !Object.hasOwn(variants, t)) {
+      if (!Object.hasOwn(v, tag)) throw new InputError(`${path}.${tag}: missing (one of ${names.join(', ')})`);
+      fail(`${path}.${tag}`, `must be one of ${names.join(', ')}`, t);
+    }
+    return variants[t]!(v, path) as Infer<M[keyof M]>;
+  };
+}
+
+/** Exactly this string (a variant's tag). */
+export function literal<const T extends string>(value: T): Check<T> {
+  return oneOf([value]);
+}

@@ -1,0 +1,129 @@
+// Operations of the SMMUv3 driver core: probe, joining a probed SMMU, interrupts, command workloads,
+// raw command submission, and what the driver has seen.
+
+import { InputError, arr, bool, int, none, obj, opt, type Check, type Infer } from '../check.ts';
+import { op } from './decl.ts';
+
+const u32 = int(0, 0xffff_ffff);
+const u53 = int();
+
+/** Probe options (module parameters and firmware facts). */
+export const smmuDriverOptions = obj({
+  /** Platform ns for ACK polls and CMD_SYNC waits (Linux ARM_SMMU_POLL_TIMEOUT_US). */
+  pollTimeoutNs: opt(int(1, 1e15)),
+  /** Linux's disable_msipolling module parameter: complete CMD_SYNC by polling CONS even with MSIs. */
+  disableMsiPolling: opt(bool),
+  /** Firmware says the SMMU is DMA-coherent (DT dma-coherent / IORT COHACC); default: IDR0.COHACC. */
+  coherent: opt(bool),
+  /** CPU that takes the SMMU's GERROR and event queue interrupts. */
+  irqCpu: opt(int(0, 15)),
+});
+export type SmmuDriverOptions = Infer<typeof smmuDriverOptions>;
+
+/** Everything another CPU needs to join an already probed command queue. */
+export const cmdqDesc = obj({
+  /** PA of the queue (naturally aligned). */
+  basePa: u53,
+  /** log2 of the number of entries. */
+  shift: int(0, 19),
+  /** PA of the shared state page. */
+  statePa: u53,
+  /** Complete CMD_SYNCs by MSI write into their own slot (Linux ARM_SMMU_OPT_MSIPOLL). */
+  msiPoll: bool,
+  /** Wait with WFE while polling CONS (IDR0.SEV). */
+  sev: bool,
+});
+export type CmdqDesc = Infer<typeof cmdqDesc>;
+
+/**
+ * What the probing CPU hands to the others so they can drive the same SMMU: the state a kernel keeps
+ * in memory every CPU shares (struct arm_smmu_device), here carried through the host.
+ */
+export const smmuShared = obj({
+  /** Linux's ARM_SMMU_FEAT_* bits. */
+  features: u32,
+  cmdq: cmdqDesc,
+  evtq: obj({ basePa: u53, shift: int(0, 19) }),
+  strtab: obj({ basePa: u53, twoLevel: bool, sidBits: int(0, 32), l1Entries: u53 }),
+  ias: int(0, 64),
+  oas: int(0, 64),
+  sidBits: int(0, 32),
+  ssidBits: int(0, 20),
+  asidBits: int(0, 16),
+  vmidBits: int(0, 16),
+  irqVectors: obj({ gerror: int(0, 255), evtq: int(0, 255) }),
+  pollTimeoutNs: int(1, 1e15),
+  /** PA of the IOMMU layer's shared ASID/VMID bitmaps. */
+  idStatePa: u53,
+});
+export type SmmuShared = Infer<typeof smmuShared>;
+
+/** The tlbi workload: batches of TLBI_NH_VA, each ending with a CMD_SYNC. */
+export const tlbiWorkload = obj({
+  /** Commands per batch (before its CMD_SYNC); batches over 64 are issued in chunks of 64. */
+  batch: int(1, 1 << 16),
+  /** Stop after this much platform time... */
+  durationNs: opt(int()),
+  /** ...or after this many batches (whichever comes first when both are given). */
+  iterations: opt(int()),
+  /** Record every CMD_SYNC's round trip (platform ns) — for latency benchmarks. */
+  recordLatency: opt(bool),
+});
+export type TlbiWorkload = Infer<typeof tlbiWorkload>;
+
+export interface TlbiResult {
+  batches: number;
+  /** Commands this CPU issued, by opcode name (the CMD_SYNCs it added counted under SYNC). */
+  issuedByOpcode: Record<string, number>;
+  syncTimeouts: number;
+  elapsedNs: number;
+  latenciesNs: number[];
+}
+
+/** Commands as four 32-bit words each, little-endian order (w0 low, w0 high, w1 low, w1 high). */
+const commandWords: Check<number[]> = (v, path) => {
+  const words = arr(u32)(v, path);
+  if (words.length % 4 !== 0) throw new InputError(`${path}: ${words.length} words is not a whole number of 16-byte commands`);
+  return words;
+};
+
+export interface ReplayResult {
+  /** Queue position (index with wrap bit) each command was written to. */
+  slots: number[];
+  /** Result of the CMD_SYNC the driver adds after the last command to know it has all been consumed. */
+  ret: number;
+}
+
+/** A command error the driver's GERROR handler (skip_err) handled: CONS.RD at the error and the CERROR code. */
+export interface CmdqErrorRecord {
+  cons: number;
+  code: number;
+}
+
+export interface DriverStats {
+  cmdqErrors: CmdqErrorRecord[];
+  /** Global errors handled, by GERROR bit name. */
+  gerrors: Record<string, number>;
+  issued: number;
+  syncs: number;
+  syncTimeouts: number;
+}
+
+export const SMMU_OPS = {
+  /** Probes the SMMU on this CPU (and sets up the page allocator first when asked). */
+  probe: op(obj({ opts: smmuDriverOptions, initPages: bool })).returns<SmmuShared>(),
+  /** Joins an SMMU another CPU probed. */
+  attach: op(smmuShared).returns<true>(),
+  /** Takes the SMMU's GERROR and event queue interrupts on this CPU. */
+  requestIrqs: op(none).returns<true>(),
+  workload: op(tlbiWorkload).returns<TlbiResult>(),
+  /** Submits commands verbatim, in batches of 64 without adding CMD_SYNCs, then one CMD_SYNC. */
+  replay: op(obj({ words: commandWords })).returns<ReplayResult>(),
+  /**
+   * Issues raw commands as Linux issues a batch: in chunks of 64, the last one with its CMD_SYNC in the
+   * same submission when `sync`; returns 0 or -ETIMEDOUT.
+   */
+  issueBatch: op(obj({ words: commandWords, sync: bool })).returns<number>(),
+  /** What this CPU's driver has seen: command errors it handled, global errors, what it issued. */
+  driverStats: op(none).returns<DriverStats>(),
+};
