@@ -33,7 +33,7 @@ import { DEFAULT_FEATURES } from '../src/arch/smmu/features.ts';
 import { CMDQ_MAX_SZ_SHIFT } from '../drivers/arm-smmu-v3/cmdq.ts';
 import type { TlbiWorkload, SmmuShared } from '../src/protocol/ops/smmu.ts';
 import { parseArgs, intOpt, type OptSpec } from '../src/host/cli/args.ts';
-import { sumCounts } from '../src/host/cli/workloads.ts';
+import { sumCounts } from '../src/host/cli/workload-api.ts';
 import { NS_PER_MS } from '../src/arch/time.ts';
 import { RING, SPIN } from './ring.ts';
 

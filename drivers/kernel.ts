@@ -10,6 +10,8 @@ import { TestDmaDriver } from './testdev.ts';
 import { PciCore } from './pci/core.ts';
 import { PciIommu } from './pci/iommu.ts';
 import { EpDriver } from './pci/ep-driver.ts';
+import { pciScan } from './pci/probe.ts';
+import { pciRegisterDriver } from './pci/driver.ts';
 
 /** The IOMMU layer of one CPU and the objects handed out to callers, by handle. */
 export class IommuState {
@@ -123,8 +125,8 @@ export class Kernel {
     const glue = this.smmu ? new PciIommu(this.iommu().iommu, this.platform, strict) : null;
     core.iommu = glue;
     const ep = new EpDriver(core);
-    core.registerDriver(ep);
-    core.scan();
+    pciRegisterDriver(core, ep);
+    pciScan(core);
     this.pci = new PciState(core, glue, ep);
     return this.pci;
   }

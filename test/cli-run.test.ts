@@ -3,7 +3,8 @@
 
 import { describe, expect, it, vi } from 'vitest';
 import { runCli } from './fixtures/run-cli.ts';
-import { registerRunOption, registerWorkload, sumCounts, type Workload } from '../src/host/cli/workloads.ts';
+import { registerRunOption, registerWorkload } from '../src/host/cli/workloads.ts';
+import { sumCounts, type Workload } from '../src/host/cli/workload-api.ts';
 
 interface RunJson {
   features: Record<string, unknown>;

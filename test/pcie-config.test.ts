@@ -11,10 +11,11 @@ import {
 import { DEFAULT_TOPOLOGY_JSON, parseTopology, TopologyError } from '../src/protocol/topology.ts';
 import { NS_PER_MS } from '../src/arch/time.ts';
 import type { PciDev } from '../drivers/pci/pci.ts';
+import { pciScan } from '../drivers/pci/probe.ts';
 
 function scanned(topology?: unknown) {
   const r = pcieRig(topology === undefined ? {} : { topology });
-  r.core.scan();
+  pciScan(r.core);
   return r;
 }
 
@@ -59,7 +60,7 @@ describe('enumeration and RRS', () => {
     // Both functions are resetting when the scan starts (an FLR written before enumeration).
     for (const rid of [0x100, 0x200]) r.core.cfg.write16(rid, 0x58 + EXP.DEVCTL, DEVCTL.BCR_FLR.bits);
     const t0 = r.now();
-    r.core.scan();
+    pciScan(r.core);
     // 01:00.0 answered RRS (the scan had enabled RRS SV at its Root Port) and was waited for; 02:00.0
     // read all-ones and looked absent, as Linux concludes.
     expect(r.core.devices.map((d) => d.bdf)).toEqual(['00:01.0', '00:02.0', '01:00.0']);

@@ -7,7 +7,8 @@
 
 import { describe, expect, it } from 'vitest';
 import { pcieStack, type PcieStack } from './helpers/pcie-rig.ts';
-import { pcieFlr, pciResetFunction } from '../drivers/pci/reset.ts';
+import { pciResetFunction } from '../drivers/pci/reset.ts';
+import { pcieFlr } from '../drivers/pci/flr.ts';
 import { aerHandleError } from '../drivers/pci/aer.ts';
 import { E } from '../src/protocol/errno.ts';
 import { ATS, COMMAND, DEVCTL, EXP, HDR } from '../src/arch/pcie/regs.ts';

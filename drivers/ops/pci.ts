@@ -11,7 +11,8 @@ import { pciBindDrivers, pciUnbindDriver } from '../pci/driver.ts';
 import { pciAtsQueueDepth, pciAtsSupported } from '../pci/ats.ts';
 import { aerHandleError } from '../pci/aer.ts';
 import type { PciDev } from '../pci/pci.ts';
-import { pciDevWait, pciResetFunction } from '../pci/reset.ts';
+import { pciResetFunction } from '../pci/reset.ts';
+import { pciDevWait } from '../pci/flr.ts';
 import { runAtsDma } from '../workloads/ats-dma.ts';
 
 const PCIE_TYPES: Record<number, string> = { 0: 'Endpoint', 4: 'Root Port', 9: 'Root Complex Integrated Endpoint' };

@@ -6,7 +6,7 @@
 // pci_reset_function, so neither reset_prepare/done nor the IOMMU reset hooks run.
 
 import { AER, AER_UNCOR, DEVSTA, EXP, EXP_TYPE } from '../../src/arch/pcie/regs.ts';
-import { PCI_CHANNEL, PCI_ERS, PCI_ERS_NAMES, type PciChannelState, type PciErsResult } from './driver.ts';
+import { PCI_CHANNEL, PCI_ERS, PCI_ERS_NAMES, type PciChannelState, type PciErsResult } from './pci.ts';
 import type { PciDev } from './pci.ts';
 import { pciBridgeSecondaryBusReset } from './reset.ts';
 

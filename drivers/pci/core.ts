@@ -4,10 +4,8 @@
 import { IRQ_VECTORS, VECTOR } from '../../src/arch/platform.ts';
 import type { Platform } from '../platform/platform.ts';
 import { parseBdf, ridOf } from '../../src/arch/pcie/bdf.ts';
-import { pciBindDrivers, type PciDriver } from './driver.ts';
-import { EcamAccess, PciBus, PciDev } from './pci.ts';
+import { type PciDriver, EcamAccess, PciBus, PciDev } from './pci.ts';
 import { E } from '../../src/protocol/errno.ts';
-import { pciAssignResources, pciScanRootBus } from './probe.ts';
 
 /** What the PCI core needs from the IOMMU layer for a device behind it. */
 export interface IommuPciOps {
@@ -48,14 +46,6 @@ export class PciCore {
     return this.sids.get(rid) ?? -1;
   }
 
-  /** Enumerates, assigns BARs, lets the IOMMU layer probe each device, then binds drivers. */
-  scan(): void {
-    if (this.root) throw new Error('PCI: already scanned');
-    this.root = pciScanRootBus(this);
-    pciAssignResources(this);
-    if (this.iommu) for (const d of this.devices) if (d.sid >= 0) this.iommu.probeDevice(d);
-    pciBindDrivers(this);
-  }
 
   /** The device at "BB:DD.F"; throws naming the address and what exists. */
   dev(bdf: string): PciDev {
@@ -69,11 +59,5 @@ export class PciCore {
   allocVector(): number {
     if (this.nextVector >= IRQ_VECTORS) return -E.EBUSY;
     return this.nextVector++;
-  }
-
-  registerDriver(drv: PciDriver): void {
-    if (this.drivers.some((d) => d.name === drv.name)) throw new Error(`PCI driver ${drv.name} registered twice`);
-    this.drivers.push(drv);
-    if (this.root) pciBindDrivers(this);
   }
 }

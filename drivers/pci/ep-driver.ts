@@ -8,9 +8,8 @@ import { DMA_CTRL, DMA_DOORBELL, DMA_ERR_NAMES, DMA_ID, DMA_REG, DMA_STATUS } fr
 import { IDS } from '../../src/arch/pcie/ids.ts';
 import { NS_PER_US } from '../../src/arch/time.ts';
 import type { PciCore } from './core.ts';
-import { PCI_CHANNEL, PCI_ERS, type PciChannelState, type PciDriver, type PciErrorHandlers, type PciErsResult } from './driver.ts';
+import { PCI_CHANNEL, PCI_ERS, type PciChannelState, type PciDriver, type PciErrorHandlers, type PciErsResult, type PciDev } from './pci.ts';
 import { pciAllocIrqVector, pciFreeIrqVectors } from './msi.ts';
-import { type PciDev } from './pci.ts';
 import { E } from '../../src/protocol/errno.ts';
 import { pciEnableDevice, pciSetMaster } from './probe.ts';
 import { pciRestoreState, pciSaveState } from './reset.ts';

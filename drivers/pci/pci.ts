@@ -1,4 +1,4 @@
-// The PCI core's view of the hierarchy (Linux struct pci_bus / struct pci_dev) and configuration
+// The PCI core's view of the hierarchy and its drivers (Linux struct pci_bus, struct pci_dev, struct pci_driver) and configuration
 // access through ECAM (drivers/pci/access.c, pci_generic_config_read/write over ECAM): config space of
 // BDF bb:dd.f is the 4 KiB at ECAM base + (bus << 20 | devfn << 12). Reads of a function that is absent
 // or not answering return all-ones; PCI_POSSIBLE_ERROR tests for that.
@@ -9,7 +9,48 @@ import type { LogLevel } from '../../src/protocol/log.ts';
 import type { ResetMethod } from '../../src/protocol/ops/pci.ts';
 import { CAP_HDR, EXP_FLAGS, EXT_CAP_START, EXT_HDR, HDR, HEADER_LAYOUT, STATUS } from '../../src/arch/pcie/regs.ts';
 import { formatBdf } from '../../src/arch/pcie/bdf.ts';
-import type { PciDriver } from './driver.ts';
+
+// ---- the device-driver interface (struct pci_driver, struct pci_error_handlers) ----
+
+/** enum pci_ers_result. */
+export const PCI_ERS = { NONE: 1, CAN_RECOVER: 2, NEED_RESET: 3, DISCONNECT: 4, RECOVERED: 5, NO_AER_DRIVER: 6 } as const;
+export type PciErsResult = (typeof PCI_ERS)[keyof typeof PCI_ERS];
+export const PCI_ERS_NAMES: Record<number, string> = Object.fromEntries(Object.entries(PCI_ERS).map(([k, v]) => [v, k]));
+
+/** pci_channel_state. */
+export const PCI_CHANNEL = { NORMAL: 1, FROZEN: 2, PERM_FAILURE: 3 } as const;
+export type PciChannelState = (typeof PCI_CHANNEL)[keyof typeof PCI_CHANNEL];
+
+export interface PciErrorHandlers {
+  /** An error was detected on the device's link; the driver says what it needs. */
+  errorDetected?(dev: PciDev, state: PciChannelState): PciErsResult;
+  /** MMIO works again (non-fatal errors): the driver may check the device. */
+  mmioEnabled?(dev: PciDev): PciErsResult;
+  /** The slot was reset: the driver re-initialises the device. */
+  slotReset?(dev: PciDev): PciErsResult;
+  /** Recovery is over: normal operation may resume. */
+  resume?(dev: PciDev): void;
+  /** pci_reset_function() is about to reset the device: quiesce it. */
+  resetPrepare?(dev: PciDev): void;
+  /** pci_reset_function() is done (whatever the outcome): bring the device back. */
+  resetDone?(dev: PciDev): void;
+}
+
+export interface PciDeviceId {
+  vendor: number;
+  device: number;
+}
+
+export interface PciDriver {
+  name: string;
+  idTable: readonly PciDeviceId[];
+  /** 0 when the driver now owns the device, -errno otherwise. */
+  probe(dev: PciDev, id: PciDeviceId): number;
+  remove(dev: PciDev): void;
+  errHandler?: PciErrorHandlers;
+}
+
+// ---- config access and the device ----
 
 /** Linux PCI_FIND_CAP_TTL: at most this many legacy capabilities are walked (loop protection). */
 const PCI_FIND_CAP_TTL = 48;

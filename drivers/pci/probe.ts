@@ -17,6 +17,7 @@ import { formatBdf } from '../../src/arch/pcie/bdf.ts';
 import type { PciCore } from './core.ts';
 import { PciBus, PciDev, possibleError } from './pci.ts';
 import { pciInitResetMethods } from './reset.ts';
+import { pciBindDrivers } from './driver.ts';
 
 const typeName: Record<number, string> = {
   [EXP_TYPE.ENDPOINT]: 'PCIe Endpoint',
@@ -259,4 +260,13 @@ export function pciEnableDevice(dev: PciDev): void {
 /** pci_set_master / pci_clear_master. */
 export function pciSetMaster(dev: PciDev, on: boolean): void {
   dev.update16(HDR.COMMAND, COMMAND.MASTER.bits, on ? COMMAND.MASTER.bits : 0);
+}
+
+/** Enumerates, assigns BARs, lets the IOMMU layer probe each device, then binds drivers (pci_host_probe). */
+export function pciScan(core: PciCore): void {
+  if (core.root) throw new Error('PCI: already scanned');
+  core.root = pciScanRootBus(core);
+  pciAssignResources(core);
+  if (core.iommu) for (const d of core.devices) if (d.sid >= 0) core.iommu.probeDevice(d);
+  pciBindDrivers(core);
 }

@@ -16,7 +16,7 @@ import type { PciCore } from './core.ts';
 import { pciResetWithIommuBlocked } from './iommu-reset.ts';
 import { type PciDev } from './pci.ts';
 import { E, errName } from '../../src/protocol/errno.ts';
-import { pcieFlr } from './reset.ts';
+import { pcieFlr } from './flr.ts';
 
 /** How long the firmware-ack quirk waits for the firmware (HINIC_OPERATION_TIMEOUT in Linux). */
 const FW_ACK_TIMEOUT_MS = 15000;

@@ -1,28 +1,15 @@
-// smmulab command line: dispatches to one module per subcommand (src/cli/<name>.ts).
+// smmulab command line: dispatches to one module per subcommand (src/host/cli/<name>.ts), listed in
+// src/host/cli/commands.ts.
 
 import { UsageError } from './cli/args.ts';
-
-export interface CliCommand {
-  name: string;
-  summary: string;
-  /** Runs the command; resolves to the process exit code. */
-  run(argv: string[]): Promise<number>;
-}
-
-/** Subcommands, loaded on demand so `smmulab --help` stays fast. */
-const COMMANDS: Record<string, () => Promise<CliCommand>> = {};
-
-export function registerCommand(name: string, load: () => Promise<CliCommand>): void {
-  COMMANDS[name] = load;
-}
+import { COMMANDS } from './cli/commands.ts';
 
 async function help(): Promise<string> {
-  const cmds = await Promise.all(Object.values(COMMANDS).map((l) => l()));
+  const cmds = await Promise.all([...COMMANDS.values()].map((l) => l()));
   return ['usage: smmulab COMMAND [options]   (smmulab COMMAND --help for its options)', '', ...cmds.map((c) => `  ${c.name.padEnd(14)}${c.summary}`)].join('\n');
 }
 
 export async function main(argv: string[]): Promise<number> {
-  await import('./cli/commands.ts');
   const [name, ...rest] = argv;
   if (!name) {
     // No command is a usage error: the list goes where errors go.
@@ -33,7 +20,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write((await help()) + '\n');
     return 0;
   }
-  const load = COMMANDS[name];
+  const load = COMMANDS.get(name);
   if (!load) {
     process.stderr.write(`smmulab: unknown command '${name}'\n${await help()}\n`);
     return 2;

@@ -1,9 +1,12 @@
-// The subcommand table: one line per command module.
+// The subcommand table: one line per command module, loaded on demand so `smmulab --help` stays fast.
+// A Map, so a command name is never looked up among an object's inherited properties.
 
-import { registerCommand } from '../cli.ts';
+import type { CliCommand } from './command.ts';
 
-registerCommand('run', async () => (await import('./run.ts')).command);
-registerCommand('replay', async () => (await import('./replay.ts')).command);
-registerCommand('lspci', async () => (await import('./lspci.ts')).command);
-registerCommand('dump-config', async () => (await import('./dump-config.ts')).command);
-registerCommand('reset', async () => (await import('./reset.ts')).command);
+export const COMMANDS: ReadonlyMap<string, () => Promise<CliCommand>> = new Map([
+  ['run', async () => (await import('./run.ts')).command],
+  ['replay', async () => (await import('./replay.ts')).command],
+  ['lspci', async () => (await import('./lspci.ts')).command],
+  ['dump-config', async () => (await import('./dump-config.ts')).command],
+  ['reset', async () => (await import('./reset.ts')).command],
+]);

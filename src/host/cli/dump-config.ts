@@ -7,7 +7,7 @@
 import { UsageError, parseCommandArgs } from './args.ts';
 import { PCIE_COMMON, bdfArg, className, hex, withPcieSession } from './pcie-boot.ts';
 import { dwordsToBytes, formatConfigDump } from '../pcie-dump.ts';
-import type { CliCommand } from '../cli.ts';
+import type { CliCommand } from './command.ts';
 import { errName } from '../../protocol/errno.ts';
 
 const NAME = 'dump-config';

@@ -4,7 +4,7 @@
 
 import { noArguments, parseCommandArgs } from './args.ts';
 import { PCIE_COMMON, className, hex, withPcieSession } from './pcie-boot.ts';
-import type { CliCommand } from '../cli.ts';
+import type { CliCommand } from './command.ts';
 import type { PciDeviceInfo } from '../../protocol/ops/pci.ts';
 
 const NAME = 'lspci';

@@ -31,7 +31,7 @@ import { cerrorsByName, executedByOpcode } from '../system.ts';
 import { CERROR, CERROR_NAMES, OFF } from '../../arch/smmu/regs.ts';
 import { formatLog } from '../../protocol/log.ts';
 import { hex } from '../../arch/bits.ts';
-import type { CliCommand } from '../cli.ts';
+import type { CliCommand } from './command.ts';
 
 const NAME = 'replay';
 const SUBMIT_CPU = 0;

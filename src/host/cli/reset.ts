@@ -6,7 +6,7 @@
 
 import { UsageError, parseCommandArgs } from './args.ts';
 import { PCIE_COMMON, bdfArg, withPcieSession } from './pcie-boot.ts';
-import type { CliCommand } from '../cli.ts';
+import type { CliCommand } from './command.ts';
 import type { ResetMethod } from '../../protocol/ops/pci.ts';
 import type { Fault } from '../../protocol/faults.ts';
 import { errName } from '../../protocol/errno.ts';

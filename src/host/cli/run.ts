@@ -9,12 +9,13 @@
 
 import { HELP_SPEC, parseArgs, intOpt, noArguments, optionLines, positiveNumber, usage, UsageError, type OptSpec } from './args.ts';
 import { FEATURES_SPEC, TIME_SCALE_SPEC, featuresFromOption, withProbedSystem } from './boot.ts';
-import { loadRunOptions, loadWorkloads, sumCounts, type RunSetup, type Workload, type WorkloadReport } from './workloads.ts';
+import { loadRunOptions, loadWorkloads } from './workloads.ts';
+import { sumCounts, type RunSetup, type Workload, type WorkloadReport } from './workload-api.ts';
 import { cerrorsByName, executedByOpcode, type StatsSnapshot } from '../system.ts';
 import { archMinorRev } from '../../arch/smmu/implementation.ts';
 import { formatLog } from '../../protocol/log.ts';
 import { MAX_CPUS } from '../../machine/layout.ts';
-import type { CliCommand } from '../cli.ts';
+import type { CliCommand } from './command.ts';
 
 const NAME = 'run';
 

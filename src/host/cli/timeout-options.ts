@@ -5,7 +5,7 @@
 // take the same two options (src/host/cli/pcie-boot.ts).
 
 import { positiveNumber } from './args.ts';
-import type { RunOption } from './workloads.ts';
+import type { RunOption } from './workload-api.ts';
 import { NS_PER_MS } from '../../arch/time.ts';
 
 /** A timeout option's value in platform ns (undefined when absent), or a UsageError naming it. */

@@ -3,7 +3,7 @@
 // file and the field.
 
 import { UsageError, type OptSpec } from './args.ts';
-import type { RunOption } from './workloads.ts';
+import type { RunOption } from './workload-api.ts';
 import { TopologyError, type Topology } from '../../protocol/topology.ts';
 import { loadTopologyFile } from '../topology-file.ts';
 

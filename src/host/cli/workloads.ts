@@ -1,4 +1,5 @@
-// What `smmulab run` can run: a registry of workloads and of extra run options.
+// What `smmulab run` can run: a registry of workloads and of extra run options (what their modules
+// export is declared in workload-api.ts).
 //
 // Adding a workload — write a module (e.g. src/host/cli/workloads/dma-map.ts) exporting
 //
@@ -30,48 +31,7 @@
 // Its apply() runs before boot with the option's value (or its default) and edits setup.boot
 // (System.boot options) and setup.probe (the driver's probe options).
 
-import type { OptSpec, Parsed } from './args.ts';
-import type { System, SystemOptions } from '../system.ts';
-import type { SmmuDriverOptions } from '../../protocol/ops/smmu.ts';
-
-/** What `run` is about to boot and probe with; workloads and run options may adjust it before boot. */
-export interface RunSetup {
-  boot: SystemOptions;
-  probe: SmmuDriverOptions;
-}
-
-export interface WorkloadContext {
-  sys: System;
-  /** Every option `run` parsed (common ones, run options and this workload's), defaults applied. */
-  opts: Parsed['opts'];
-  /** --seconds, in platform ns. */
-  durationNs: number;
-  /** --batch. */
-  batch: number;
-  /** Host ms a CPU may take to answer a call that lasts the whole workload (duration at this time scale, plus margin). */
-  callTimeoutMs: number;
-}
-
-export interface WorkloadReport {
-  /** Commands the CPUs issued, summed over CPUs, by spec name without CMD_ (CMD_SYNCs as SYNC). */
-  issuedByOpcode: Record<string, number>;
-  /** What each CPU reported (JSON-serialisable). */
-  perCpu: unknown[];
-  /** More report fields (JSON-serialisable). */
-  extra?: Record<string, unknown>;
-}
-
-export interface Workload {
-  summary: string;
-  options?: Record<string, OptSpec>;
-  prepare?(p: Parsed, setup: RunSetup): void;
-  run(ctx: WorkloadContext): Promise<WorkloadReport>;
-}
-
-export interface RunOption {
-  spec: OptSpec;
-  apply(value: string | number | boolean | undefined, setup: RunSetup): void;
-}
+import type { RunOption, Workload } from './workload-api.ts';
 
 const WORKLOADS = new Map<string, () => Promise<Workload>>();
 const RUN_OPTIONS = new Map<string, () => Promise<RunOption>>();
@@ -95,13 +55,6 @@ export async function loadWorkloads(): Promise<Map<string, Workload>> {
 export async function loadRunOptions(): Promise<Map<string, RunOption>> {
   const out = new Map<string, RunOption>();
   for (const [name, load] of RUN_OPTIONS) out.set(name, await load());
-  return out;
-}
-
-/** Adds up per-CPU command counts. */
-export function sumCounts(parts: readonly Record<string, number>[]): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const p of parts) for (const [k, v] of Object.entries(p)) out[k] = (out[k] ?? 0) + v;
   return out;
 }
 

@@ -12,7 +12,7 @@ import type { AtsDmaRequest } from '../../../protocol/ops/pci.ts';
 import { iommuMap } from '../../../protocol/topology.ts';
 import { PCIE_STAT, histogramPercentile, latencyHistogram, pcieStat } from '../../../machine/pcie-stats.ts';
 import { intOpt } from '../args.ts';
-import type { Workload } from '../workloads.ts';
+import type { Workload } from '../workload-api.ts';
 
 export interface AtsDmaReport {
   atcHits: number;

@@ -7,7 +7,7 @@ import type { DmaMapWorkload } from '../../../protocol/ops/iommu.ts';
 import { STAT, XSTAT } from '../../../machine/layout.ts';
 import { EVT_NAME } from '../../../arch/smmu/events.ts';
 import { intOpt } from '../args.ts';
-import { sumCounts, type Workload } from '../workloads.ts';
+import { sumCounts, type Workload } from '../workload-api.ts';
 
 /** StreamID of CPU 0's engine; CPU c uses SID_BASE + c. */
 const SID_BASE = 0x100;

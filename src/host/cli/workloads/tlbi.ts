@@ -3,7 +3,7 @@
 // it waits for, for --seconds of platform time.
 
 import type { TlbiWorkload } from '../../../protocol/ops/smmu.ts';
-import { sumCounts, type Workload } from '../workloads.ts';
+import { sumCounts, type Workload } from '../workload-api.ts';
 
 export const workload: Workload = {
   summary: 'every CPU issues batches of TLBI_NH_VA, each ending with a CMD_SYNC',
