@@ -5,21 +5,15 @@ import { PhysMem } from '../src/machine/dma.ts';
 import { InterruptController } from '../src/machine/irq.ts';
 import { CTRL, type SharedViews } from '../src/machine/layout.ts';
 import type { EventScheduler } from './scheduler.ts';
+import { createTracer, type Tracer } from '../src/protocol/tracer.ts';
 import type { WriteOutcome } from './regfile.ts';
-
-/** A trace record for things the architecture leaves silent (ignored writes, unpredictable choices). */
-export interface TraceRecord {
-  t: number;
-  what: string;
-}
 
 export class HwContext {
   readonly mem: PhysMem;
   readonly irqc: InterruptController;
   readonly stats: Float64Array;
-  /** Recent trace records (bounded), for tests and `--trace`. */
-  readonly trace: TraceRecord[] = [];
-  private static readonly TRACE_MAX = 1000;
+  /** The hardware's trace points (src/protocol/trace-points.ts), into trace ring 0. */
+  readonly tr: Tracer<'hw'>;
 
   constructor(
     readonly views: SharedViews,
@@ -28,15 +22,11 @@ export class HwContext {
     this.mem = new PhysMem(views);
     this.irqc = new InterruptController(views);
     this.stats = views.stats;
+    this.tr = createTracer(views, 'hw', 0, this);
   }
 
   now(): number {
     return this.sched.now();
-  }
-
-  note(what: string): void {
-    if (this.trace.length >= HwContext.TRACE_MAX) this.trace.shift();
-    this.trace.push({ t: this.now(), what });
   }
 
   /**

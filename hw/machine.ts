@@ -14,7 +14,6 @@ import { TestDma } from './testdev.ts';
 import { TESTDEV_BYTES, testdevBase } from '../src/arch/testdev.ts';
 import { defaultTopology, type Topology } from '../src/protocol/topology.ts';
 import { PcieHost } from './pcie/host.ts';
-import { hex } from '../src/arch/bits.ts';
 
 export interface MachineConfig {
   features: SmmuFeatures;
@@ -86,10 +85,10 @@ export class Machine {
       const off = w.pa - m.base;
       if (off < 0 || off >= m.size) continue;
       const outcome = m.write(off, w.size, w.lo, w.hi);
-      if (outcome !== 'applied') this.ctx.note(`cpu${w.cpu}: ${m.name} write of ${hex(w.lo >>> 0, 0)} at +${hex(off, 0)} ${outcome}`);
+      if (outcome !== 'applied') this.ctx.tr.mmio_write_dropped?.(w.cpu, m.name, off, w.lo >>> 0, outcome);
       return;
     }
-    this.ctx.note(`cpu${w.cpu}: write to PA ${hex(w.pa, 0)} decodes to no device; dropped`);
+    this.ctx.tr.mmio_write_unassigned?.(w.cpu, w.pa);
   }
 
   /** Runs due hardware activity; returns how many tasks ran. */

@@ -9,7 +9,6 @@
 
 import type { RegisterFile } from './regfile.ts';
 import type { HwContext } from './context.ts';
-import { hex } from '../src/arch/bits.ts';
 
 export class RequestAck {
   /** Bits currently in an Update, and the values they are moving to. */
@@ -34,7 +33,7 @@ export class RequestAck {
     const ack = this.regs.get(this.ack);
     const starting = (want ^ ack) & ~this.inFlight;
     const rewritten = (want ^ this.target) & this.inFlight;
-    if (rewritten) this.ctx.note(`${this.req}: write ${hex(want, 0)} changes bits ${hex(rewritten, 0)} during their Update; ignored`);
+    if (rewritten) this.ctx.tr.smmuv3_update_ignored?.(this.req, want, rewritten);
     if (!starting) return;
     this.inFlight |= starting;
     this.target = (this.target & ~starting) | (want & starting);

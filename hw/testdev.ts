@@ -9,7 +9,7 @@
 
 import { RegisterFile } from './regfile.ts';
 import { BusAbort, XSTAT } from '../src/machine/layout.ts';
-import { hex, join64, split64 } from '../src/arch/bits.ts';
+import { join64, split64 } from '../src/arch/bits.ts';
 import {
   TD_CTRL,
   TD_DOORBELL,
@@ -41,7 +41,7 @@ export class TestDma {
   private doorbell(triggered: number): void {
     if (!TD_DOORBELL.GO.get(triggered)) return;
     if (this.busy) {
-      this.ctx.note(`${this.name}: doorbell while a transfer is in progress; ignored`);
+      this.ctx.tr.testdev_busy?.(this.name);
       return;
     }
     this.busy = true;
@@ -67,7 +67,7 @@ export class TestDma {
     let mismatches = 0;
     if (len === 0 || len > TESTDEV_MAX_LEN || !Number.isSafeInteger(iova + len)) {
       code = TD_FAULT.PARAM;
-      this.ctx.note(`${this.name}: LEN ${len} out of range 1..${TESTDEV_MAX_LEN}`);
+      this.ctx.tr.testdev_error?.(this.name, `LEN ${len} out of range 1..${TESTDEV_MAX_LEN}`);
     } else {
       const data = new Uint8Array(len);
       let ok = true;
@@ -128,7 +128,7 @@ export class TestDma {
     this.ctx.stats[XSTAT.TESTDEV_TRANSFERS]!++;
     if (TD_CTRL.MSI_EN.get(ctrl)) {
       const addr = Number(join64(g('MSI_ADDR_LO'), g('MSI_ADDR_HI')));
-      if (addr !== 0 && !this.ctx.msiWrite(addr, g('MSI_DATA'))) this.ctx.note(`${this.name}: completion MSI to PA ${hex(addr, 0)} aborted`);
+      if (addr !== 0 && !this.ctx.msiWrite(addr, g('MSI_DATA'))) this.ctx.tr.testdev_msi_abort?.(this.name, addr);
     }
   }
 
@@ -139,7 +139,7 @@ export class TestDma {
       return true;
     } catch (e) {
       if (e instanceof BusAbort) {
-        this.ctx.note(`${this.name}: ${e.message}`);
+        this.ctx.tr.testdev_error?.(this.name, e.message);
         return false;
       }
       throw e;

@@ -98,7 +98,7 @@ describe('command fetch from outside memory (lockstep)', () => {
     expect(h.consRd()).toBe(0);
     expect(h.consErr()).toBe(CERROR.ABT);
     expect(h.cmdqErrActive()).toBe(true);
-    expect(h.trace()).toContain(`CMDQ CERROR_ABT at CONS 0x0 (fetch): fetch of entry 0 at PA 0x${(2 ** 32 + inDram).toString(16)} aborted`);
+    expect(h.trace()).toContain(`smmuv3_cmdq_consume_error cmd="fetch" error=CERROR_ABT cons=0x0 reason="fetch of entry 0 at PA 0x${(2 ** 32 + inDram).toString(16)} aborted"`);
   });
 
   // 3.4.3: the SMMU truncates the queue addresses it originates to the OAS, so bits above it (up to

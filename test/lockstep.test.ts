@@ -7,6 +7,7 @@ import { isMainThread } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { STAT } from '../src/machine/layout.ts';
 import { createLockstep } from '../src/host/lockstep.ts';
+import { toBody } from '../src/host/trace.ts';
 import { F, OP } from '../src/arch/smmu/commands.ts';
 import { DEFAULT_FEATURES } from '../src/arch/smmu/features.ts';
 import { OFF } from '../src/arch/smmu/regs.ts';
@@ -15,7 +16,7 @@ import { ArmSmmuDevice } from '../drivers/arm-smmu-v3/smmu.ts';
 import { cmds, raw } from './helpers/lockstep.ts';
 
 function run() {
-  const { machine, platform, views } = createLockstep({ features: DEFAULT_FEATURES, memBytes: 8 << 20 });
+  const { platform, views, trace } = createLockstep({ features: DEFAULT_FEATURES, memBytes: 8 << 20, trace: { points: '*' } });
   const dev = ArmSmmuDevice.probe(platform);
   const afterProbe = platform.clock.now();
   // A doorbell runs the hardware before the MMIO write returns; no virtual time passes.
@@ -35,7 +36,7 @@ function run() {
     bad,
     end: platform.clock.now(),
     log: platform.dmesg().map((e) => ({ t: e.t, level: e.level, msg: e.msg })),
-    trace: machine.ctx.trace.map((t) => ({ ...t })),
+    trace: trace().map((r) => ({ t: r.t, ring: r.ring, line: toBody(r) })),
     exec: { nhVa: stats[STAT.EXEC + OP.TLBI_NH_VA!], nsnh: stats[STAT.EXEC + OP.TLBI_NSNH_ALL!], sync: stats[STAT.EXEC + OP.SYNC!] },
     msiWrites: stats[STAT.MSI_WRITES],
   };

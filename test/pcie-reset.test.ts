@@ -6,6 +6,7 @@
 // step. Also the device-driver callbacks and AER recovery.
 
 import { describe, expect, it } from 'vitest';
+import { toBody } from '../src/host/trace.ts';
 import { pcieStack, type PcieStack } from './helpers/pcie-rig.ts';
 import { pciResetFunction } from '../drivers/pci/reset.ts';
 import { pcieFlr } from '../drivers/pci/flr.ts';
@@ -106,7 +107,7 @@ describe('FLR', () => {
     for (let p = 0; p < pages; p++) expect(out[p * 4096], `page ${p}`).toBe(p < 3 ? 0xab : 0);
     expect(st.completions).toBe(before);
     expect(r.pstat('DMA_CUT_BY_RESET')).toBe(1);
-    expect(r.machine.ctx.trace.some((t) => t.what.includes('DMA transfer cut after 12288 of 32768 bytes'))).toBe(true);
+    expect(r.trace().map(toBody).some((l) => l.startsWith('pcie_dma_cut ') && l.includes(' done=12288 len=32768 '))).toBe(true);
     // After the FLR: Transactions Pending clear, bus mastering off, the engine idle.
     expect(d.read16(d.pcieCap + EXP.DEVSTA) & 0x20).toBe(0);
     expect(d.read16(HDR.COMMAND)).toBe(0);

@@ -236,7 +236,7 @@ describe('CR0 -> CR0ACK and IRQ_CTRL -> IRQ_CTRLACK', () => {
       h.io.write32(OFF[req], 0);
       h.platform.delay(ACK_NS);
       expect(h.io.read32(OFF[ack])).toBe(value);
-      expect(h.trace().some((t) => t.startsWith(`${req}: write 0x0 changes bits`) && t.endsWith('ignored'))).toBe(true);
+      expect(h.trace().some((t) => t.startsWith(`smmuv3_update_ignored reg="${req}" value=0x0 changed=`))).toBe(true);
     });
   }
 
@@ -248,7 +248,7 @@ describe('CR0 -> CR0ACK and IRQ_CTRL -> IRQ_CTRLACK', () => {
     expect(h.io.read32(OFF.CR0ACK)).toBe(0);
     h.platform.delay(2 * ACK_NS);
     expect(h.io.read32(OFF.CR0ACK)).toBe(CR0.EVENTQEN.bits | CR0.SMMUEN.bits);
-    expect(h.trace().filter((t) => t.includes('ignored'))).toEqual([]);
+    expect(h.trace().filter((t) => t.startsWith('smmuv3_update_ignored '))).toEqual([]);
   });
 
   it('never acknowledges fields the implementation lacks (ATSCHK without ATS, PRIQEN without PRI, VMW without VMW)', () => {
@@ -288,7 +288,7 @@ describe('GBPA Update protocol (6.3.14.1)', () => {
     const h = lockstep(DEFAULT_FEATURES);
     h.io.write32(OFF.GBPA, GBPA.ABORT.bits);
     expect(h.io.read32(OFF.GBPA)).toBe(0);
-    expect(h.trace().some((t) => t.includes('no-update'))).toBe(true);
+    expect(h.trace().some((t) => t.startsWith('mmio_write_dropped ') && t.endsWith('outcome=no-update'))).toBe(true);
     h.io.write32(OFF.GBPA, GBPA.ABORT.bits | GBPA.Update.bits);
     expect(h.io.read32(OFF.GBPA)).toBe((GBPA.ABORT.bits | GBPA.Update.bits) >>> 0); // visible before Update clears
     h.io.write32(OFF.GBPA, GBPA.MTCFG.bits | GBPA.Update.bits); // while Update=1: ignored
@@ -378,7 +378,7 @@ describe('guarded registers ignore writes while their enable is set in the reque
       h.io.write32(OFF[c.req], 0);
       write(b);
       expect(read(), 'while the enable is being Updated to 0').toBe(a);
-      expect(h.trace().some((t) => t.includes('guarded'))).toBe(true);
+      expect(h.trace().some((t) => t.startsWith('mmio_write_dropped ') && t.endsWith('outcome=guarded'))).toBe(true);
       settle(h);
       expect(h.io.read32(ack) & c.enable).toBe(0);
       write(b);

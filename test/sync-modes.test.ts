@@ -132,6 +132,6 @@ describe('CMD_SYNC MSIAddress beyond the OAS (hardware alone, lockstep)', () => 
     expect(h.consRd()).toBe(1);
     expect(h.stat(STAT.MSI_WRITES)).toBe(msi0 + 1);
     expect(h.io.read32(OFF.GERROR) & GERROR.MSI_CMDQ_ABT_ERR.bits).toBe(GERROR.MSI_CMDQ_ABT_ERR.bits);
-    expect(h.trace()).toContain('CMD_SYNC MSI to PA 0x0 aborted');
+    expect(h.trace()).toContain('smmuv3_cmd_sync_msi_abort pa=0x0');
   });
 });

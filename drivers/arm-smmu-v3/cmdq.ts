@@ -325,6 +325,7 @@ export class Cmdq {
 
     // 3. Mark our slots valid (the Atomics.xor orders the command stores before it: dma_wmb).
     this.validMap(start, end, true);
+    p.trace.arm_smmu_cmdq_issue?.(n, sync, start);
 
     // 4. The owner publishes everything gathered so far with one CMDQ_PROD write.
     if (owner) {
@@ -347,6 +348,7 @@ export class Cmdq {
     let ret = 0;
     if (sync) {
       this.syncs++;
+      const waitFrom = p.trace.arm_smmu_cmdq_sync_done ? p.clock.now() : 0;
       let seenCons = this.desc.msiPoll ? this.pollUntilMsi(syncProd) : this.pollUntilConsumed(syncProd);
       if (seenCons < 0) {
         ret = -E.ETIMEDOUT;
@@ -356,6 +358,7 @@ export class Cmdq {
         this.devLog('err', `CMD_SYNC timeout at ${hex(syncProd)} [hwprod ${hex(hwProd >>> 0)}, hwcons ${hex(hwCons >>> 0)}]`);
         seenCons = syncProd;
       }
+      p.trace.arm_smmu_cmdq_sync_done?.(syncProd, -ret, p.clock.now() - waitFrom);
       // The last CPU out of the shared lock publishes the cons it saw, so later reservations see space.
       if (!this.sharedTryUnlock()) {
         this.writeShadowCons(seenCons);

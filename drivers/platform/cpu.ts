@@ -10,6 +10,7 @@
 import type { InterruptController } from '../../src/machine/irq.ts';
 import type { Clock } from '../../src/machine/clock.ts';
 import { formatLog, type LogEntry, type LogLevel } from '../../src/protocol/log.ts';
+import type { Tracer } from '../../src/protocol/tracer.ts';
 
 export type IrqHandler = (vector: number) => void;
 
@@ -27,6 +28,8 @@ export class CpuCore {
     readonly cpu: number,
     private readonly irqc: InterruptController,
     private readonly clock: Clock,
+    /** Trace point `printk` receives every log line too. */
+    private readonly printk: Tracer<'driver'>['printk'],
     /** Also echo log lines as they happen (e.g. to stderr in the CLI's verbose mode). */
     private readonly echo?: (line: string, e: LogEntry) => void,
   ) {}
@@ -90,6 +93,7 @@ export class CpuCore {
   log(level: LogLevel, msg: string): void {
     const e: LogEntry = { t: this.clock.now(), cpu: this.cpu, level, msg };
     this.logBuf.push(e);
+    this.printk?.(level, msg);
     this.echo?.(formatLog(e), e);
   }
 }

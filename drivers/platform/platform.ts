@@ -10,6 +10,7 @@ import type { LogEntry, LogLevel } from '../../src/protocol/log.ts';
 import type { PageAllocator, PhysMem } from '../../src/machine/dma.ts';
 import type { InterruptController } from '../../src/machine/irq.ts';
 import type { FailPoints } from '../../src/machine/fail-points.ts';
+import type { Tracer } from '../../src/protocol/tracer.ts';
 import { mmioRegion, type SharedViews } from '../../src/machine/layout.ts';
 import type { Clock } from '../../src/machine/clock.ts';
 import { hex } from '../../src/arch/bits.ts';
@@ -37,6 +38,8 @@ export interface Platform {
   readonly irqc: InterruptController;
   /** The driver's should-fail points (drivers/fault-inject.ts). */
   readonly failPoints: FailPoints;
+  /** The driver's trace points (src/protocol/trace-points.ts), into this CPU's trace ring. */
+  readonly trace: Tracer<'driver'>;
 
   /** Maps a device's registers; throws if pa..pa+size is not a device region. */
   ioremap(pa: number, size: number): IoMem;
@@ -155,6 +158,7 @@ export abstract class PlatformBase implements Platform {
   abstract readonly pages: PageAllocator;
   abstract readonly irqc: InterruptController;
   abstract readonly failPoints: FailPoints;
+  abstract readonly trace: Tracer<'driver'>;
   protected abstract readonly core: CpuCore;
   protected abstract readonly views: SharedViews;
 

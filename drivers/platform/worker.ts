@@ -6,6 +6,7 @@ import { CpuCore } from './cpu.ts';
 import { type LogEntry } from '../../src/protocol/log.ts';
 import { PageAllocator, PhysMem } from '../../src/machine/dma.ts';
 import { FailPoints } from '../../src/machine/fail-points.ts';
+import { createTracer, type Tracer } from '../../src/protocol/tracer.ts';
 import { InterruptController } from '../../src/machine/irq.ts';
 import { CPUW, CTRL, type SharedViews } from '../../src/machine/layout.ts';
 import { WritePortProducer } from '../../src/machine/mmio-port.ts';
@@ -20,6 +21,7 @@ export class WorkerPlatform extends PlatformBase {
   readonly pages: PageAllocator;
   readonly irqc: InterruptController;
   readonly failPoints: FailPoints;
+  readonly trace: Tracer<'driver'>;
   protected readonly core: CpuCore;
   private readonly port: WritePortProducer;
   private readonly wakeIdx: number;
@@ -40,7 +42,8 @@ export class WorkerPlatform extends PlatformBase {
     this.pages = new PageAllocator(this.mem);
     this.irqc = new InterruptController(views);
     this.failPoints = new FailPoints(views);
-    this.core = new CpuCore(cpu, this.irqc, this.clock, echo);
+    this.trace = createTracer(views, 'driver', 1 + cpu, this.clock);
+    this.core = new CpuCore(cpu, this.irqc, this.clock, this.trace.printk, echo);
     this.port = new WritePortProducer(views, cpu, this.clock, TIMEOUT.SMMU_POLL);
     this.wakeIdx = views.cpuWord(cpu, CPUW.WAKE);
     this.memWaiters = { view: views.ctrl, index: CTRL.MEM_WAITERS };

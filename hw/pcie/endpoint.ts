@@ -18,7 +18,6 @@
 //
 // MSIs are sent straight to the interrupt controller: this model does not translate MSI writes.
 
-import { PA } from '../../src/arch/platform.ts';
 import { hex, join64 } from '../../src/arch/bits.ts';
 import { capReg } from './config-space.ts';
 import type { CapName } from '../../src/arch/pcie/caps.ts';
@@ -30,6 +29,7 @@ import { PCIE_STAT, bumpPcieStat } from '../../src/machine/pcie-stats.ts';
 import { NS_PER_MS } from '../../src/arch/time.ts';
 import type { FunctionTopology, ResetResponse } from '../../src/protocol/topology.ts';
 import type { WriteOutcome } from '../regfile.ts';
+import { RESET_KINDS } from '../../src/protocol/trace-points.ts';
 import type { HwContext } from '../context.ts';
 import type { Timer } from '../scheduler.ts';
 import type { AtcInvalidation, AtsEndpoint, SmmuDeviceServices } from '../smmu/services.ts';
@@ -40,7 +40,7 @@ import { PcieFunction } from './function.ts';
 /** Platform time the device firmware takes to acknowledge a reset in FW_MAILBOX after the function is back. */
 const FW_ACK_NS = 20 * NS_PER_MS;
 
-export type ResetKind = 'flr' | 'hot' | 'pm';
+export type ResetKind = (typeof RESET_KINDS)[number];
 
 /** The Root Port above an endpoint, as the endpoint sees it. */
 export interface UpstreamPort {
@@ -127,7 +127,7 @@ export class PcieEndpoint extends PcieFunction implements AtsEndpoint {
       this.regs.onWrite(ATS_CTRL_REG, () => {
         if (!ATS_CTRL.ENABLE.get(this.regs.get(ATS_CTRL_REG)) && this.atc!.count > 0) {
           // With ATS disabled the function may not use cached translations; it drops them.
-          this.ctx.note(`${this.bdf}: ATS disabled, ${this.atc!.count} ATC entries dropped`);
+          this.ctx.tr.pcie_ats_disable?.(this.rid, this.atc!.count);
           this.atc!.clear();
         }
       });
@@ -163,7 +163,7 @@ export class PcieEndpoint extends PcieFunction implements AtsEndpoint {
     const decoding = !this.hidden && this.power === POWER_STATE.D0 && COMMAND.MEMORY.get(this.command()) === 1;
     const addr = BAR.ADDR.get(this.cfg('BAR0')) << 4;
     if (decoding && !this.bar.place(addr >>> 0)) {
-      this.ctx.note(`${this.bdf}: BAR0 at PA ${hex(addr >>> 0, 0)} is outside the BAR window (${hex(PA.BAR_BASE, 0)}); not decoded`);
+      this.ctx.tr.pcie_bar_outside_window?.(this.rid, addr >>> 0);
     }
     if (!decoding) this.bar.place(null);
   }
@@ -183,7 +183,7 @@ export class PcieEndpoint extends PcieFunction implements AtsEndpoint {
     if (want === POWER_STATE.D1 || want === POWER_STATE.D2) {
       // D1/D2 are not supported: the write completes but the state does not change (7.5.2.2).
       this.regs.set(name, PMCSR.STATE.set(v, prev));
-      this.ctx.note(`${this.bdf}: PMCSR write of unsupported D${want} ignored`);
+      this.ctx.tr.pcie_pm_unsupported?.(this.rid, want);
       return;
     }
     if (want === prev) return;
@@ -201,10 +201,9 @@ export class PcieEndpoint extends PcieFunction implements AtsEndpoint {
   /** Starts a reset: requests stop, the overlay shows, and the function comes back after its reset time. */
   private startReset(kind: ResetKind, overlay: ResetResponse): void {
     this.beginReset(kind, overlay);
-    if (kind === 'flr' && this.flrHang) {
-      this.ctx.note(`${this.bdf}: FLR started; the function will never come back (fault)`);
-      return;
-    }
+    const hang = kind === 'flr' && this.flrHang;
+    this.ctx.tr.pcie_reset_start?.(this.rid, kind, hang);
+    if (hang) return; // fault flr-never-ready: the function never comes back
     const ns = kind === 'pm' ? this.t.pmResetNs : this.flrNs;
     this.resetting!.timer = this.ctx.sched.after(ns, () => this.completeReset());
   }
@@ -238,7 +237,7 @@ export class PcieEndpoint extends PcieFunction implements AtsEndpoint {
     }
     this.bar.sync();
     this.updateDecode();
-    this.ctx.note(`${this.bdf}: ${kind} reset complete`);
+    this.ctx.tr.pcie_reset_done?.(this.rid, kind);
   }
 
   /** Hot reset from the Root Port: held in reset (link down, all-ones) until released. */
@@ -261,10 +260,10 @@ export class PcieEndpoint extends PcieFunction implements AtsEndpoint {
       if (x.timer) x.timer.cancelled = true;
       this.xfer = null;
       bumpPcieStat(this.ctx.stats, PCIE_STAT.DMA_CUT_BY_RESET);
-      this.ctx.note(`${this.bdf}: ${why}: DMA transfer cut after ${x.done} of ${x.len} bytes (those landed; the rest dropped)`);
+      this.ctx.tr.pcie_dma_cut?.(this.rid, x.done, x.len, why);
     }
     for (const t of this.pendingInv) t.cancelled = true;
-    if (this.pendingInv.size) this.ctx.note(`${this.bdf}: ${why}: ${this.pendingInv.size} ATC invalidation completion(s) never sent`);
+    if (this.pendingInv.size) this.ctx.tr.pcie_atc_inv_cancelled?.(this.rid, this.pendingInv.size, why);
     this.pendingInv.clear();
     this.atc?.clear();
     if (this.fwAck) this.fwAck.cancelled = true;
@@ -280,7 +279,7 @@ export class PcieEndpoint extends PcieFunction implements AtsEndpoint {
     this.removed = true;
     this.showOverlay('all-ones');
     this.bar.place(null);
-    this.ctx.note(`${this.bdf}: removed`);
+    this.ctx.tr.pcie_removed?.(this.rid);
   }
 
   // ---- faults ----
@@ -324,7 +323,7 @@ export class PcieEndpoint extends PcieFunction implements AtsEndpoint {
     if (this.removed || this.resetting || this.ignoreInvalidations) {
       bumpPcieStat(stats, PCIE_STAT.EP_INV_DROPPED);
       const why = this.removed ? 'removed' : this.resetting ? `in ${this.resetting.kind} reset` : 'ignoring invalidations (fault)';
-      this.ctx.note(`${this.bdf}: ATC Invalidate Request (SID ${req.sid}) not answered: ${why}`);
+      this.ctx.tr.pcie_atc_inv_unanswered?.(this.rid, req.sid, why);
       return;
     }
     // Entries are dropped at once; the completion follows after the function's latency.
@@ -347,7 +346,7 @@ export class PcieEndpoint extends PcieFunction implements AtsEndpoint {
     const regs = this.bar.regs;
     if (!DMA_DOORBELL.GO.get(triggered)) return;
     if (this.xfer) {
-      this.ctx.note(`${this.bdf}: DMA doorbell while busy; ignored`);
+      this.ctx.tr.pcie_dma_busy?.(this.rid);
       return;
     }
     const len = regs.get('LEN');
@@ -407,7 +406,7 @@ export class PcieEndpoint extends PcieFunction implements AtsEndpoint {
     else {
       st = DMA_STATUS.ERR_CODE.set(st | DMA_STATUS.ERROR.bits, code);
       bumpPcieStat(this.ctx.stats, PCIE_STAT.DMA_ERRORS);
-      this.ctx.note(`${this.bdf}: DMA error: ${DMA_ERR_NAMES[code]}${reason ? ` (${reason})` : ''}`);
+      this.ctx.tr.pcie_dma_error?.(this.rid, DMA_ERR_NAMES[code] ?? String(code), reason);
     }
     regs.set('STATUS', st);
     this.setBits(capReg('exp', 'DEVSTA'), DEVSTA.TRPND.bits, false);
@@ -421,7 +420,7 @@ export class PcieEndpoint extends PcieFunction implements AtsEndpoint {
     if (!MSI_CONTROL.ENABLE.get(ctl) || !COMMAND.MASTER.get(this.command())) return;
     const addr = Number(join64(this.regs.get(capReg('msi', 'ADDR_LO')), this.regs.get(capReg('msi', 'ADDR_HI'))));
     const data = this.regs.get(capReg('msi', 'DATA'));
-    if (!this.ctx.msiWrite(addr, data)) this.ctx.note(`${this.bdf}: MSI write to ${hex(addr, 0)} aborted`);
+    if (!this.ctx.msiWrite(addr, data)) this.ctx.tr.pcie_msi_abort?.(this.rid, addr);
   }
 
   /** One request of the transfer (a read into buf or a write of buf) at bus address addr. */

@@ -13,7 +13,6 @@ import { buildConfigSpace, type ConfigLayout, type ConfigSpec } from './config-s
 import { CONFIG_BYTES, VENDOR_NONE, VENDOR_RRS } from '../../src/arch/pcie/regs.ts';
 import { formatBdf } from '../../src/arch/pcie/bdf.ts';
 import type { HwContext } from '../context.ts';
-import { hex } from '../../src/arch/bits.ts';
 
 /** What config reads see while a function cannot answer. */
 export type Overlay = 'all-ones' | 'rrs';
@@ -49,7 +48,7 @@ export abstract class PcieFunction {
   /** A config write from the ECAM decode (offset inside the function's 4 KiB). */
   configWrite(off: number, size: number, lo: number, hi: number): WriteOutcome {
     if (this.overlayKind !== null) {
-      this.ctx.note(`${this.bdf}: config write at ${hex(off, 0)} dropped (${this.unavailableReason()})`);
+      this.ctx.tr.pcie_config_write_dropped?.(this.rid, off, this.unavailableReason());
       return 'unmapped';
     }
     return this.regs.write(off, size, lo, hi);

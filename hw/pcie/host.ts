@@ -10,13 +10,12 @@ import { type SharedViews } from '../../src/machine/layout.ts';
 import { BAR_BYTES, ECAM_BYTES, PA } from '../../src/arch/platform.ts';
 import type { WriteOutcome } from '../regfile.ts';
 import { type Topology } from '../../src/protocol/topology.ts';
-import { formatBdf, parseBdf, ridOf } from '../../src/arch/pcie/bdf.ts';
+import { parseBdf, ridOf } from '../../src/arch/pcie/bdf.ts';
 import type { HwContext, MmioWindow } from '../context.ts';
 import type { SmmuDeviceServices } from '../smmu/services.ts';
 import { PcieEndpoint } from './endpoint.ts';
 import type { PcieFunction } from './function.ts';
 import { RootPort } from './root-port.ts';
-import { hex } from '../../src/arch/bits.ts';
 
 export class PcieHost {
   readonly ports: RootPort[] = [];
@@ -51,7 +50,7 @@ export class PcieHost {
       write: (off, size, lo, hi): WriteOutcome => {
         const fn = this.byRid.get(off >>> 12);
         if (!fn) {
-          this.ctx.note(`ECAM write to ${formatBdf(off >>> 12)}+${hex(off & 0xfff, 0)}: no function there; dropped`);
+          this.ctx.tr.pcie_config_write_dropped?.(off >>> 12, off & 0xfff, 'no function there');
           return 'unmapped';
         }
         return fn.configWrite(off & 0xfff, size, lo, hi);
@@ -69,7 +68,7 @@ export class PcieHost {
         const pa = PA.BAR_BASE + off;
         const ep = this.endpoints.find((e) => e.bar.decodes(pa));
         if (!ep) {
-          this.ctx.note(`BAR window write at PA ${hex(pa, 0)}: no BAR decodes it; dropped`);
+          this.ctx.tr.pcie_bar_write_unclaimed?.(pa);
           return 'unmapped';
         }
         return ep.barWrite(pa - ep.bar.decodedAt!, size, lo, hi);

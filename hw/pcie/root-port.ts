@@ -81,7 +81,7 @@ export class RootPort extends PcieFunction implements UpstreamPort {
     const on = BRIDGE_CONTROL.BUS_RESET.get(this.regs.get('BRIDGE_CONTROL')) === 1;
     if (on === this.sbr) return;
     if (on && this.t.cxl && !CXL_PORT_CTL.UNMASK_SBR.get(this.regs.get(capReg('cxl', 'PORT_CTL')))) {
-      this.ctx.note(`${this.bdf}: Secondary Bus Reset masked by CXL Port Control (Unmask SBR = 0); no effect`);
+      this.ctx.tr.pcie_sbr_masked?.(this.rid);
       return;
     }
     const lnksta = capReg('exp', 'LNKSTA');
@@ -90,11 +90,11 @@ export class RootPort extends PcieFunction implements UpstreamPort {
       if (this.linkUp) this.linkUp.cancelled = true;
       this.linkUp = null;
       this.setBits(lnksta, LNKSTA.DLLLA.bits, false);
-      this.ctx.note(`${this.bdf}: Secondary Bus Reset asserted; link down`);
+      this.ctx.tr.pcie_sbr?.(this.rid, true);
       for (const ep of this.below) ep.holdHotReset();
       return;
     }
-    this.ctx.note(`${this.bdf}: Secondary Bus Reset released`);
+    this.ctx.tr.pcie_sbr?.(this.rid, false);
     this.linkUp = this.ctx.sched.after(this.t.linkUpNs, () => {
       this.linkUp = null;
       this.setBits(lnksta, LNKSTA.DLLLA.bits, true);

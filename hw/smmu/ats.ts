@@ -67,13 +67,13 @@ export class AtcInvalidator implements SyncParticipant {
     const sid = F.SID.read(c);
     if (!this.smmuEnabled()) {
       bumpPcieStat(stats, PCIE_STAT.ATC_INV_NOT_SENT);
-      this.ctx.note(`ATC_INV SID ${sid}: SMMUEN=0, ignored`);
+      this.ctx.tr.smmuv3_atc_inv_skipped?.(sid, 'SMMUEN=0');
       return DONE;
     }
     const ep = this.endpoints.get(sid);
     if (!ep) {
       bumpPcieStat(stats, PCIE_STAT.ATC_INV_NOT_SENT);
-      this.ctx.note(`ATC_INV SID ${sid}: no ATS endpoint at this StreamID; nothing to invalidate`);
+      this.ctx.tr.smmuv3_atc_inv_skipped?.(sid, 'no ATS endpoint at this StreamID');
       return DONE;
     }
     const n = this.perEndpoint.get(ep) ?? 0;
@@ -93,6 +93,7 @@ export class AtcInvalidator implements SyncParticipant {
     };
     this.perEndpoint.set(ep, n + 1);
     this.outstanding++;
+    this.ctx.tr.smmuv3_atc_inv?.(sid, req.addr, req.size);
     bumpPcieStat(stats, PCIE_STAT.ATC_INV_SENT);
     const o: Outstanding = {
       ep,
@@ -109,7 +110,7 @@ export class AtcInvalidator implements SyncParticipant {
     if (o.settled) {
       // The SMMU gave up on this request: its completion means nothing any more.
       bumpPcieStat(this.ctx.stats, PCIE_STAT.ATC_INV_LATE);
-      this.ctx.note(`ATC invalidation completion from SID ${o.sid} after its timeout; discarded`);
+      this.ctx.tr.smmuv3_atc_inv_late?.(o.sid);
       return;
     }
     o.timer.cancelled = true;
@@ -122,7 +123,7 @@ export class AtcInvalidator implements SyncParticipant {
     if (o.settled) return;
     this.timedOut++;
     bumpPcieStat(this.ctx.stats, PCIE_STAT.ATC_INV_TIMEOUTS);
-    this.ctx.note(`ATC invalidation to SID ${o.sid} timed out after ${this.timeoutNs} ns`);
+    this.ctx.tr.smmuv3_atc_inv_timeout?.(o.sid, this.timeoutNs);
     this.settle(o);
   }
 

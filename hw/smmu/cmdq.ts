@@ -172,9 +172,12 @@ export class CommandQueue {
     const cmd = this.cmd;
     const handlers = this.handlers;
     const legality = this.legality;
+    // Trace points are fixed for the run: read once, tested per command as a local.
+    const traceOpcode = this.ctx.tr.smmuv3_cmdq_opcode;
     let n = 0;
     let signalledAt = -1;
     let prod = Q_IDX.WR.get(Atomics.load(this.regs.view, this.prodIdx)) & mask;
+    this.ctx.tr.smmuv3_cmdq_consume?.(prod, this.cons);
     while (n < SLICE) {
       const cons = this.cons;
       if (prod === cons) {
@@ -184,7 +187,7 @@ export class CommandQueue {
       // Inconsistent PROD/CONS (3.5.1, 3.21.2): this model takes the permitted choice of consuming
       // nothing while the indexes are inconsistent.
       if (((prod - cons) & mask) > size) {
-        this.ctx.note(`CMDQ: PROD ${hex(prod, 0)} inconsistent with CONS ${hex(cons, 0)}; not consuming`);
+        this.ctx.tr.smmuv3_cmdq_inconsistent?.(prod, cons);
         break;
       }
       const idx = cons & (size - 1);
@@ -208,6 +211,7 @@ export class CommandQueue {
           break;
         }
       }
+      if (traceOpcode !== undefined) traceOpcode(op, cons);
       const h = handlers[op];
       if (h !== undefined && h(cmd) !== DONE) break;
       stats[exec + op]!++;
@@ -234,7 +238,7 @@ export class CommandQueue {
     this.publishCons();
     this.ctx.stats[STAT.CERROR + code]!++;
     this.lastError = { cons: this.cons, code, name: CERROR_NAMES[code]!, op, reason };
-    this.ctx.note(`CMDQ ${CERROR_NAMES[code]} at CONS ${hex(this.cons, 0)} (${op >= 0 ? commandName(op) : 'fetch'}): ${reason}`);
+    this.ctx.tr.smmuv3_cmdq_consume_error?.(op >= 0 ? commandName(op) : 'fetch', code, this.cons, reason);
     this.raiseGerror(GERROR.CMDQ_ERR.bits);
   }
 
@@ -278,7 +282,7 @@ export class CommandQueue {
     this.ctx.stats[STAT.MSI_WRITES]!++;
     // An aborted MSI write is reported in GERROR.MSI_CMDQ_ABT_ERR (6.3.19).
     if (!this.ctx.msiWrite(this.signalAddr, this.signalData)) {
-      this.ctx.note(`CMD_SYNC MSI to PA ${hex(this.signalAddr, 0)} aborted`);
+      this.ctx.tr.smmuv3_cmd_sync_msi_abort?.(this.signalAddr);
       this.raiseGerror(GERROR.MSI_CMDQ_ABT_ERR.bits);
     }
   }

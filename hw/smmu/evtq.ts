@@ -9,14 +9,14 @@
 // This model has no stalls, so every record is a discardable one. The event interrupt fires when the
 // queue goes from empty to non-empty, after PROD has moved (3.18.2).
 
-import { EVT_BYTES, EVT_NAME, EVTF } from '../../src/arch/smmu/events.ts';
+import { EVT_BYTES, EVTF } from '../../src/arch/smmu/events.ts';
 import { GERROR, Q_BASE, Q_IDX, Q_OVFLG } from '../../src/arch/smmu/regs.ts';
 import { BusAbort, STAT, XSTAT } from '../../src/machine/layout.ts';
 import type { RegisterFile } from '../regfile.ts';
 import { truncateToOas, type SmmuFeatures } from '../../src/arch/smmu/features.ts';
 import type { HwContext } from '../context.ts';
 import type { FetchAborts } from './fetch-aborts.ts';
-import { hex, join64 } from '../../src/arch/bits.ts';
+import { join64 } from '../../src/arch/bits.ts';
 
 /** An event before encoding: the fields the record types use (7.3). Absent fields are written as 0. */
 export interface EventRecord {
@@ -60,10 +60,6 @@ export function encodeEvent(ev: EventRecord, out: Uint32Array): void {
   // IPA and FetchAddr share the last qword; a record carries at most one of them (7.3).
   if (ev.fetchAddr !== undefined) EVTF.FETCH_ADDR.write64(out, 0, BigInt(ev.fetchAddr) >> 3n);
   else if (ev.ipa !== undefined) EVTF.IPA.write64(out, 0, BigInt(ev.ipa) >> 12n);
-}
-
-function eventName(type: number): string {
-  return EVT_NAME[type] ?? `event ${hex(type, 0)}`;
 }
 
 /** Why a record was not written. */
@@ -139,7 +135,7 @@ export class EventQueue {
       if (Q_OVFLG.get(prodReg) === Q_OVFLG.get(consReg)) {
         Atomics.store(this.regs.view, this.prodIdx, (prodReg ^ Q_OVFLG.bits) | 0);
         stats[XSTAT.EVENTQ_OVERFLOWS]!++;
-        this.ctx.note(`EVENTQ overflow: ${eventName(ev.type)} lost, PROD.OVFLG toggled`);
+        this.ctx.tr.smmuv3_event_lost?.(ev.type, 'queue full: PROD.OVFLG toggled');
       }
       return this.lose('full', ev.type);
     }
@@ -155,7 +151,7 @@ export class EventQueue {
       if (!(e instanceof BusAbort)) throw e;
       // A synchronous external abort: PROD stays on the failing entry, the queue becomes unwritable
       // until software acknowledges GERROR.EVENTQ_ABT_ERR (7.2.2).
-      this.ctx.note(`EVENTQ write of ${eventName(ev.type)} at PA ${hex(pa, 0)} aborted`);
+      this.ctx.tr.smmuv3_eventq_abort?.(ev.type, pa);
       this.raiseGerror(GERROR.EVENTQ_ABT_ERR.bits);
       return this.lose('write-abort', ev.type);
     }
@@ -172,7 +168,7 @@ export class EventQueue {
   private lose(why: EventLoss, type: number): false {
     this.lost[why]++;
     this.ctx.stats[XSTAT.EVENTS_LOST]!++;
-    if (why !== 'full') this.ctx.note(`event ${eventName(type)} lost: ${why}`);
+    if (why !== 'full') this.ctx.tr.smmuv3_event_lost?.(type, why);
     return false;
   }
 }

@@ -26,7 +26,6 @@ import type { AtsEndpoint } from './services.ts';
 import { StreamTable } from './strtab.ts';
 import { Translator } from './translate.ts';
 import { Walker } from './walk.ts';
-import { hex } from '../../src/arch/bits.ts';
 
 export interface SmmuConfig {
   features: SmmuFeatures;
@@ -143,7 +142,7 @@ export class SmmuV3 {
         const addr = truncateToOas(this.features, field << 2n);
         const data = IRQ_CFG1.DATA.get(this.regs.get(`${source}_IRQ_CFG1`));
         if (!this.ctx.msiWrite(addr, data)) {
-          this.ctx.note(`${source} MSI to PA ${hex(addr, 0)} aborted`);
+          this.ctx.tr.smmuv3_msi_abort?.(source, addr);
           this.raiseGerror(GERROR[`MSI_${source}_ABT_ERR`].bits);
         }
         return;

@@ -229,7 +229,9 @@ export class Translator implements SmmuDeviceServices {
       return { ok: true, pa: addr };
     }
     const x = this.resolve(this.request(access, addr));
-    return x.ok ? { ok: true, pa: x.s.pa } : this.fail(x.f, x.f.record);
+    if (!x.ok) return this.fail(x.f, x.f.record);
+    this.ctx.tr.smmuv3_translate_success?.(access.sid, addr, x.s.pa, access.write);
+    return { ok: true, pa: x.s.pa };
   }
 
   /** Records (or not) the event of a failure; returns the outcome for the device. */
@@ -240,7 +242,7 @@ export class Translator implements SmmuDeviceServices {
       this.evtq.record(f.event);
       event = f.event.type;
     }
-    this.ctx.note(`SMMU: ${name}${record && f.event ? '' : ' (not recorded)'}: ${f.reason}`);
+    this.ctx.tr.smmuv3_record_event?.(f.event?.type ?? 0, f.event?.sid ?? 0, record && f.event !== null, f.reason);
     return { ok: false, name, event, reason: `${name}: ${f.reason}` };
   }
 
@@ -278,7 +280,7 @@ export class Translator implements SmmuDeviceServices {
     // F_BAD_ATS_TREQ: the request is answered UR and the event records the request (7.3.6).
     const badTreq = (reason: string): AtsTranslation => {
       this.evtq.record({ type: EVT.F_BAD_ATS_TREQ, sid: req.sid, ...(ssv ? { ssv: true, ssid: req.ssid } : {}), inputAddr: req.addr });
-      this.ctx.note(`SMMU: F_BAD_ATS_TREQ: ${reason}`);
+      this.ctx.tr.smmuv3_ats_bad_request?.(req.sid, reason);
       return none('UR', `F_BAD_ATS_TREQ: ${reason}`);
     };
     // Configuration errors answer CA and are recorded only with CR2.REC_CFG_ATS (3.9.1.2).
@@ -304,7 +306,7 @@ export class Translator implements SmmuDeviceServices {
       if (f.kind === 'xlate') {
         // Translation, access and address-size faults (at either stage, also on a CD fetch or stage 1
         // walk) answer Success with no permission, for one STU; no event (3.9.1.2).
-        this.ctx.note(`SMMU: ATS request ${hex(req.addr, 0)} from StreamID ${hex(req.sid, 0)}: R=W=0 (${f.reason})`);
+        this.ctx.tr.smmuv3_ats_no_access?.(req.sid, req.addr, f.reason);
         return { status: 'SUCCESS', addr: 0, size: PIECE, read: false, write: false, exec: false, priv: req.priv, reason: f.reason };
       }
       if (f.kind === 'abort') return none('UR', f.reason);

@@ -9,10 +9,13 @@ import { Machine, type MachineConfig } from '../../hw/machine.ts';
 import { applyHwFault } from '../../hw/faults.ts';
 import { checkFault, isDriverFault, type Fault } from '../protocol/faults.ts';
 import { armDriverFault } from './faults.ts';
+import { TraceCollector, enableTrace, traceRecords, type TraceOptions } from './trace.ts';
+import type { RawTraceRecord } from '../machine/trace-ring.ts';
 import { CpuCore } from '../../drivers/platform/cpu.ts';
 import { type LogEntry } from '../protocol/log.ts';
 import { PageAllocator, PhysMem } from '../machine/dma.ts';
 import { FailPoints } from '../machine/fail-points.ts';
+import { createTracer, type Tracer } from '../protocol/tracer.ts';
 import { InterruptController } from '../machine/irq.ts';
 import { CTRL, DEFAULT_MEM_BYTES, SharedViews, computeLayout } from '../machine/layout.ts';
 import { PlatformBase } from '../../drivers/platform/platform.ts';
@@ -27,6 +30,7 @@ export class LockstepPlatform extends PlatformBase {
   readonly pages: PageAllocator;
   readonly irqc: InterruptController;
   readonly failPoints: FailPoints;
+  readonly trace: Tracer<'driver'>;
   protected readonly core: CpuCore;
   private lastSev = 0;
 
@@ -42,7 +46,8 @@ export class LockstepPlatform extends PlatformBase {
     this.pages = new PageAllocator(this.mem);
     this.irqc = new InterruptController(views);
     this.failPoints = new FailPoints(views);
-    this.core = new CpuCore(0, this.irqc, clock, echo);
+    this.trace = createTracer(views, 'driver', 1, clock);
+    this.core = new CpuCore(0, this.irqc, clock, this.trace.printk, echo);
   }
 
   protected post(pa: number, size: number, lo: number, hi: number): void {
@@ -107,6 +112,8 @@ export class LockstepPlatform extends PlatformBase {
 
 export interface LockstepOptions extends MachineConfig {
   memBytes?: number;
+  /** Trace points to record; read them with the system's trace(). */
+  trace?: TraceOptions;
   echo?: (line: string, e: LogEntry) => void;
 }
 
@@ -116,12 +123,15 @@ export interface LockstepSystem {
   platform: LockstepPlatform;
   /** Applies a fault (checked first): to the hardware at once, or by arming a driver should-fail point. */
   inject(fault: Fault): void;
+  /** Trace records written since the last call, on one platform-time timeline. */
+  trace(): RawTraceRecord[];
 }
 
 /** Builds a one-thread system: shared buffer, hardware, and the platform for CPU 0. */
 export function createLockstep(opts: LockstepOptions): LockstepSystem {
-  const layout = computeLayout({ memBytes: opts.memBytes ?? DEFAULT_MEM_BYTES, ncpus: 1 });
+  const layout = computeLayout({ memBytes: opts.memBytes ?? DEFAULT_MEM_BYTES, ncpus: 1, traceRecords: traceRecords(opts.trace) });
   const views = SharedViews.create(layout);
+  enableTrace(views, opts.trace);
   const clock = new VirtualClock();
   const machine = new Machine(views, clock, opts);
   const platform = new LockstepPlatform(views, machine, clock, opts.echo);
@@ -131,5 +141,6 @@ export function createLockstep(opts: LockstepOptions): LockstepSystem {
     if (isDriverFault(f)) armDriverFault(views, f);
     else applyHwFault(machine, f);
   };
-  return { views, machine, platform, inject };
+  const collector = new TraceCollector(views);
+  return { views, machine, platform, inject, trace: () => collector.drain() };
 }

@@ -13,6 +13,8 @@ import type { KernelOps } from '../protocol/ops/index.ts';
 import type { HwOps } from '../protocol/ops/hw.ts';
 import { checkFault, isDriverFault, type Fault } from '../protocol/faults.ts';
 import { armDriverFault } from './faults.ts';
+import { TraceCollector, enableTrace, traceRecords, type TraceOptions } from './trace.ts';
+import type { RawTraceRecord } from '../machine/trace-ring.ts';
 import { ScaledClock } from '../machine/clock.ts';
 import { commandName } from '../arch/smmu/commands.ts';
 import { CERROR_NAMES } from '../arch/smmu/regs.ts';
@@ -45,6 +47,8 @@ export interface SystemOptions {
   topology?: Topology;
   /** Platform ns the SMMU waits for an ATC Invalidate Completion (hw/smmu/ats.ts). */
   atcTimeoutNs?: number;
+  /** Trace points to record (src/protocol/trace-points.ts); read them with trace(). */
+  trace?: TraceOptions;
 }
 
 /** Counters read from the shared buffer. */
@@ -56,6 +60,8 @@ export interface StatsSnapshot {
 }
 
 export class System {
+  private tracer: TraceCollector | null = null;
+
   private constructor(
     readonly views: SharedViews,
     readonly layout: Layout,
@@ -70,8 +76,9 @@ export class System {
   static async boot(opts: SystemOptions = {}): Promise<System> {
     const ncpus = opts.cpus ?? 1;
     const features = opts.features ?? DEFAULT_FEATURES;
-    const layout = computeLayout({ memBytes: opts.memBytes ?? DEFAULT_MEM_BYTES, ncpus });
+    const layout = computeLayout({ memBytes: opts.memBytes ?? DEFAULT_MEM_BYTES, ncpus, traceRecords: traceRecords(opts.trace) });
     const views = SharedViews.create(layout);
+    enableTrace(views, opts.trace);
     const clock = ScaledClock.init(views.ctrlF64, opts.timeScale ?? 1);
     const bootMs = opts.bootTimeoutMs ?? 30_000;
     const topology = opts.topology ?? defaultTopology();
@@ -153,6 +160,17 @@ export class System {
     const c = this.cpus[n];
     if (!c) throw new Error(`cpu ${n}: no such CPU (${this.cpus.length} CPUs)`);
     return c;
+  }
+
+  /** Trace records every producer wrote since the last call, on one platform-time timeline. */
+  trace(): RawTraceRecord[] {
+    this.tracer ??= new TraceCollector(this.views);
+    return this.tracer.drain();
+  }
+
+  /** Trace records overwritten before trace() read them. */
+  traceLost(): number {
+    return this.tracer?.lost ?? 0;
   }
 
   /** Kernel log lines every CPU printed since the last call, in time order. */

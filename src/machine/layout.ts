@@ -8,6 +8,7 @@
 //   irq         interrupt routing: vector -> CPU
 //   stats       counters (Float64): hardware per-opcode executions, errors, driver issue counts
 //   failPoints  the driver's should-fail points (fail-points.ts)
+//   trace       enabled trace points, and a trace ring per producer (trace-ring.ts)
 //   smmu        SMMUv3 register pages 0 and 1 as the hardware exposes them (the "read view")
 //   ecam        PCIe configuration space, 4 KiB per function (4 buses)
 //   bars        PCIe BAR window (endpoint registers)
@@ -18,6 +19,7 @@
 // places the device regions' read views in the buffer.
 
 import { hex } from '../arch/bits.ts';
+import { TRACE, checkRingRecords, traceRingBytes } from './trace-ring.ts';
 import { BAR_BYTES, ECAM_BYTES, IRQ_VECTORS, PA, PAGE_SIZE, PLATDEV_BYTES, SMMU_BYTES } from '../arch/platform.ts';
 
 export const MAX_CPUS = 16;
@@ -146,7 +148,10 @@ export interface LayoutConfig {
   /** Bytes of DMA-able memory (multiple of 4 KiB). */
   memBytes: number;
   ncpus: number;
+  /** Records per trace ring (a power of two), one ring for the hardware and one per CPU; 0: no tracing. */
+  traceRecords?: number;
 }
+
 
 export interface Layout extends LayoutConfig {
   control: number;
@@ -155,6 +160,9 @@ export interface Layout extends LayoutConfig {
   irq: number;
   stats: number;
   failPoints: number;
+  /** The trace region (TRACE), and the bytes of one ring in it (0 when tracing is off). */
+  trace: number;
+  traceRingBytes: number;
   smmu: number;
   ecam: number;
   bars: number;
@@ -187,12 +195,16 @@ export function computeLayout(cfg: LayoutConfig): Layout {
   const irq = take(IRQW.WORDS * 4);
   const stats = take(STAT.SLOTS * 8);
   const failPoints = take(FP.POINTS * FP.WORDS * 4);
+  const records = cfg.traceRecords ?? 0;
+  if (records !== 0) checkRingRecords(records);
+  const ringBytes = records === 0 ? 0 : traceRingBytes(records);
+  const trace = take(TRACE.HEADER_BYTES + (cfg.ncpus + 1) * ringBytes);
   const smmu = take(SMMU_BYTES);
   const ecam = take(ECAM_BYTES);
   const bars = take(BAR_BYTES);
   const platdev = take(PLATDEV_BYTES);
   const dram = take(cfg.memBytes);
-  return { ...cfg, control, writePort, cpus, irq, stats, failPoints, smmu, ecam, bars, platdev, dram, total: off };
+  return { ...cfg, control, writePort, cpus, irq, stats, failPoints, trace, traceRingBytes: ringBytes, smmu, ecam, bars, platdev, dram, total: off };
 }
 
 /** Typed views on the shared buffer, created once per thread. */
@@ -204,6 +216,8 @@ export class SharedViews {
   readonly irqRoute: Int32Array;
   readonly stats: Float64Array;
   readonly failPoints: Int32Array;
+  /** The trace header: enabled points (one bit per point in TRACE_POINTS order) and the sequence word. */
+  readonly traceHeader: Int32Array;
   readonly smmu: Int32Array;
   readonly ecam: Int32Array;
   readonly bars: Int32Array;
@@ -225,6 +239,7 @@ export class SharedViews {
     this.irqRoute = new Int32Array(sab, layout.irq, IRQW.WORDS);
     this.stats = new Float64Array(sab, layout.stats, STAT.SLOTS);
     this.failPoints = new Int32Array(sab, layout.failPoints, FP.POINTS * FP.WORDS);
+    this.traceHeader = new Int32Array(sab, layout.trace, TRACE.HEADER_BYTES / 4);
     this.smmu = new Int32Array(sab, layout.smmu, SMMU_BYTES / 4);
     this.ecam = new Int32Array(sab, layout.ecam, ECAM_BYTES / 4);
     this.bars = new Int32Array(sab, layout.bars, BAR_BYTES / 4);
@@ -243,6 +258,12 @@ export class SharedViews {
     v.ecam.fill(-1);
     v.bars.fill(-1);
     return v;
+  }
+
+  /** Byte offset of trace ring `ring` (0 the hardware, 1 + n CPU n); only when tracing is on. */
+  traceRing(ring: number): number {
+    if (this.layout.traceRingBytes === 0 || ring < 0 || ring > this.layout.ncpus) throw new RangeError(`trace ring ${ring}: none (tracing off or no such producer)`);
+    return this.layout.trace + TRACE.HEADER_BYTES + ring * this.layout.traceRingBytes;
   }
 
   cpuWord(cpu: number, word: number): number {

@@ -2,6 +2,7 @@
 // the driver probed on CPU 0, statistics by opcode name, and raw command encoding.
 
 import { createLockstep } from '../../src/host/lockstep.ts';
+import { toBody } from '../../src/host/trace.ts';
 import { CTRL, STAT } from '../../src/machine/layout.ts';
 import { PA, SMMU_BYTES } from '../../src/arch/platform.ts';
 import type { Field } from '../../src/arch/bits.ts';
@@ -19,7 +20,8 @@ export type Lockstep = ReturnType<typeof lockstep>;
 
 /** A lockstep machine with nothing programmed yet; `io` is CPU 0's ioremap of the SMMU. */
 export function lockstep(features: SmmuFeatures, ackLatencyNs = ACK_NS) {
-  const ls = createLockstep({ features, ackLatencyNs, memBytes: 8 << 20 });
+  const ls = createLockstep({ features, ackLatencyNs, memBytes: 8 << 20, trace: { points: '*' } });
+  const traced: string[] = [];
   const io = ls.platform.ioremap(PA.SMMU_BASE, SMMU_BYTES);
   const stats = ls.views.stats;
   return {
@@ -41,8 +43,11 @@ export function lockstep(features: SmmuFeatures, ackLatencyNs = ACK_NS) {
     consErr: () => CMDQ_CONS.ERR.get(io.read32(OFF.CMDQ_CONS)),
     /** Kernel log messages of CPU 0 so far. */
     log: () => ls.platform.dmesg().map((e) => e.msg),
-    /** Hardware trace lines (ignored writes, command errors) so far. */
-    trace: () => ls.machine.ctx.trace.map((t) => t.what),
+    /** Trace lines (`name field=value ...`) of every point so far: ignored writes, command errors, ... */
+    trace: () => {
+      traced.push(...ls.trace().map(toBody));
+      return traced;
+    },
   };
 }
 

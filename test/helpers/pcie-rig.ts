@@ -29,6 +29,7 @@ export function pcieRig(o: PcieRigOptions = {}) {
     memBytes: o.memBytes ?? 16 << 20,
     ackLatencyNs: 5_000,
     topology,
+    trace: { points: 'pcie_*' },
     ...(o.atcTimeoutNs !== undefined ? { atcTimeoutNs: o.atcTimeoutNs } : {}),
   });
   const core = new PciCore(ls.platform, { iommuMap: iommuMap(topology) });

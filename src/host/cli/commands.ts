@@ -9,4 +9,5 @@ export const COMMANDS: ReadonlyMap<string, () => Promise<CliCommand>> = new Map(
   ['lspci', async () => (await import('./lspci.ts')).command],
   ['dump-config', async () => (await import('./dump-config.ts')).command],
   ['reset', async () => (await import('./reset.ts')).command],
+  ['trace-points', async () => (await import('./trace-points.ts')).command],
 ]);

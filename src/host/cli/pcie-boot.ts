@@ -2,7 +2,7 @@
 // with the topology, probing the SMMU and enumerating PCI on CPU 0, and naming classes as lspci does.
 
 import { UsageError, positiveNumber, type OptSpec, type Parsed } from './args.ts';
-import { FEATURES_SPEC, TIME_SCALE_SPEC, featuresFromOption, withProbedSystem } from './boot.ts';
+import { FEATURES_SPEC, TIME_SCALE_SPEC, TRACE_SPEC, featuresFromOption, traceFromOption, withProbedSystem } from './boot.ts';
 import { TOPOLOGY_SPEC, topologyFromOption } from './topology-option.ts';
 import { atcTimeoutOption, pollTimeoutOption, timeoutNs } from './timeout-options.ts';
 import type { System } from '../system.ts';
@@ -14,6 +14,7 @@ export const PCIE_COMMON: Record<string, OptSpec> = {
   topology: TOPOLOGY_SPEC,
   features: FEATURES_SPEC,
   'time-scale': TIME_SCALE_SPEC,
+  trace: TRACE_SPEC,
   'atc-timeout-ms': atcTimeoutOption.spec,
   'poll-timeout-ms': pollTimeoutOption.spec,
   dmesg: { type: 'boolean', help: 'print the kernel log on stderr' },
@@ -44,7 +45,8 @@ export async function withPcieSession(command: string, p: Parsed, body: (s: Pcie
   const timeScale = positiveNumber(command, 'time-scale', p.opts['time-scale']) ?? 1;
   const atcTimeoutNs = timeoutNs(command, 'atc-timeout-ms', p.opts['atc-timeout-ms']);
   const pollTimeoutNs = timeoutNs(command, 'poll-timeout-ms', p.opts['poll-timeout-ms']);
-  const boot = { cpus: 1, features, timeScale, ...(topology ? { topology } : {}), ...(atcTimeoutNs !== undefined ? { atcTimeoutNs } : {}) };
+  const trace = traceFromOption(command, p.opts.trace);
+  const boot = { cpus: 1, features, timeScale, ...(topology ? { topology } : {}), ...(atcTimeoutNs !== undefined ? { atcTimeoutNs } : {}), ...(trace ? { trace } : {}) };
   return withProbedSystem(command, boot, pollTimeoutNs !== undefined ? { pollTimeoutNs } : {}, async (sys) => {
     try {
       const devices = await sys.pciInit();

@@ -25,7 +25,7 @@
 
 import { readFileSync } from 'node:fs';
 import { parseCommandArgs, UsageError, type OptSpec } from './args.ts';
-import { FEATURES_SPEC, featuresFromOption, withProbedSystem } from './boot.ts';
+import { FEATURES_SPEC, TRACE_SPEC, featuresFromOption, traceFromOption, withProbedSystem } from './boot.ts';
 import { TOPOLOGY_SPEC, topologyFromOption } from './topology-option.ts';
 import { cerrorsByName, executedByOpcode } from '../system.ts';
 import { CERROR, CERROR_NAMES, OFF } from '../../arch/smmu/regs.ts';
@@ -41,6 +41,7 @@ const MAX_REPORTED = 20;
 
 const SPEC: Record<string, OptSpec> = {
   features: FEATURES_SPEC,
+  trace: TRACE_SPEC,
   json: { type: 'boolean', help: 'print one JSON object on stdout instead of the text report' },
   topology: TOPOLOGY_SPEC,
 };
@@ -123,7 +124,8 @@ export const command: CliCommand = {
     const n = input.lines.length;
     const topology = topologyFromOption(NAME, p.opts.topology);
 
-    return withProbedSystem(NAME, { cpus: 2, features: feat.features, ...(topology ? { topology } : {}) }, { irqCpu: IRQ_CPU }, async (sys) => {
+    const trace = traceFromOption(NAME, p.opts.trace);
+    return withProbedSystem(NAME, { cpus: 2, features: feat.features, ...(topology ? { topology } : {}), ...(trace ? { trace } : {}) }, { irqCpu: IRQ_CPU }, async (sys) => {
       await sys.dmesg(); // the probe's log is not part of the report
       const errCount = async () => (await sys.cpu(IRQ_CPU).op('driverStats')).cmdqErrors;
       const errorsBefore = (await errCount()).length;

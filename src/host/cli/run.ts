@@ -8,7 +8,7 @@
 // the TLBI rate).
 
 import { HELP_SPEC, parseArgs, intOpt, noArguments, optionLines, positiveNumber, usage, UsageError, type OptSpec } from './args.ts';
-import { FEATURES_SPEC, TIME_SCALE_SPEC, featuresFromOption, withProbedSystem } from './boot.ts';
+import { FEATURES_SPEC, TIME_SCALE_SPEC, TRACE_SPEC, featuresFromOption, traceFromOption, withProbedSystem } from './boot.ts';
 import { loadRunOptions, loadWorkloads } from './workloads.ts';
 import { sumCounts, type RunSetup, type Workload, type WorkloadReport } from './workload-api.ts';
 import { cerrorsByName, executedByOpcode, type StatsSnapshot } from '../system.ts';
@@ -23,6 +23,7 @@ const COMMON: Record<string, OptSpec> = {
   cpus: { type: 'number', help: 'simulated CPUs, one driver worker each', default: 2 },
   features: FEATURES_SPEC,
   'time-scale': TIME_SCALE_SPEC,
+  trace: TRACE_SPEC,
   mem: { type: 'number', help: 'DMA-able memory in MiB', default: 64 },
   'irq-cpu': { type: 'number', help: 'CPU that takes the GERROR and event queue interrupts', default: 0 },
   'no-msipoll': { type: 'boolean', help: 'complete CMD_SYNC by polling CONS even with MSIs (Linux disable_msipolling)' },
@@ -115,9 +116,10 @@ export const command: CliCommand = {
     // Both have defaults, so they are never undefined.
     const seconds = positiveNumber(NAME, 'seconds', p.opts.seconds, { max: 24 * 3600 })!;
     const timeScale = positiveNumber(NAME, 'time-scale', p.opts['time-scale'], { max: 1e6 })!;
+    const trace = traceFromOption(NAME, p.opts.trace);
     const feat = featuresFromOption(NAME, p.opts.features);
     const setup: RunSetup = {
-      boot: { cpus, features: feat.features, timeScale, memBytes: memMiB << 20 },
+      boot: { cpus, features: feat.features, timeScale, memBytes: memMiB << 20, ...(trace ? { trace } : {}) },
       probe: { irqCpu, disableMsiPolling: p.opts['no-msipoll'] === true },
     };
     for (const [k, o] of runOptions) o.apply(p.opts[k], setup);
