@@ -109,7 +109,7 @@ suite.on('cycle', (e: Benchmark.Event) => process.stderr.write(`${String(e.targe
 suite.run();
 
 // Every batch the hardware-only case wrote was executed.
-const executed = hw.views.stats[STAT.EXEC + OP.TLBI_NH_VA!]!;
+const executed = hw.views.stats[STAT.EXEC + OP.TLBI_NH_VA]!;
 if (executed !== hwBatches * CMDQ_BATCH_ENTRIES) throw new Error(`hardware executed ${executed} TLBI_NH_VA of ${hwBatches * CMDQ_BATCH_ENTRIES} written`);
 
 const w = Math.max(...results.map((r) => r.name.length));

@@ -42,7 +42,8 @@ export type WriteHook = (file: RegisterFile, reg: RegisterDef, triggered: number
 /** Why a write did not change a register, for tracing and tests. */
 export type WriteOutcome = 'applied' | 'guarded' | 'unmapped' | 'no-update';
 
-export class RegisterFile {
+/** The registers of one device; N names them, so an access by a name the map lacks does not compile. */
+export class RegisterFile<N extends string = string> {
   readonly byName = new Map<string, RegisterDef>();
   /** Per dword: bits software may write (RW, RWS). */
   private readonly wmask: Uint32Array;
@@ -67,7 +68,7 @@ export class RegisterFile {
   private readonly regs: readonly RegisterDef[];
 
   constructor(
-    readonly map: RegisterMap,
+    readonly map: RegisterMap<N>,
     /** The read view: map.size / 4 Int32 words, usually inside the shared buffer. */
     readonly view: Int32Array,
   ) {
@@ -133,14 +134,14 @@ export class RegisterFile {
   }
 
   /** Binds a side effect to writes of a register (runs after the masked value is stored). */
-  onWrite(name: string, hook: WriteHook): void {
+  onWrite(name: N, hook: WriteHook): void {
     const r = this.byName.get(name);
     if (!r) throw new Error(`${this.map.name}: no register ${name} to hook`);
     this.hooks[this.regs.indexOf(r)] = hook;
   }
 
   /** Replaces a register's reset value (e.g. ID registers computed from a feature set). */
-  setResetValue(name: string, value: bigint | number): void {
+  setResetValue(name: N, value: bigint | number): void {
     const r = this.def(name);
     const v = BigInt(value);
     // Bits no field names, RAZ/WI fields and W1T fields (which always read 0) cannot be set at reset.
@@ -168,7 +169,7 @@ export class RegisterFile {
     }
   }
 
-  def(name: string): RegisterDef {
+  def(name: N): RegisterDef {
     const r = this.byName.get(name);
     if (!r) throw new Error(`${this.map.name}: no register ${name}`);
     return r;
@@ -225,26 +226,26 @@ export class RegisterFile {
   }
 
   /** Current value of a register up to 32 bits wide. */
-  get(name: string): number {
+  get(name: N): number {
     const r = this.def(name);
     return regValue(r, Atomics.load(this.view, r.offset >>> 2));
   }
 
   /** Value of a register up to 32 bits wide in `image`, a copy of the register space's dwords. */
-  getIn(name: string, image: ArrayLike<number>): number {
+  getIn(name: N, image: ArrayLike<number>): number {
     const r = this.def(name);
     return regValue(r, image[r.offset >>> 2]!);
   }
 
   /** Current value of a 64-bit register. */
-  get64(name: string): bigint {
+  get64(name: N): bigint {
     const r = this.def(name);
     const d = r.offset >>> 2;
     return (BigInt(Atomics.load(this.view, d + 1) >>> 0) << 32n) | BigInt(Atomics.load(this.view, d) >>> 0);
   }
 
   /** Hardware-side store of a whole register up to 32 bits (bypasses access rules). */
-  set(name: string, value: number): void {
+  set(name: N, value: number): void {
     const r = this.def(name);
     const d = r.offset >>> 2;
     if (r.width === 32) {
@@ -258,7 +259,7 @@ export class RegisterFile {
   }
 
   /** Hardware-side store of a 64-bit register. */
-  set64(name: string, value: bigint): void {
+  set64(name: N, value: bigint): void {
     const r = this.def(name);
     const d = r.offset >>> 2;
     Atomics.store(this.view, d, Number(value & 0xffffffffn) | 0);
@@ -266,7 +267,7 @@ export class RegisterFile {
   }
 
   /** Dword index of a register in the read view (for hot paths that skip the name lookup). */
-  dword(name: string): number {
+  dword(name: N): number {
     return this.def(name).offset >>> 2;
   }
 }

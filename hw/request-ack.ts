@@ -10,7 +10,7 @@
 import type { RegisterFile } from './regfile.ts';
 import type { HwContext } from './context.ts';
 
-export class RequestAck {
+export class RequestAck<N extends string> {
   /** Bits currently in an Update, and the values they are moving to. */
   private inFlight = 0;
   private target = 0;
@@ -18,9 +18,9 @@ export class RequestAck {
 
   constructor(
     private readonly ctx: HwContext,
-    private readonly regs: RegisterFile,
-    private readonly req: string,
-    private readonly ack: string,
+    private readonly regs: RegisterFile<N>,
+    private readonly req: N,
+    private readonly ack: N,
     private readonly latencyNs: () => number,
     /** Runs when an Update completes, before the ACK register changes: (old ack, new ack). */
     private readonly apply: (oldAck: number, newAck: number) => void,

@@ -18,8 +18,8 @@ import { waitFor, withSystem, words } from './helpers/system.ts';
 const BAD = raw(0x0b, [[F.SID, 0x12345678]]);
 const BAD_DUMP = ['\t0x123456780000000b', '\t0x0000000000000000'];
 
-const cfgiSte = (sid: number) => raw(OP.CFGI_STE!, [[F.SID, sid]]);
-const nhAsid = (asid: number) => raw(OP.TLBI_NH_ASID!, [[F.ASID, asid]]);
+const cfgiSte = (sid: number) => raw(OP.CFGI_STE, [[F.SID, sid]]);
+const nhAsid = (asid: number) => raw(OP.TLBI_NH_ASID, [[F.ASID, asid]]);
 
 describe('illegal command (lockstep)', () => {
   it('stops consumption at the command until skip_err replaces it; every other command runs exactly once', () => {
@@ -89,7 +89,7 @@ describe('command fetch from outside memory (lockstep)', () => {
   it('a queue base above 4 GiB (no RAM there) aborts every fetch instead of aliasing into DRAM', () => {
     const h = lockstep(DEFAULT_FEATURES);
     const inDram = Number(page(h));
-    h.platform.mem.write32(inDram, OP.TLBI_NSNH_ALL!); // what a 32-bit truncated address would find
+    h.platform.mem.write32(inDram, OP.TLBI_NSNH_ALL); // what a 32-bit truncated address would find
     h.io.write64(OFF.CMDQ_BASE, queueAt((1n << 32n) | BigInt(inDram), 4));
     h.io.write32(OFF.CR0, CR0.CMDQEN.bits);
     h.platform.delay(ACK_NS);
@@ -111,7 +111,7 @@ describe('command fetch from outside memory (lockstep)', () => {
     it(`OAS ${oasBits}: a queue base with bits ${hex(high, 0)} above it is truncated to the OAS, not fetched from beyond it`, () => {
       const h = lockstep({ ...DEFAULT_FEATURES, oasBits });
       const inDram = Number(page(h));
-      h.platform.mem.write32(inDram, OP.TLBI_NSNH_ALL!);
+      h.platform.mem.write32(inDram, OP.TLBI_NSNH_ALL);
       h.io.write64(OFF.CMDQ_BASE, queueAt(high | BigInt(inDram), 4));
       expect(h.io.read64(OFF.CMDQ_BASE) & high).toBe(high); // the register keeps what was written
       h.io.write32(OFF.CR0, CR0.CMDQEN.bits);

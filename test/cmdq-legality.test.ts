@@ -14,7 +14,7 @@ import { ACK_NS, probed, raw, withBit } from './helpers/lockstep.ts';
 
 type Probed = ReturnType<typeof probed>;
 
-const SYNC = OP.SYNC!;
+const SYNC = OP.SYNC;
 
 /**
  * Issues one command and checks the hardware's response is consistent: either executed (CONS moves past
@@ -97,17 +97,17 @@ const Q = PROFILES['qemu-like']!;
 const P = VARIANTS.pri!;
 const NARROW = { ...DEFAULT_FEATURES, asid16: false, vmid16: false };
 
-const nhVa = (fields: [Field, number][]) => raw(OP.TLBI_NH_VA!, [[F.ASID, 1], [F.VA, 0x1234], [F.LEAF, 1], ...fields]);
+const nhVa = (fields: [Field, number][]) => raw(OP.TLBI_NH_VA, [[F.ASID, 1], [F.VA, 0x1234], [F.LEAF, 1], ...fields]);
 
 const CASES: Case[] = [
   // TLBI range and level hint (4.4.1.1)
   ['NH_VA TG=4K NUM=3 SCALE=2 (RIL)', D, nhVa([[F.TG, 1], [F.NUM, 3], [F.SCALE, 2]]), 'ok'],
   ['NH_VA TG=4K TTL=3, NUM=SCALE=0 (RIL)', D, nhVa([[F.TG, 1], [F.TTL, 3]]), 'ok'],
   ['NH_VA TG=4K with NUM=SCALE=TTL=0 is the reserved combination', D, nhVa([[F.TG, 1]]), 'ill'],
-  ['S2_IPA TG=64K with NUM=SCALE=TTL=0 is reserved', D, raw(OP.TLBI_S2_IPA!, [[F.TG, 3]]), 'ill'],
-  ['S2_IPA TG=16K NUM=1 (RIL)', D, raw(OP.TLBI_S2_IPA!, [[F.TG, 2], [F.NUM, 1], [F.IPA, 0x80]]), 'ok'],
-  ['EL2_VA TG=4K SCALE=1 (RIL)', D, raw(OP.TLBI_EL2_VA!, [[F.TG, 1], [F.SCALE, 1]]), 'ok'],
-  ['NH_VAA TG=4K NUM=31 SCALE=31 (RIL)', D, raw(OP.TLBI_NH_VAA!, [[F.TG, 1], [F.NUM, 31], [F.SCALE, 31]]), 'ok'],
+  ['S2_IPA TG=64K with NUM=SCALE=TTL=0 is reserved', D, raw(OP.TLBI_S2_IPA, [[F.TG, 3]]), 'ill'],
+  ['S2_IPA TG=16K NUM=1 (RIL)', D, raw(OP.TLBI_S2_IPA, [[F.TG, 2], [F.NUM, 1], [F.IPA, 0x80]]), 'ok'],
+  ['EL2_VA TG=4K SCALE=1 (RIL)', D, raw(OP.TLBI_EL2_VA, [[F.TG, 1], [F.SCALE, 1]]), 'ok'],
+  ['NH_VAA TG=4K NUM=31 SCALE=31 (RIL)', D, raw(OP.TLBI_NH_VAA, [[F.TG, 1], [F.NUM, 31], [F.SCALE, 31]]), 'ok'],
   ['NH_VA TG=0 with NUM set (range fields RES0 without a granule)', D, nhVa([[F.NUM, 1]]), 'ill'],
   ['NH_VA TG=0 with TTL set', D, nhVa([[F.TTL, 2]]), 'ill'],
   ['NH_VA TTL128=1 (no 128-bit descriptors)', D, nhVa([[F.TG, 1], [F.TTL, 3], [F.TTL128, 1]]), 'ill'],
@@ -116,19 +116,19 @@ const CASES: Case[] = [
   ['NH_VA NUM=1 without RIL', M, nhVa([[F.NUM, 1]]), 'ill'],
   ['NH_VA SCALE=1 without RIL', M, nhVa([[F.SCALE, 1]]), 'ill'],
   ['NH_VA TG=4K TTL=3 without RIL', M, nhVa([[F.TG, 1], [F.TTL, 3]]), 'ill'],
-  ['NH_VAA SCALE=1 without RIL', M, raw(OP.TLBI_NH_VAA!, [[F.SCALE, 1]]), 'ill'],
+  ['NH_VAA SCALE=1 without RIL', M, raw(OP.TLBI_NH_VAA, [[F.SCALE, 1]]), 'ill'],
   // ATC_INV (4.5.1)
-  ['ATC_INV Size=52 (everything)', D, raw(OP.ATC_INV!, [[F.ATC_SIZE, ATC_INV_SIZE_ALL]]), 'ok'],
-  ['ATC_INV Size=53', D, raw(OP.ATC_INV!, [[F.ATC_SIZE, 53]]), 'ill'],
-  ['ATC_INV Size=63', D, raw(OP.ATC_INV!, [[F.ATC_SIZE, 63]]), 'ill'],
-  ['ATC_INV SSV=1 Global=1 SubstreamID=5', D, raw(OP.ATC_INV!, [[F.SSV, 1], [F.GLOBAL, 1], [F.SSID, 5], [F.SID, 9], [F.VA, 0x40]]), 'ok'],
-  ['ATC_INV without ATS', VARIANTS['no-ats']!, raw(OP.ATC_INV!), 'ill'],
+  ['ATC_INV Size=52 (everything)', D, raw(OP.ATC_INV, [[F.ATC_SIZE, ATC_INV_SIZE_ALL]]), 'ok'],
+  ['ATC_INV Size=53', D, raw(OP.ATC_INV, [[F.ATC_SIZE, 53]]), 'ill'],
+  ['ATC_INV Size=63', D, raw(OP.ATC_INV, [[F.ATC_SIZE, 63]]), 'ill'],
+  ['ATC_INV SSV=1 Global=1 SubstreamID=5', D, raw(OP.ATC_INV, [[F.SSV, 1], [F.GLOBAL, 1], [F.SSID, 5], [F.SID, 9], [F.VA, 0x40]]), 'ok'],
+  ['ATC_INV without ATS', VARIANTS['no-ats']!, raw(OP.ATC_INV), 'ill'],
   // PRI_RESP (4.5.2)
-  ['PRI_RESP Resp=ResponseFailure', P, raw(OP.PRI_RESP!, [[F.PRI_RESP, 0], [F.SID, 3], [F.PRG_INDEX, 7]]), 'ok'],
-  ['PRI_RESP Resp=InvalidRequest', P, raw(OP.PRI_RESP!, [[F.PRI_RESP, 1]]), 'ok'],
-  ['PRI_RESP Resp=Success', P, raw(OP.PRI_RESP!, [[F.PRI_RESP, 2], [F.SSV, 1], [F.SSID, 4]]), 'ok'],
-  ['PRI_RESP Resp=0b11 is reserved', P, raw(OP.PRI_RESP!, [[F.PRI_RESP, 3]]), 'ill'],
-  ['PRI_RESP without PRI', D, raw(OP.PRI_RESP!, [[F.PRI_RESP, 2]]), 'ill'],
+  ['PRI_RESP Resp=ResponseFailure', P, raw(OP.PRI_RESP, [[F.PRI_RESP, 0], [F.SID, 3], [F.PRG_INDEX, 7]]), 'ok'],
+  ['PRI_RESP Resp=InvalidRequest', P, raw(OP.PRI_RESP, [[F.PRI_RESP, 1]]), 'ok'],
+  ['PRI_RESP Resp=Success', P, raw(OP.PRI_RESP, [[F.PRI_RESP, 2], [F.SSV, 1], [F.SSID, 4]]), 'ok'],
+  ['PRI_RESP Resp=0b11 is reserved', P, raw(OP.PRI_RESP, [[F.PRI_RESP, 3]]), 'ill'],
+  ['PRI_RESP without PRI', D, raw(OP.PRI_RESP, [[F.PRI_RESP, 2]]), 'ill'],
   // CMD_SYNC (4.7.3)
   ['SYNC CS=0b11 is reserved', D, raw(SYNC, [[F.CS, 3]]), 'ill'],
   ['SYNC CS=SIG_SEV', D, raw(SYNC, [[F.CS, CS.SIG_SEV]]), 'ok'],
@@ -138,30 +138,30 @@ const CASES: Case[] = [
   ['SYNC with MSIAddress bit [1:0] set (RES0)', D, withBit(raw(SYNC, [[F.CS, CS.SIG_IRQ]]), 64), 'ill'],
   ['SYNC with bit 120 set (above MSIAddress[55:2])', D, withBit(raw(SYNC), 120), 'ill'],
   // RES0 bits (4.1.5: this model reports them as CERROR_ILL)
-  ['NSNH_ALL with bit 8 set', D, withBit(raw(OP.TLBI_NSNH_ALL!), 8), 'ill'],
-  ['NSNH_ALL with bit 64 set', D, withBit(raw(OP.TLBI_NSNH_ALL!), 64), 'ill'],
-  ['NSNH_ALL with bit 127 set', D, withBit(raw(OP.TLBI_NSNH_ALL!), 127), 'ill'],
-  ['CFGI_STE Leaf=1', D, raw(OP.CFGI_STE!, [[F.LEAF, 1], [F.SID, 0xffff]]), 'ok'],
-  ['CFGI_STE with bit 65 set', D, withBit(raw(OP.CFGI_STE!, [[F.LEAF, 1]]), 65), 'ill'],
-  ['CFGI_STE with SubstreamID bits set (not a field of CFGI_STE)', D, raw(OP.CFGI_STE!, [[F.SSID, 1]]), 'ill'],
-  ['CFGI_ALL (CFGI_STE_RANGE Range=31)', D, raw(OP.CFGI_STE_RANGE!, [[F.RANGE, 31]]), 'ok'],
-  ['CFGI_STE_RANGE with bit 69 set', D, withBit(raw(OP.CFGI_STE_RANGE!, [[F.RANGE, 4]]), 69), 'ill'],
-  ['TLBI_NH_ASID with ASID and VMID', D, raw(OP.TLBI_NH_ASID!, [[F.ASID, 0xffff], [F.VMID, 0xffff]]), 'ok'],
-  ['TLBI_NH_ASID with bit 8 set', D, withBit(raw(OP.TLBI_NH_ASID!), 8), 'ill'],
-  ['PREFETCH_CONFIG SSV=1 SubstreamID=3', D, raw(OP.PREFETCH_CONFIG!, [[F.SSV, 1], [F.SSID, 3], [F.SID, 7]]), 'ok'],
-  ['PREFETCH_ADDR Size=5 with an address', D, raw(OP.PREFETCH_ADDR!, [[F.PF_SIZE, 5], [F.VA, 0x777]]), 'ok'],
+  ['NSNH_ALL with bit 8 set', D, withBit(raw(OP.TLBI_NSNH_ALL), 8), 'ill'],
+  ['NSNH_ALL with bit 64 set', D, withBit(raw(OP.TLBI_NSNH_ALL), 64), 'ill'],
+  ['NSNH_ALL with bit 127 set', D, withBit(raw(OP.TLBI_NSNH_ALL), 127), 'ill'],
+  ['CFGI_STE Leaf=1', D, raw(OP.CFGI_STE, [[F.LEAF, 1], [F.SID, 0xffff]]), 'ok'],
+  ['CFGI_STE with bit 65 set', D, withBit(raw(OP.CFGI_STE, [[F.LEAF, 1]]), 65), 'ill'],
+  ['CFGI_STE with SubstreamID bits set (not a field of CFGI_STE)', D, raw(OP.CFGI_STE, [[F.SSID, 1]]), 'ill'],
+  ['CFGI_ALL (CFGI_STE_RANGE Range=31)', D, raw(OP.CFGI_STE_RANGE, [[F.RANGE, 31]]), 'ok'],
+  ['CFGI_STE_RANGE with bit 69 set', D, withBit(raw(OP.CFGI_STE_RANGE, [[F.RANGE, 4]]), 69), 'ill'],
+  ['TLBI_NH_ASID with ASID and VMID', D, raw(OP.TLBI_NH_ASID, [[F.ASID, 0xffff], [F.VMID, 0xffff]]), 'ok'],
+  ['TLBI_NH_ASID with bit 8 set', D, withBit(raw(OP.TLBI_NH_ASID), 8), 'ill'],
+  ['PREFETCH_CONFIG SSV=1 SubstreamID=3', D, raw(OP.PREFETCH_CONFIG, [[F.SSV, 1], [F.SSID, 3], [F.SID, 7]]), 'ok'],
+  ['PREFETCH_ADDR Size=5 with an address', D, raw(OP.PREFETCH_ADDR, [[F.PF_SIZE, 5], [F.VA, 0x777]]), 'ok'],
   // SSec=1 on the Non-secure queue (4.1.6)
-  ['CFGI_STE SSec=1', D, raw(OP.CFGI_STE!, [[F.SSEC, 1]]), 'ill'],
-  ['CFGI_STE_RANGE SSec=1', D, raw(OP.CFGI_STE_RANGE!, [[F.SSEC, 1], [F.RANGE, 31]]), 'ill'],
-  ['CFGI_CD SSec=1', D, raw(OP.CFGI_CD!, [[F.SSEC, 1]]), 'ill'],
-  ['CFGI_CD_ALL SSec=1', D, raw(OP.CFGI_CD_ALL!, [[F.SSEC, 1]]), 'ill'],
-  ['PREFETCH_CONFIG SSec=1', D, raw(OP.PREFETCH_CONFIG!, [[F.SSEC, 1]]), 'ill'],
+  ['CFGI_STE SSec=1', D, raw(OP.CFGI_STE, [[F.SSEC, 1]]), 'ill'],
+  ['CFGI_STE_RANGE SSec=1', D, raw(OP.CFGI_STE_RANGE, [[F.SSEC, 1], [F.RANGE, 31]]), 'ill'],
+  ['CFGI_CD SSec=1', D, raw(OP.CFGI_CD, [[F.SSEC, 1]]), 'ill'],
+  ['CFGI_CD_ALL SSec=1', D, raw(OP.CFGI_CD_ALL, [[F.SSEC, 1]]), 'ill'],
+  ['PREFETCH_CONFIG SSec=1', D, raw(OP.PREFETCH_CONFIG, [[F.SSEC, 1]]), 'ill'],
   // 8-bit ASID/VMID, and VMID without stage 2 (4.4, 4.4.2)
-  ['NH_ASID ASID=0xff with 8-bit ASIDs', NARROW, raw(OP.TLBI_NH_ASID!, [[F.ASID, 0xff], [F.VMID, 0xff]]), 'ok'],
-  ['NH_ASID ASID=0x100 with 8-bit ASIDs', NARROW, raw(OP.TLBI_NH_ASID!, [[F.ASID, 0x100]]), 'ill'],
-  ['NH_ASID VMID=0x100 with 8-bit VMIDs', NARROW, raw(OP.TLBI_NH_ASID!, [[F.VMID, 0x100]]), 'ill'],
-  ['NH_ALL VMID=1 without stage 2', Q, raw(OP.TLBI_NH_ALL!, [[F.VMID, 1]]), 'ill'],
-  ['NH_ALL VMID=0 without stage 2', Q, raw(OP.TLBI_NH_ALL!), 'ok'],
+  ['NH_ASID ASID=0xff with 8-bit ASIDs', NARROW, raw(OP.TLBI_NH_ASID, [[F.ASID, 0xff], [F.VMID, 0xff]]), 'ok'],
+  ['NH_ASID ASID=0x100 with 8-bit ASIDs', NARROW, raw(OP.TLBI_NH_ASID, [[F.ASID, 0x100]]), 'ill'],
+  ['NH_ASID VMID=0x100 with 8-bit VMIDs', NARROW, raw(OP.TLBI_NH_ASID, [[F.VMID, 0x100]]), 'ill'],
+  ['NH_ALL VMID=1 without stage 2', Q, raw(OP.TLBI_NH_ALL, [[F.VMID, 1]]), 'ill'],
+  ['NH_ALL VMID=0 without stage 2', Q, raw(OP.TLBI_NH_ALL), 'ok'],
 ];
 
 describe('operand legality', () => {
@@ -214,11 +214,11 @@ describe('signals and context', () => {
     h.io.write32(OFF.CR0, enables & ~CR0.SMMUEN.bits);
     h.platform.delay(ACK_NS);
     expect(h.io.read32(OFF.CR0ACK) & CR0.SMMUEN.bits).toBe(0);
-    expect(submit(h, raw(OP.ATC_INV!, [[F.ATC_SIZE, ATC_INV_SIZE_ALL], [F.SID, 1]]))).toBe('ok');
-    expect(submit(h, raw(OP.ATC_INV!, [[F.ATC_SIZE, 53]]))).toBe('ill');
+    expect(submit(h, raw(OP.ATC_INV, [[F.ATC_SIZE, ATC_INV_SIZE_ALL], [F.SID, 1]]))).toBe('ok');
+    expect(submit(h, raw(OP.ATC_INV, [[F.ATC_SIZE, 53]]))).toBe('ill');
     const n = probed(VARIANTS['no-ats']!);
     n.io.write32(OFF.CR0, n.io.read32(OFF.CR0ACK) & ~CR0.SMMUEN.bits);
     n.platform.delay(ACK_NS);
-    expect(submit(n, raw(OP.ATC_INV!))).toBe('ill');
+    expect(submit(n, raw(OP.ATC_INV))).toBe('ill');
   });
 });

@@ -11,7 +11,7 @@ import { rng } from './helpers/rng.ts';
 import { withSystem } from './helpers/system.ts';
 
 const MINIMAL = PROFILES['v3.1-minimal']!; // IDR1.CMDQS = 8: 256 entries
-const NSNH = () => raw(OP.TLBI_NSNH_ALL!);
+const NSNH = () => raw(OP.TLBI_NSNH_ALL);
 describe('hardware alone', () => {
   it('a 4-entry queue wraps 100 times: CONS follows PROD with the wrap flag at bit 2, bits above it read 0', () => {
     const h = lockstep(MINIMAL);
@@ -51,7 +51,7 @@ describe('hardware alone', () => {
     expect(h.io.read32(OFF.CMDQ_CONS)).toBe(2);
     expect(h.exec('TLBI_NSNH_ALL')).toBe(2);
     expect(h.trace().some((t) => t.startsWith('smmuv3_cmdq_inconsistent '))).toBe(true);
-    h.platform.mem.write32(q.slot(2), OP.TLBI_NSNH_ALL!);
+    h.platform.mem.write32(q.slot(2), OP.TLBI_NSNH_ALL);
     h.io.write32(OFF.CMDQ_PROD, 3); // consistent again: one more entry
     expect(h.io.read32(OFF.CMDQ_CONS)).toBe(3);
     expect(h.exec('TLBI_NSNH_ALL')).toBe(3);
@@ -75,7 +75,7 @@ describe('through the driver (lockstep)', () => {
       let batches = 0;
       while (entries < 21 * 256) {
         const n = 1 + Math.floor(rnd() * 200);
-        const list = Array.from({ length: n }, (_, i) => raw(OP.TLBI_NH_VA!, [[F.ASID, 1], [F.VA, issued + i]]));
+        const list = Array.from({ length: n }, (_, i) => raw(OP.TLBI_NH_VA, [[F.ASID, 1], [F.VA, issued + i]]));
         expect(h.dev.issueRaw(cmds(...list), n, true)).toBe(0);
         issued += n;
         entries += n + 1;

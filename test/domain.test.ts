@@ -7,7 +7,7 @@ import { iommuRig, type IommuRig } from './helpers/iommu.ts';
 import { IOMMU } from '../drivers/iommu/iommu.ts';
 import type { CmdEnt } from '../drivers/arm-smmu-v3/cmds.ts';
 import type { AtsOps } from '../drivers/arm-smmu-v3/domain.ts';
-import { qget } from '../drivers/arm-smmu-v3/entry-writer.ts';
+import { qget } from '../src/arch/bits.ts';
 import { EATS, S1FMT, STE, STE_CONFIG } from '../src/arch/smmu/ste.ts';
 import { CD } from '../src/arch/smmu/cd.ts';
 import { EVT } from '../src/arch/smmu/events.ts';

@@ -10,7 +10,8 @@
 
 import { describe, expect, it } from 'vitest';
 import { writeEntry } from '../src/host/index.ts';
-import { ENTRY_QWORDS, arrayStore, cdUsed, dramStore, effectiveSafe, qset, steUsed, writeEntryTo, type EntryKind, type QwordStore } from '../drivers/arm-smmu-v3/entry-writer.ts';
+import { ENTRY_QWORDS, arrayStore, cdUsed, dramStore, effectiveSafe, steUsed, writeEntryTo, type EntryKind, type QwordStore } from '../drivers/arm-smmu-v3/entry-writer.ts';
+import { qset } from '../src/arch/bits.ts';
 import { makeAbortSte, makeBypassSte, makeCdtableSte, makeNestedSte, makeS2Ste, type Entry, type S2SteConfig, type SteFeatures } from '../drivers/arm-smmu-v3/ste.ts';
 import { makeS1Cd } from '../drivers/arm-smmu-v3/cd.ts';
 import { CD } from '../src/arch/smmu/cd.ts';

@@ -60,7 +60,7 @@ describe('hardware stops answering', () => {
       await s.sys.probe();
       const nsnh0 = s.exec('TLBI_NSNH_ALL');
       await s.sys.inject({ kind: 'hang' });
-      const file = Array.from({ length: 300 }, () => [OP.TLBI_NSNH_ALL!, 0, 0, 0]).flat();
+      const file = Array.from({ length: 300 }, () => [OP.TLBI_NSNH_ALL, 0, 0, 0]).flat();
       await expect(s.sys.cpu(0).op('replay', { words: file })).rejects.toThrow(/CMDQ full: no space for 44 entries, CONS stuck at 0x00000004/);
       expect(await s.messages(0)).toContain(`${DEV}CMDQ timeout`);
       await s.sys.inject({ kind: 'resume' });

@@ -21,12 +21,12 @@ function run() {
   const afterProbe = platform.clock.now();
   // A doorbell runs the hardware before the MMIO write returns; no virtual time passes.
   const before = platform.clock.now();
-  dev.cmdq.issue(cmds(raw(OP.TLBI_NSNH_ALL!)), 1, false);
+  dev.cmdq.issue(cmds(raw(OP.TLBI_NSNH_ALL)), 1, false);
   const consumedAtOnce = platform.ioremap(0x0905_0000, 0x20000).read32(OFF.CMDQ_CONS) === 7;
   const noTimePassed = platform.clock.now() === before;
-  const batch = cmds(...Array.from({ length: 100 }, (_, i) => raw(OP.TLBI_NH_VA!, [[F.ASID, 3], [F.VA, i], [F.TG, 1], [F.TTL, 3]])));
+  const batch = cmds(...Array.from({ length: 100 }, (_, i) => raw(OP.TLBI_NH_VA, [[F.ASID, 3], [F.VA, i], [F.TG, 1], [F.TTL, 3]])));
   const ret = dev.issueRaw(batch, 100, true);
-  const bad = dev.issueRaw(cmds(raw(OP.TLBI_NSNH_ALL!), raw(0x0b), raw(OP.TLBI_NSNH_ALL!)), 3, true);
+  const bad = dev.issueRaw(cmds(raw(OP.TLBI_NSNH_ALL), raw(0x0b), raw(OP.TLBI_NSNH_ALL)), 3, true);
   const stats = views.stats;
   return {
     afterProbe,
@@ -37,7 +37,7 @@ function run() {
     end: platform.clock.now(),
     log: platform.dmesg().map((e) => ({ t: e.t, level: e.level, msg: e.msg })),
     trace: trace().map((r) => ({ t: r.t, ring: r.ring, line: toBody(r) })),
-    exec: { nhVa: stats[STAT.EXEC + OP.TLBI_NH_VA!], nsnh: stats[STAT.EXEC + OP.TLBI_NSNH_ALL!], sync: stats[STAT.EXEC + OP.SYNC!] },
+    exec: { nhVa: stats[STAT.EXEC + OP.TLBI_NH_VA], nsnh: stats[STAT.EXEC + OP.TLBI_NSNH_ALL], sync: stats[STAT.EXEC + OP.SYNC] },
     msiWrites: stats[STAT.MSI_WRITES],
   };
 }

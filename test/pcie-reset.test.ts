@@ -16,7 +16,7 @@ import { ATS, COMMAND, DEVCTL, EXP, HDR } from '../src/arch/pcie/regs.ts';
 import { DMA_ERR, DMA_STATUS } from '../src/arch/pcie/dma-engine.ts';
 import { PA } from '../src/arch/platform.ts';
 import { STE, STE_CONFIG } from '../src/arch/smmu/ste.ts';
-import { qget } from '../drivers/arm-smmu-v3/entry-writer.ts';
+import { qget } from '../src/arch/bits.ts';
 import { NS_PER_MS, NS_PER_S } from '../src/arch/time.ts';
 
 /** The IOMMU reset steps logged since a point, as "prepare 1 blocked", "done ok 0 unblocked", ... */

@@ -131,7 +131,7 @@ describe('probe (lockstep)', () => {
       expect(h.exec('SYNC')).toBe(e.hyp ? 3 : 2);
       expect(h.execTotal()).toBe(e.hyp ? 6 : 4);
       const slot = (i: number) => Array.from({ length: 4 }, (_, k) => h.platform.mem.read32(s.cmdq.basePa + 16 * i + 4 * k));
-      const ops = e.hyp ? [OP.CFGI_STE_RANGE!, OP.TLBI_EL2_ALL!, OP.TLBI_NSNH_ALL!] : [OP.CFGI_STE_RANGE!, OP.TLBI_NSNH_ALL!];
+      const ops = e.hyp ? [OP.CFGI_STE_RANGE, OP.TLBI_EL2_ALL, OP.TLBI_NSNH_ALL] : [OP.CFGI_STE_RANGE, OP.TLBI_NSNH_ALL];
       ops.forEach((op, k) => {
         expect(slot(2 * k)[0]! & 0xff).toBe(op);
         const sync = Uint32Array.from(slot(2 * k + 1));
@@ -140,7 +140,7 @@ describe('probe (lockstep)', () => {
           expect(sync[0]).toBe(0);
           expect(F.MSIADDR.read(sync) * 4).toBe(s.cmdq.basePa + 16 * (2 * k + 1));
         } else {
-          expect(sync[0]! & 0xff).toBe(OP.SYNC!);
+          expect(sync[0]! & 0xff).toBe(OP.SYNC);
           expect(F.CS.read(sync)).toBe(CS.SIG_SEV);
         }
       });

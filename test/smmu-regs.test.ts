@@ -393,7 +393,7 @@ describe('guarded registers ignore writes while their enable is set in the reque
     prepareEvtq(h);
     h.io.write32(OFF.CR0, CR0.CMDQEN.bits | CR0.EVENTQEN.bits);
     settle(h);
-    h.platform.mem.write32(Number(q), OP.TLBI_NSNH_ALL!); // a legal command in slot 0
+    h.platform.mem.write32(Number(q), OP.TLBI_NSNH_ALL); // a legal command in slot 0
     h.io.write32(OFF.CMDQ_PROD, 1);
     expect(h.io.read32(OFF.CMDQ_PROD)).toBe(1);
     expect(h.io.read32(OFF.CMDQ_CONS)).toBe(1); // and it was a doorbell
@@ -414,7 +414,7 @@ describe('guarded registers ignore writes while their enable is set in the reque
 
 // ---- GERROR / GERRORN ----
 
-const NSNH = () => raw(OP.TLBI_NSNH_ALL!);
+const NSNH = () => raw(OP.TLBI_NSNH_ALL);
 const ackGerror = (h: Lockstep) => h.io.write32(OFF.GERRORN, h.io.read32(OFF.GERROR));
 
 describe('GERROR / GERRORN', () => {
@@ -454,7 +454,7 @@ describe('GERROR / GERRORN', () => {
     const h = lockstep(DEFAULT_FEATURES);
     const q = manualQueue(h);
     // CMD_SYNC with CS=SIG_IRQ to an address with nothing behind it: the MSI write aborts (GERROR.MSI_CMDQ_ABT_ERR).
-    const badMsi = () => raw(OP.SYNC!, [[F.CS, CS.SIG_IRQ], [F.MSIADDR, 0x1000 / 4]]);
+    const badMsi = () => raw(OP.SYNC, [[F.CS, CS.SIG_IRQ], [F.MSIADDR, 0x1000 / 4]]);
     q.push(badMsi(), badMsi());
     expect(h.exec('SYNC')).toBe(2); // an MSI abort is not a command error
     expect(h.io.read32(OFF.GERROR)).toBe(GERROR.MSI_CMDQ_ABT_ERR.bits);
@@ -479,7 +479,7 @@ describe('GERROR / GERRORN', () => {
       q.push(raw(0x00));
       expect(h.cmdqErrActive()).toBe(true);
       h.platform.irqCheckpoint();
-      h.platform.mem.write32(q.slot(q.prod() - 1), OP.TLBI_NSNH_ALL!);
+      h.platform.mem.write32(q.slot(q.prod() - 1), OP.TLBI_NSNH_ALL);
       ackGerror(h);
       expect(h.cmdqErrActive()).toBe(false);
     };

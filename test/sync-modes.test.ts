@@ -43,7 +43,7 @@ describe('CMD_SYNC completion (lockstep)', () => {
           expect(F.MSIADDR.read(slot) * 4).toBe(slotPa);
           expect(F.MSIDATA.read(slot)).toBe(0);
         } else {
-          expect(slot[0]! & 0xff).toBe(OP.SYNC!);
+          expect(slot[0]! & 0xff).toBe(OP.SYNC);
           expect(F.CS.read(slot)).toBe(CS.SIG_SEV);
           expect(F.MSIADDR.read(slot)).toBe(0);
         }
@@ -92,7 +92,7 @@ describe('CMD_SYNC completion with real workers', () => {
 
 /** A CMD_SYNC with CS=SIG_IRQ that asks for `data` to be written to the 56-bit address `addr` (4.7.3). */
 function syncMsi(addr: bigint, data: number): Uint32Array {
-  const w = raw(OP.SYNC!, [[F.CS, CS.SIG_IRQ], [F.MSIDATA, data]]);
+  const w = raw(OP.SYNC, [[F.CS, CS.SIG_IRQ], [F.MSIDATA, data]]);
   F.MSIADDR.write64(w, 0, addr >> 2n);
   return w;
 }

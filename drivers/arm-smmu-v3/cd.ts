@@ -11,7 +11,8 @@ import { S1FMT } from '../../src/arch/smmu/ste.ts';
 import { PAGE_SIZE } from '../../src/arch/platform.ts';
 import type { Platform } from '../platform/platform.ts';
 import type { S1TableConfig } from '../iommu/io-pgtable-arm.ts';
-import { ENTRY_QWORDS, dramStore, qset, writeEntryTo } from './entry-writer.ts';
+import { ENTRY_QWORDS, dramStore, writeEntryTo } from './entry-writer.ts';
+import { qset } from '../../src/arch/bits.ts';
 import type { CmdIssuer } from './issue.ts';
 import type { CdTableRef, Entry } from './ste.ts';
 

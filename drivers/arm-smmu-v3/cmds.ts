@@ -68,51 +68,51 @@ export function buildCmd(out: Uint32Array, off: number, ent: CmdEnt): void {
   out[off + 3] = 0;
   switch (ent.op) {
     case 'PREFETCH_CONFIG':
-      put.OP(out, off, OP.PREFETCH_CONFIG!);
+      put.OP(out, off, OP.PREFETCH_CONFIG);
       put.SID(out, off, ent.sid);
       return;
     case 'CFGI_STE':
-      put.OP(out, off, OP.CFGI_STE!);
+      put.OP(out, off, OP.CFGI_STE);
       put.SID(out, off, ent.sid);
       put.LEAF(out, off, ent.leaf ? 1 : 0);
       return;
     case 'CFGI_ALL':
       // CMD_CFGI_ALL is CFGI_STE_RANGE with Range=31 (4.3.6).
-      put.OP(out, off, OP.CFGI_STE_RANGE!);
+      put.OP(out, off, OP.CFGI_STE_RANGE);
       put.RANGE(out, off, CFGI_RANGE_ALL);
       return;
     case 'CFGI_STE_RANGE':
-      put.OP(out, off, OP.CFGI_STE_RANGE!);
+      put.OP(out, off, OP.CFGI_STE_RANGE);
       put.SID(out, off, ent.sid);
       put.RANGE(out, off, ent.range);
       return;
     case 'CFGI_CD':
-      put.OP(out, off, OP.CFGI_CD!);
+      put.OP(out, off, OP.CFGI_CD);
       put.SID(out, off, ent.sid);
       put.SSID(out, off, ent.ssid);
       put.LEAF(out, off, ent.leaf ? 1 : 0);
       return;
     case 'CFGI_CD_ALL':
-      put.OP(out, off, OP.CFGI_CD_ALL!);
+      put.OP(out, off, OP.CFGI_CD_ALL);
       put.SID(out, off, ent.sid);
       return;
     case 'TLBI_NH_ALL':
     case 'TLBI_S12_VMALL':
-      put.OP(out, off, OP[ent.op]!);
+      put.OP(out, off, OP[ent.op]);
       put.VMID(out, off, ent.vmid);
       return;
     case 'TLBI_NH_ASID':
-      put.OP(out, off, OP.TLBI_NH_ASID!);
+      put.OP(out, off, OP.TLBI_NH_ASID);
       put.ASID(out, off, ent.asid);
       put.VMID(out, off, ent.vmid);
       return;
     case 'TLBI_EL2_ASID':
-      put.OP(out, off, OP.TLBI_EL2_ASID!);
+      put.OP(out, off, OP.TLBI_EL2_ASID);
       put.ASID(out, off, ent.asid);
       return;
     case 'TLBI_EL2_ALL':
     case 'TLBI_NSNH_ALL':
-      put.OP(out, off, OP[ent.op]!);
+      put.OP(out, off, OP[ent.op]);
       return;
     case 'TLBI_NH_VA':
     case 'TLBI_NH_VAA':
@@ -120,7 +120,7 @@ export function buildCmd(out: Uint32Array, off: number, ent: CmdEnt): void {
     case 'TLBI_EL2_VAA':
     case 'TLBI_S2_IPA': {
       const t = ent.tlbi;
-      put.OP(out, off, OP[ent.op]!);
+      put.OP(out, off, OP[ent.op]);
       put.NUM(out, off, t.num);
       put.SCALE(out, off, t.scale);
       if (ent.op === 'TLBI_NH_VA' || ent.op === 'TLBI_EL2_VA') put.ASID(out, off, t.asid);
@@ -132,7 +132,7 @@ export function buildCmd(out: Uint32Array, off: number, ent: CmdEnt): void {
       return;
     }
     case 'ATC_INV':
-      put.OP(out, off, OP.ATC_INV!);
+      put.OP(out, off, OP.ATC_INV);
       put.SSV(out, off, ent.ssv ? 1 : 0);
       put.SSID(out, off, ent.ssid);
       put.SID(out, off, ent.sid);
@@ -141,7 +141,7 @@ export function buildCmd(out: Uint32Array, off: number, ent: CmdEnt): void {
       put.VA(out, off, Math.floor(ent.addr / 4096));
       return;
     case 'PRI_RESP':
-      put.OP(out, off, OP.PRI_RESP!);
+      put.OP(out, off, OP.PRI_RESP);
       put.SSV(out, off, ent.ssv ? 1 : 0);
       put.SSID(out, off, ent.ssid);
       put.SID(out, off, ent.sid);
@@ -164,7 +164,7 @@ export function buildSync(out: Uint32Array, off: number, msiAddr: number): void 
   out[off + 1] = 0;
   out[off + 2] = 0;
   out[off + 3] = 0;
-  put.OP(out, off, OP.SYNC!);
+  put.OP(out, off, OP.SYNC);
   put.CS(out, off, msiAddr ? CS.SIG_IRQ : CS.SIG_SEV);
   put.MSH(out, off, SH_ISH);
   put.MSIATTR(out, off, MEMATTR_OIWB);

@@ -15,7 +15,7 @@
 // "Used" bits are the fields the SMMU interprets for the entry's V/Config (STE, 5.2) or V/EPD0 (CD,
 // 5.4); they are computed from the entry itself, as Linux's arm_smmu_get_ste_used / get_cd_used do.
 
-import type { Field } from '../../src/arch/bits.ts';
+import { qget, qwordMask, type Field } from '../../src/arch/bits.ts';
 import type { PhysMem } from '../../src/machine/dma.ts';
 import { CD } from '../../src/arch/smmu/cd.ts';
 import { EATS, S1DSS, STE, STE_CONFIG } from '../../src/arch/smmu/ste.ts';
@@ -47,27 +47,6 @@ export function dramStore(mem: PhysMem, pa: number, what: string): QwordStore {
     read: (i) => mem.read64(pa + i * 8, what),
     write: (i, v) => mem.write64(pa + i * 8, v, what),
   };
-}
-
-/** The qword a field lives in and its mask there (the field must not straddle qwords). */
-export function qwordMask(f: Field): { q: number; mask: bigint } {
-  const q = f.lsb >>> 6;
-  if ((f.msb >>> 6) !== q) throw new Error(`field ${f.name} straddles qwords ${q} and ${f.msb >>> 6}`);
-  return { q, mask: ((1n << BigInt(f.width)) - 1n) << BigInt(f.lsb & 63) };
-}
-
-/** A field's value in an entry held as qwords. */
-export function qget(e: ArrayLike<bigint>, f: Field): number {
-  const { q } = qwordMask(f);
-  return Number((e[q]! >> BigInt(f.lsb & 63)) & ((1n << BigInt(f.width)) - 1n));
-}
-
-/** Sets a field in an entry held as qwords; throws when the value does not fit. */
-export function qset(e: BigUint64Array, f: Field, v: number | bigint): void {
-  const { q, mask } = qwordMask(f);
-  const x = BigInt(v);
-  if (x < 0n || x > mask >> BigInt(f.lsb & 63)) throw new RangeError(`${f.name}: value 0x${x.toString(16)} does not fit ${f.width} bits`);
-  e[q] = (e[q]! & ~mask) | (x << BigInt(f.lsb & 63));
 }
 
 const m = (...fields: Field[]): bigint => {

@@ -8,8 +8,7 @@
 
 import { Q_OVFLG, OFF } from '../../src/arch/smmu/regs.ts';
 import { EVT, EVTF, EVT_BYTES, EVT_CLASS, EVT_CLASS_NAME, EVT_NAME } from '../../src/arch/smmu/events.ts';
-import { hex } from '../../src/arch/bits.ts';
-import { qget, qwordMask } from './entry-writer.ts';
+import { hex, qget, qwordMask } from '../../src/arch/bits.ts';
 import type { IoMem, Platform } from '../platform/platform.ts';
 import type { LogLevel } from '../../src/protocol/log.ts';
 

@@ -9,7 +9,8 @@ import { L1STD, STE, STE_BYTES, STE_CONFIG, S1DSS, EATS, STRW, SHCFG_INCOMING, S
 import { CACHE_WB, SH_ISH } from '../../src/arch/smmu/regs.ts';
 import { PAGE_SIZE } from '../../src/arch/platform.ts';
 import type { S2TableConfig } from '../iommu/io-pgtable-arm.ts';
-import { ENTRY_QWORDS, dramStore, qget, qset, qwordMask, writeEntryTo } from './entry-writer.ts';
+import { ENTRY_QWORDS, dramStore, writeEntryTo } from './entry-writer.ts';
+import { qget, qset, qwordMask } from '../../src/arch/bits.ts';
 import type { CmdIssuer } from './issue.ts';
 import { FEAT, STRTAB_SPLIT, type ArmSmmuDevice } from './smmu.ts';
 

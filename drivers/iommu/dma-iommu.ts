@@ -17,8 +17,8 @@ import { PAGE_SIZE } from '../../src/arch/platform.ts';
 import type { Platform } from '../platform/platform.ts';
 import type { PagingDomain } from '../arm-smmu-v3/domain.ts';
 import { IOMMU, IommuError, newGather } from './iommu.ts';
+import type { DmaDirection, DmaStats } from '../../src/protocol/ops/iommu.ts';
 
-export type DmaDirection = 'to-device' | 'from-device' | 'bidirectional';
 
 export interface DmaOptions {
   /** Strict invalidation on unmap (iommu.strict=1); false = lazy, with a flush queue. */
@@ -77,16 +77,6 @@ interface FqEntry {
   pages: number;
   /** Flushes started when it was queued: it is free once a flush started later has finished. */
   counter: number;
-}
-
-export interface DmaStats {
-  maps: number;
-  unmaps: number;
-  /** Flush-queue flushes, and how many of them the timeout caused. */
-  fqFlushes: number;
-  fqTimeouts: number;
-  /** IOVA allocations that failed (the address space was exhausted). */
-  iovaExhausted: number;
 }
 
 export class IommuDma {

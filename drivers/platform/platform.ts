@@ -5,12 +5,12 @@
 // driver and hardware share one thread, MMIO doorbells run the hardware synchronously and time is
 // virtual. Driver code sees only this interface, so it runs unchanged on both.
 
-import type { CpuCore, IrqHandler } from './cpu.ts';
+import { CpuCore, type IrqHandler } from './cpu.ts';
 import type { LogEntry, LogLevel } from '../../src/protocol/log.ts';
-import type { PageAllocator, PhysMem } from '../../src/machine/dma.ts';
-import type { InterruptController } from '../../src/machine/irq.ts';
-import type { FailPoints } from '../../src/machine/fail-points.ts';
-import type { Tracer } from '../../src/protocol/tracer.ts';
+import { PageAllocator, PhysMem } from '../../src/machine/dma.ts';
+import { InterruptController } from '../../src/machine/irq.ts';
+import { FailPoints } from '../../src/machine/fail-points.ts';
+import { createTracer, type Tracer } from '../../src/protocol/tracer.ts';
 import { mmioRegion, type SharedViews } from '../../src/machine/layout.ts';
 import type { Clock } from '../../src/machine/clock.ts';
 import { hex } from '../../src/arch/bits.ts';
@@ -149,23 +149,33 @@ class IoRegion implements IoMem {
 }
 
 /**
- * What both platforms share: the CPU's interrupt core and log, and ioremap over the shared buffer's
- * device regions. Subclasses provide the write path, the read barrier and how time passes.
+ * What both platforms share: memory, the page allocator, interrupts, should-fail points and trace
+ * points over the shared buffer, the CPU's interrupt core and log, and ioremap over the device
+ * regions. Subclasses provide the write path, the read barrier and how time passes (their clock).
  */
-export abstract class PlatformBase implements Platform {
-  abstract readonly clock: Clock;
-  abstract readonly mem: PhysMem;
-  abstract readonly pages: PageAllocator;
-  abstract readonly irqc: InterruptController;
-  abstract readonly failPoints: FailPoints;
-  abstract readonly trace: Tracer<'driver'>;
-  protected abstract readonly core: CpuCore;
-  protected abstract readonly views: SharedViews;
+export abstract class PlatformBase<C extends Clock = Clock> implements Platform {
+  readonly ncpus: number;
+  readonly mem: PhysMem;
+  readonly pages: PageAllocator;
+  readonly irqc: InterruptController;
+  readonly failPoints: FailPoints;
+  readonly trace: Tracer<'driver'>;
+  protected readonly core: CpuCore;
 
   constructor(
+    protected readonly views: SharedViews,
     readonly cpu: number,
-    readonly ncpus: number,
-  ) {}
+    readonly clock: C,
+    echo?: (line: string, e: LogEntry) => void,
+  ) {
+    this.ncpus = views.layout.ncpus;
+    this.mem = new PhysMem(views);
+    this.pages = new PageAllocator(this.mem);
+    this.irqc = new InterruptController(views);
+    this.failPoints = new FailPoints(views);
+    this.trace = createTracer(views, 'driver', 1 + cpu, clock);
+    this.core = new CpuCore(cpu, this.irqc, clock, this.trace.printk, echo);
+  }
 
   protected abstract post(pa: number, size: number, lo: number, hi: number): void;
   protected abstract beforeRead(): void;

@@ -2,12 +2,7 @@
 // write port, reads come straight from the register read views, time is the scaled platform clock,
 // and waits spin for about one wake-up's worth before sleeping in Atomics.wait.
 
-import { CpuCore } from './cpu.ts';
 import { type LogEntry } from '../../src/protocol/log.ts';
-import { PageAllocator, PhysMem } from '../../src/machine/dma.ts';
-import { FailPoints } from '../../src/machine/fail-points.ts';
-import { createTracer, type Tracer } from '../../src/protocol/tracer.ts';
-import { InterruptController } from '../../src/machine/irq.ts';
 import { CPUW, CTRL, type SharedViews } from '../../src/machine/layout.ts';
 import { WritePortProducer } from '../../src/machine/mmio-port.ts';
 import { PlatformBase } from './platform.ts';
@@ -15,14 +10,7 @@ import { ScaledClock } from '../../src/machine/clock.ts';
 import { TIMEOUT } from '../../src/arch/time.ts';
 import { waitWhileEqual } from '../../src/machine/wait.ts';
 
-export class WorkerPlatform extends PlatformBase {
-  readonly clock: ScaledClock;
-  readonly mem: PhysMem;
-  readonly pages: PageAllocator;
-  readonly irqc: InterruptController;
-  readonly failPoints: FailPoints;
-  readonly trace: Tracer<'driver'>;
-  protected readonly core: CpuCore;
+export class WorkerPlatform extends PlatformBase<ScaledClock> {
   private readonly port: WritePortProducer;
   private readonly wakeIdx: number;
   private readonly memWaiters: { view: Int32Array; index: number };
@@ -31,19 +19,8 @@ export class WorkerPlatform extends PlatformBase {
   /** Set when a read gave up waiting for this CPU's writes (the hardware stopped answering). */
   private stale = false;
 
-  constructor(
-    protected readonly views: SharedViews,
-    cpu: number,
-    echo?: (line: string, e: LogEntry) => void,
-  ) {
-    super(cpu, views.layout.ncpus);
-    this.clock = new ScaledClock(views.ctrlF64);
-    this.mem = new PhysMem(views);
-    this.pages = new PageAllocator(this.mem);
-    this.irqc = new InterruptController(views);
-    this.failPoints = new FailPoints(views);
-    this.trace = createTracer(views, 'driver', 1 + cpu, this.clock);
-    this.core = new CpuCore(cpu, this.irqc, this.clock, this.trace.printk, echo);
+  constructor(views: SharedViews, cpu: number, echo?: (line: string, e: LogEntry) => void) {
+    super(views, cpu, new ScaledClock(views.ctrlF64), echo);
     this.port = new WritePortProducer(views, cpu, this.clock, TIMEOUT.SMMU_POLL);
     this.wakeIdx = views.cpuWord(cpu, CPUW.WAKE);
     this.memWaiters = { view: views.ctrl, index: CTRL.MEM_WAITERS };

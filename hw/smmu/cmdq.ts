@@ -9,8 +9,8 @@
 // On an error CONS stays on the failing command, CONS.ERR is written, GERROR.CMDQ_ERR is toggled, and
 // consumption resumes from CONS only after software acknowledges through GERRORN (7.1).
 
-import { CERROR, CERROR_NAMES, CMDQ_CONS, GERROR, Q_BASE, Q_IDX } from '../../src/arch/smmu/regs.ts';
-import { CS, F, OP, commandName } from '../../src/arch/smmu/commands.ts';
+import { CERROR, CERROR_NAMES, CMDQ_CONS, GERROR, Q_BASE, Q_IDX, type SmmuRegName } from '../../src/arch/smmu/regs.ts';
+import { CS, F, OP, commandName, type CommandName } from '../../src/arch/smmu/commands.ts';
 import { compileCommands, illegalCode, illegalReason, legalityTable, passesLegalityTable, type CompiledCommand, type LegalityTable } from './legality.ts';
 import { truncateToOas, type SmmuFeatures } from '../../src/arch/smmu/features.ts';
 import { STAT } from '../../src/machine/layout.ts';
@@ -87,7 +87,7 @@ export class CommandQueue {
 
   constructor(
     private readonly ctx: HwContext,
-    private readonly regs: RegisterFile,
+    private readonly regs: RegisterFile<SmmuRegName>,
     private readonly feat: SmmuFeatures,
     /** Activates a GERROR bit (and interrupts); false if it was already active. */
     private readonly raiseGerror: (bit: number) => boolean,
@@ -103,10 +103,8 @@ export class CommandQueue {
     this.setHandler('SYNC', (c) => this.sync(c));
   }
 
-  setHandler(name: string, h: CommandHandler): void {
-    const op = OP[name];
-    if (op === undefined) throw new Error(`no command named ${name}`);
-    this.handlers[op] = h;
+  setHandler(name: CommandName, h: CommandHandler): void {
+    this.handlers[OP[name]] = h;
   }
 
   addSyncParticipant(p: SyncParticipant): void {

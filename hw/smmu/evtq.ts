@@ -10,7 +10,7 @@
 // queue goes from empty to non-empty, after PROD has moved (3.18.2).
 
 import { EVT_BYTES, EVTF } from '../../src/arch/smmu/events.ts';
-import { GERROR, Q_BASE, Q_IDX, Q_OVFLG } from '../../src/arch/smmu/regs.ts';
+import { GERROR, Q_BASE, Q_IDX, Q_OVFLG, type SmmuRegName } from '../../src/arch/smmu/regs.ts';
 import { BusAbort, STAT, XSTAT } from '../../src/machine/layout.ts';
 import type { RegisterFile } from '../regfile.ts';
 import { truncateToOas, type SmmuFeatures } from '../../src/arch/smmu/features.ts';
@@ -77,7 +77,7 @@ export class EventQueue {
 
   constructor(
     private readonly ctx: HwContext,
-    private readonly regs: RegisterFile,
+    private readonly regs: RegisterFile<SmmuRegName>,
     private readonly feat: SmmuFeatures,
     private readonly raiseGerror: (bit: number) => boolean,
     /** Sends the event queue interrupt (SmmuV3.interrupt with the EVENTQ source). */

@@ -3,7 +3,7 @@
 // consumption, so a later CMD_SYNC has nothing to wait for.
 
 import { CFGI_RANGE_ALL, F } from '../../src/arch/smmu/commands.ts';
-import { CR2 } from '../../src/arch/smmu/regs.ts';
+import { CR2, type SmmuRegName } from '../../src/arch/smmu/regs.ts';
 import { REGIME } from '../../src/arch/smmu/ste.ts';
 import type { SmmuFeatures } from '../../src/arch/smmu/features.ts';
 import type { RegisterFile } from '../regfile.ts';
@@ -72,7 +72,7 @@ const EL2_REGIMES = EL2 | EL2_E2H;
  * model executes every invalidation fully at consumption, so a later CMD_SYNC has nothing to wait for.
  * Handlers decode their fields into locals and one reused span: nothing is allocated per command.
  */
-export function installInvalidationHandlers(cmdq: CommandQueue, cfg: ConfigCache, tlb: Tlb, regs: RegisterFile, feat: SmmuFeatures): void {
+export function installInvalidationHandlers(cmdq: CommandQueue, cfg: ConfigCache, tlb: Tlb, regs: RegisterFile<SmmuRegName>, feat: SmmuFeatures): void {
   const ril = feat.ril;
   const span = new TlbiSpan();
   // EL2_VA/VAA act on EL2-E2H entries when CR2.E2H=1, else on EL2 entries (4.4.2.9-10).

@@ -5,8 +5,8 @@
 // Update protocol (6.3.14), GERROR/GERRORN toggle semantics (6.3.19-20, 7.5) with their interrupt
 // (MSI when configured, else the wired line), and the command queue (cmdq.ts).
 
-import { CR0, GBPA, GERROR, IRQ_CFG0, IRQ_CFG1, IRQ_CTRL } from '../../src/arch/smmu/regs.ts';
-import { smmuRegisterMap, smmuIdRegisters } from '../../src/arch/smmu/implementation.ts';
+import { CR0, GBPA, GERROR, IRQ_CFG0, IRQ_CFG1, IRQ_CTRL, type SmmuRegName } from '../../src/arch/smmu/regs.ts';
+import { ID_REGISTERS, smmuIdRegisters, smmuRegisterMap } from '../../src/arch/smmu/implementation.ts';
 import { truncateToOas, validateFeatures, type SmmuFeatures } from '../../src/arch/smmu/features.ts';
 import { RegisterFile } from '../regfile.ts';
 import { STAT } from '../../src/machine/layout.ts';
@@ -25,6 +25,7 @@ import { FetchAborts } from './fetch-aborts.ts';
 import type { AtsEndpoint } from './services.ts';
 import { StreamTable } from './strtab.ts';
 import { Translator } from './translate.ts';
+import { Resolver } from './resolve.ts';
 import { Walker } from './walk.ts';
 
 export interface SmmuConfig {
@@ -38,7 +39,7 @@ export interface SmmuConfig {
 }
 
 export class SmmuV3 {
-  readonly regs: RegisterFile;
+  readonly regs: RegisterFile<SmmuRegName>;
   readonly cmdq: CommandQueue;
   readonly evtq: EventQueue;
   readonly configCache = new ConfigCache();
@@ -66,7 +67,8 @@ export class SmmuV3 {
     this.ackLatencyNs = cfg.ackLatencyNs ?? TIMEOUT.SMMU_ACK_LATENCY;
     this.wired = cfg.wired ?? true;
     this.regs = new RegisterFile(smmuRegisterMap(cfg.features), view);
-    for (const [name, value] of Object.entries(smmuIdRegisters(cfg.features))) this.regs.setResetValue(name, value);
+    const ids = smmuIdRegisters(cfg.features);
+    for (const name of ID_REGISTERS) this.regs.setResetValue(name, ids[name]);
     this.regs.reset();
 
     this.cmdq = new CommandQueue(ctx, this.regs, cfg.features, (bit) => this.raiseGerror(bit));
@@ -82,7 +84,8 @@ export class SmmuV3 {
     this.strtab = new StreamTable(ctx.mem, this.regs, cfg.features, this.configCache, stats, aborts);
     const cds = new CdTables(ctx.mem, cfg.features, this.configCache, stats, aborts);
     const walker = new Walker(ctx.mem, this.tlb, stats, aborts);
-    this.services = new Translator(ctx, this.regs, cfg.features, this.strtab, cds, walker, this.tlb, this.evtq, this.atsEndpoints);
+    const pipeline = new Resolver(ctx, this.regs, cfg.features, this.strtab, cds, walker, this.tlb);
+    this.services = new Translator(ctx, this.regs, cfg.features, pipeline, this.evtq, this.atsEndpoints);
     installInvalidationHandlers(this.cmdq, this.configCache, this.tlb, this.regs, cfg.features);
 
     new RequestAck(ctx, this.regs, 'CR0', 'CR0ACK', () => this.ackLatencyNs, (old, next) => this.cr0Updated(old, next));

@@ -15,7 +15,7 @@ import { BusAbort, XSTAT } from '../../src/machine/layout.ts';
 import type { PhysMem } from '../../src/machine/dma.ts';
 import type { RegisterFile } from '../regfile.ts';
 import type { SmmuFeatures } from '../../src/arch/smmu/features.ts';
-import { STRTAB_BASE, STRTAB_BASE_CFG, STRTAB_FMT_2LVL, STRTAB_SPLITS } from '../../src/arch/smmu/regs.ts';
+import { STRTAB_BASE, STRTAB_BASE_CFG, STRTAB_FMT_2LVL, STRTAB_SPLITS, type SmmuRegName } from '../../src/arch/smmu/regs.ts';
 import { EATS, L1STD, L1STD_SPAN_MAX, S2TG, STE, STE_BYTES, STE_CONFIG, STE_QWORDS, STRW } from '../../src/arch/smmu/ste.ts';
 import { TXSZ_MAX, TXSZ_MIN, psBits } from '../../src/arch/smmu/cd.ts';
 import { OA_BITS_4K, levelShift4k } from '../../src/arch/smmu/pte.ts';
@@ -159,7 +159,7 @@ export interface StrtabGeometry {
   split: number;
 }
 
-function strtabGeometry(regs: RegisterFile, feat: SmmuFeatures): StrtabGeometry {
+function strtabGeometry(regs: RegisterFile<SmmuRegName>, feat: SmmuFeatures): StrtabGeometry {
   const cfg = regs.get('STRTAB_BASE_CFG');
   const log2size = Math.min(STRTAB_BASE_CFG.LOG2SIZE.get(cfg), feat.sidBits);
   // FMT: reserved values behave as linear; SPLIT: any value but 6, 8, 10 behaves as 6 (6.3.25).
@@ -185,7 +185,7 @@ export class StreamTable {
 
   constructor(
     private readonly mem: PhysMem,
-    private readonly regs: RegisterFile,
+    private readonly regs: RegisterFile<SmmuRegName>,
     private readonly feat: SmmuFeatures,
     private readonly cache: ConfigCache,
     private readonly stats: Float64Array,

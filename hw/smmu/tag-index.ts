@@ -178,18 +178,7 @@ export class TagIndex<E extends TaggedEntry> {
 
   /** Removes every entry of the selected groups in `slots`, of ASID `asid` (TAG_ANY: all, global ones included). */
   invalidateTags(slots: number, asid: number): void {
-    const n = this.selected;
-    this.selected = 0;
-    for (let i = 0; i < n; i++) {
-      const g = this.visit[i]!;
-      this.visit[i] = undefined;
-      if (asid !== TAG_ANY) {
-        const b = g.buckets.get(asid);
-        if (b !== undefined) this.clearSlots(b, slots);
-      } else {
-        for (const b of g.buckets.values()) this.clearSlots(b, slots);
-      }
-    }
+    this.eachSelected(asid, false, slots, 0, 0, -1);
   }
 
   /**
@@ -198,6 +187,15 @@ export class TagIndex<E extends TaggedEntry> {
    * not 0, are at that level.
    */
   invalidateRange(slots: number, asid: number, withGlobal: boolean, lo: number, hi: number, level: number): void {
+    this.eachSelected(asid, withGlobal, slots, lo, hi, level);
+  }
+
+  /**
+   * Invalidates in the buckets of the selected groups that ASID `asid` names (every bucket for TAG_ANY;
+   * with `withGlobal` also the global bucket), and clears the selection: whole slots when `level` is
+   * -1, else the range [lo, hi) at `level`. (Arguments, not a callback: nothing is allocated per command.)
+   */
+  private eachSelected(asid: number, withGlobal: boolean, slots: number, lo: number, hi: number, level: number): void {
     const n = this.selected;
     this.selected = 0;
     for (let i = 0; i < n; i++) {
@@ -205,11 +203,11 @@ export class TagIndex<E extends TaggedEntry> {
       this.visit[i] = undefined;
       if (asid !== TAG_ANY) {
         const b = g.buckets.get(asid);
-        if (b !== undefined) this.rangeInBucket(b, slots, lo, hi, level);
+        if (b !== undefined) this.invalidateIn(b, slots, lo, hi, level);
         const gb = withGlobal ? g.buckets.get(ASID_GLOBAL) : undefined;
-        if (gb !== undefined) this.rangeInBucket(gb, slots, lo, hi, level);
+        if (gb !== undefined) this.invalidateIn(gb, slots, lo, hi, level);
       } else {
-        for (const b of g.buckets.values()) this.rangeInBucket(b, slots, lo, hi, level);
+        for (const b of g.buckets.values()) this.invalidateIn(b, slots, lo, hi, level);
       }
     }
   }
@@ -251,6 +249,11 @@ export class TagIndex<E extends TaggedEntry> {
       s.bucket.used &= ~(1 << s.slot);
       this.release(s.bucket);
     }
+  }
+
+  private invalidateIn(b: Bucket<E>, slots: number, lo: number, hi: number, level: number): void {
+    if (level < 0) this.clearSlots(b, slots);
+    else this.rangeInBucket(b, slots, lo, hi, level);
   }
 
   /** Removes every entry in the given slots of a bucket. */

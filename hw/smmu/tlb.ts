@@ -12,21 +12,13 @@
 
 import { XSTAT } from '../../src/machine/layout.ts';
 import { levelShift4k } from '../../src/arch/smmu/pte.ts';
-import { ASID_GLOBAL, TagIndex, kindSlots } from './tag-index.ts';
+import { ASID_GLOBAL, TagIndex, kindSlots, type TaggedEntry } from './tag-index.ts';
 
 /** What an IOTLB entry translates: stage 1 (VA -> PA, or VA -> IPA for split-stage ATS), stage 2, both. */
 export const TLB_KIND = { S1: 1, S2: 2, S12: 3 } as const;
 
-export interface TlbEntry {
-  readonly kind: number;
-  readonly regime: number;
-  readonly vmid: number;
-  readonly asid: number;
-  /** Input base (VA or IPA) and size of the translation. */
-  readonly va: number;
-  readonly size: number;
-  /** Leaf level (the stage 1 level for combined entries; the stage 2 level for stage 2 entries). */
-  readonly level: number;
+/** A leaf translation: its tags and input region (va, size; VA or IPA), leaf level, output and permissions. */
+export interface TlbEntry extends TaggedEntry {
   /** Output base. */
   readonly pa: number;
   /** Stage 1 permissions (S1P_* bits) and stage 2 permissions (S2P_* bits); 0 for a stage not involved. */
@@ -36,15 +28,8 @@ export interface TlbEntry {
   readonly device: boolean;
 }
 
-export interface WalkEntry {
-  readonly kind: number; // TLB_KIND.S1 or TLB_KIND.S2
-  readonly regime: number;
-  readonly vmid: number;
-  readonly asid: number;
-  /** Level of the table descriptor; it covers [va, va + size) and points at a level + 1 table. */
-  readonly level: number;
-  readonly va: number;
-  readonly size: number;
+/** A table descriptor (kind TLB_KIND.S1 or S2) at `level`: it covers [va, va + size) and points at a level + 1 table. */
+export interface WalkEntry extends TaggedEntry {
   readonly table: number;
   /** Hierarchical attributes accumulated down to this descriptor (walk.ts TABLE_ATTR_* bits). */
   readonly attrs: number;

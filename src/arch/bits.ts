@@ -255,3 +255,26 @@ export function split64(v: bigint): [lo: number, hi: number] {
 export function join64(lo: number, hi: number): bigint {
   return (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);
 }
+
+// ---- fields of structures held as 64-bit words (STEs, CDs, event records as BigUint64Array) ----
+
+/** The qword a field lives in and its mask there (the field must not straddle qwords). */
+export function qwordMask(f: Field): { q: number; mask: bigint } {
+  const q = f.lsb >>> 6;
+  if ((f.msb >>> 6) !== q) throw new Error(`field ${f.name} straddles qwords ${q} and ${f.msb >>> 6}`);
+  return { q, mask: ((1n << BigInt(f.width)) - 1n) << BigInt(f.lsb & 63) };
+}
+
+/** A field's value in an entry held as qwords. */
+export function qget(e: ArrayLike<bigint>, f: Field): number {
+  const { q } = qwordMask(f);
+  return Number((e[q]! >> BigInt(f.lsb & 63)) & ((1n << BigInt(f.width)) - 1n));
+}
+
+/** Sets a field in an entry held as qwords; throws when the value does not fit. */
+export function qset(e: BigUint64Array, f: Field, v: number | bigint): void {
+  const { q, mask } = qwordMask(f);
+  const x = BigInt(v);
+  if (x < 0n || x > mask >> BigInt(f.lsb & 63)) throw new RangeError(`${f.name}: value 0x${x.toString(16)} does not fit ${f.width} bits`);
+  e[q] = (e[q]! & ~mask) | (x << BigInt(f.lsb & 63));
+}

@@ -41,8 +41,8 @@ export interface FieldDef {
   readonly access: Access;
 }
 
-export interface RegisterDef {
-  readonly name: string;
+export interface RegisterDef<N extends string = string> {
+  readonly name: N;
   /** Byte offset inside the device's register space. */
   readonly offset: number;
   readonly width: 8 | 16 | 32 | 64;
@@ -60,13 +60,13 @@ export function fieldDef(field: Field, access: Access): FieldDef {
   return { field, access };
 }
 
-export function reg(
-  name: string,
+export function reg<N extends string>(
+  name: N,
   offset: number,
   width: RegisterDef['width'],
   fields: readonly FieldDef[],
   opts: { reset?: bigint | number; guards?: readonly string[]; role?: Role; spec?: string } = {},
-): RegisterDef {
+): RegisterDef<N> {
   return {
     name,
     offset,
@@ -79,12 +79,12 @@ export function reg(
   };
 }
 
-/** A named register map: the data a RegisterFile compiles. */
-export interface RegisterMap {
+/** A named register map: the data a RegisterFile compiles; N names its registers. */
+export interface RegisterMap<N extends string = string> {
   readonly name: string;
   /** Size of the register space in bytes (a multiple of 4). */
   readonly size: number;
-  readonly registers: readonly RegisterDef[];
+  readonly registers: readonly RegisterDef<N>[];
 }
 
 /** Throws with the register and field named when a map is inconsistent. */

@@ -11,12 +11,7 @@ import { checkFault, isDriverFault, type Fault } from '../protocol/faults.ts';
 import { armDriverFault } from './faults.ts';
 import { TraceCollector, enableTrace, traceRecords, type TraceOptions } from './trace.ts';
 import type { RawTraceRecord } from '../machine/trace-ring.ts';
-import { CpuCore } from '../../drivers/platform/cpu.ts';
 import { type LogEntry } from '../protocol/log.ts';
-import { PageAllocator, PhysMem } from '../machine/dma.ts';
-import { FailPoints } from '../machine/fail-points.ts';
-import { createTracer, type Tracer } from '../protocol/tracer.ts';
-import { InterruptController } from '../machine/irq.ts';
 import { CTRL, DEFAULT_MEM_BYTES, SharedViews, computeLayout } from '../machine/layout.ts';
 import { PlatformBase } from '../../drivers/platform/platform.ts';
 import { VirtualClock } from '../machine/clock.ts';
@@ -24,30 +19,16 @@ import { VirtualClock } from '../machine/clock.ts';
 /** Virtual ns one cpu_relax() takes. */
 const RELAX_NS = 10;
 
-export class LockstepPlatform extends PlatformBase {
-  readonly clock: VirtualClock;
-  readonly mem: PhysMem;
-  readonly pages: PageAllocator;
-  readonly irqc: InterruptController;
-  readonly failPoints: FailPoints;
-  readonly trace: Tracer<'driver'>;
-  protected readonly core: CpuCore;
+export class LockstepPlatform extends PlatformBase<VirtualClock> {
   private lastSev = 0;
 
   constructor(
-    protected readonly views: SharedViews,
+    views: SharedViews,
     readonly machine: Machine,
     clock: VirtualClock,
     echo?: (line: string, e: LogEntry) => void,
   ) {
-    super(0, 1);
-    this.clock = clock;
-    this.mem = new PhysMem(views);
-    this.pages = new PageAllocator(this.mem);
-    this.irqc = new InterruptController(views);
-    this.failPoints = new FailPoints(views);
-    this.trace = createTracer(views, 'driver', 1, clock);
-    this.core = new CpuCore(0, this.irqc, clock, this.trace.printk, echo);
+    super(views, 0, clock, echo);
   }
 
   protected post(pa: number, size: number, lo: number, hi: number): void {

@@ -148,7 +148,7 @@ function formatField(kind: FieldKind, v: number | string): string {
     case 'b':
       return v ? '1' : '0';
     case 'ns':
-      return `${v}ns`;
+      return `${Math.round(v)}ns`;
     case 'bdf':
       return formatBdf(v);
     case 'op':

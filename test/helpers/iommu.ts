@@ -4,7 +4,7 @@
 import { createLockstep } from '../../src/host/lockstep.ts';
 import { DEFAULT_FEATURES, type SmmuFeatures } from '../../src/arch/smmu/features.ts';
 import { STAT, XSTAT } from '../../src/machine/layout.ts';
-import { OP } from '../../src/arch/smmu/commands.ts';
+import { OP, type CommandName } from '../../src/arch/smmu/commands.ts';
 import { ArmSmmuDevice } from '../../drivers/arm-smmu-v3/smmu.ts';
 import { ArmSmmuIommu } from '../../drivers/arm-smmu-v3/domain.ts';
 import { TestDmaDriver } from '../../drivers/testdev.ts';
@@ -22,7 +22,7 @@ export function iommuRig(features: Partial<SmmuFeatures> = {}, memBytes = 16 << 
     engine,
     mem: ls.platform.mem,
     /** Commands the hardware executed with this opcode (spec name without CMD_). */
-    exec: (op: string) => stats[STAT.EXEC + OP[op]!]!,
+    exec: (op: CommandName) => stats[STAT.EXEC + OP[op]]!,
     xstat: (k: keyof typeof XSTAT) => stats[XSTAT[k]]!,
     /** Events the hardware recorded of this type. */
     hwEvents: (type: number) => stats[STAT.EVENTS + type]!,

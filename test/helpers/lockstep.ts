@@ -6,7 +6,7 @@ import { toBody } from '../../src/host/trace.ts';
 import { CTRL, STAT } from '../../src/machine/layout.ts';
 import { PA, SMMU_BYTES } from '../../src/arch/platform.ts';
 import type { Field } from '../../src/arch/bits.ts';
-import { OP } from '../../src/arch/smmu/commands.ts';
+import { OP, type CommandName } from '../../src/arch/smmu/commands.ts';
 import { CMDQ_CONS, CR0, GERROR, OFF } from '../../src/arch/smmu/regs.ts';
 import type { SmmuFeatures } from '../../src/arch/smmu/features.ts';
 import { ArmSmmuDevice } from '../../drivers/arm-smmu-v3/smmu.ts';
@@ -30,7 +30,7 @@ export function lockstep(features: SmmuFeatures, ackLatencyNs = ACK_NS) {
     regs: ls.machine.smmu.regs,
     stats,
     /** Commands the hardware executed with this opcode (by spec name without CMD_, or number). */
-    exec: (op: string | number) => stats[STAT.EXEC + (typeof op === 'number' ? op : OP[op]!)]!,
+    exec: (op: CommandName | number) => stats[STAT.EXEC + (typeof op === 'number' ? op : OP[op])]!,
     cerror: (code: number) => stats[STAT.CERROR + code]!,
     stat: (slot: number) => stats[slot]!,
     /** Every command the hardware executed, whatever its opcode. */

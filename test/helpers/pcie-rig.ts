@@ -7,7 +7,7 @@ import { DEFAULT_FEATURES, type SmmuFeatures } from '../../src/arch/smmu/feature
 import { defaultTopology, iommuMap, parseTopology, type Topology } from '../../src/protocol/topology.ts';
 import { PciCore } from '../../drivers/pci/core.ts';
 import { STAT } from '../../src/machine/layout.ts';
-import { OP } from '../../src/arch/smmu/commands.ts';
+import { OP, type CommandName } from '../../src/arch/smmu/commands.ts';
 import { PCIE_STAT, pcieStat } from '../../src/machine/pcie-stats.ts';
 import { Kernel } from '../../drivers/kernel.ts';
 import { ArmSmmuDevice } from '../../drivers/arm-smmu-v3/smmu.ts';
@@ -41,7 +41,7 @@ export function pcieRig(o: PcieRigOptions = {}) {
     /** Hardware model of an endpoint. */
     ep: (bdf: string) => ls.machine.pcie.endpoint(bdf),
     port: (bdf: string) => ls.machine.pcie.ports.find((p) => p.bdf === bdf)!,
-    exec: (op: string) => stats[STAT.EXEC + OP[op]!]!,
+    exec: (op: CommandName) => stats[STAT.EXEC + OP[op]]!,
     pstat: (k: keyof typeof PCIE_STAT) => pcieStat(stats, PCIE_STAT[k]),
     log: () => ls.platform.dmesg().map((e) => e.msg),
     now: () => ls.platform.clock.now(),

@@ -4,18 +4,10 @@
 
 import { System, type SystemOptions } from '../../src/host/system.ts';
 import { STAT } from '../../src/machine/layout.ts';
-import { OP } from '../../src/arch/smmu/commands.ts';
+import { OP, type CommandName } from '../../src/arch/smmu/commands.ts';
 import { OFF } from '../../src/arch/smmu/regs.ts';
 import type { LogEntry } from '../../src/protocol/log.ts';
-import type { TlbiResult, TlbiWorkload } from '../../src/protocol/ops/smmu.ts';
-
-export interface DriverStats {
-  cmdqErrors: { cons: number; code: number }[];
-  gerrors: Record<string, number>;
-  issued: number;
-  syncs: number;
-  syncTimeouts: number;
-}
+import type { DriverStats, TlbiResult, TlbiWorkload } from '../../src/protocol/ops/smmu.ts';
 
 export class TestSystem {
   private readonly entries: LogEntry[] = [];
@@ -33,8 +25,8 @@ export class TestSystem {
     return (await this.log()).filter((e) => cpu === undefined || e.cpu === cpu).map((e) => e.msg);
   }
 
-  exec(op: string): number {
-    return this.sys.views.stats[STAT.EXEC + OP[op]!]!;
+  exec(op: CommandName): number {
+    return this.sys.views.stats[STAT.EXEC + OP[op]]!;
   }
 
   stat(slot: number): number {

@@ -136,7 +136,7 @@ const EXP_CAP: CapabilityDef = {
       // Initiate FLR: a 1 written starts the FLR, the bit always reads 0 (7.5.3.4).
       fd(DEVCTL.BCR_FLR, p.flr && !p.port ? 'W1T' : 'RO'),
     ];
-    const regs = [
+    const regs: RegisterDef[] = [
       reg('FLAGS', EXP.FLAGS, 16, all(EXP_FLAGS, 'RO'), { reset: flags, spec: '7.5.3.2' }),
       reg('DEVCAP', EXP.DEVCAP, 32, all(DEVCAP, 'RO'), { reset: devcap, spec: '7.5.3.3' }),
       reg('DEVCTL', EXP.DEVCTL, 16, devctlFields, { reset: devctl, spec: '7.5.3.4' }),
@@ -176,7 +176,7 @@ const AER_CAP_DEF: CapabilityDef = {
   version: 2,
   size: (p) => (p.port ? AER.SIZE_ROOT : AER.SIZE_ENDPOINT),
   registers: (p) => {
-    const regs = [
+    const regs: RegisterDef[] = [
       // Error status bits are RW1CS, masks and severity RWS: sticky across FLR and hot reset (7.8.4).
       reg('UNCOR_STATUS', AER.UNCOR_STATUS, 32, all(AER_UNCOR, 'W1CS'), { spec: '7.8.4.2' }),
       reg('UNCOR_MASK', AER.UNCOR_MASK, 32, all(AER_UNCOR, 'RWS'), { spec: '7.8.4.3' }),

@@ -73,10 +73,10 @@ export type Need =
   | 'dpt'
   | 'secureEl2';
 
-export interface CommandDef {
+export interface CommandDef<N extends string = string> {
   readonly op: number;
   /** The spec's name without "CMD_". */
-  readonly name: string;
+  readonly name: N;
   readonly spec: string;
   readonly fields: readonly Field[];
   readonly needs?: readonly Need[];
@@ -88,7 +88,7 @@ export interface CommandDef {
 
 /** The range and level-hint fields of an address-based TLBI (4.4.1.1). */
 export const TLBI_RANGE = [F.NUM, F.SCALE, F.TTL128, F.TTL, F.TG] as const;
-const c = (op: number, name: string, spec: string, fields: Field[], extra: Partial<CommandDef> = {}): CommandDef => ({
+const c = <N extends string>(op: number, name: N, spec: string, fields: Field[], extra: Partial<Omit<CommandDef, 'op' | 'name'>> = {}): CommandDef<N> => ({
   op,
   name,
   spec,
@@ -97,7 +97,7 @@ const c = (op: number, name: string, spec: string, fields: Field[], extra: Parti
 });
 
 /** Every architected opcode (4.1.1). */
-export const COMMANDS: readonly CommandDef[] = [
+export const COMMANDS = [
   c(0x01, 'PREFETCH_CONFIG', '4.2.1', [F.SSEC, F.SSV, F.SSID, F.SID]),
   // PREFETCH_ADDR's Stride and NS fields are not located in the markdown spec; this model treats the
   // stride as 0 (4 KiB) and those bits as reserved.
@@ -142,9 +142,13 @@ export const COMMANDS: readonly CommandDef[] = [
   c(0x70, 'DPTI_ALL', '4.6.1', [], { needs: ['dpt'] }),
   // DPTI_PA's field positions are not in the markdown spec; the model has no DPT, so it is illegal anyway.
   c(0x73, 'DPTI_PA', '4.6.2', [], { needs: ['dpt'] }),
-];
+] as const;
 
-export const OP = Object.fromEntries(COMMANDS.map((d) => [d.name, d.op])) as Record<string, number>;
+/** A command's name as the spec writes it, without "CMD_": a literal the compiler checks. */
+export type CommandName = (typeof COMMANDS)[number]['name'];
+
+/** Opcodes by name. */
+export const OP = Object.fromEntries(COMMANDS.map((d) => [d.name, d.op])) as Record<CommandName, number>;
 
 /** Opcodes by value; undefined for reserved and IMPLEMENTATION DEFINED encodings. */
 export const COMMAND_BY_OP: readonly (CommandDef | undefined)[] = (() => {

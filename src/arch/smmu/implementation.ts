@@ -22,7 +22,7 @@ const enGuard = (req: string, ack: string, field: string) => [`${req}.${field}`,
  * The SMMUv3 register map for one feature set. ID register values are filled in by the device from
  * the same feature set (smmuIdRegisters below).
  */
-export function smmuRegisterMap(feat: SmmuFeatures): RegisterMap {
+export function smmuRegisterMap(feat: SmmuFeatures): RegisterMap<SmmuRegName> {
   const cr0Present = (n: string) =>
     n === 'SMMUEN' || n === 'CMDQEN' || n === 'EVENTQEN' || (n === 'ATSCHK' && feat.ats) || (n === 'PRIQEN' && feat.pri) ||
     (n === 'VMW' && feat.vmw && feat.stage2);
@@ -34,8 +34,8 @@ export function smmuRegisterMap(feat: SmmuFeatures): RegisterMap {
     if (n === 'PRIQ_ABT_ERR') return feat.pri;
     return true;
   };
-  const id = (name: SmmuRegName): RegisterDef => reg(name, OFF[name], 32, [fd(range('VALUE', 31, 0), 'RO')], { spec: '6.3.1-8' });
-  const msiCfg = (prefix: 'GERROR' | 'EVENTQ' | 'PRIQ', irqen: string, spec: string): RegisterDef[] => {
+  const id = (name: SmmuRegName): RegisterDef<SmmuRegName> => reg(name, OFF[name], 32, [fd(range('VALUE', 31, 0), 'RO')], { spec: '6.3.1-8' });
+  const msiCfg = (prefix: 'GERROR' | 'EVENTQ' | 'PRIQ', irqen: string, spec: string): RegisterDef<SmmuRegName>[] => {
     const guards = enGuard('IRQ_CTRL', 'IRQ_CTRLACK', irqen);
     const cfg2 = prefix === 'PRIQ' ? [fd(IRQ_CFG2.LO, 'RW')] : [];
     if (!feat.msi) {
@@ -51,7 +51,7 @@ export function smmuRegisterMap(feat: SmmuFeatures): RegisterMap {
   const queueBase = (name: 'CMDQ_BASE' | 'EVENTQ_BASE' | 'PRIQ_BASE', en: string, spec: string) =>
     reg(name, OFF[name], 64, f(Q_BASE, 'RW'), { guards: enGuard('CR0', 'CR0ACK', en), spec });
 
-  const registers: RegisterDef[] = [
+  const registers: RegisterDef<SmmuRegName>[] = [
     id('IDR0'),
     id('IDR1'),
     id('IDR2'),
@@ -126,7 +126,9 @@ export function archMinorRev(f: SmmuFeatures): number {
 }
 
 /** ID register values advertising a feature set (6.3.1-6.3.8). */
-export function smmuIdRegisters(f: SmmuFeatures): Record<'IDR0' | 'IDR1' | 'IDR2' | 'IDR3' | 'IDR4' | 'IDR5' | 'IIDR' | 'AIDR', number> {
+export const ID_REGISTERS = ['IDR0', 'IDR1', 'IDR2', 'IDR3', 'IDR4', 'IDR5', 'IIDR', 'AIDR'] as const;
+
+export function smmuIdRegisters(f: SmmuFeatures): Record<(typeof ID_REGISTERS)[number], number> {
   const b = (x: boolean) => (x ? 1 : 0);
   let idr0 = 0;
   idr0 = IDR0.S2P.set(idr0, b(f.stage2));

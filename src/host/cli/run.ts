@@ -16,6 +16,7 @@ import { archMinorRev } from '../../arch/smmu/implementation.ts';
 import { formatLog } from '../../protocol/log.ts';
 import { MAX_CPUS } from '../../machine/layout.ts';
 import type { CliCommand } from './command.ts';
+import type { DriverStats } from '../../protocol/ops/smmu.ts';
 
 const NAME = 'run';
 
@@ -33,15 +34,6 @@ const COMMON: Record<string, OptSpec> = {
   json: { type: 'boolean', help: 'print one JSON object on stdout instead of the text report' },
   help: HELP_SPEC,
 };
-
-/** Per-CPU driver statistics (the 'driverStats' op). */
-interface DriverStats {
-  cmdqErrors: { cons: number; code: number }[];
-  gerrors: Record<string, number>;
-  issued: number;
-  syncs: number;
-  syncTimeouts: number;
-}
 
 export interface RunReport {
   workload: string;
