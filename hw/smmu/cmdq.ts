@@ -10,7 +10,7 @@
 // consumption resumes from CONS only after software acknowledges through GERRORN (7.1).
 
 import { CERROR, CERROR_NAMES, CMDQ_CONS, GERROR, Q_BASE, Q_IDX, type SmmuRegName } from '../../src/arch/smmu/regs.ts';
-import { CS, F, OP, commandName, type CommandName } from '../../src/arch/smmu/commands.ts';
+import { COMMANDS, CS, F, OP, commandName, type CommandName } from '../../src/arch/smmu/commands.ts';
 import { compileCommands, illegalCode, illegalReason, legalityTable, passesLegalityTable, type CompiledCommand, type LegalityTable } from './legality.ts';
 import { truncateToOas, type SmmuFeatures } from '../../src/arch/smmu/features.ts';
 import { STAT } from '../../src/machine/layout.ts';
@@ -100,11 +100,16 @@ export class CommandQueue {
     this.gerrorIdx = regs.dword('GERROR');
     this.gerrornIdx = regs.dword('GERRORN');
     regs.onWrite('CMDQ_PROD', () => this.kick());
+    // Every legal command is traced, also those with nothing to do (no handler of their own).
+    if (this.ctx.tr.smmuv3_cmdq_opcode) for (const d of COMMANDS) this.setHandler(d.name, () => DONE);
     this.setHandler('SYNC', (c) => this.sync(c));
   }
 
   setHandler(name: CommandName, h: CommandHandler): void {
-    this.handlers[OP[name]] = h;
+    const op = OP[name];
+    const trace = this.ctx.tr.smmuv3_cmdq_opcode;
+    // Tracing wraps the handler, so the consume loop has no trace check of its own.
+    this.handlers[op] = trace === undefined ? h : (c) => (trace(op, this.cons), h(c));
   }
 
   addSyncParticipant(p: SyncParticipant): void {
@@ -170,8 +175,6 @@ export class CommandQueue {
     const cmd = this.cmd;
     const handlers = this.handlers;
     const legality = this.legality;
-    // Trace points are fixed for the run: read once, tested per command as a local.
-    const traceOpcode = this.ctx.tr.smmuv3_cmdq_opcode;
     let n = 0;
     let signalledAt = -1;
     let prod = Q_IDX.WR.get(Atomics.load(this.regs.view, this.prodIdx)) & mask;
@@ -209,7 +212,6 @@ export class CommandQueue {
           break;
         }
       }
-      if (traceOpcode !== undefined) traceOpcode(op, cons);
       const h = handlers[op];
       if (h !== undefined && h(cmd) !== DONE) break;
       stats[exec + op]!++;

@@ -124,6 +124,7 @@ export class Tlb {
    * invalidateRange acts on this selection.
    */
   select(regimes: number, vmid: number): number {
+    if (this.leaves.size === 0 && this.walks.size === 0) return 0;
     return this.leaves.select(regimes, vmid) + this.walks.select(regimes, vmid);
   }
 
