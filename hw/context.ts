@@ -7,6 +7,8 @@ import { CTRL, type SharedViews } from '../src/machine/layout.ts';
 import type { EventScheduler } from './scheduler.ts';
 import { createTracer, type Tracer } from '../src/protocol/tracer.ts';
 import type { WriteOutcome } from './regfile.ts';
+import { FaultEngine } from './faults.ts';
+import { UafMonitor } from './uaf.ts';
 
 export class HwContext {
   readonly mem: PhysMem;
@@ -14,15 +16,23 @@ export class HwContext {
   readonly stats: Float64Array;
   /** The hardware's trace points (src/protocol/trace-points.ts), into trace ring 0. */
   readonly tr: Tracer<'hw'>;
+  /** The armed hardware faults and the chances the models offer them (faults.ts). */
+  readonly faults: FaultEngine;
+  /** The DMA use-after-free sanitizer's eye on the transfer path (uaf.ts). */
+  readonly uaf: UafMonitor;
 
   constructor(
     readonly views: SharedViews,
     readonly sched: EventScheduler,
+    /** Base seed of the faults' probability draws. */
+    seed: number,
   ) {
     this.mem = new PhysMem(views);
     this.irqc = new InterruptController(views);
     this.stats = views.stats;
     this.tr = createTracer(views, 'hw', 0, this);
+    this.faults = new FaultEngine(sched, seed);
+    this.uaf = new UafMonitor(views.sanitizer, views.stats, () => sched.now());
   }
 
   now(): number {

@@ -22,7 +22,6 @@ import { ScaledClock, hostNowMs } from '../src/machine/clock.ts';
 import { SPIN_MS } from '../src/machine/wait.ts';
 import { serveOps } from '../src/protocol/rpc.ts';
 import { HW_OPS, type HwOps } from '../src/protocol/ops/hw.ts';
-import { applyHwFault } from './faults.ts';
 import { Machine, type MachineConfig } from './machine.ts';
 
 interface HwWorkerData {
@@ -49,9 +48,10 @@ const HOT_MS = layout.ncpus + 1 <= availableParallelism() ? 1 : 0.1;
 
 serveOps<HwOps, null>(parentPort!, HW_OPS, {
   inject: (_, f) => {
-    applyHwFault(machine, f);
+    machine.inject(f);
     return true;
   },
+  report: () => machine.report(),
   stop: () => {
     stopping = true;
     return true;

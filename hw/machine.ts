@@ -8,6 +8,9 @@ import type { PortWrite } from '../src/machine/mmio-port.ts';
 import type { Clock } from '../src/machine/clock.ts';
 import type { SmmuFeatures } from '../src/arch/smmu/features.ts';
 import { HwContext, type MmioWindow } from './context.ts';
+import { FailPoints } from '../src/protocol/fail-points.ts';
+import type { HwFault } from '../src/protocol/faults.ts';
+import type { HwReport } from '../src/protocol/ops/hw.ts';
 import { EventScheduler } from './scheduler.ts';
 import { SmmuV3 } from './smmu/smmu.ts';
 import { TestDma } from './testdev.ts';
@@ -25,6 +28,8 @@ export interface MachineConfig {
   topology?: Topology;
   /** Platform ns the SMMU waits for an ATC Invalidate Completion (hw/smmu/ats.ts). */
   atcTimeoutNs?: number;
+  /** Base seed of fault probability draws (default 1). */
+  seed?: number;
 }
 
 export class Machine {
@@ -33,8 +38,10 @@ export class Machine {
   readonly smmu: SmmuV3;
   readonly testdevs: TestDma[] = [];
   readonly pcie: PcieHost;
-  /** While hung, the machine consumes no writes and runs nothing (fault 'hang'). */
-  hung = false;
+  /** Platform time a hang ends (Infinity: until resumed), or -1 when not hung. */
+  private hungUntil = -1;
+  private readonly failPoints: FailPoints;
+  private recoveriesSeen = 0;
   private readonly mmio: MmioWindow[] = [];
 
   constructor(
@@ -47,7 +54,8 @@ export class Machine {
       if (v !== undefined && !(Number.isFinite(v) && v >= 0)) throw new Error(`${k}: ${v} must be a non-negative number of platform ns`);
     }
     this.sched = new EventScheduler(clock);
-    this.ctx = new HwContext(views, this.sched);
+    this.ctx = new HwContext(views, this.sched, cfg.seed ?? 1);
+    this.failPoints = new FailPoints(views);
     this.smmu = new SmmuV3(this.ctx, views.smmu, {
       features: cfg.features,
       ...(cfg.ackLatencyNs !== undefined ? { ackLatencyNs: cfg.ackLatencyNs } : {}),
@@ -68,7 +76,41 @@ export class Machine {
     this.pcie = new PcieHost(this.ctx, views, cfg.topology ?? defaultTopology(), this.smmu.services);
     this.addMmio(this.pcie.ecamWindow());
     this.addMmio(this.pcie.barWindow());
+    this.ctx.faults.target = {
+      hang: (until) => {
+        this.hungUntil = until;
+      },
+      resume: () => {
+        this.hungUntil = -1;
+      },
+      setAckLatency: (ns) => this.smmu.setAckLatency(ns),
+      serviceFailure: () => this.smmu.serviceFailure(),
+      endpoint: (bdf) => this.pcie.endpoint(bdf),
+    };
   }
+
+  /** Whether the hardware is hung (fault 'hang'): it consumes no writes and runs nothing. */
+  get hung(): boolean {
+    if (this.hungUntil >= 0 && this.sched.now() >= this.hungUntil) this.hungUntil = -1;
+    return this.hungUntil >= 0;
+  }
+
+  /** When the hardware next has something to do (a hang that ends is such a time). */
+  nextDeadline(): number {
+    return this.hung ? this.hungUntil : this.sched.nextDeadline();
+  }
+
+  /** Applies a hardware fault (src/protocol/faults.ts) through the fault engine. */
+  inject(f: HwFault): void {
+    this.ctx.faults.inject(f);
+  }
+
+  /** What the hardware saw of faults and of the sanitizer. */
+  report(): HwReport {
+    const s = this.ctx.stats;
+    return { uaf: s[STAT.SAN_UAF]!, lazyWindow: s[STAT.SAN_LAZY]!, records: this.ctx.uaf.records.slice(), faultsFired: this.ctx.faults.fired() };
+  }
+
 
   /** Adds a device's MMIO window to the address decode. */
   addMmio(m: MmioWindow): void {
@@ -91,8 +133,13 @@ export class Machine {
     this.ctx.tr.mmio_write_unassigned?.(w.cpu, w.pa);
   }
 
-  /** Runs due hardware activity; returns how many tasks ran. */
+  /** Runs due hardware activity (after noticing the driver's recovery events); returns how many tasks ran. */
   run(budget?: number): number {
+    const r = this.failPoints.recoveries();
+    if (r.count !== this.recoveriesSeen) {
+      this.recoveriesSeen = r.count;
+      this.ctx.faults.event('recovery', r.rid);
+    }
     if (this.hung) return 0;
     return this.sched.run(budget);
   }

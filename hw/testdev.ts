@@ -89,6 +89,7 @@ export class TestDma {
             write,
             priv: TD_CTRL.PRIV.get(ctrl) === 1,
             instr: TD_CTRL.INSTR.get(ctrl) === 1,
+            requester: this.name,
           },
           data,
           false,

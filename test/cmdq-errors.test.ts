@@ -67,7 +67,7 @@ describe('illegal command (lockstep)', () => {
   it('a transient fetch abort is retried: CERROR_ABT each time, then every command runs exactly once', () => {
     const h = probed(DEFAULT_FEATURES);
     const before = { ste: h.exec('CFGI_STE'), asid: h.exec('TLBI_NH_ASID'), sync: h.exec('SYNC') };
-    h.inject({ kind: 'cmd-fetch-abort', count: 3 });
+    h.inject({ kind: 'cmd-fetch-abort', trigger: { count: 3 } });
     const ret = h.dev.issueRaw(cmds(cfgiSte(1), nhAsid(1), cfgiSte(2)), 3, true);
     // One CPU: the poll times out with interrupts off; each abort is then handled in turn.
     expect(ret).toBe(-110);
@@ -183,7 +183,7 @@ describe('illegal command with real workers', () => {
       // A transient fetch abort while CPU 0 runs a workload: retried, nothing lost or repeated.
       const abt = s.stat(STAT.CERROR + CERROR.ABT);
       const sync = s.exec('SYNC');
-      await s.sys.inject({ kind: 'cmd-fetch-abort', count: 3 });
+      await s.sys.inject({ kind: 'cmd-fetch-abort', trigger: { count: 3 } });
       const w = await s.workload(0, { batch: 10, iterations: 5 });
       expect(w.syncTimeouts).toBe(0);
       expect(s.stat(STAT.CERROR + CERROR.ABT)).toBe(abt + 3);

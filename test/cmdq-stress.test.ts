@@ -9,7 +9,7 @@ import { PA } from '../src/arch/platform.ts';
 import { DEFAULT_FEATURES, PROFILES, type SmmuFeatures } from '../src/arch/smmu/features.ts';
 import { W } from '../drivers/arm-smmu-v3/cmdq.ts';
 import type { SmmuShared } from '../src/protocol/ops/smmu.ts';
-import { rng } from './helpers/rng.ts';
+import { rng } from '../src/protocol/random.ts';
 import { withSystem, type TestSystem } from './helpers/system.ts';
 
 const SIZES = [1, 2, 5, 16, 63, 64, 65, 100, 130, 200];

@@ -7,7 +7,7 @@ import { F, OP } from '../src/arch/smmu/commands.ts';
 import { PROFILES } from '../src/arch/smmu/features.ts';
 import { CMDQ_CONS, OFF } from '../src/arch/smmu/regs.ts';
 import { cmds, lockstep, manualQueue, probed, raw } from './helpers/lockstep.ts';
-import { rng } from './helpers/rng.ts';
+import { rng } from '../src/protocol/random.ts';
 import { withSystem } from './helpers/system.ts';
 
 const MINIMAL = PROFILES['v3.1-minimal']!; // IDR1.CMDQS = 8: 256 entries

@@ -17,7 +17,7 @@ const SID = 0x40;
 
 function setup(opts: { strict: boolean; fqSize?: number; fqTimeoutNs?: number; skipInvalidation?: boolean }) {
   const r = iommuRig();
-  if (opts.skipInvalidation) r.inject({ kind: 'skip-invalidation', on: true });
+  if (opts.skipInvalidation) r.inject({ kind: 'skip-invalidation', trigger: { count: 'forever' } });
   const master = r.iommu.probeDevice('dmatest', [SID]);
   const domain = r.iommu.allocPaging();
   r.iommu.attach(master, domain);
@@ -198,7 +198,7 @@ describe('a driver that forgets its TLB invalidation', () => {
         expect(r.domain.iovaToPhys(iova)).toBe(fresh);
         expect(where).toEqual({ old: 0x02020202, fresh: 0 });
         // Invalidating (what the driver forgot) makes the device follow the tables again.
-        r.inject({ kind: 'skip-invalidation', on: false });
+        r.inject({ kind: 'clear', what: 'skip-invalidation' });
         r.domain.flushAll();
         expect(deviceWrites(r, iova, PG, 0x03030303)).toBe(true);
         expect(r.mem.read32(fresh)).toBe(0x03030303);

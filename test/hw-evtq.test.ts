@@ -297,7 +297,7 @@ describe("fault injection: 'smmu-fetch-abort'", () => {
     const rig = new Rig();
     const { pt, cd } = rig.s1Stream(3);
     pt.map(0x1000, rig.alloc());
-    const inject = (what: string, count = 1) => rig.inject(validateFault({ kind: 'smmu-fetch-abort', what, count }));
+    const inject = (what: string, count = 1) => rig.inject(validateFault({ kind: 'smmu-fetch-abort', what, trigger: { count } }));
 
     inject('ste');
     expect(rig.read(3, 0x1000).r.fault).toBe('F_STE_FETCH');
@@ -315,6 +315,6 @@ describe("fault injection: 'smmu-fetch-abort'", () => {
     inject('evtq');
     rig.read(3, 0x9000);
     expect(rig.io.read32(OFF.GERROR) & GERROR.EVENTQ_ABT_ERR.bits).toBe(GERROR.EVENTQ_ABT_ERR.bits);
-    expect(() => validateFault({ kind: 'smmu-fetch-abort', what: 'pte', count: 1 })).toThrow(/what: must be one of ste, cd, walk, evtq/);
+    expect(() => validateFault({ kind: 'smmu-fetch-abort', what: 'pte', trigger: { count: 1 } })).toThrow(/what: must be one of ste, cd, walk, evtq/);
   });
 });

@@ -130,9 +130,9 @@ describe('ATC invalidation in the SMMU', () => {
     const ep = r.ep('01:00.0');
     const outstanding: number[] = [];
     const deliver = ep.atcInvalidate.bind(ep);
-    ep.atcInvalidate = (req, done) => {
+    ep.atcInvalidate = (req, done, timeoutNs) => {
       outstanding.push(r.machine.smmu.ats.pending);
-      deliver(req, done);
+      deliver(req, done, timeoutNs);
     };
     // (Enabling ATS at setup flushed the ATC once: count from here.)
     const completed = r.pstat('ATC_INV_COMPLETED');
@@ -158,7 +158,7 @@ describe('ATC invalidation in the SMMU', () => {
     // Mask the GERROR interrupt: the error stays visible in the registers.
     const vec = dev.shared.irqVectors.gerror;
     r.platform.irqc.disable(vec);
-    r.inject({ kind: 'atc-inv-no-answer', bdf: '01:00.0', on: true });
+    r.inject({ kind: 'atc-inv-no-answer', bdf: '01:00.0', trigger: { count: 'forever' } });
     const { ret, syncProd } = issue(r, [atcInvEnt(0x100, 0, 0, 0)]);
     // The driver polls CONS with interrupts off, so it times out although the SMMU gave up at 1 ms.
     expect(ret).toBe(ETIMEDOUT);
@@ -185,7 +185,7 @@ describe('ATC invalidation in the SMMU', () => {
     const r = pcieStack({ atcTimeoutNs: 20 * NS_PER_MS, pollTimeoutNs: 2 * NS_PER_MS });
     const dev = r.k.smmu!;
     r.platform.irqc.disable(dev.shared.irqVectors.gerror);
-    r.inject({ kind: 'atc-inv-no-answer', bdf: '02:00.0', on: true });
+    r.inject({ kind: 'atc-inv-no-answer', bdf: '02:00.0', trigger: { count: 'forever' } });
     const { ret, syncProd } = issue(r, [atcInvEnt(0x200, 0, 0, 0)]);
     expect(ret).toBe(ETIMEDOUT);
     expect(r.log().some((m) => m.includes('CMD_SYNC timeout'))).toBe(true);

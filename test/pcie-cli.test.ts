@@ -191,7 +191,7 @@ describe('an ATC invalidation timeout with the GERROR interrupt on another CPU',
     try {
       await sys.probe({ irqCpu: 1 });
       await sys.pciInit();
-      await sys.inject({ kind: 'atc-inv-no-answer', bdf: '01:00.0', on: true });
+      await sys.inject({ kind: 'atc-inv-no-answer', bdf: '01:00.0', trigger: { count: 'forever' } });
       const before = sys.views.stats[STAT.CERROR + 3]!;
       const r = await sys.cpu(0).op('replay', { words: atcInvWords(0x100) });
       // The issuer sees success although the endpoint never invalidated its ATC.
@@ -214,7 +214,7 @@ describe('an ATC invalidation timeout with the GERROR interrupt on another CPU',
     try {
       await sys.probe({ irqCpu: 1, pollTimeoutNs: 100 * NS_PER_MS });
       await sys.pciInit();
-      await sys.inject({ kind: 'atc-inv-no-answer', bdf: '02:00.0', on: true });
+      await sys.inject({ kind: 'atc-inv-no-answer', bdf: '02:00.0', trigger: { count: 'forever' } });
       const before = sys.views.stats[STAT.CERROR + 3]!;
       const r = await sys.cpu(0).op('replay', { words: atcInvWords(0x200) });
       expect(r.ret).toBe(-110);

@@ -358,7 +358,7 @@ describe('resets and sticky bits', () => {
     r.inject({ kind: 'surprise-removal', bdf: '02:00.0' });
     for (let off = 0; off < 4096; off += 4) expect(bar.read32(off)).toBe(0xffffffff);
     let answered = false;
-    r.ep('02:00.0').atcInvalidate({ sid: 0x200, ssv: false, ssid: 0, global: false, addr: 0, size: 52 }, () => (answered = true));
+    r.ep('02:00.0').atcInvalidate({ sid: 0x200, ssv: false, ssid: 0, global: false, addr: 0, size: 52 }, () => (answered = true), 500 * NS_PER_MS);
     r.sleep(NS_PER_MS);
     expect(answered).toBe(false);
     expect(r.pstat('EP_INV_DROPPED')).toBe(1);

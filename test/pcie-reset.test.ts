@@ -171,7 +171,7 @@ describe('FLR', () => {
   it('falls through -ENOTTY methods in Linux order: an FLR that never completes is followed by PM', () => {
     const r = pcieStack();
     const d = r.core.dev('02:00.0');
-    r.inject({ kind: 'flr-never-ready', bdf: '02:00.0', on: true });
+    r.inject({ kind: 'flr-never-ready', bdf: '02:00.0', trigger: { count: 'forever' } });
     const m = mark(r);
     // flr fails (-ENOTTY after the 60 s poll); pm cannot help a function that does not answer config
     // reads (it reads No_Soft_Reset as 1: -ENOTTY); the bus reset (SBR) brings it back.
@@ -210,7 +210,7 @@ describe('pci_dev_reset_iommu_prepare/done', () => {
   it('a device-specific reset that swallows its inner FLR error reports success and unblocks a hung function', () => {
     const r = pcieStack();
     const d = r.core.dev('02:00.0');
-    r.inject({ kind: 'flr-never-ready', bdf: '02:00.0', on: true });
+    r.inject({ kind: 'flr-never-ready', bdf: '02:00.0', trigger: { count: 'forever' } });
     const m = mark(r);
     const rc = pciResetFunction(r.core, d, ['device_specific']);
     // The quirk returns 0 whatever pcie_flr() said: the outermost done() sees ok and unblocks.
@@ -252,7 +252,7 @@ describe('pci_dev_reset_iommu_prepare/done', () => {
   it('a failed prepare rolls the depth back and issues no reset', () => {
     const r = pcieStack();
     const d = r.core.dev('01:00.0');
-    r.inject({ kind: 'fail-blocking-attach', count: 1 });
+    r.inject({ kind: 'fail-blocking-attach', trigger: { count: 1 } });
     const m = mark(r);
     expect(pciResetFunction(r.core, d, ['flr'])).toBe(-E.ENOMEM);
     expect(iommuSteps(r, m)).toEqual(['prepare failed -ENOMEM 0']);
@@ -261,7 +261,7 @@ describe('pci_dev_reset_iommu_prepare/done', () => {
     expect(d.iommu).toEqual({ depth: 0, blocked: false });
     expect(ste(r, d.sid).eats).toBe(1);
     // Nested: the inner prepare only counts, so an injected failure hits the outer one (device-specific).
-    r.inject({ kind: 'fail-blocking-attach', count: 1 });
+    r.inject({ kind: 'fail-blocking-attach', trigger: { count: 1 } });
     expect(pciResetFunction(r.core, d, ['device_specific'])).toBe(-E.ENOMEM);
     expect(d.iommu).toEqual({ depth: 0, blocked: false });
     // Without the injected failure the same reset works.

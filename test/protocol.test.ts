@@ -46,7 +46,7 @@ describe('checkers', () => {
 describe('the operation tables', () => {
   it('the CPU worker implements every kernel operation and nothing else', () => {
     expect(Object.keys(KERNEL_IMPLS).sort()).toEqual(Object.keys(KERNEL_OPS).sort());
-    expect(Object.keys(HW_OPS).sort()).toEqual(['inject', 'stop']);
+    expect(Object.keys(HW_OPS).sort()).toEqual(['inject', 'report', 'stop']);
   });
 
   it('requests are type-checked at the call site', () => {
@@ -74,7 +74,7 @@ describe('the operation tables', () => {
       await expect(sys.cpu(0).rpc.call('memRead', { pa: 0x4000_0000, len: 4, extra: 1 })).rejects.toThrow('memRead.extra: unknown field (known: pa, len)');
       await expect(sys.cpu(0).rpc.call('constructor', null)).rejects.toThrow('cpu0 constructor: unknown operation "constructor"');
       await expect(sys.cpu(0).rpc.call('dmesg', { x: 1 })).rejects.toThrow('dmesg: takes no arguments');
-      await expect(sys.hw.rpc.call('inject', { kind: 'fail-blocking-attach', count: 1 })).rejects.toThrow("inject.kind: 'fail-blocking-attach' is a driver fault; the hardware cannot apply it");
+      await expect(sys.hw.rpc.call('inject', { kind: 'fail-blocking-attach', trigger: { count: 1 } })).rejects.toThrow("inject.kind: 'fail-blocking-attach' is a driver fault; the hardware cannot apply it");
       // Still serving, with typed results.
       const master: number = await sys.cpu(0).op('iommuProbeDevice', { name: 'dev', sids: [0x42] });
       expect(master).toBeGreaterThan(0);
@@ -91,18 +91,18 @@ describe('faults: one vocabulary', () => {
     expect(checkFault({ kind: 'aer', bdf: '01:00.0', error: 'COMP_TIME' }, 'f')).toEqual({ kind: 'aer', bdf: '01:00.0', error: 'COMP_TIME' });
     expect(() => checkFault({ kind: 'aer', bdf: '01:00.0', error: '__proto__' }, 'f')).toThrow('f.error: must be one of');
     expect(() => checkFault({ kind: 'nope' }, 'faults[2]')).toThrow('faults[2].kind: must be one of');
-    expect(isDriverFault(checkFault({ kind: 'skip-invalidation', on: true }, 'f'))).toBe(true);
+    expect(isDriverFault(checkFault({ kind: 'skip-invalidation', trigger: { count: 'forever' } }, 'f'))).toBe(true);
     expect(isDriverFault(checkFault({ kind: 'hang' }, 'f'))).toBe(false);
   });
 
   it('a driver fault injected from the host arms the should-fail point the driver asks (lockstep)', () => {
     const r = pcieStack();
     const d = r.core.dev('01:00.0');
-    r.inject({ kind: 'fail-blocking-attach', count: 2 });
+    r.inject({ kind: 'fail-blocking-attach', trigger: { count: 2 } });
     expect(pciResetFunction(r.core, d, ['flr'])).toBe(-E.ENOMEM);
     expect(pciResetFunction(r.core, d, ['flr'])).toBe(-E.ENOMEM);
     expect(pciResetFunction(r.core, d, ['flr'])).toBe(0);
-    expect(r.platform.failPoints.hits(0)).toBe(2);
+    expect(r.platform.failPoints.hits('blocking-attach')).toBe(2);
   });
 
   it('the same fault through System.inject reaches a CPU worker (threaded)', async () => {
@@ -110,11 +110,11 @@ describe('faults: one vocabulary', () => {
     try {
       await sys.probe();
       await sys.pciInit();
-      await sys.inject({ kind: 'fail-blocking-attach', count: 1 });
+      await sys.inject({ kind: 'fail-blocking-attach', trigger: { count: 1 } });
       const failed = await sys.cpu(0).op('pciReset', { bdf: '01:00.0', method: 'flr' });
       expect(failed).toMatchObject({ ok: false, rc: -E.ENOMEM, method: 'flr', depth: 0, blocked: false });
       expect((await sys.cpu(0).op('pciReset', { bdf: '01:00.0', method: 'flr' })).ok).toBe(true);
-      await expect(sys.inject(JSON.parse('{"kind":"skip-invalidation","on":"yes"}'))).rejects.toThrow('fault.on: must be true or false (got "yes")');
+      await expect(sys.inject(JSON.parse('{"kind":"skip-invalidation","trigger":{"count":"yes"}}'))).rejects.toThrow(`fault.trigger.count: must be a count from 1, 'until-reset' or 'forever' (got "yes")`);
     } finally {
       await sys.shutdown();
     }

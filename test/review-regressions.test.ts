@@ -28,7 +28,7 @@ describe('validateFault: BDFs', () => {
     for (const bdf of ['00:ff.0', '00:20.0', '01:80.1', '00:1f.8', '0:1f.0', '001:00.0', '00:00', 7]) {
       expect(() => validateFault({ kind: 'surprise-removal', bdf }, 'faults[3]')).toThrow(MSG);
     }
-    expect(() => validateFault({ kind: 'flr-never-ready', bdf: '00:ff.0', on: true }, 'faults[3]')).toThrow(MSG);
+    expect(() => validateFault({ kind: 'flr-never-ready', bdf: '00:ff.0', trigger: { count: 'forever' } }, 'faults[3]')).toThrow(MSG);
   });
 
   it('accepts the largest device and function (00:1f.7) and normalises hex to lower case', () => {

@@ -138,6 +138,8 @@ export class PagingDomain {
   readonly vmid: number;
   /** Invalidation requests this domain made (ranges and full flushes), for statistics. */
   readonly invStats = { ranges: 0, full: 0 };
+  /** The DMA sanitizer's tag for this domain's mappings (-1: more live domains than it tracks). */
+  readonly sanTag: number;
   private freed = false;
 
   constructor(
@@ -146,6 +148,7 @@ export class PagingDomain {
     readonly stage: 1 | 2,
   ) {
     const dev = iommu.dev;
+    this.sanTag = dev.p.sanitizer.allocTag();
     const coherentWalk = dev.has(FEAT.COHERENCY);
     const tlb = gatherFlushOps(
       (iova, size, granule) => this.invRange(iova, size, granule, false),
@@ -167,6 +170,7 @@ export class PagingDomain {
   map(iova: number, pa: number, size: number, prot: number): void {
     this.checkLive();
     iommuMap(this.pgtbl, iova, pa, size, prot, (g) => this.iotlbSync(g));
+    this.iommu.dev.p.sanitizer.map(this.sanTag, pa, size, 1);
   }
 
   /** Unmaps and invalidates before returning (iommu_unmap); returns the bytes unmapped. */
@@ -174,7 +178,39 @@ export class PagingDomain {
     const g = newGather();
     const n = this.unmapFast(iova, size, g);
     this.iotlbSync(g);
+    this.unmapped(g);
     return n;
+  }
+
+  /**
+   * A strict unmap that gathered into `g` returns, its invalidation done: what it removed is no longer
+   * mapped, as far as the DMA sanitizer is concerned.
+   */
+  unmapped(g: IotlbGather): void {
+    const san = this.iommu.dev.p.sanitizer;
+    for (let i = 0; i < g.released.length; i += 2) san.map(this.sanTag, g.released[i]!, g.released[i + 1]!, -1);
+    g.released.length = 0;
+  }
+
+  /**
+   * A lazy unmap that gathered into `g` returns, its invalidation left to a flush queue: what it
+   * removed is no longer mapped but inside the lazy window until lazyFlushed(the returned list).
+   */
+  unmappedLazy(g: IotlbGather): number[] {
+    const san = this.iommu.dev.p.sanitizer;
+    const r = g.released;
+    g.released = [];
+    for (let i = 0; i < r.length; i += 2) {
+      san.lazyWindow(this.sanTag, r[i]!, r[i + 1]!, 1);
+      san.map(this.sanTag, r[i]!, r[i + 1]!, -1);
+    }
+    return r;
+  }
+
+  /** The flush covering a lazy unmap's ranges (from unmappedLazy) has completed. */
+  lazyFlushed(r: readonly number[]): void {
+    const san = this.iommu.dev.p.sanitizer;
+    for (let i = 0; i < r.length; i += 2) san.lazyWindow(this.sanTag, r[i]!, r[i + 1]!, -1);
   }
 
   /** Unmaps, leaving leaf invalidations in the gather (iommu_unmap_fast); returns the bytes unmapped. */
@@ -221,6 +257,7 @@ export class PagingDomain {
     this.checkLive();
     if (this.masters.size) throw new Error(`domain ${this.id}: cannot free while ${[...this.masters].map((m) => m.name).join(', ')} attached`);
     this.pgtbl.free();
+    this.iommu.dev.p.sanitizer.freeTag(this.sanTag);
     if (this.stage === 1) this.iommu.asids.free(this.asid);
     else this.iommu.vmids.free(this.vmid);
     this.freed = true;
@@ -319,6 +356,9 @@ export class ArmSmmuIommu {
     if (old === d) return;
     const ats = d.type === 'paging' && this.atsSupported(m);
     // Prepare.
+    const san = this.dev.p.sanitizer;
+    const tag = d.type === 'paging' ? d.sanTag : -1;
+    for (const sid of m.sids) san.attachBegin(sid, tag);
     if (d.type === 'paging') {
       d.invs.merge(this.buildInvs(m, d, ats));
       d.masters.add(m);
@@ -352,6 +392,7 @@ export class ArmSmmuIommu {
     }
     m.atsEnabled = ats;
     m.domain = d;
+    for (const sid of m.sids) san.attach(sid, tag);
     // The CD for SubstreamID 0 belongs to stage-1 attachments only; once the STE no longer points at it
     // it can be cleared without anyone observing it.
     if (!(d.type === 'paging' && d.stage === 1) && m.cdTable) clearCd(this.cmds, m.cdTable, m.sids, 0);

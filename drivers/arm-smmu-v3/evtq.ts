@@ -11,6 +11,7 @@ import { EVT, EVTF, EVT_BYTES, EVT_CLASS, EVT_CLASS_NAME, EVT_NAME } from '../..
 import { hex, qget, qwordMask } from '../../src/arch/bits.ts';
 import type { IoMem, Platform } from '../platform/platform.ts';
 import type { LogLevel } from '../../src/protocol/log.ts';
+import { shouldFail } from '../fault-inject.ts';
 
 /** What the event queue thread needs of the SMMU device it serves (ArmSmmuDevice). */
 export interface EvtqDevice {
@@ -133,6 +134,8 @@ export class EventQueueThread {
   private rsBegin = -Infinity;
   private rsPrinted = 0;
   private rsMissed = 0;
+  /** Fault 'evtq-overflow': the thread drains nothing until the SMMU reports an overflow. */
+  private stalled = false;
 
   constructor(private readonly dev: EvtqDevice) {}
 
@@ -169,6 +172,11 @@ export class EventQueueThread {
   run(): void {
     const regs = this.dev.regs;
     const ovf = Q_OVFLG.bits;
+    if (!this.stalled && shouldFail(this.dev.p, 'evtq-stall')) this.stalled = true;
+    if (this.stalled) {
+      if ((regs.read32(OFF.EVENTQ_PROD) & ovf) === (this.prod & ovf)) return;
+      this.stalled = false;
+    }
     do {
       while (!this.empty()) {
         const pa = this.dev.shared.evtq.basePa + this.idx(this.cons) * EVT_BYTES;

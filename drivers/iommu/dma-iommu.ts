@@ -17,6 +17,7 @@ import { PAGE_SIZE } from '../../src/arch/platform.ts';
 import type { Platform } from '../platform/platform.ts';
 import type { PagingDomain } from '../arm-smmu-v3/domain.ts';
 import { IOMMU, IommuError, newGather } from './iommu.ts';
+import { shouldFail } from '../fault-inject.ts';
 import type { DmaDirection, DmaStats } from '../../src/protocol/ops/iommu.ts';
 
 
@@ -77,6 +78,8 @@ interface FqEntry {
   pages: number;
   /** Flushes started when it was queued: it is free once a flush started later has finished. */
   counter: number;
+  /** What the unmap removed, (pa, bytes) pairs, in the sanitizer's lazy window until then. */
+  released: readonly number[];
 }
 
 export class IommuDma {
@@ -130,7 +133,8 @@ export class IommuDma {
     const pages = Math.ceil((size + off) / PAGE_SIZE);
     // The IOVA range is rounded up to a power of two for small sizes; only `pages` are mapped.
     const alloc = pages < IOVA_ROUND_PAGES ? 2 ** Math.ceil(Math.log2(pages)) : pages;
-    const pfn = this.iovad.alloc(alloc, this.limitPfn);
+    // Fault 'fail-iova-alloc': the allocator finds no range, as when the space is exhausted.
+    const pfn = shouldFail(this.p, 'iova-alloc') ? null : this.iovad.alloc(alloc, this.limitPfn);
     if (pfn === null) {
       this.stats.iovaExhausted++;
       throw new IommuError('ENOSPC', `dma map: no free IOVA range of ${alloc} pages below 0x${((this.limitPfn + 1) * PAGE_SIZE).toString(16)}`);
@@ -163,9 +167,10 @@ export class IommuDma {
     this.stats.unmaps++;
     if (this.strict) {
       this.domain.iotlbSync(gather);
+      this.domain.unmapped(gather);
       this.iovad.free(pfn, m.alloc);
     } else {
-      this.queueIova(pfn, m.alloc);
+      this.queueIova(pfn, m.alloc, this.domain.unmappedLazy(gather));
     }
   }
 
@@ -188,13 +193,13 @@ export class IommuDma {
 
   // ---- the flush queue (queue_iova, fq_flush_iotlb, fq_flush_timeout) ----
 
-  private queueIova(pfn: number, pages: number): void {
+  private queueIova(pfn: number, pages: number, released: readonly number[]): void {
     this.ringFree();
     if (this.fq.length >= this.fqSize) {
       this.flushIotlb();
       this.ringFree();
     }
-    this.fq.push({ pfn, pages, counter: this.flushStart });
+    this.fq.push({ pfn, pages, counter: this.flushStart, released });
     if (this.timerDeadline === null) this.timerDeadline = this.p.clock.now() + this.fqTimeoutNs;
   }
 
@@ -202,6 +207,7 @@ export class IommuDma {
   private ringFree(): void {
     while (this.fq.length && this.fq[0]!.counter < this.flushFinish) {
       const e = this.fq.shift()!;
+      this.domain.lazyFlushed(e.released);
       this.iovad.free(e.pfn, e.pages);
     }
   }

@@ -279,7 +279,9 @@ export class ArmLpaeIoPgtable implements PgtableOps {
         if (!this.isLeaf(e, lvl)) {
           // A table: make the SMMU drop walks through it, then free the subtree.
           this.cfg.tlb.tlbFlushWalk(iova + k * size, size, PAGE_SIZE);
-          this.freeTable(lvl + 1, ArmLpaeIoPgtable.oa(e));
+          this.freeTable(lvl + 1, ArmLpaeIoPgtable.oa(e), gather?.released ?? null);
+        } else {
+          gather?.released.push(ArmLpaeIoPgtable.oa(e), size);
         }
       }
       // Linux gathers only the leaves here (a removed table's range was just flushed by the walk
@@ -294,11 +296,13 @@ export class ArmLpaeIoPgtable implements PgtableOps {
   }
 
   /** Frees a table and every table below it (__arm_lpae_free_pgtable). */
-  private freeTable(lvl: number, table: number): void {
-    if (lvl < MAX_LEVELS - 1) {
+  private freeTable(lvl: number, table: number, released: number[] | null): void {
+    if (lvl < MAX_LEVELS - 1 || released) {
       for (let i = 0; i < ENTRIES; i++) {
         const e = this.read(table, i);
-        if (e !== 0n && !this.isLeaf(e, lvl)) this.freeTable(lvl + 1, ArmLpaeIoPgtable.oa(e));
+        if (e === 0n) continue;
+        if (!this.isLeaf(e, lvl)) this.freeTable(lvl + 1, ArmLpaeIoPgtable.oa(e), released);
+        else released?.push(ArmLpaeIoPgtable.oa(e), blockSize(lvl));
       }
     }
     this.p.pages.free(table, 1);
@@ -309,7 +313,7 @@ export class ArmLpaeIoPgtable implements PgtableOps {
     if (this.startLevel < MAX_LEVELS - 1) {
       for (let i = 0; i < 2 ** this.pgdBits; i++) {
         const e = this.read(this.pgdPa, i);
-        if (e !== 0n && !this.isLeaf(e, this.startLevel)) this.freeTable(this.startLevel + 1, ArmLpaeIoPgtable.oa(e));
+        if (e !== 0n && !this.isLeaf(e, this.startLevel)) this.freeTable(this.startLevel + 1, ArmLpaeIoPgtable.oa(e), null);
       }
     }
     this.p.pages.free(this.pgdPa, this.pgdPages);

@@ -34,10 +34,15 @@ export interface IotlbGather {
   pgsize: number;
   /** The unmap goes to a flush queue (lazy mode): leaves are not gathered at all. */
   queued: boolean;
+  /**
+   * What the unmap removed, as (pa, bytes) pairs, whatever the mode: the sanitizer learns from it
+   * which pages stop being mapped once the unmap returns. Not emptied by resetGather.
+   */
+  released: number[];
 }
 
 export function newGather(queued = false): IotlbGather {
-  return { start: Infinity, end: 0, pgsize: 0, queued };
+  return { start: Infinity, end: 0, pgsize: 0, queued, released: [] };
 }
 
 /** Resets a gather after it was synced (iommu_iotlb_gather_init), keeping its mode. */

@@ -8,6 +8,7 @@
 import { AER, AER_UNCOR, DEVSTA, EXP, EXP_TYPE } from '../../src/arch/pcie/regs.ts';
 import { PCI_CHANNEL, PCI_ERS, PCI_ERS_NAMES, type PciChannelState, type PciErsResult } from './pci.ts';
 import type { PciDev } from './pci.ts';
+import { enterRecovery } from '../fault-inject.ts';
 import { pciBridgeSecondaryBusReset } from './reset.ts';
 
 function mergeResult(orig: PciErsResult, next: PciErsResult): PciErsResult {
@@ -124,5 +125,6 @@ export function aerHandleError(dev: PciDev): RecoveryReport | null {
   dev.log('err', `PCIe Bus Error: severity=${fatal ? 'Uncorrectable (Fatal)' : 'Uncorrectable (Non-Fatal)'}, type=Transaction Layer, (Requester ID)`);
   dev.log('err', `  device [${dev.vendor.toString(16)}:${dev.device.toString(16)}] error status/mask=0x${uncor.toString(16).padStart(8, '0')}/0x${dev.read32(dev.aerCap + AER.UNCOR_MASK).toString(16).padStart(8, '0')}`);
   for (const [name, f] of Object.entries(AER_UNCOR)) if (uncor & f.bits) dev.log('err', `   [${Math.log2(f.bits)}] ${name}`);
+  enterRecovery(dev.platform, dev.rid);
   return pcieDoRecovery(dev, fatal ? PCI_CHANNEL.FROZEN : PCI_CHANNEL.NORMAL);
 }

@@ -9,7 +9,8 @@ import { CpuCore, type IrqHandler } from './cpu.ts';
 import type { LogEntry, LogLevel } from '../../src/protocol/log.ts';
 import { PageAllocator, PhysMem } from '../../src/machine/dma.ts';
 import { InterruptController } from '../../src/machine/irq.ts';
-import { FailPoints } from '../../src/machine/fail-points.ts';
+import { FailPoints } from '../../src/protocol/fail-points.ts';
+import type { Sanitizer } from '../../src/machine/sanitizer.ts';
 import { createTracer, type Tracer } from '../../src/protocol/tracer.ts';
 import { mmioRegion, type SharedViews } from '../../src/machine/layout.ts';
 import type { Clock } from '../../src/machine/clock.ts';
@@ -38,6 +39,8 @@ export interface Platform {
   readonly irqc: InterruptController;
   /** The driver's should-fail points (drivers/fault-inject.ts). */
   readonly failPoints: FailPoints;
+  /** What the DMA use-after-free sanitizer knows of the driver's domains and mappings. */
+  readonly sanitizer: Sanitizer;
   /** The driver's trace points (src/protocol/trace-points.ts), into this CPU's trace ring. */
   readonly trace: Tracer<'driver'>;
 
@@ -159,6 +162,7 @@ export abstract class PlatformBase<C extends Clock = Clock> implements Platform 
   readonly pages: PageAllocator;
   readonly irqc: InterruptController;
   readonly failPoints: FailPoints;
+  readonly sanitizer: Sanitizer;
   readonly trace: Tracer<'driver'>;
   protected readonly core: CpuCore;
 
@@ -170,7 +174,9 @@ export abstract class PlatformBase<C extends Clock = Clock> implements Platform 
   ) {
     this.ncpus = views.layout.ncpus;
     this.mem = new PhysMem(views);
-    this.pages = new PageAllocator(this.mem);
+    this.sanitizer = views.sanitizer;
+    this.pages = new PageAllocator(this.mem, views.sanitizer);
+    this.pages.shouldFail = () => this.failPoints.shouldFail('page-alloc', this.clock.now());
     this.irqc = new InterruptController(views);
     this.failPoints = new FailPoints(views);
     this.trace = createTracer(views, 'driver', 1 + cpu, clock);

@@ -26,7 +26,7 @@ import {
 } from '../../src/arch/pcie/regs.ts';
 import { DMA_CTRL, DMA_DOORBELL, DMA_ERR, DMA_ERR_NAMES, DMA_MAX_LEN, DMA_STATUS, FW_MAILBOX, dmaEngineMap } from '../../src/arch/pcie/dma-engine.ts';
 import { PCIE_STAT, bumpPcieStat } from '../../src/machine/pcie-stats.ts';
-import { NS_PER_MS } from '../../src/arch/time.ts';
+import { NS_PER_MS, NS_PER_US } from '../../src/arch/time.ts';
 import type { FunctionTopology, ResetResponse } from '../../src/protocol/topology.ts';
 import type { WriteOutcome } from '../regfile.ts';
 import { RESET_KINDS } from '../../src/protocol/trace-points.ts';
@@ -71,10 +71,8 @@ export class PcieEndpoint extends PcieFunction implements AtsEndpoint {
   /** Completions of ATC invalidations not yet sent. */
   private readonly pendingInv = new Set<Timer>();
   private fwAck: Timer | null = null;
-  // Fault injection.
-  private ignoreInvalidations = false;
-  private flrHang = false;
-  private flrNs: number;
+  /** Fault transactions-pending-stuck: Transactions Pending reads 1 until the next reset completes. */
+  private trpndStuck = false;
 
   constructor(
     ctx: HwContext,
@@ -108,7 +106,6 @@ export class PcieEndpoint extends PcieFunction implements AtsEndpoint {
       portNumber: 0,
     });
     this.sid = t.streamId;
-    this.flrNs = t.flrNs;
     this.regs.reset();
     this.bar = new MemBar(barWindow, dmaEngineMap(t.barBytes));
     this.bar.regs.reset();
@@ -198,13 +195,23 @@ export class PcieEndpoint extends PcieFunction implements AtsEndpoint {
 
   // ---- resets ----
 
-  /** Starts a reset: requests stop, the overlay shows, and the function comes back after its reset time. */
+  /**
+   * Starts a reset: requests stop, the overlay shows, and the function comes back after its reset time
+   * (faults flr-never-ready and flr-slow may have their chance at an FLR).
+   */
   private startReset(kind: ResetKind, overlay: ResetResponse): void {
     this.beginReset(kind, overlay);
-    const hang = kind === 'flr' && this.flrHang;
+    let ns = kind === 'pm' ? this.t.pmResetNs : this.t.flrNs;
+    let hang = false;
+    if (kind === 'flr') {
+      const faults = this.ctx.faults;
+      faults.event('flr-start', this.rid);
+      hang = faults.chance('flr-never-ready', this.rid) !== null;
+      const slow = faults.chance('flr-slow', this.rid);
+      if (slow) ns = slow.ms * NS_PER_MS;
+    }
     this.ctx.tr.pcie_reset_start?.(this.rid, kind, hang);
-    if (hang) return; // fault flr-never-ready: the function never comes back
-    const ns = kind === 'pm' ? this.t.pmResetNs : this.flrNs;
+    if (hang) return; // the function never comes back
     this.resetting!.timer = this.ctx.sched.after(ns, () => this.completeReset());
   }
 
@@ -237,6 +244,8 @@ export class PcieEndpoint extends PcieFunction implements AtsEndpoint {
     }
     this.bar.sync();
     this.updateDecode();
+    this.trpndStuck = false;
+    this.ctx.faults.deviceReset(this.rid);
     this.ctx.tr.pcie_reset_done?.(this.rid, kind);
   }
 
@@ -250,7 +259,7 @@ export class PcieEndpoint extends PcieFunction implements AtsEndpoint {
   releaseHotReset(): void {
     if (this.removed || this.resetting?.kind !== 'hot') return;
     this.showOverlay(this.t.resetResponse);
-    this.resetting.timer = this.ctx.sched.after(this.flrNs, () => this.completeReset());
+    this.resetting.timer = this.ctx.sched.after(this.t.flrNs, () => this.completeReset());
   }
 
   /** Stops DMA and ATS activity: the transfer is cut, pending invalidation completions are never sent. */
@@ -282,18 +291,10 @@ export class PcieEndpoint extends PcieFunction implements AtsEndpoint {
     this.ctx.tr.pcie_removed?.(this.rid);
   }
 
-  // ---- faults ----
-
-  setIgnoreInvalidations(on: boolean): void {
-    this.ignoreInvalidations = on;
-  }
-
-  setFlrHang(on: boolean): void {
-    this.flrHang = on;
-  }
-
-  setFlrTime(ns: number): void {
-    this.flrNs = ns;
+  /** Fault transactions-pending-stuck: Transactions Pending stays set until the next reset completes. */
+  stickTransactionsPending(): void {
+    this.trpndStuck = true;
+    this.setBits(capReg('exp', 'DEVSTA'), DEVSTA.TRPND.bits, true);
   }
 
   /** Records an error as the function's AER and Device Status would (AER_UNCOR / AER_COR bit name). */
@@ -317,20 +318,32 @@ export class PcieEndpoint extends PcieFunction implements AtsEndpoint {
 
   // ---- ATS: invalidations from the SMMU ----
 
-  atcInvalidate(req: AtcInvalidation, complete: () => void): void {
+  /**
+   * An ATC Invalidate Request from the SMMU. Normally the entries go at once and the completion follows
+   * after the function's latency. Faults have their chance here: no answer at all (the entries stay:
+   * the function is broken), or an answer (with the entries dropped only then) after delayUs, or after
+   * the SMMU's timeout (`lateNs` past it), when the SMMU has given up on it.
+   */
+  atcInvalidate(req: AtcInvalidation, complete: () => void, smmuTimeoutNs: number): void {
     const stats = this.ctx.stats;
+    const faults = this.ctx.faults;
     bumpPcieStat(stats, PCIE_STAT.EP_INV_RECEIVED);
-    if (this.removed || this.resetting || this.ignoreInvalidations) {
+    faults.event('atc-inv', this.rid);
+    const ignore = !this.removed && !this.resetting && faults.chance('atc-inv-no-answer', this.rid) !== null;
+    if (this.removed || this.resetting || ignore) {
       bumpPcieStat(stats, PCIE_STAT.EP_INV_DROPPED);
-      const why = this.removed ? 'removed' : this.resetting ? `in ${this.resetting.kind} reset` : 'ignoring invalidations (fault)';
+      const why = this.removed ? 'removed' : this.resetting ? `in ${this.resetting.kind} reset` : 'atc-inv-no-answer (fault)';
       this.ctx.tr.pcie_atc_inv_unanswered?.(this.rid, req.sid, why);
       return;
     }
-    // Entries are dropped at once; the completion follows after the function's latency.
-    const dropped = this.atc ? this.atc.invalidate(req) : 0;
-    bumpPcieStat(stats, PCIE_STAT.EP_INV_ENTRIES, dropped);
-    const timer = this.ctx.sched.after(this.t.invLatencyNs, () => {
+    const late = faults.chance('atc-inv-late', this.rid);
+    const slow = late ? null : faults.chance('atc-inv-slow', this.rid);
+    const delayNs = late ? smmuTimeoutNs + (late.lateUs ?? 1000) * NS_PER_US : slow ? slow.delayUs * NS_PER_US : 0;
+    const drop = () => bumpPcieStat(stats, PCIE_STAT.EP_INV_ENTRIES, this.atc ? this.atc.invalidate(req) : 0);
+    if (delayNs === 0) drop();
+    const timer = this.ctx.sched.after(delayNs || this.t.invLatencyNs, () => {
       this.pendingInv.delete(timer);
+      if (delayNs !== 0) drop();
       complete();
     });
     this.pendingInv.add(timer);
@@ -409,7 +422,7 @@ export class PcieEndpoint extends PcieFunction implements AtsEndpoint {
       this.ctx.tr.pcie_dma_error?.(this.rid, DMA_ERR_NAMES[code] ?? String(code), reason);
     }
     regs.set('STATUS', st);
-    this.setBits(capReg('exp', 'DEVSTA'), DEVSTA.TRPND.bits, false);
+    if (!this.trpndStuck) this.setBits(capReg('exp', 'DEVSTA'), DEVSTA.TRPND.bits, false);
     this.bar.sync();
     if (DMA_CTRL.IRQ_EN.get(regs.get('CTRL'))) this.sendMsi();
   }
@@ -452,12 +465,12 @@ export class PcieEndpoint extends PcieFunction implements AtsEndpoint {
       }
       if (e) {
         const pa = e.pa + (addr - e.base);
-        const acc = { sid: this.sid, addr: pa, bytes: buf.length, write };
+        const acc = { sid: this.sid, addr: pa, bytes: buf.length, write, requester: this.bdf, iova: addr };
         const res = write ? this.smmu.translatedWrite(acc, buf) : this.smmu.translatedRead(acc, buf);
         return res.ok ? res : { ok: false, code: DMA_ERR.TRANSLATED, reason: `translated ${what} of PA ${hex(pa, 0)}: ${res.reason}` };
       }
     }
-    const acc = { sid: this.sid, addr, bytes: buf.length, write };
+    const acc = { sid: this.sid, addr, bytes: buf.length, write, requester: this.bdf };
     const res = write ? this.smmu.dmaWrite(acc, buf) : this.smmu.dmaRead(acc, buf);
     return res.ok ? res : { ok: false, code: DMA_ERR.FAULT, reason: `${what} of ${hex(addr, 0)}: ${res.reason}` };
   }

@@ -102,7 +102,7 @@ export class AtcInvalidator implements SyncParticipant {
       settled: false,
       timer: this.ctx.sched.after(this.timeoutNs, () => this.expire(o)),
     };
-    ep.atcInvalidate(req, () => this.completed(o));
+    ep.atcInvalidate(req, () => this.completed(o), this.timeoutNs);
     return DONE;
   }
 

@@ -15,7 +15,7 @@ import { REGIME, S1FMT } from '../../src/arch/smmu/ste.ts';
 import { OA_BITS_4K, levelShift4k, startLevel4k } from '../../src/arch/smmu/pte.ts';
 import type { ConfigCache } from './config-cache.ts';
 import type { Cd, L1Cd, Ste } from './config.ts';
-import type { FetchAborts } from './fetch-aborts.ts';
+import type { FaultEngine } from '../faults.ts';
 import type { TableXlate, XlateFault } from './walk.ts';
 import { hex } from '../../src/arch/bits.ts';
 
@@ -101,7 +101,7 @@ export class CdTables {
     private readonly feat: SmmuFeatures,
     private readonly cache: ConfigCache,
     private readonly stats: Float64Array,
-    private readonly aborts: FetchAborts,
+    private readonly aborts: FaultEngine,
   ) {}
 
   /**
@@ -137,7 +137,7 @@ export class CdTables {
     let words: Uint32Array;
     try {
       this.stats[XSTAT.CD_FETCHES]!++;
-      this.aborts.check('cd', pa, CD_BYTES, 'CD fetch');
+      this.aborts.abortFetch('cd', pa, CD_BYTES, 'CD fetch');
       words = this.mem.readStruct(pa, CD_QWORDS, 'CD fetch');
     } catch (e) {
       if (!(e instanceof BusAbort)) throw e;
@@ -166,7 +166,7 @@ export class CdTables {
     let d: bigint;
     try {
       this.stats[XSTAT.CD_FETCHES]!++;
-      this.aborts.check('cd', pa, 8, 'L1CD fetch');
+      this.aborts.abortFetch('cd', pa, 8, 'L1CD fetch');
       d = this.mem.read64(pa, 'L1CD fetch');
     } catch (e) {
       if (!(e instanceof BusAbort)) throw e;

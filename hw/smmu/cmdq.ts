@@ -54,6 +54,9 @@ export interface CmdqErrorInfo {
 const msiAddrLow = new Field('MSIAddress[54:2]', F.MSIADDR.lsb, F.MSIADDR.width - 1).reader();
 const msiAddrTop = new Field('MSIAddress[55]', F.MSIADDR.msb, 1).reader();
 
+/** The opcode fault cmd-illegal writes over a command: reserved (4.1.1), so CERROR_ILL. */
+const CORRUPT_OPCODE = 0xff;
+
 /** Commands consumed per scheduler task before yielding to other hardware activity. */
 const SLICE = 256;
 
@@ -76,7 +79,8 @@ export class CommandQueue {
   private cons = 0; // RD including the wrap bit
   private errCode = 0;
   private scheduled = false;
-  private pendingFetchAborts = 0;
+  /** Service Failure Mode: the queue consumes nothing any more. */
+  private halted = false;
   /** A CMD_SYNC's completion signal (a CS value), sent once CONS has moved past it. */
   private signal: number = CS.SIG_NONE;
   private signalAddr = 0;
@@ -117,8 +121,9 @@ export class CommandQueue {
   }
 
   /** Fault injection: the next n command fetches abort (CERROR_ABT). */
-  injectFetchAborts(n: number): void {
-    this.pendingFetchAborts += n;
+  /** Service Failure Mode: stops consuming for good. */
+  halt(): void {
+    this.halted = true;
   }
 
   /** CMDQEN Update 0 -> 1: take the queue geometry from CMDQ_BASE and CONS (6.3.9.3). */
@@ -166,8 +171,11 @@ export class CommandQueue {
 
   private consume(): void {
     this.scheduled = false;
-    if (!this.enabled || this.errorActive()) return;
+    if (!this.enabled || this.errorActive() || this.halted) return;
     const mask = this.wrapMask();
+    const faults = this.ctx.faults;
+    // Fault chances per fetch only when a command fault is armed (looked up once per slice).
+    const fetchFaults = faults.mayFire('cmd-fetch-abort', 'cmd-illegal');
     const size = 1 << this.qs;
     const stats = this.ctx.stats;
     const exec = STAT.EXEC;
@@ -192,13 +200,17 @@ export class CommandQueue {
         break;
       }
       const idx = cons & (size - 1);
-      if (this.pendingFetchAborts > 0 || this.baseIdx < 0) {
-        if (this.pendingFetchAborts > 0) this.pendingFetchAborts--;
+      if (this.baseIdx < 0 || (fetchFaults && faults.chance('cmd-fetch-abort'))) {
         stats[STAT.FETCH_ABORTS]!++;
         this.error(CERROR.ABT, -1, `fetch of entry ${idx} at PA ${hex(this.basePa + idx * 16, 0)} aborted`);
         break;
       }
       const w = this.baseIdx + idx * 4;
+      if (fetchFaults && faults.chance('cmd-illegal')) {
+        // The command changed in queue memory after the driver wrote it: a reserved opcode (4.1.3).
+        faults.noteCorrupted(mem[w]! & 0xff);
+        mem[w] = (mem[w]! & ~0xff) | CORRUPT_OPCODE;
+      }
       cmd[0] = mem[w]!;
       cmd[1] = mem[w + 1]!;
       cmd[2] = mem[w + 2]!;
@@ -256,6 +268,7 @@ export class CommandQueue {
       }
     }
     this.ctx.stats[STAT.SYNC_DONE]!++;
+    this.ctx.faults.event('cmd-sync');
     const cs = F.CS.read(c);
     if (cs === CS.SIG_IRQ && this.feat.msi) {
       const low = msiAddrLow(c);
@@ -281,7 +294,7 @@ export class CommandQueue {
     }
     this.ctx.stats[STAT.MSI_WRITES]!++;
     // An aborted MSI write is reported in GERROR.MSI_CMDQ_ABT_ERR (6.3.19).
-    if (!this.ctx.msiWrite(this.signalAddr, this.signalData)) {
+    if (this.ctx.faults.chance('msi-abort', -1, (f) => f.source === 'cmdq') !== null || !this.ctx.msiWrite(this.signalAddr, this.signalData)) {
       this.ctx.tr.smmuv3_cmd_sync_msi_abort?.(this.signalAddr);
       this.raiseGerror(GERROR.MSI_CMDQ_ABT_ERR.bits);
     }

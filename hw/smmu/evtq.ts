@@ -15,7 +15,7 @@ import { BusAbort, STAT, XSTAT } from '../../src/machine/layout.ts';
 import type { RegisterFile } from '../regfile.ts';
 import { truncateToOas, type SmmuFeatures } from '../../src/arch/smmu/features.ts';
 import type { HwContext } from '../context.ts';
-import type { FetchAborts } from './fetch-aborts.ts';
+import type { FaultEngine } from '../faults.ts';
 import { join64 } from '../../src/arch/bits.ts';
 
 /** An event before encoding: the fields the record types use (7.3). Absent fields are written as 0. */
@@ -71,6 +71,7 @@ export class EventQueue {
   private qs = 0; // log2 of entries
   private readonly words = new Uint32Array(EVT_BYTES / 4);
   private readonly prodIdx: number;
+  private halted = false;
   private readonly consIdx: number;
   /** Records lost, by reason (for tests and traces). */
   readonly lost: Record<EventLoss, number> = { disabled: 0, full: 0, 'abort-error': 0, 'write-abort': 0 };
@@ -82,7 +83,7 @@ export class EventQueue {
     private readonly raiseGerror: (bit: number) => boolean,
     /** Sends the event queue interrupt (SmmuV3.interrupt with the EVENTQ source). */
     private readonly interrupt: () => void,
-    private readonly aborts: FetchAborts,
+    private readonly aborts: FaultEngine,
   ) {
     this.prodIdx = regs.dword('EVENTQ_PROD');
     this.consIdx = regs.dword('EVENTQ_CONS');
@@ -99,6 +100,11 @@ export class EventQueue {
     const addr = truncateToOas(this.feat, Q_BASE.ADDR.get64(base) << 5n);
     this.basePa = addr - (addr % bytes);
     this.enabled = true;
+  }
+
+  /** Service Failure Mode: no event is recorded any more (6.3.20). */
+  halt(): void {
+    this.halted = true;
   }
 
   /** EVENTQEN Update 1 -> 0: records are written synchronously, so nothing is left to commit (7.2.1). */
@@ -120,7 +126,7 @@ export class EventQueue {
    */
   record(ev: EventRecord): boolean {
     const stats = this.ctx.stats;
-    if (!this.enabled) return this.lose('disabled', ev.type);
+    if (!this.enabled || this.halted) return this.lose('disabled', ev.type);
     if (this.abortErrorActive()) return this.lose('abort-error', ev.type);
     const mask = this.wrapMask();
     const size = 1 << this.qs;
@@ -142,7 +148,7 @@ export class EventQueue {
     encodeEvent(ev, this.words);
     const pa = this.basePa + (prod & (size - 1)) * EVT_BYTES;
     try {
-      this.aborts.check('evtq', pa, EVT_BYTES, 'event queue write');
+      this.aborts.abortFetch('evtq', pa, EVT_BYTES, 'event queue write');
       for (let q = 0; q < EVT_BYTES / 8; q++) {
         const w = this.words;
         this.ctx.mem.write64(pa + q * 8, join64(w[2 * q]!, w[2 * q + 1]!), 'event queue write');

@@ -15,6 +15,13 @@ export interface DmaAccess {
   /** Privileged / instruction attributes of the incoming transaction. */
   priv?: boolean;
   instr?: boolean;
+  /** Who sends it (a PCI function's BB:DD.F, a platform device's name), for the sanitizer's reports. */
+  requester?: string;
+  /**
+   * For a Translated transaction, the untranslated address the requester's ATC turned into `addr`:
+   * not on the wire, only for the sanitizer's reports.
+   */
+  iova?: number;
 }
 
 /** Outcome of a DMA access: done, or terminated (with the event recorded, if any). */
@@ -54,8 +61,9 @@ export interface AtsEndpoint {
   /**
    * Delivers an invalidation. The endpoint drops matching ATC entries and calls `complete` when it
    * sends its Invalidate Completion (after its latency), or never (it is in reset, removed, broken).
+   * The SMMU gives up waiting after smmuTimeoutNs.
    */
-  atcInvalidate(req: AtcInvalidation, complete: () => void): void;
+  atcInvalidate(req: AtcInvalidation, complete: () => void, smmuTimeoutNs: number): void;
   /** ATS Capability Invalidate Queue Depth: outstanding invalidations it accepts (0 means 32). */
   invalidateQueueDepth(): number;
 }

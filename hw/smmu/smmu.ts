@@ -11,7 +11,7 @@ import { truncateToOas, validateFeatures, type SmmuFeatures } from '../../src/ar
 import { RegisterFile } from '../regfile.ts';
 import { STAT } from '../../src/machine/layout.ts';
 import { VECTOR } from '../../src/arch/platform.ts';
-import { TIMEOUT } from '../../src/arch/time.ts';
+import { NS_PER_S, TIMEOUT } from '../../src/arch/time.ts';
 import type { HwContext } from '../context.ts';
 import { RequestAck } from '../request-ack.ts';
 import { CommandQueue } from './cmdq.ts';
@@ -21,7 +21,6 @@ import { installInvalidationHandlers } from './invalidation.ts';
 import { Tlb } from './tlb.ts';
 import { CdTables } from './cd.ts';
 import { EventQueue } from './evtq.ts';
-import { FetchAborts } from './fetch-aborts.ts';
 import type { AtsEndpoint } from './services.ts';
 import { StreamTable } from './strtab.ts';
 import { Translator } from './translate.ts';
@@ -38,13 +37,14 @@ export interface SmmuConfig {
   atcTimeoutNs?: number;
 }
 
+/** How long fault cmd-sync-irq-masked holds a GERROR interrupt by default: past the driver's 1 s CMD_SYNC poll. */
+const IRQ_HOLD_NS = 2 * NS_PER_S;
+
 export class SmmuV3 {
   readonly regs: RegisterFile<SmmuRegName>;
   readonly cmdq: CommandQueue;
   readonly evtq: EventQueue;
   readonly configCache = new ConfigCache();
-  /** Fault injection: pending aborts of the SMMU's table fetches and event queue writes. */
-  readonly fetchAborts = new FetchAborts();
   readonly tlb: Tlb;
   readonly strtab: StreamTable;
   /** What devices call: untranslated DMA, ATS translation, translated transactions (services.ts). */
@@ -79,7 +79,7 @@ export class SmmuV3 {
     // and walk cache, faults into the event queue; CFGI_*/TLBI_* commands invalidate the caches.
     const stats = ctx.stats;
     this.tlb = new Tlb(stats);
-    const aborts = this.fetchAborts;
+    const aborts = ctx.faults;
     this.evtq = new EventQueue(ctx, this.regs, cfg.features, (bit) => this.raiseGerror(bit), () => this.interrupt('EVENTQ', VECTOR.SMMU_EVTQ), aborts);
     this.strtab = new StreamTable(ctx.mem, this.regs, cfg.features, this.configCache, stats, aborts);
     const cds = new CdTables(ctx.mem, cfg.features, this.configCache, stats, aborts);
@@ -95,6 +95,18 @@ export class SmmuV3 {
       ctx.sched.after(this.ackLatencyNs, () => this.regs.set('GBPA', this.regs.get('GBPA') & ~GBPA.Update.bits));
     });
     this.regs.onWrite('GERRORN', () => this.gerrornWritten());
+  }
+
+  /**
+   * Service Failure Mode (6.3.20, fault 'sfm'): traffic through the SMMU stops, it processes no more
+   * commands and records no more events; acknowledging GERROR.SFM_ERR does not leave the mode (this
+   * model leaves it only with a new machine).
+   */
+  serviceFailure(): void {
+    this.cmdq.halt();
+    this.evtq.halt();
+    this.services.halt();
+    this.raiseGerror(GERROR.SFM_ERR.bits);
   }
 
   setAckLatency(ns: number): void {
@@ -127,7 +139,12 @@ export class SmmuV3 {
     this.regs.set('GERROR', (g ^ bit) >>> 0);
     this.ctx.stats[STAT.GERROR_RAISED]!++;
     // MSI_GERROR_ABT_ERR does not itself raise the GERROR interrupt (7.5.1).
-    if (bit !== GERROR.MSI_GERROR_ABT_ERR.bits) this.interrupt('GERROR', VECTOR.SMMU_GERROR);
+    if (bit === GERROR.MSI_GERROR_ABT_ERR.bits) return true;
+    // Fault cmd-sync-irq-masked: the interrupt waits, as on a CPU that polls its CMD_SYNC with
+    // interrupts off; by default longer than the driver's CMD_SYNC poll.
+    const held = this.ctx.faults.chance('cmd-sync-irq-masked');
+    if (held) this.ctx.sched.after(held.holdNs ?? IRQ_HOLD_NS, () => this.interrupt('GERROR', VECTOR.SMMU_GERROR));
+    else this.interrupt('GERROR', VECTOR.SMMU_GERROR);
     return true;
   }
 
@@ -144,7 +161,8 @@ export class SmmuV3 {
       if (field !== 0n) {
         const addr = truncateToOas(this.features, field << 2n);
         const data = IRQ_CFG1.DATA.get(this.regs.get(`${source}_IRQ_CFG1`));
-        if (!this.ctx.msiWrite(addr, data)) {
+        const injected = source !== 'PRIQ' && this.ctx.faults.chance('msi-abort', -1, (f) => f.source === (source === 'GERROR' ? 'gerror' : 'evtq')) !== null;
+        if (injected || !this.ctx.msiWrite(addr, data)) {
           this.ctx.tr.smmuv3_msi_abort?.(source, addr);
           this.raiseGerror(GERROR[`MSI_${source}_ABT_ERR`].bits);
         }

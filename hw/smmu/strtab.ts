@@ -21,7 +21,7 @@ import { TXSZ_MAX, TXSZ_MIN, psBits } from '../../src/arch/smmu/cd.ts';
 import { OA_BITS_4K, levelShift4k } from '../../src/arch/smmu/pte.ts';
 import type { ConfigCache } from './config-cache.ts';
 import type { L1Std, S2Config, Ste } from './config.ts';
-import type { FetchAborts } from './fetch-aborts.ts';
+import type { FaultEngine } from '../faults.ts';
 import { hex } from '../../src/arch/bits.ts';
 
 /** Stage 2 start level from S2SL0 with a 4 KiB granule (VTCR_EL2.SL0): 0 -> 2, 1 -> 1, 2 -> 0. */
@@ -189,7 +189,7 @@ export class StreamTable {
     private readonly feat: SmmuFeatures,
     private readonly cache: ConfigCache,
     private readonly stats: Float64Array,
-    private readonly aborts: FetchAborts,
+    private readonly aborts: FaultEngine,
   ) {}
 
   /** STRTAB_BASE(_CFG) may have changed (they are writable only while SMMUEN=0): re-read on next use. */
@@ -224,7 +224,7 @@ export class StreamTable {
     let words: Uint32Array;
     try {
       this.stats[XSTAT.STE_FETCHES]!++;
-      this.aborts.check('ste', addr, STE_BYTES, 'STE fetch');
+      this.aborts.abortFetch('ste', addr, STE_BYTES, 'STE fetch');
       words = this.mem.readStruct(addr, STE_QWORDS, 'STE fetch');
     } catch (e) {
       if (!(e instanceof BusAbort)) throw e;
@@ -244,7 +244,7 @@ export class StreamTable {
     let d: bigint;
     try {
       this.stats[XSTAT.STE_FETCHES]!++;
-      this.aborts.check('ste', pa, 8, 'L1STD fetch');
+      this.aborts.abortFetch('ste', pa, 8, 'L1STD fetch');
       d = this.mem.read64(pa, 'L1STD fetch');
     } catch (e) {
       if (!(e instanceof BusAbort)) throw e;

@@ -42,6 +42,9 @@ export interface TransferOutcome {
 }
 
 export class Translator implements SmmuDeviceServices {
+  /** Service Failure Mode: traffic through the SMMU has stopped (6.3.20). */
+  private halted = false;
+
   constructor(
     private readonly ctx: HwContext,
     private readonly regs: RegisterFile<SmmuRegName>,
@@ -50,6 +53,11 @@ export class Translator implements SmmuDeviceServices {
     private readonly evtq: EventQueue,
     private readonly atsEndpoints: Map<number, AtsEndpoint>,
   ) {}
+
+  /** Service Failure Mode: every transaction from now on is terminated, without an event. */
+  halt(): void {
+    this.halted = true;
+  }
 
   // ---- SmmuDeviceServices ----
 
@@ -95,6 +103,8 @@ export class Translator implements SmmuDeviceServices {
         stats[XSTAT.DMA_BYTES]! += done;
         return { ok: false, bytes: done, fault: r.name, event: r.event, faultAddr: addr, reason: r.reason };
       }
+      const iova = translated ? (access.iova === undefined ? null : access.iova + done) : addr;
+      this.ctx.uaf.check(access.requester ?? `sid ${access.sid}`, access.sid, r.pa, iova, translated, access.write);
       const moved = this.memAccess(r.pa, data.subarray(done, done + len), access.write);
       if (moved !== null) {
         stats[XSTAT.DMA_ABORTS]!++;
@@ -128,6 +138,7 @@ export class Translator implements SmmuDeviceServices {
   }
 
   private untranslatedPiece(access: DmaAccess, addr: number): Piece {
+    if (this.halted) return { ok: false, name: 'ABORT', event: 0, reason: 'SMMU in Service Failure Mode' };
     if (!this.pipe.ack('SMMUEN')) {
       // SMMUEN=0: GBPA decides; nothing is fetched or cached (3.21.1, 6.3.14).
       if (GBPA.ABORT.get(this.regs.get('GBPA'))) return { ok: false, name: 'ABORT', event: 0, reason: 'SMMUEN=0 and GBPA.ABORT=1' };
@@ -197,6 +208,7 @@ export class Translator implements SmmuDeviceServices {
       return none('CA', r.reason);
     };
     if (!this.feat.ats) return none('UR', 'ATS is not implemented (IDR0.ATS=0)');
+    if (this.halted) return none('UR', 'SMMU in Service Failure Mode');
     if (!this.pipe.ack('SMMUEN')) return badTreq('SMMUEN=0');
     this.ctx.stats[XSTAT.TRANSLATIONS]!++;
     const st = this.pipe.steFor(req, true);
@@ -237,6 +249,7 @@ export class Translator implements SmmuDeviceServices {
   /** One piece of an ATS Translated transaction (3.9.1.3): the address is a PA (or, EATS=0b10, an IPA). */
   private translatedPiece(access: DmaAccess, addr: number): Piece {
     this.ctx.stats[XSTAT.TRANSLATED_ACCESSES]!++;
+    if (this.halted) return { ok: false, name: 'ABORT', event: 0, reason: 'SMMU in Service Failure Mode' };
     // Translated transactions carry no PASID here (no IDR3.PASIDTT): treated as SSV=0, PnU=0, InD=0.
     const req: Req = { sid: access.sid, ssv: false, ssid: 0, addr, write: access.write, priv: false, instr: false };
     const forbidden = (reason: string) =>

@@ -20,7 +20,7 @@ import { PTE, levelShift4k } from '../../src/arch/smmu/pte.ts';
 import { REGIME } from '../../src/arch/smmu/ste.ts';
 import { ASID_GLOBAL } from './tag-index.ts';
 import { TLB_KIND, type Tlb } from './tlb.ts';
-import type { FetchAborts } from './fetch-aborts.ts';
+import type { FaultEngine } from '../faults.ts';
 import type { S2Config } from './config.ts';
 import { hex } from '../../src/arch/bits.ts';
 
@@ -95,7 +95,7 @@ export class Walker {
     private readonly mem: PhysMem,
     private readonly tlb: Tlb,
     private readonly stats: Float64Array,
-    private readonly aborts: FetchAborts,
+    private readonly aborts: FaultEngine,
   ) {}
 
   /** Stage 1 walk for va (input range already checked against T0SZ by the caller). */
@@ -152,7 +152,7 @@ export class Walker {
       let desc: bigint;
       try {
         this.stats[XSTAT.DESC_READS]!++;
-        this.aborts.check('walk', pa, 8, 'translation table walk');
+        this.aborts.abortFetch('walk', pa, 8, 'translation table walk');
         desc = this.mem.read64(pa, 'translation table walk');
       } catch (e) {
         if (!(e instanceof BusAbort)) throw e;

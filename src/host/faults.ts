@@ -1,12 +1,27 @@
 // Injecting a fault into a running system, threaded or lockstep: a hardware fault goes to the
 // hardware (hw/faults.ts, through the hardware worker or directly in lockstep); a driver fault arms its
-// should-fail point in the shared buffer, where every CPU's driver finds it (drivers/fault-inject.ts).
+// should-fail point in the shared buffer, where every CPU's driver finds it (src/protocol/fail-points.ts);
+// 'clear' goes to both.
 
-import { FailPoints } from '../machine/fail-points.ts';
 import type { SharedViews } from '../machine/layout.ts';
-import { FAIL_POINTS, failPointOf, type DriverFault } from '../protocol/faults.ts';
+import { FailPoints } from '../protocol/fail-points.ts';
+import { isDriverFault, isDriverKind, type Fault, type HwFault } from '../protocol/faults.ts';
 
-export function armDriverFault(views: SharedViews, f: DriverFault): void {
-  const { point, times } = failPointOf(f);
-  new FailPoints(views).arm(FAIL_POINTS.indexOf(point), times);
+/**
+ * Applies a checked fault: the driver's part here, the hardware's through `hw` (whose result is
+ * returned, so a caller can await a worker's answer). `seed` seeds the driver fault's draws, `now` is
+ * the platform time.
+ */
+export function routeFault<T>(views: SharedViews, seed: number, now: number, f: Fault, hw: (f: HwFault) => T): T | undefined {
+  if (f.kind === 'clear') {
+    const what = f.what;
+    if (what === undefined) new FailPoints(views).clear();
+    else if (isDriverKind(what)) new FailPoints(views).clear(what);
+    return hw(f);
+  }
+  if (isDriverFault(f)) {
+    new FailPoints(views).arm(f, seed, now);
+    return undefined;
+  }
+  return hw(f);
 }

@@ -6,9 +6,8 @@
 // a run is exactly repeatable and a 1 s platform timeout costs no host time.
 
 import { Machine, type MachineConfig } from '../../hw/machine.ts';
-import { applyHwFault } from '../../hw/faults.ts';
-import { checkFault, isDriverFault, type Fault } from '../protocol/faults.ts';
-import { armDriverFault } from './faults.ts';
+import { checkFault, type Fault } from '../protocol/faults.ts';
+import { routeFault } from './faults.ts';
 import { TraceCollector, enableTrace, traceRecords, type TraceOptions } from './trace.ts';
 import type { RawTraceRecord } from '../machine/trace-ring.ts';
 import { type LogEntry } from '../protocol/log.ts';
@@ -118,9 +117,7 @@ export function createLockstep(opts: LockstepOptions): LockstepSystem {
   const platform = new LockstepPlatform(views, machine, clock, opts.echo);
   platform.pages.init();
   const inject = (fault: Fault) => {
-    const f = checkFault(fault, 'fault');
-    if (isDriverFault(f)) armDriverFault(views, f);
-    else applyHwFault(machine, f);
+    routeFault(views, opts.seed ?? 1, clock.now(), checkFault(fault, 'fault'), (f) => machine.inject(f));
   };
   const collector = new TraceCollector(views);
   return { views, machine, platform, inject, trace: () => collector.drain() };

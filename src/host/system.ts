@@ -11,8 +11,8 @@ import { CTRL, DEFAULT_MEM_BYTES, SharedViews, STAT, computeLayout, type Layout 
 import { OpClient, RpcClient } from '../protocol/rpc.ts';
 import type { KernelOps } from '../protocol/ops/index.ts';
 import type { HwOps } from '../protocol/ops/hw.ts';
-import { checkFault, isDriverFault, type Fault } from '../protocol/faults.ts';
-import { armDriverFault } from './faults.ts';
+import { checkFault, type Fault } from '../protocol/faults.ts';
+import { routeFault } from './faults.ts';
 import { TraceCollector, enableTrace, traceRecords, type TraceOptions } from './trace.ts';
 import type { RawTraceRecord } from '../machine/trace-ring.ts';
 import { ScaledClock } from '../machine/clock.ts';
@@ -47,6 +47,8 @@ export interface SystemOptions {
   topology?: Topology;
   /** Platform ns the SMMU waits for an ATC Invalidate Completion (hw/smmu/ats.ts). */
   atcTimeoutNs?: number;
+  /** Base seed of fault probability draws (default 1). */
+  seed?: number;
   /** Trace points to record (src/protocol/trace-points.ts); read them with trace(). */
   trace?: TraceOptions;
 }
@@ -71,6 +73,7 @@ export class System {
     private readonly workers: Worker[],
     readonly features: SmmuFeatures,
     readonly topology: Topology,
+    readonly seed: number,
   ) {}
 
   static async boot(opts: SystemOptions = {}): Promise<System> {
@@ -109,11 +112,12 @@ export class System {
         ...(opts.testDevices !== undefined ? { testDevices: opts.testDevices } : {}),
         topology,
         ...(opts.atcTimeoutNs !== undefined ? { atcTimeoutNs: opts.atcTimeoutNs } : {}),
+        seed: opts.seed ?? 1,
       };
       const hw = start(HW_MODULE, 'hardware worker', { config });
       const cpus = Array.from({ length: ncpus }, (_, cpu) => start(CPU_MODULE, `cpu${cpu}`, { cpu, echo: !!opts.echoLog }));
       await Promise.all([hw.ready, ...cpus.map((c) => c.ready)]);
-      return new System(views, layout, clock, new OpClient<HwOps>(hw.client), cpus.map((c) => new OpClient<KernelOps>(c.client)), workers, features, topology);
+      return new System(views, layout, clock, new OpClient<HwOps>(hw.client), cpus.map((c) => new OpClient<KernelOps>(c.client)), workers, features, topology, opts.seed ?? 1);
     } catch (e) {
       await Promise.all(workers.map((w) => w.terminate()));
       throw e;
@@ -148,11 +152,7 @@ export class System {
    */
   async inject(fault: Fault): Promise<void> {
     const f = checkFault(fault, 'fault');
-    if (!isDriverFault(f)) {
-      await this.hw.op('inject', f);
-      return;
-    }
-    armDriverFault(this.views, f);
+    await routeFault(this.views, this.seed, this.clock.now(), f, (hw) => this.hw.op('inject', hw));
   }
 
   /** The operations of one CPU's kernel, typed by the protocol (src/protocol/ops). */

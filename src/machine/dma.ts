@@ -12,6 +12,7 @@
 
 import { BusAbort, type SharedViews } from './layout.ts';
 import { PA, PAGE_SHIFT, PAGE_SIZE } from '../arch/platform.ts';
+import type { Sanitizer } from './sanitizer.ts';
 import { hex } from '../arch/bits.ts';
 
 export class PhysMem {
@@ -108,8 +109,14 @@ export class PageAllocator {
   readonly pages: number;
   /** Pages at the start of DRAM that hold the allocator itself. */
   readonly reserved: number;
+  /** Asked before each allocation (the driver's should-fail point 'page-alloc'); true fails it. */
+  shouldFail: () => boolean = () => false;
 
-  constructor(private readonly mem: PhysMem) {
+  constructor(
+    private readonly mem: PhysMem,
+    /** Told who owns each page, for the DMA use-after-free sanitizer's reports. */
+    private readonly owners: Sanitizer,
+  ) {
     this.pages = mem.size >>> PAGE_SHIFT;
     this.reserved = Math.ceil((BITMAP * 4 + Math.ceil(this.pages / 32) * 4) / PAGE_SIZE);
   }
@@ -131,6 +138,7 @@ export class PageAllocator {
    */
   alloc(count: number, what = 'allocation'): number {
     if (!Number.isInteger(count) || count < 1) throw new RangeError(`${what}: page count ${count} must be a positive integer`);
+    if (this.shouldFail()) throw new OutOfMemory(`${what}: allocation of ${count} page(s) failed (fault fail-page-alloc)`);
     const align = 1 << Math.ceil(Math.log2(count));
     this.lock();
     try {
@@ -145,6 +153,7 @@ export class PageAllocator {
         if (!free) continue;
         for (let p = start; p < start + count; p++) this.mark(p, true);
         Atomics.add(this.mem.i32, USED, count);
+        this.owners.setOwner(start, count, what);
         const pa = this.mem.base + start * PAGE_SIZE;
         this.mem.fill(pa, count * PAGE_SIZE, 0);
         return pa;
@@ -168,6 +177,7 @@ export class PageAllocator {
       }
       for (let p = first; p < first + count; p++) this.mark(p, false);
       Atomics.sub(this.mem.i32, USED, count);
+      this.owners.setOwner(first, count, null);
     } finally {
       this.unlock();
     }

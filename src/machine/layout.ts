@@ -7,7 +7,8 @@
 //   cpus        one block per simulated CPU: wake word, waiter flag, pending interrupt bitmap
 //   irq         interrupt routing: vector -> CPU
 //   stats       counters (Float64): hardware per-opcode executions, errors, driver issue counts
-//   failPoints  the driver's should-fail points (fail-points.ts)
+//   failPoints  the driver's faults: should-fail points and their triggers (src/protocol/fail-points.ts)
+//   sanitizer   the DMA use-after-free sanitizer: domains, mappings, page owners (sanitizer.ts)
 //   trace       enabled trace points, and a trace ring per producer (trace-ring.ts)
 //   smmu        SMMUv3 register pages 0 and 1 as the hardware exposes them (the "read view")
 //   ecam        PCIe configuration space, 4 KiB per function (4 buses)
@@ -20,6 +21,7 @@
 
 import { hex } from '../arch/bits.ts';
 import { TRACE, checkRingRecords, traceRingBytes } from './trace-ring.ts';
+import { Sanitizer, sanitizerBytes } from './sanitizer.ts';
 import { BAR_BYTES, ECAM_BYTES, IRQ_VECTORS, PA, PAGE_SIZE, PLATDEV_BYTES, SMMU_BYTES } from '../arch/platform.ts';
 
 export const MAX_CPUS = 16;
@@ -87,6 +89,9 @@ export const STAT = {
   GERROR_RAISED: 267,
   FETCH_ABORTS: 268,
   IRQS_RAISED: 269,
+  /** The sanitizer: DMA that reached a page its domain no longer maps, and DMA in a lazy flush window. */
+  SAN_UAF: 270,
+  SAN_LAZY: 271,
   /** Translation statistics (issue 3 onwards) start here. */
   XLATE: 512,
   /** Events recorded, by event type (256 slots). */
@@ -132,16 +137,23 @@ export const XSTAT = {
 } as const;
 
 /**
- * Should-fail points (fail-points.ts): per point, FP.WORDS Int32 words. Slot numbers are the order of
- * the protocol's FAIL_POINTS; FP.POINTS bounds how many there can be.
+ * The driver's faults (src/protocol/fail-points.ts): FP.HEADER_WORDS of counters (fail-nth, calls and
+ * failures per should-fail point, the driver's recovery events the hardware waits for), then FP.CELLS
+ * trigger cells of FP.CELL_WORDS words.
  */
 export const FP = {
-  /** Calls left that fail: > 0 counts down, -1 fails until disarmed, 0 is off. */
-  REMAINING: 0,
-  /** Calls that failed so far. */
-  HITS: 1,
-  WORDS: 2,
-  POINTS: 64,
+  HEADER_WORDS: 64,
+  /** fail-nth: the call that fails (0: off), and the calls counted so far. */
+  NTH: 0,
+  NTH_CALLS: 1,
+  /** Times the driver entered recovery, and the RID of the last device it recovered. */
+  RECOVERIES: 2,
+  RECOVERY_RID: 3,
+  /** Per should-fail point (FP.POINTS of them): calls that failed. */
+  HITS: 8,
+  POINTS: 32,
+  CELLS: 64,
+  CELL_WORDS: 24,
 } as const;
 
 export interface LayoutConfig {
@@ -160,6 +172,8 @@ export interface Layout extends LayoutConfig {
   irq: number;
   stats: number;
   failPoints: number;
+  /** The DMA use-after-free sanitizer's state (sanitizer.ts). */
+  sanitizer: number;
   /** The trace region (TRACE), and the bytes of one ring in it (0 when tracing is off). */
   trace: number;
   traceRingBytes: number;
@@ -194,7 +208,8 @@ export function computeLayout(cfg: LayoutConfig): Layout {
   const cpus = take(MAX_CPUS * CPUW.BLOCK_WORDS * 4);
   const irq = take(IRQW.WORDS * 4);
   const stats = take(STAT.SLOTS * 8);
-  const failPoints = take(FP.POINTS * FP.WORDS * 4);
+  const failPoints = take((FP.HEADER_WORDS + FP.CELLS * FP.CELL_WORDS) * 4);
+  const sanitizer = take(sanitizerBytes(cfg.memBytes));
   const records = cfg.traceRecords ?? 0;
   if (records !== 0) checkRingRecords(records);
   const ringBytes = records === 0 ? 0 : traceRingBytes(records);
@@ -204,7 +219,7 @@ export function computeLayout(cfg: LayoutConfig): Layout {
   const bars = take(BAR_BYTES);
   const platdev = take(PLATDEV_BYTES);
   const dram = take(cfg.memBytes);
-  return { ...cfg, control, writePort, cpus, irq, stats, failPoints, trace, traceRingBytes: ringBytes, smmu, ecam, bars, platdev, dram, total: off };
+  return { ...cfg, control, writePort, cpus, irq, stats, failPoints, sanitizer, trace, traceRingBytes: ringBytes, smmu, ecam, bars, platdev, dram, total: off };
 }
 
 /** Typed views on the shared buffer, created once per thread. */
@@ -216,6 +231,8 @@ export class SharedViews {
   readonly irqRoute: Int32Array;
   readonly stats: Float64Array;
   readonly failPoints: Int32Array;
+  /** The sanitizer's state (domains, mappings, page owners). */
+  readonly sanitizer: Sanitizer;
   /** The trace header: enabled points (one bit per point in TRACE_POINTS order) and the sequence word. */
   readonly traceHeader: Int32Array;
   readonly smmu: Int32Array;
@@ -238,8 +255,9 @@ export class SharedViews {
     this.cpus = new Int32Array(sab, layout.cpus, MAX_CPUS * CPUW.BLOCK_WORDS);
     this.irqRoute = new Int32Array(sab, layout.irq, IRQW.WORDS);
     this.stats = new Float64Array(sab, layout.stats, STAT.SLOTS);
-    this.failPoints = new Int32Array(sab, layout.failPoints, FP.POINTS * FP.WORDS);
+    this.failPoints = new Int32Array(sab, layout.failPoints, FP.HEADER_WORDS + FP.CELLS * FP.CELL_WORDS);
     this.traceHeader = new Int32Array(sab, layout.trace, TRACE.HEADER_BYTES / 4);
+    this.sanitizer = new Sanitizer(sab, layout.sanitizer, layout.memBytes);
     this.smmu = new Int32Array(sab, layout.smmu, SMMU_BYTES / 4);
     this.ecam = new Int32Array(sab, layout.ecam, ECAM_BYTES / 4);
     this.bars = new Int32Array(sab, layout.bars, BAR_BYTES / 4);
@@ -257,6 +275,7 @@ export class SharedViews {
     // Absent PCI functions and unassigned BAR space read as all-ones (a master abort).
     v.ecam.fill(-1);
     v.bars.fill(-1);
+    v.sanitizer.init();
     return v;
   }
 

@@ -22,10 +22,10 @@ const METHODS: ReadonlyMap<string, ResetMethod> = new Map([
 ]);
 /** Faults `--fault` takes, by their catalogue names, as they apply to the function being reset. */
 const FAULTS: ReadonlyMap<string, (bdf: string) => Fault> = new Map([
-  ['flr-never-ready', (bdf: string): Fault => ({ kind: 'flr-never-ready', bdf, on: true })],
+  ['flr-never-ready', (bdf: string): Fault => ({ kind: 'flr-never-ready', bdf, trigger: { count: 'forever' } })],
   ['surprise-removal', (bdf: string): Fault => ({ kind: 'surprise-removal', bdf })],
-  ['atc-inv-no-answer', (bdf: string): Fault => ({ kind: 'atc-inv-no-answer', bdf, on: true })],
-  ['fail-blocking-attach', (): Fault => ({ kind: 'fail-blocking-attach', count: 1 })],
+  ['atc-inv-no-answer', (bdf: string): Fault => ({ kind: 'atc-inv-no-answer', bdf, trigger: { count: 'forever' } })],
+  ['fail-blocking-attach', (): Fault => ({ kind: 'fail-blocking-attach' })],
 ]);
 const SPEC = {
   ...PCIE_COMMON,
