@@ -112,6 +112,11 @@ export class Kernel {
     return this.iommuState;
   }
 
+  /** Whether the IOMMU layer exists on this CPU yet. */
+  hasIommu(): boolean {
+    return this.iommuState !== null;
+  }
+
   /** The PCI core, after initPci. */
   pciState(): PciState {
     if (!this.pci) throw new Error(`cpu${this.platform.cpu}: PCI not initialised on this CPU (pciInit)`);

@@ -23,6 +23,7 @@ import { SPIN_MS } from '../src/machine/wait.ts';
 import { serveOps } from '../src/protocol/rpc.ts';
 import { HW_OPS, type HwOps } from '../src/protocol/ops/hw.ts';
 import { Machine, type MachineConfig } from './machine.ts';
+import { hwOps } from './ops.ts';
 
 interface HwWorkerData {
   sab: SharedArrayBuffer;
@@ -46,17 +47,7 @@ const apply = machine.write.bind(machine);
 /** Spinning threads: this one and every driver CPU (the main thread mostly sleeps). */
 const HOT_MS = layout.ncpus + 1 <= availableParallelism() ? 1 : 0.1;
 
-serveOps<HwOps, null>(parentPort!, HW_OPS, {
-  inject: (_, f) => {
-    machine.inject(f);
-    return true;
-  },
-  report: () => machine.report(),
-  stop: () => {
-    stopping = true;
-    return true;
-  },
-}, null);
+serveOps<HwOps, null>(parentPort!, HW_OPS, hwOps(machine, () => (stopping = true)), null);
 
 const yieldToEventLoop = () => new Promise<void>((r) => setImmediate(r));
 

@@ -2,6 +2,7 @@
 // and fault injection. Holds no worker-specific code: hw-worker.ts drives it from a worker thread,
 // src/host/lockstep.ts from the driver's own thread.
 
+import { commandName } from '../src/arch/smmu/commands.ts';
 import { STAT, type SharedViews } from '../src/machine/layout.ts';
 import { PA, PLATDEV_BYTES, SMMU_BYTES } from '../src/arch/platform.ts';
 import type { PortWrite } from '../src/machine/mmio-port.ts';
@@ -40,6 +41,8 @@ export class Machine {
   readonly pcie: PcieHost;
   /** Platform time a hang ends (Infinity: until resumed), or -1 when not hung. */
   private hungUntil = -1;
+  /** MMIO writes posted while hung, applied when the hang ends. */
+  private readonly heldWrites: PortWrite[] = [];
   private readonly failPoints: FailPoints;
   private recoveriesSeen = 0;
   private readonly mmio: MmioWindow[] = [];
@@ -108,7 +111,14 @@ export class Machine {
   /** What the hardware saw of faults and of the sanitizer. */
   report(): HwReport {
     const s = this.ctx.stats;
-    return { uaf: s[STAT.SAN_UAF]!, lazyWindow: s[STAT.SAN_LAZY]!, records: this.ctx.uaf.records.slice(), faultsFired: this.ctx.faults.fired() };
+    return {
+      uaf: s[STAT.SAN_UAF]!,
+      lazyWindow: s[STAT.SAN_LAZY]!,
+      records: this.ctx.uaf.records.slice(),
+      faultsFired: this.ctx.faults.fired(),
+      corrupted: Object.fromEntries([...this.ctx.faults.corrupted].map(([op, n]) => [commandName(op), n])),
+      devices: this.pcie.endpoints.map((e) => ({ bdf: e.bdf, resets: e.resetsDone, removed: e.isRemoved, inReset: e.inReset })),
+    };
   }
 
 
@@ -120,8 +130,16 @@ export class Machine {
     this.mmio.push(m);
   }
 
-  /** Applies one MMIO write from the write port to the device that decodes its address. */
+  /**
+   * Applies one MMIO write from the write port to the device that decodes its address. A hung machine
+   * takes none: they wait, in order, for the hang to end (the hardware worker does not even drain its
+   * write port meanwhile; lockstep posts every write here at once).
+   */
   write(w: PortWrite): void {
+    if (this.hung) {
+      this.heldWrites.push({ ...w });
+      return;
+    }
     this.ctx.stats[STAT.MMIO_WRITES]!++;
     for (const m of this.mmio) {
       const off = w.pa - m.base;
@@ -141,6 +159,8 @@ export class Machine {
       this.ctx.faults.event('recovery', r.rid);
     }
     if (this.hung) return 0;
-    return this.sched.run(budget);
+    const held = this.heldWrites.splice(0);
+    for (const w of held) this.write(w);
+    return held.length + this.sched.run(budget);
   }
 }

@@ -8,7 +8,7 @@ import { waitFor, withSystem, type TestSystem } from './helpers/system.ts';
 import { STAT } from '../src/machine/layout.ts';
 import { PA } from '../src/arch/platform.ts';
 import { EVT } from '../src/arch/smmu/events.ts';
-import { executedByOpcode } from '../src/host/system.ts';
+import { executedByOpcode } from '../src/host/stats.ts';
 
 const PG = 4096;
 

@@ -134,7 +134,10 @@ export class EventQueueThread {
   private rsBegin = -Infinity;
   private rsPrinted = 0;
   private rsMissed = 0;
-  /** Fault 'evtq-overflow': the thread drains nothing until the SMMU reports an overflow. */
+  /**
+   * Fault 'evtq-overflow': the woken thread does not get the CPU until the SMMU has reported an
+   * overflow; it waits as deferred work, so the next interrupt edge is not needed to run it.
+   */
   private stalled = false;
 
   constructor(private readonly dev: EvtqDevice) {}
@@ -172,10 +175,16 @@ export class EventQueueThread {
   run(): void {
     const regs = this.dev.regs;
     const ovf = Q_OVFLG.bits;
-    if (!this.stalled && shouldFail(this.dev.p, 'evtq-stall')) this.stalled = true;
-    if (this.stalled) {
-      if ((regs.read32(OFF.EVENTQ_PROD) & ovf) === (this.prod & ovf)) return;
-      this.stalled = false;
+    if (this.stalled) return;
+    if (shouldFail(this.dev.p, 'evtq-stall')) {
+      this.stalled = true;
+      this.dev.p.deferWork(() => {
+        if ((regs.read32(OFF.EVENTQ_PROD) & ovf) === (this.prod & ovf)) return false;
+        this.stalled = false;
+        this.run();
+        return true;
+      });
+      return;
     }
     do {
       while (!this.empty()) {

@@ -11,10 +11,16 @@ import type { ArmSmmuDevice } from './smmu.ts';
 export class CmdIssuer {
   /** Commands issued through this issuer, by spec name (CMD_SYNCs under SYNC). */
   readonly issued: Record<string, number> = {};
+  /**
+   * Commands of batches whose CMD_SYNC failed, by spec name (the CMD_SYNC included): issued, and
+   * reported to the caller as not known to have completed.
+   */
+  readonly unconfirmed: Record<string, number> = {};
   /** CMD_SYNCs that timed out (each was logged by the command queue). */
   syncTimeouts = 0;
   private readonly buf = new Uint32Array(4);
-  private pending = 0;
+  /** Names of the commands in the batch since the last submit. */
+  private readonly batch: string[] = [];
 
   constructor(readonly dev: ArmSmmuDevice) {}
 
@@ -26,23 +32,27 @@ export class CmdIssuer {
   add(ent: CmdEnt): void {
     buildCmd(this.buf, 0, ent);
     this.dev.batchAddRaw(this.buf);
-    this.count(commandName(F.OP.read(this.buf, 0)));
-    this.pending++;
+    const name = commandName(F.OP.read(this.buf, 0));
+    this.count(name);
+    this.batch.push(name);
   }
 
   /** Issues the batch with a CMD_SYNC and waits for it; returns 0 or -ETIMEDOUT. */
   submit(): number {
     const ret = this.dev.batchSubmit();
     this.count('SYNC');
-    this.pending = 0;
-    if (ret !== 0) this.syncTimeouts++;
+    if (ret !== 0) {
+      this.syncTimeouts++;
+      for (const name of [...this.batch, 'SYNC']) this.unconfirmed[name] = (this.unconfirmed[name] ?? 0) + 1;
+    }
+    this.batch.length = 0;
     return ret;
   }
 
   /** Issues one command on its own, without a CMD_SYNC (arm_smmu_cmdq_issue_cmd), e.g. PREFETCH_CONFIG. */
   issueNoSync(ent: CmdEnt): void {
     // Issued directly, so it must not overtake commands still waiting in this CPU's batch.
-    if (this.pending !== 0) throw new Error(`issueNoSync(${ent.op}): ${this.pending} batched command(s) not submitted yet`);
+    if (this.batch.length !== 0) throw new Error(`issueNoSync(${ent.op}): ${this.batch.length} batched command(s) not submitted yet`);
     buildCmd(this.buf, 0, ent);
     this.dev.cmdq.issue(this.buf, 1, false);
     this.count(commandName(F.OP.read(this.buf, 0)));

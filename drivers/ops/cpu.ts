@@ -10,6 +10,10 @@ export const cpuOps = {
     k.logRead = all.length;
     return fresh;
   },
+  sleep: (k, r) => {
+    k.platform.sleep(r.ns);
+    return true;
+  },
   stop: (k) => {
     k.stopping = true;
     return true;

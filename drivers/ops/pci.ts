@@ -34,6 +34,7 @@ function info(st: PciState, d: PciDev): PciDeviceInfo {
     capsLooped: looped,
     bars: d.resources.map((r) => ({ index: r.index, start: r.start, size: r.size })),
     driver: d.driver?.name ?? null,
+    gone: d.disconnected,
     sid: d.sid,
     irq: d.irq,
     resetMethods: [...d.resetMethods],

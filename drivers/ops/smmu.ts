@@ -25,8 +25,11 @@ export const smmuOps = {
   issueBatch: (k, b) => k.device().issueRaw(Uint32Array.from(b.words), b.words.length / 4, b.sync),
   driverStats: (k) => {
     const d = k.device();
+    const cmds = k.hasIommu() ? k.iommu().iommu.cmds : null;
     return {
       cmdqErrors: d.errorLog.slice(),
+      issuedByOpcode: { ...cmds?.issued },
+      unconfirmedByOpcode: { ...cmds?.unconfirmed },
       gerrors: Object.fromEntries(d.gerrors),
       issued: d.cmdq.issuedCmds,
       syncs: d.cmdq.syncs,

@@ -6,7 +6,7 @@
 // pci_reset_function, so neither reset_prepare/done nor the IOMMU reset hooks run.
 
 import { AER, AER_UNCOR, DEVSTA, EXP, EXP_TYPE } from '../../src/arch/pcie/regs.ts';
-import { PCI_CHANNEL, PCI_ERS, PCI_ERS_NAMES, type PciChannelState, type PciErsResult } from './pci.ts';
+import { PCI_CHANNEL, PCI_ERS, PCI_ERS_NAMES, pciDevCheckPresent, possibleError, type PciChannelState, type PciErsResult } from './pci.ts';
 import type { PciDev } from './pci.ts';
 import { enterRecovery } from '../fault-inject.ts';
 import { pciBridgeSecondaryBusReset } from './reset.ts';
@@ -112,6 +112,11 @@ function pcieDoRecovery(dev: PciDev, state: PciChannelState): RecoveryReport {
 export function aerHandleError(dev: PciDev): RecoveryReport | null {
   if (!dev.aerCap) throw new Error(`${dev.bdf}: no AER capability`);
   const uncor = dev.read32(dev.aerCap + AER.UNCOR_STATUS);
+  if (possibleError(uncor, 4) && !pciDevCheckPresent(dev)) {
+    // The function is gone (surprise removal): its drivers are told the channel failed for good.
+    enterRecovery(dev.platform, dev.rid);
+    return pcieDoRecovery(dev, PCI_CHANNEL.PERM_FAILURE);
+  }
   const cor = dev.read32(dev.aerCap + AER.COR_STATUS);
   if (uncor === 0) {
     if (cor) {

@@ -8,7 +8,7 @@ import { DMA_CTRL, DMA_DOORBELL, DMA_ERR_NAMES, DMA_ID, DMA_REG, DMA_STATUS } fr
 import { IDS } from '../../src/arch/pcie/ids.ts';
 import { NS_PER_US } from '../../src/arch/time.ts';
 import type { PciCore } from './core.ts';
-import { PCI_CHANNEL, PCI_ERS, type PciChannelState, type PciDriver, type PciErrorHandlers, type PciErsResult, type PciDev } from './pci.ts';
+import { PCI_CHANNEL, PCI_ERS, pciDevCheckPresent, possibleError, type PciChannelState, type PciDriver, type PciErrorHandlers, type PciErsResult, type PciDev } from './pci.ts';
 import { pciAllocIrqVector, pciFreeIrqVectors } from './msi.ts';
 import { E } from '../../src/protocol/errno.ts';
 import { pciEnableDevice, pciSetMaster } from './probe.ts';
@@ -46,7 +46,7 @@ export class EpDriver implements PciDriver {
       errorDetected: (dev: PciDev, state: PciChannelState): PciErsResult => {
         const st = this.state(dev);
         dev.dlog('info', `error detected (channel state ${state === PCI_CHANNEL.FROZEN ? 'frozen' : state === PCI_CHANNEL.NORMAL ? 'normal' : 'perm failure'})`);
-        if (state === PCI_CHANNEL.PERM_FAILURE) return PCI_ERS.DISCONNECT;
+        if (state === PCI_CHANNEL.PERM_FAILURE || dev.disconnected) return PCI_ERS.DISCONNECT;
         if (state === PCI_CHANNEL.FROZEN) {
           st.broken = true;
           return PCI_ERS.NEED_RESET;
@@ -55,6 +55,7 @@ export class EpDriver implements PciDriver {
       },
       mmioEnabled: (): PciErsResult => PCI_ERS.RECOVERED,
       slotReset: (dev: PciDev): PciErsResult => {
+        if (!pciDevCheckPresent(dev)) return PCI_ERS.DISCONNECT;
         pciRestoreState(dev);
         pciSaveState(dev);
         this.start(dev);
@@ -132,6 +133,7 @@ export class EpDriver implements PciDriver {
   /** Programs a copy of len bytes from bus address src to dst and rings the doorbell. */
   startTransfer(dev: PciDev, src: number, dst: number, len: number): number {
     const st = this.state(dev);
+    if (dev.disconnected) return -E.ENODEV;
     if (st.broken) return -E.EIO;
     if (st.io.read32(DMA_REG.STATUS) & DMA_STATUS.BUSY.bits) return -E.EBUSY;
     st.io.write64(DMA_REG.SRC, BigInt(src));
@@ -148,7 +150,12 @@ export class EpDriver implements PciDriver {
     const deadline = p.clock.now() + timeoutNs;
     while (st.completions === seen) {
       const left = deadline - p.clock.now();
-      if (left <= 0) return { ok: false, error: 'timeout', status: st.io.read32(DMA_REG.STATUS), doneBytes: st.io.read32(DMA_REG.DONE_BYTES) };
+      if (left <= 0) {
+        const status = st.io.read32(DMA_REG.STATUS);
+        // All-ones from a register: the device may be gone (drivers check with pci_device_is_present).
+        if (possibleError(status, 4) && !pciDevCheckPresent(dev)) return { ok: false, error: 'gone', status, doneBytes: 0 };
+        return { ok: false, error: 'timeout', status, doneBytes: st.io.read32(DMA_REG.DONE_BYTES) };
+      }
       p.sleep(Math.min(left, 20 * NS_PER_US));
     }
     const s = st.lastStatus;
@@ -161,7 +168,7 @@ export class EpDriver implements PciDriver {
   transfer(dev: PciDev, src: number, dst: number, len: number, timeoutNs: number): TransferResult {
     const seen = this.state(dev).completions;
     const rc = this.startTransfer(dev, src, dst, len);
-    if (rc) return { ok: false, error: rc === -E.EBUSY ? 'busy' : 'broken', status: 0, doneBytes: 0 };
+    if (rc) return { ok: false, error: rc === -E.EBUSY ? 'busy' : rc === -E.ENODEV ? 'gone' : 'broken', status: 0, doneBytes: 0 };
     return this.waitTransfer(dev, seen, timeoutNs);
   }
 }

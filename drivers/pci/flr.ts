@@ -7,7 +7,7 @@ import { DEVCTL, DEVSTA, EXP, EXP_TYPE, HDR, VENDOR_RRS } from '../../src/arch/p
 import { E } from '../../src/protocol/errno.ts';
 import type { PciCore } from './core.ts';
 import { pciResetWithIommuBlocked } from './iommu-reset.ts';
-import { possibleError, type PciDev } from './pci.ts';
+import { pciDevCheckPresent, possibleError, type PciDev } from './pci.ts';
 
 export const RESET_READY_POLL_MS = TIMEOUT.RESET_READY_POLL / NS_PER_MS;
 /** Linux PCI_RESET_WAIT (ms): after a conventional reset a function must be ready within 1 s (r6.0 6.6.1). */
@@ -40,6 +40,7 @@ export function pciDevWait(dev: PciDev, resetType: string, timeoutMs: number): n
     }
     if (delay > timeoutMs) {
       dev.log('warn', `not ready ${delay - 1}ms after ${resetType}; giving up`);
+      pciDevCheckPresent(dev);
       return -E.ENOTTY;
     }
     if (delay > PCI_RESET_WAIT_MS) dev.log('info', `not ready ${delay - 1}ms after ${resetType}; waiting`);

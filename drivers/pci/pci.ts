@@ -3,7 +3,7 @@
 // BDF bb:dd.f is the 4 KiB at ECAM base + (bus << 20 | devfn << 12). Reads of a function that is absent
 // or not answering return all-ones; PCI_POSSIBLE_ERROR tests for that.
 
-import { ECAM_BYTES, PA } from '../../src/arch/platform.ts';
+import { PA } from '../../src/arch/platform.ts';
 import type { IoMem, Platform } from '../platform/platform.ts';
 import type { LogLevel } from '../../src/protocol/log.ts';
 import type { ResetMethod } from '../../src/protocol/ops/pci.ts';
@@ -66,7 +66,7 @@ export function possibleError(v: number, bytes: 1 | 2 | 4): boolean {
 export class EcamAccess {
   readonly io: IoMem;
   constructor(p: Platform) {
-    this.io = p.ioremap(PA.ECAM_BASE, ECAM_BYTES);
+    this.io = p.ioremap(PA.ECAM_BASE, p.ecamBytes);
   }
   read8(rid: number, off: number): number {
     return this.io.read8(rid * 4096 + off);
@@ -306,4 +306,17 @@ export class PciDev {
     const ext = this.extendedCapabilities();
     return { caps: [...legacy.caps, ...ext.caps], looped: legacy.looped || ext.looped };
   }
+}
+
+/**
+ * Whether the device still answers config reads (pci_device_is_present). A Vendor ID of all-ones
+ * outside a reset means it is gone (surprise removal): it is marked disconnected
+ * (pci_dev_set_disconnected), and everything that would wait for it gives up at once from then on.
+ */
+export function pciDevCheckPresent(dev: PciDev): boolean {
+  if (dev.disconnected) return false;
+  if (!possibleError(dev.read32(HDR.VENDOR_ID), 4)) return true;
+  dev.disconnected = true;
+  dev.log('warn', 'device not present (Vendor ID reads all-ones): marked disconnected');
+  return false;
 }

@@ -15,6 +15,7 @@ import type { Tracer } from '../../src/protocol/tracer.ts';
 export type IrqHandler = (vector: number) => void;
 
 export class CpuCore {
+  private readonly deferred: (() => boolean)[] = [];
   private irqsOn = true;
   private inHandler = false;
   /** The interrupt controller's raisedSeq when this CPU last found nothing left pending. */
@@ -61,8 +62,17 @@ export class CpuCore {
   }
 
   /** Runs handlers for pending interrupts if interrupts are on; handlers run with interrupts off. */
+  /**
+   * Work that runs at this CPU's interrupts-on points until it returns true: a kernel thread that is
+   * runnable but has not had the CPU yet (the event thread that evtq-overflow stalls).
+   */
+  deferWork(work: () => boolean): void {
+    this.deferred.push(work);
+  }
+
   take(): void {
     if (!this.irqsOn || this.inHandler) return;
+    if (this.deferred.length) this.runDeferred();
     // Nothing raised since the last look emptied the pending bits: one load instead of the bitmap.
     const seq = this.irqc.raisedSeq(this.cpu);
     if (seq === this.seenSeq) return;
@@ -84,6 +94,17 @@ export class CpuCore {
         h.fn(v);
       }
       this.seenSeq = seq;
+    } finally {
+      this.irqsOn = true;
+      this.inHandler = false;
+    }
+  }
+
+  private runDeferred(): void {
+    this.inHandler = true;
+    this.irqsOn = false;
+    try {
+      for (let i = this.deferred.length - 1; i >= 0; i--) if (this.deferred[i]!()) this.deferred.splice(i, 1);
     } finally {
       this.irqsOn = true;
       this.inHandler = false;

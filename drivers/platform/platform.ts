@@ -41,6 +41,8 @@ export interface Platform {
   readonly failPoints: FailPoints;
   /** What the DMA use-after-free sanitizer knows of the driver's domains and mappings. */
   readonly sanitizer: Sanitizer;
+  /** Bytes of the ECAM window at PA.ECAM_BASE (firmware's MCFG bus range, 1 MiB per bus). */
+  readonly ecamBytes: number;
   /** The driver's trace points (src/protocol/trace-points.ts), into this CPU's trace ring. */
   readonly trace: Tracer<'driver'>;
 
@@ -70,6 +72,8 @@ export interface Platform {
   freeIrq(vector: number): void;
   /** Takes pending interrupts now if interrupts are on (the kernel's interrupts-on points call this). */
   irqCheckpoint(): void;
+  /** Runs `work` at this CPU's interrupts-on points until it returns true (a runnable kernel thread waiting for the CPU). */
+  deferWork(work: () => boolean): void;
 
   /** Appends a kernel log line (dmesg style) for this CPU. */
   log(level: LogLevel, msg: string): void;
@@ -163,6 +167,7 @@ export abstract class PlatformBase<C extends Clock = Clock> implements Platform 
   readonly irqc: InterruptController;
   readonly failPoints: FailPoints;
   readonly sanitizer: Sanitizer;
+  readonly ecamBytes: number;
   readonly trace: Tracer<'driver'>;
   protected readonly core: CpuCore;
 
@@ -175,6 +180,7 @@ export abstract class PlatformBase<C extends Clock = Clock> implements Platform 
     this.ncpus = views.layout.ncpus;
     this.mem = new PhysMem(views);
     this.sanitizer = views.sanitizer;
+    this.ecamBytes = views.ecam.byteLength;
     this.pages = new PageAllocator(this.mem, views.sanitizer);
     this.pages.shouldFail = () => this.failPoints.shouldFail('page-alloc', this.clock.now());
     this.irqc = new InterruptController(views);
@@ -216,6 +222,9 @@ export abstract class PlatformBase<C extends Clock = Clock> implements Platform 
   }
   freeIrq(vector: number): void {
     this.core.freeIrq(vector);
+  }
+  deferWork(work: () => boolean): void {
+    this.core.deferWork(work);
   }
   irqCheckpoint(): void {
     this.core.take();

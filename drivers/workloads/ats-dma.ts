@@ -1,9 +1,14 @@
-// The ats-dma workload: every ATS endpoint copies buffers with its DMA engine while the driver maps
-// and unmaps them. Each round maps a source and a destination buffer per endpoint through the DMA API
+// The ats-dma workload: every endpoint copies buffers with its DMA engine while the driver maps and
+// unmaps them (through its ATC when it has ATS). Each round maps a source and a destination buffer per endpoint through the DMA API
 // (strict mode), runs `transfersPerMap` copies on all endpoints at once (the first copy misses in the
 // ATCs, the later ones hit), checks the data, then unmaps: TLBI + CMD_SYNC, then the ATC_INVs and one
 // CMD_SYNC. With a shared domain (the default, as VFIO puts the devices of one container in one
 // domain) that CMD_SYNC covers every endpoint's ATC invalidations.
+//
+// Freed buffers go back to the rest of the kernel, which reuses them at once (here: the page cache
+// takes each freed range and keeps it for a round), so a round never gets the previous round's pages
+// back: a device that DMAs through a stale translation reaches memory someone else owns, as it would
+// on a busy machine, and the DMA sanitizer sees it.
 
 import { PAGE_SIZE } from '../../src/arch/platform.ts';
 import { NS_PER_MS } from '../../src/arch/time.ts';
@@ -29,8 +34,9 @@ export function runAtsDma(k: Kernel, st: PciState, w: AtsDmaRequest): AtsDmaRun 
   if (w.durationNs === undefined && w.rounds === undefined) throw new Error('ats-dma: needs durationNs or rounds');
   const p = k.platform;
   const glue = st.iommu;
-  const devs = st.core.devices.filter((d) => d.driver === st.ep && d.atsEnabled);
-  if (devs.length === 0) throw new Error('ats-dma: no endpoint with ATS enabled is bound to the DMA driver');
+  // Endpoints without ATS take part too, their copies untranslated through the SMMU.
+  const devs = st.core.devices.filter((d) => d.driver === st.ep);
+  if (devs.length === 0) throw new Error('ats-dma: no endpoint is bound to the DMA driver');
   let dmas: IommuDma[];
   if (w.sharedDomain) {
     const domain = glue.iommu.allocPaging();
@@ -49,6 +55,9 @@ export function runAtsDma(k: Kernel, st: PciState, w: AtsDmaRequest): AtsDmaRun 
   const end = w.durationNs !== undefined ? start + w.durationNs : Infinity;
   const maxRounds = w.rounds ?? Infinity;
   const out: AtsDmaRun = { endpoints: devs.map((d) => d.bdf), rounds: 0, transfers: 0, bytes: 0, verifyFailures: 0, errors: [], elapsedNs: 0 };
+  /** What the page cache took from the previous round (PAs of w.pages each). */
+  let reused: number[] = [];
+  const release = (pas: readonly number[]) => pas.forEach((pa) => p.pages.free(pa, w.pages));
   while (out.rounds < maxRounds && p.clock.now() < end) {
     const lanes: Lane[] = devs.map((dev, i) => {
       const src = p.pages.alloc(w.pages, 'ats-dma source');
@@ -68,18 +77,24 @@ export function runAtsDma(k: Kernel, st: PciState, w: AtsDmaRequest): AtsDmaRun 
         else out.bytes += len;
       });
     }
+    const taken: number[] = [];
     for (const l of lanes) {
       const a = p.mem.readBytes(l.src, len);
       const b = p.mem.readBytes(l.dst, len);
       if (a.some((x, i) => x !== b[i])) out.verifyFailures++;
       l.dma.unmap(l.srcIova, len, 'to-device');
       l.dma.unmap(l.dstIova, len, 'from-device');
-      p.pages.free(l.src, w.pages);
-      p.pages.free(l.dst, w.pages);
+      for (const pa of [l.src, l.dst]) {
+        p.pages.free(pa, w.pages);
+        taken.push(p.pages.alloc(w.pages, 'page cache'));
+      }
     }
+    release(reused);
+    reused = taken;
     out.rounds++;
     p.irqCheckpoint();
   }
+  release(reused);
   out.elapsedNs = p.clock.now() - start;
   return out;
 }

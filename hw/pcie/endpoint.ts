@@ -67,6 +67,8 @@ export class PcieEndpoint extends PcieFunction implements AtsEndpoint {
   private power: number = POWER_STATE.D0;
   private resetting: { kind: ResetKind; timer: Timer | null } | null = null;
   private removed = false;
+  /** Resets the function completed (FLR, hot, PM), for reports. */
+  resetsDone = 0;
   private xfer: Transfer | null = null;
   /** Completions of ATC invalidations not yet sent. */
   private readonly pendingInv = new Set<Timer>();
@@ -245,6 +247,7 @@ export class PcieEndpoint extends PcieFunction implements AtsEndpoint {
     this.bar.sync();
     this.updateDecode();
     this.trpndStuck = false;
+    this.resetsDone++;
     this.ctx.faults.deviceReset(this.rid);
     this.ctx.tr.pcie_reset_done?.(this.rid, kind);
   }
@@ -277,6 +280,14 @@ export class PcieEndpoint extends PcieFunction implements AtsEndpoint {
     this.atc?.clear();
     if (this.fwAck) this.fwAck.cancelled = true;
     this.fwAck = null;
+  }
+
+  get isRemoved(): boolean {
+    return this.removed;
+  }
+
+  get inReset(): boolean {
+    return this.resetting !== null;
   }
 
   /** Hot-unplug: the function is gone; every access returns all-ones from now on. */

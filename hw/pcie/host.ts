@@ -7,7 +7,7 @@
 // all-ones (the buffer starts that way) and writes to them are dropped.
 
 import { type SharedViews } from '../../src/machine/layout.ts';
-import { BAR_BYTES, ECAM_BYTES, PA } from '../../src/arch/platform.ts';
+import { BAR_BYTES, PA } from '../../src/arch/platform.ts';
 import type { WriteOutcome } from '../regfile.ts';
 import { type Topology } from '../../src/protocol/topology.ts';
 import { parseBdf, ridOf } from '../../src/arch/pcie/bdf.ts';
@@ -24,7 +24,7 @@ export class PcieHost {
 
   constructor(
     private readonly ctx: HwContext,
-    views: SharedViews,
+    private readonly views: SharedViews,
     readonly topology: Topology,
     smmu: SmmuDeviceServices,
   ) {
@@ -46,7 +46,7 @@ export class PcieHost {
     return {
       name: 'ecam',
       base: PA.ECAM_BASE,
-      size: ECAM_BYTES,
+      size: this.views.ecam.byteLength,
       write: (off, size, lo, hi): WriteOutcome => {
         const fn = this.byRid.get(off >>> 12);
         if (!fn) {

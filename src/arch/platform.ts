@@ -21,8 +21,13 @@ export const PA = {
   PLATDEV_BASE: 0x0a00_0000,
 } as const;
 
-export const ECAM_BUSES = 4;
-export const ECAM_BYTES = ECAM_BUSES << 20;
+/**
+ * Buses the ECAM window can hold: 16 MiB below DRAM, as QEMU virt's (low) ECAM. A machine's window
+ * covers only buses 0 up to the highest its topology uses (what firmware's MCFG bus range says), 1 MiB
+ * each, so ECAM does not grow with buses nobody uses.
+ */
+export const ECAM_MAX_BUSES = 16;
+export const ECAM_BUS_BYTES = 1 << 20;
 export const BAR_BYTES = 1 << 20;
 /** The SMMU's two 64 KiB register pages (6.2). */
 export const SMMU_BYTES = SMMU_MMIO_SIZE;

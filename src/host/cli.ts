@@ -2,6 +2,8 @@
 // src/host/cli/commands.ts.
 
 import { UsageError } from './cli/args.ts';
+import { InputError } from '../protocol/check.ts';
+import { TopologyError } from '../protocol/topology.ts';
 import { COMMANDS } from './cli/commands.ts';
 
 async function help(): Promise<string> {
@@ -30,6 +32,11 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     if (e instanceof UsageError) {
       process.stderr.write(`${e.message}\n`);
+      return 2;
+    }
+    // Bad input (a scenario or topology file, a fault): one line naming the field, exit 2.
+    if (e instanceof InputError || e instanceof TopologyError) {
+      process.stderr.write(`smmulab ${name}: ${e.message}\n`);
       return 2;
     }
     process.stderr.write(`smmulab ${name}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);

@@ -1,6 +1,7 @@
 // smmulab's public API: boot the emulated system, inject faults, read statistics, run in lockstep.
 
-export { System, executedByOpcode, cerrorsByName, type SystemOptions, type StatsSnapshot } from './system.ts';
+export { System, type SystemOptions } from './system.ts';
+export { executedByOpcode, cerrorsByName, type StatsSnapshot } from './stats.ts';
 export { createLockstep, LockstepPlatform, type LockstepOptions } from './lockstep.ts';
 export { type Fault, describeFault, validateFault } from '../protocol/faults.ts';
 export { DEFAULT_FEATURES, PROFILES, parseFeatures, validateFeatures, type SmmuFeatures } from '../arch/smmu/features.ts';

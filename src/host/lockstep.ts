@@ -8,18 +8,39 @@
 import { Machine, type MachineConfig } from '../../hw/machine.ts';
 import { checkFault, type Fault } from '../protocol/faults.ts';
 import { routeFault } from './faults.ts';
+import { defaultTopology, ecamBuses } from '../protocol/topology.ts';
 import { TraceCollector, enableTrace, traceRecords, type TraceOptions } from './trace.ts';
 import type { RawTraceRecord } from '../machine/trace-ring.ts';
 import { type LogEntry } from '../protocol/log.ts';
 import { CTRL, DEFAULT_MEM_BYTES, SharedViews, computeLayout } from '../machine/layout.ts';
 import { PlatformBase } from '../../drivers/platform/platform.ts';
 import { VirtualClock } from '../machine/clock.ts';
+import { DirectOps, type OpCaller } from '../protocol/rpc.ts';
+import { KERNEL_OPS, type KernelOps } from '../protocol/ops/index.ts';
+import { HW_OPS, type HwOps } from '../protocol/ops/hw.ts';
+import { Kernel } from '../../drivers/kernel.ts';
+import { KERNEL_IMPLS } from '../../drivers/ops/index.ts';
+import { hwOps } from '../../hw/ops.ts';
+import { statsSnapshot, type StatsSnapshot } from './stats.ts';
 
 /** Virtual ns one cpu_relax() takes. */
 const RELAX_NS = 10;
 
+/**
+ * The watchdog of a lockstep run fired: platform time passed its limit, so something waits without
+ * end (a wait with no timeout, or one that keeps being renewed). Names what was running.
+ */
+export class Hang extends Error {}
+
 export class LockstepPlatform extends PlatformBase<VirtualClock> {
   private lastSev = 0;
+  /** Platform ns past which time may not advance (the watchdog), and what runs meanwhile. */
+  private watchdog: { limitNs: number; what: string } | null = null;
+
+  /** Arms the watchdog: time may advance by at most `ns` from now while `what` runs; null disarms it. */
+  setWatchdog(ns: number | null, what = ''): void {
+    this.watchdog = ns === null ? null : { limitNs: this.clock.now() + ns, what };
+  }
 
   constructor(
     views: SharedViews,
@@ -43,8 +64,14 @@ export class LockstepPlatform extends PlatformBase<VirtualClock> {
   private advanceTo(t: number): void {
     // NaN compares false with every deadline: the loop below would never end.
     if (Number.isNaN(t)) throw new RangeError('lockstep: advance to NaN platform ns (a delay computed from a bad value)');
+    const w = this.watchdog;
+    if (w && t > w.limitNs) {
+      this.clock.advanceTo(w.limitNs);
+      this.watchdog = null;
+      throw new Hang(`watchdog: ${w.what} still running at platform time ${(w.limitNs / 1e9).toFixed(3)} s`);
+    }
     for (;;) {
-      const next = this.machine.sched.nextDeadline();
+      const next = this.machine.nextDeadline();
       if (next > t) break;
       this.clock.advanceTo(next);
       this.machine.run();
@@ -68,14 +95,14 @@ export class LockstepPlatform extends PlatformBase<VirtualClock> {
     const end = this.clock.now() + ns;
     this.core.take();
     while (this.clock.now() < end) {
-      this.advanceTo(Math.min(end, this.machine.sched.nextDeadline()));
+      this.advanceTo(Math.min(end, this.machine.nextDeadline()));
       this.core.take();
     }
   }
 
   wfe(timeoutNs: number): void {
     const sev = Atomics.load(this.views.ctrl, CTRL.SEV);
-    if (sev === this.lastSev) this.advanceTo(Math.min(this.clock.now() + timeoutNs, this.machine.sched.nextDeadline()));
+    if (sev === this.lastSev) this.advanceTo(Math.min(this.clock.now() + timeoutNs, this.machine.nextDeadline()));
     this.lastSev = Atomics.load(this.views.ctrl, CTRL.SEV);
   }
 
@@ -85,13 +112,15 @@ export class LockstepPlatform extends PlatformBase<VirtualClock> {
     for (;;) {
       if (Atomics.load(this.mem.i32, i) !== expected) return true;
       if (this.clock.now() >= end) return false;
-      this.advanceTo(Math.min(end, this.machine.sched.nextDeadline()));
+      this.advanceTo(Math.min(end, this.machine.nextDeadline()));
     }
   }
 }
 
 export interface LockstepOptions extends MachineConfig {
   memBytes?: number;
+  /** False turns the DMA sanitizer off (benchmarks of its cost only). */
+  sanitizer?: boolean;
   /** Trace points to record; read them with the system's trace(). */
   trace?: TraceOptions;
   echo?: (line: string, e: LogEntry) => void;
@@ -101,15 +130,22 @@ export interface LockstepSystem {
   views: SharedViews;
   machine: Machine;
   platform: LockstepPlatform;
+  /** The kernel of CPU 0, and its operations as a worker would serve them (checked requests). */
+  kernel: Kernel;
+  cpu(n: number): OpCaller<KernelOps>;
+  /** The hardware's operations (inject, report), called in this thread. */
+  hw: OpCaller<HwOps>;
   /** Applies a fault (checked first): to the hardware at once, or by arming a driver should-fail point. */
   inject(fault: Fault): void;
   /** Trace records written since the last call, on one platform-time timeline. */
   trace(): RawTraceRecord[];
+  /** The hardware's counters now. */
+  stats(): StatsSnapshot;
 }
 
 /** Builds a one-thread system: shared buffer, hardware, and the platform for CPU 0. */
 export function createLockstep(opts: LockstepOptions): LockstepSystem {
-  const layout = computeLayout({ memBytes: opts.memBytes ?? DEFAULT_MEM_BYTES, ncpus: 1, traceRecords: traceRecords(opts.trace) });
+  const layout = computeLayout({ memBytes: opts.memBytes ?? DEFAULT_MEM_BYTES, ncpus: 1, traceRecords: traceRecords(opts.trace), ecamBuses: ecamBuses(opts.topology ?? defaultTopology()), ...(opts.sanitizer === false ? { sanitizerOn: false } : {}) });
   const views = SharedViews.create(layout);
   enableTrace(views, opts.trace);
   const clock = new VirtualClock();
@@ -120,5 +156,12 @@ export function createLockstep(opts: LockstepOptions): LockstepSystem {
     routeFault(views, opts.seed ?? 1, clock.now(), checkFault(fault, 'fault'), (f) => machine.inject(f));
   };
   const collector = new TraceCollector(views);
-  return { views, machine, platform, inject, trace: () => collector.drain() };
+  const kernel = new Kernel(platform);
+  const cpu0 = new DirectOps(KERNEL_OPS, KERNEL_IMPLS, kernel);
+  const cpu = (n: number) => {
+    if (n !== 0) throw new Error(`cpu ${n}: no such CPU (lockstep runs 1 CPU)`);
+    return cpu0;
+  };
+  const hw = new DirectOps(HW_OPS, hwOps(machine, () => {}), null);
+  return { views, machine, platform, kernel, cpu, hw, inject, trace: () => collector.drain(), stats: () => statsSnapshot(views) };
 }

@@ -7,22 +7,21 @@
 // The workers talk to each other only through the shared buffer; messages carry control requests.
 
 import { Worker } from 'node:worker_threads';
-import { CTRL, DEFAULT_MEM_BYTES, SharedViews, STAT, computeLayout, type Layout } from '../machine/layout.ts';
+import { CTRL, DEFAULT_MEM_BYTES, SharedViews, computeLayout, type Layout } from '../machine/layout.ts';
 import { OpClient, RpcClient } from '../protocol/rpc.ts';
 import type { KernelOps } from '../protocol/ops/index.ts';
 import type { HwOps } from '../protocol/ops/hw.ts';
 import { checkFault, type Fault } from '../protocol/faults.ts';
 import { routeFault } from './faults.ts';
+import { statsSnapshot, type StatsSnapshot } from './stats.ts';
 import { TraceCollector, enableTrace, traceRecords, type TraceOptions } from './trace.ts';
 import type { RawTraceRecord } from '../machine/trace-ring.ts';
 import { ScaledClock } from '../machine/clock.ts';
-import { commandName } from '../arch/smmu/commands.ts';
-import { CERROR_NAMES } from '../arch/smmu/regs.ts';
 import { DEFAULT_FEATURES, type SmmuFeatures } from '../arch/smmu/features.ts';
 import type { LogEntry } from '../protocol/log.ts';
 import type { SmmuDriverOptions, SmmuShared } from '../protocol/ops/smmu.ts';
 import type { MachineConfig } from '../../hw/machine.ts';
-import { defaultTopology, iommuMap, type Topology } from '../protocol/topology.ts';
+import { defaultTopology, ecamBuses, iommuMap, type Topology } from '../protocol/topology.ts';
 import type { PciDeviceInfo } from '../protocol/ops/pci.ts';
 
 const ENTRY = new URL('./worker-entry.mjs', import.meta.url);
@@ -33,6 +32,8 @@ export interface SystemOptions {
   cpus?: number;
   features?: SmmuFeatures;
   memBytes?: number;
+  /** False turns the DMA sanitizer off (benchmarks of its cost only). */
+  sanitizer?: boolean;
   /** Platform time runs this many times faster than host time. */
   timeScale?: number;
   /** Platform ns a CR0/IRQ_CTRL/GBPA Update takes. */
@@ -53,14 +54,6 @@ export interface SystemOptions {
   trace?: TraceOptions;
 }
 
-/** Counters read from the shared buffer. */
-export interface StatsSnapshot {
-  executed: Float64Array;
-  cerrors: Float64Array;
-  syncs: number;
-  gerrors: number;
-}
-
 export class System {
   private tracer: TraceCollector | null = null;
 
@@ -79,12 +72,12 @@ export class System {
   static async boot(opts: SystemOptions = {}): Promise<System> {
     const ncpus = opts.cpus ?? 1;
     const features = opts.features ?? DEFAULT_FEATURES;
-    const layout = computeLayout({ memBytes: opts.memBytes ?? DEFAULT_MEM_BYTES, ncpus, traceRecords: traceRecords(opts.trace) });
+    const topology = opts.topology ?? defaultTopology();
+    const layout = computeLayout({ memBytes: opts.memBytes ?? DEFAULT_MEM_BYTES, ncpus, traceRecords: traceRecords(opts.trace), ecamBuses: ecamBuses(topology), ...(opts.sanitizer === false ? { sanitizerOn: false } : {}) });
     const views = SharedViews.create(layout);
     enableTrace(views, opts.trace);
     const clock = ScaledClock.init(views.ctrlF64, opts.timeScale ?? 1);
     const bootMs = opts.bootTimeoutMs ?? 30_000;
-    const topology = opts.topology ?? defaultTopology();
     const workers: Worker[] = [];
     const start = (module: string, name: string, extra: object) => {
       const w = new Worker(ENTRY, { workerData: { module, sab: views.sab, layout, ...extra } });
@@ -180,13 +173,7 @@ export class System {
   }
 
   stats(): StatsSnapshot {
-    const s = this.views.stats;
-    return {
-      executed: s.slice(STAT.EXEC, STAT.EXEC + 256),
-      cerrors: s.slice(STAT.CERROR, STAT.CERROR + 8),
-      syncs: s[STAT.SYNC_DONE]!,
-      gerrors: s[STAT.GERROR_RAISED]!,
-    };
+    return statsSnapshot(this.views);
   }
 
   /** Hardware heartbeat (moves while the hardware loop runs). */
@@ -198,24 +185,4 @@ export class System {
     await Promise.allSettled([this.hw.op('stop', undefined, 5000), ...this.cpus.map((c) => c.op('stop', undefined, 5000))]);
     await Promise.all(this.workers.map((w) => w.terminate()));
   }
-}
-
-/** Commands executed between two snapshots, by spec name (opcode 0x04 is CFGI_STE_RANGE whatever its Range). */
-export function executedByOpcode(before: StatsSnapshot, after: StatsSnapshot): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (let op = 0; op < 256; op++) {
-    const n = after.executed[op]! - before.executed[op]!;
-    if (n > 0) out[commandName(op)] = n;
-  }
-  return out;
-}
-
-/** Command errors between two snapshots, by CERROR name. */
-export function cerrorsByName(before: StatsSnapshot, after: StatsSnapshot): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (let c = 1; c < 8; c++) {
-    const n = after.cerrors[c]! - before.cerrors[c]!;
-    if (n > 0) out[CERROR_NAMES[c] ?? `CERROR_${c}`] = n;
-  }
-  return out;
 }

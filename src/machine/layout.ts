@@ -22,7 +22,7 @@
 import { hex } from '../arch/bits.ts';
 import { TRACE, checkRingRecords, traceRingBytes } from './trace-ring.ts';
 import { Sanitizer, sanitizerBytes } from './sanitizer.ts';
-import { BAR_BYTES, ECAM_BYTES, IRQ_VECTORS, PA, PAGE_SIZE, PLATDEV_BYTES, SMMU_BYTES } from '../arch/platform.ts';
+import { BAR_BYTES, ECAM_BUS_BYTES, ECAM_MAX_BUSES, IRQ_VECTORS, PA, PAGE_SIZE, PLATDEV_BYTES, SMMU_BYTES } from '../arch/platform.ts';
 
 export const MAX_CPUS = 16;
 
@@ -162,6 +162,10 @@ export interface LayoutConfig {
   ncpus: number;
   /** Records per trace ring (a power of two), one ring for the hardware and one per CPU; 0: no tracing. */
   traceRecords?: number;
+  /** PCI buses the ECAM window covers (0 .. ecamBuses-1); default 1, bus 0 alone. */
+  ecamBuses?: number;
+  /** False turns the DMA use-after-free sanitizer off (only for benchmarks of its cost); default on. */
+  sanitizerOn?: boolean;
 }
 
 
@@ -179,6 +183,7 @@ export interface Layout extends LayoutConfig {
   traceRingBytes: number;
   smmu: number;
   ecam: number;
+  ecamBuses: number;
   bars: number;
   platdev: number;
   dram: number;
@@ -215,11 +220,13 @@ export function computeLayout(cfg: LayoutConfig): Layout {
   const ringBytes = records === 0 ? 0 : traceRingBytes(records);
   const trace = take(TRACE.HEADER_BYTES + (cfg.ncpus + 1) * ringBytes);
   const smmu = take(SMMU_BYTES);
-  const ecam = take(ECAM_BYTES);
+  const ecamBuses = cfg.ecamBuses ?? 1;
+  if (!Number.isInteger(ecamBuses) || ecamBuses < 1 || ecamBuses > ECAM_MAX_BUSES) throw new Error(`ecamBuses: ${ecamBuses} must be between 1 and ${ECAM_MAX_BUSES}`);
+  const ecam = take(ecamBuses * ECAM_BUS_BYTES);
   const bars = take(BAR_BYTES);
   const platdev = take(PLATDEV_BYTES);
   const dram = take(cfg.memBytes);
-  return { ...cfg, control, writePort, cpus, irq, stats, failPoints, sanitizer, trace, traceRingBytes: ringBytes, smmu, ecam, bars, platdev, dram, total: off };
+  return { ...cfg, ecamBuses, control, writePort, cpus, irq, stats, failPoints, sanitizer, trace, traceRingBytes: ringBytes, smmu, ecam, bars, platdev, dram, total: off };
 }
 
 /** Typed views on the shared buffer, created once per thread. */
@@ -259,7 +266,7 @@ export class SharedViews {
     this.traceHeader = new Int32Array(sab, layout.trace, TRACE.HEADER_BYTES / 4);
     this.sanitizer = new Sanitizer(sab, layout.sanitizer, layout.memBytes);
     this.smmu = new Int32Array(sab, layout.smmu, SMMU_BYTES / 4);
-    this.ecam = new Int32Array(sab, layout.ecam, ECAM_BYTES / 4);
+    this.ecam = new Int32Array(sab, layout.ecam, (layout.ecamBuses * ECAM_BUS_BYTES) / 4);
     this.bars = new Int32Array(sab, layout.bars, BAR_BYTES / 4);
     this.platdev = new Int32Array(sab, layout.platdev, PLATDEV_BYTES / 4);
     this.dram32 = new Int32Array(sab, layout.dram, layout.memBytes / 4);
@@ -275,7 +282,7 @@ export class SharedViews {
     // Absent PCI functions and unassigned BAR space read as all-ones (a master abort).
     v.ecam.fill(-1);
     v.bars.fill(-1);
-    v.sanitizer.init();
+    v.sanitizer.init(layout.sanitizerOn !== false);
     return v;
   }
 
@@ -305,7 +312,7 @@ export class BusAbort extends Error {
 export function mmioRegion(v: SharedViews, pa: number, size: number): { view: Int32Array; first: number; name: string } | null {
   const within = (base: number, bytes: number) => pa >= base && pa + size <= base + bytes;
   if (within(PA.SMMU_BASE, SMMU_BYTES)) return { view: v.smmu, first: (pa - PA.SMMU_BASE) >>> 2, name: 'smmu' };
-  if (within(PA.ECAM_BASE, ECAM_BYTES)) return { view: v.ecam, first: (pa - PA.ECAM_BASE) >>> 2, name: 'ecam' };
+  if (within(PA.ECAM_BASE, v.ecam.byteLength)) return { view: v.ecam, first: (pa - PA.ECAM_BASE) >>> 2, name: 'ecam' };
   if (within(PA.BAR_BASE, BAR_BYTES)) return { view: v.bars, first: (pa - PA.BAR_BASE) >>> 2, name: 'bars' };
   if (within(PA.PLATDEV_BASE, PLATDEV_BYTES)) return { view: v.platdev, first: (pa - PA.PLATDEV_BASE) >>> 2, name: 'platdev' };
   return null;

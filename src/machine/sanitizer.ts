@@ -17,17 +17,19 @@
 import { PA, PAGE_SHIFT, PAGE_SIZE } from '../arch/platform.ts';
 
 export const SAN = {
-  /** Domains that can be tracked at once. */
-  TAGS: 64,
+  /** Domains that can be tracked at once (a tag fits the Int8 of the StreamID table). */
+  TAGS: 128,
   /** StreamIDs that can be tracked (higher ones are reported untracked). */
   SIDS: 1 << 16,
   LABELS: 64,
   LABEL_UNITS: 32,
-  /** Header words: tag bitmap (TAGS / 32 words), label count, label lock. */
+  /** Header words: tag bitmap (TAGS / 32 words), label count, label lock, the off switch. */
   HEADER_WORDS: 16,
   TAG_WORDS: 0,
-  LABEL_COUNT: 2,
-  LABEL_LOCK: 3,
+  LABEL_COUNT: 4,
+  LABEL_LOCK: 5,
+  /** Non-zero: the sanitizer is off (only benchmarks measuring its cost turn it off). */
+  OFF: 6,
 } as const;
 
 /** Bytes of the sanitizer region for a layout's memory size. */
@@ -69,16 +71,23 @@ export class Sanitizer {
     this.labels = new Uint16Array(sab, at, SAN.LABELS * SAN.LABEL_UNITS);
   }
 
-  /** Marks every StreamID untracked (a fresh buffer is all zeroes, tag 0). */
-  init(): void {
+  /** Marks every StreamID untracked (a fresh buffer is all zeroes, tag 0); `on` false turns the sanitizer off. */
+  init(on = true): void {
     this.sidTag.fill(-1);
     this.sidNext.fill(-1);
+    Atomics.store(this.header, SAN.OFF, on ? 0 : 1);
+  }
+
+  /** Whether the sanitizer is on (fixed at boot). */
+  get on(): boolean {
+    return this.header[SAN.OFF] === 0;
   }
 
   // ---- the driver: domains, attachment, mappings ----
 
   /** A tag for a new domain, or -1 when all SAN.TAGS are in use (the domain is then not tracked). */
   allocTag(): number {
+    if (!this.on) return -1;
     for (let w = 0; w < SAN.TAGS / 32; w++) {
       for (;;) {
         const used = Atomics.load(this.header, SAN.TAG_WORDS + w);

@@ -20,6 +20,9 @@ const POINT_OF: Record<Exclude<DriverFault['kind'], 'fail-nth'>, FailPoint> = {
   'evtq-overflow': 'evtq-stall',
 };
 
+/** The driver fault whose firings a should-fail point counts. */
+export const FAULT_OF_POINT = Object.fromEntries(Object.entries(POINT_OF).map(([kind, point]) => [point, kind])) as Record<FailPoint, DriverFault['kind']>;
+
 export class FailPoints {
   private readonly words: Int32Array;
   private readonly cells: TriggerCells;

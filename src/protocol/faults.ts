@@ -11,7 +11,7 @@
 // kernel function fail.
 
 import { AER_COR, AER_UNCOR } from '../arch/pcie/regs.ts';
-import { InputError, bdf, int, literal, obj, oneOf, opt, tagged, type Check, type Infer } from './check.ts';
+import { InputError, bdf, int, literal, named, obj, oneOf, opt, sameSchema, tagged, type Check, type Infer } from './check.ts';
 import { checkTrigger, type Trigger } from './trigger.ts';
 
 export const SMMU_FETCHES = ['ste', 'cd', 'walk', 'evtq'] as const;
@@ -126,7 +126,7 @@ export function faultDevice(f: Fault): string | null {
  * Checks a fault from outside (API, CLI, JSON): the shape, then the rules between fields; throws an
  * InputError naming the field by path.
  */
-export const checkFault: Check<Fault> = (v, path) => {
+export const checkFault: Check<Fault> = named('Fault', sameSchema((v, path) => {
   const f = checkAnyFault(v, path);
   const t: Trigger | undefined = 'trigger' in f ? f.trigger : undefined;
   if (t?.count === 'until-reset' && faultDevice(f) === null) throw new InputError(`${path}.trigger.count: 'until-reset' needs a fault of one function (with bdf)`);
@@ -134,7 +134,7 @@ export const checkFault: Check<Fault> = (v, path) => {
     throw new InputError(`${path}.trigger.after.event: a driver fault can only wait for 'recovery' (the hardware's events are not seen by the driver)`);
   }
   return f;
-};
+}, checkAnyFault));
 
 /** A fault the hardware applies (a driver fault here is an error naming it). */
 export const checkHwFault: Check<HwFault> = (v, path) => {

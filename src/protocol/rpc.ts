@@ -78,14 +78,46 @@ export class RpcClient {
   }
 }
 
+/** What calls the operations of a table, in a worker (OpClient) or in this thread (DirectOps). */
+export interface OpCaller<T extends OpTable> {
+  op<K extends keyof T & string>(name: K, ...args: OpArgs<T, K>): Promise<ResOf<T, K>>;
+}
+
 /** Calls the operations of one table in one worker, typed by the table. */
-export class OpClient<T extends OpTable> {
+export class OpClient<T extends OpTable> implements OpCaller<T> {
   constructor(readonly rpc: RpcClient) {}
 
   /** Performs operation `name` with its request; the result has the operation's result type. */
   op<K extends keyof T & string>(name: K, ...[req, timeoutMs]: OpArgs<T, K>): Promise<ResOf<T, K>> {
     // The worker ran operation `name` (serveOps), whose result type is ResOf<T, K>.
     return this.rpc.call(name, req ?? null, timeoutMs) as Promise<ResOf<T, K>>;
+  }
+}
+
+/** Checks a request by its operation's checker and runs the implementation (what a worker does per call). */
+function perform<T extends OpTable, Ctx>(table: T, impls: OpImpls<T, Ctx>, ctx: Ctx, op: unknown, args: unknown): unknown {
+  if (typeof op !== 'string' || !Object.hasOwn(table, op)) throw new Error(`unknown operation ${show(op)}`);
+  const name: keyof T = op;
+  const req = table[name]!.req(args ?? undefined, String(name));
+  // The checker of `name` produced `req`, so it is the request type of `name`.
+  const impl = impls[name] as (ctx: Ctx, req: unknown) => unknown;
+  return impl(ctx, req);
+}
+
+/**
+ * Calls the operations of a table in this thread (lockstep: the kernel and the hardware live here),
+ * with the same request checks as a worker makes, so a caller cannot tell it from an OpClient.
+ */
+export class DirectOps<T extends OpTable, Ctx> implements OpCaller<T> {
+  constructor(
+    private readonly table: T,
+    private readonly impls: OpImpls<T, Ctx>,
+    private readonly ctx: Ctx,
+  ) {}
+
+  async op<K extends keyof T & string>(name: K, ...[req]: OpArgs<T, K>): Promise<ResOf<T, K>> {
+    // perform() ran the implementation of `name`, whose result type is ResOf<T, K>.
+    return (await perform(this.table, this.impls, this.ctx, name, req ?? null)) as ResOf<T, K>;
   }
 }
 
@@ -99,12 +131,7 @@ export function serveOps<T extends OpTable, Ctx>(port: MessagePort, table: T, im
     if (m?.type !== 'call') return;
     let reply: RpcReply;
     try {
-      if (typeof m.op !== 'string' || !Object.hasOwn(table, m.op)) throw new Error(`unknown operation ${show(m.op)}`);
-      const name: keyof T = m.op;
-      const req = table[name]!.req(m.args ?? undefined, String(name));
-      // The checker of `name` produced `req`, so it is the request type of `name`.
-      const impl = impls[name] as (ctx: Ctx, req: unknown) => unknown;
-      reply = { type: 'reply', id: m.id, result: await impl(ctx, req) };
+      reply = { type: 'reply', id: m.id, result: await perform(table, impls, ctx, m.op, m.args) };
     } catch (e) {
       const err = e instanceof Error ? e : new Error(String(e));
       reply = { type: 'reply', id: m.id, error: { message: err.message, stack: err instanceof InputError ? undefined : err.stack } };

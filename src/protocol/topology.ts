@@ -16,7 +16,7 @@
 
 import { ALL_CAPS, type CapName } from '../arch/pcie/caps.ts';
 import { ACS_BITS } from '../arch/pcie/regs.ts';
-import { ECAM_BUSES } from '../arch/platform.ts';
+import { ECAM_MAX_BUSES } from '../arch/platform.ts';
 import { formatBdf, parseBdf, ridOf, type Bdf } from '../arch/pcie/bdf.ts';
 import { CLASS, IDS } from '../arch/pcie/ids.ts';
 import { NS_PER_MS, NS_PER_US, TIMEOUT } from '../arch/time.ts';
@@ -262,7 +262,7 @@ export function parseTopology(json: unknown, where = 'topology'): Topology {
     const rid = ridOf(bdf);
     if (rids.has(rid)) throw new TopologyError(`${path}.bdf: ${formatBdf(rid)} is already used by ${rids.get(rid)}`);
     rids.set(rid, path);
-    const secondaryBus = r.int('secondaryBus', undefined, 1, ECAM_BUSES - 1);
+    const secondaryBus = r.int('secondaryBus', undefined, 1, ECAM_MAX_BUSES - 1);
     if (buses.has(secondaryBus)) throw new TopologyError(`${path}.secondaryBus: bus ${secondaryBus} is already below ${buses.get(secondaryBus)}`);
     buses.set(secondaryBus, path);
     const cxl = r.bool('cxl', false);
@@ -301,6 +301,11 @@ export function parseTopology(json: unknown, where = 'topology'): Topology {
 
 export function defaultTopology(): Topology {
   return parseTopology(DEFAULT_TOPOLOGY_JSON);
+}
+
+/** The buses a topology's ECAM window must cover: 0 up to the highest secondary bus. */
+export function ecamBuses(t: Topology): number {
+  return 1 + Math.max(0, ...t.ports.map((p) => p.secondaryBus));
 }
 
 /** Every endpoint function of a topology, port by port. */

@@ -17,7 +17,7 @@
 // memory), so the same code runs on a private buffer in the hardware and on the shared buffer, where
 // several CPU workers may ask at once: every decision is taken under the cell's lock word.
 
-import { bdf, int, num, obj, oneOf, opt, InputError, type Check, type Infer } from './check.ts';
+import { bdf, int, named, num, obj, oneOf, opt, sameSchema, withSchema, InputError, type Check, type Infer } from './check.ts';
 import { ridOf, parseBdf } from '../arch/pcie/bdf.ts';
 import { RNG_STEP, rngValue } from './random.ts';
 
@@ -26,11 +26,14 @@ export const TRIGGER_EVENTS = ['atc-inv', 'flr-start', 'recovery', 'cmd-sync'] a
 export type TriggerEvent = (typeof TRIGGER_EVENTS)[number];
 
 const NS = int(0, 1e15);
-const count: Check<number | 'until-reset' | 'forever'> = (v, path) => {
-  if (v === 'until-reset' || v === 'forever') return v;
-  if (typeof v === 'number') return int(1, 0x7fff_ffff)(v, path);
-  throw new InputError(`${path}: must be a count from 1, 'until-reset' or 'forever' (got ${JSON.stringify(v)?.slice(0, 40)})`);
-};
+const count: Check<number | 'until-reset' | 'forever'> = withSchema(
+  (v, path) => {
+    if (v === 'until-reset' || v === 'forever') return v;
+    if (typeof v === 'number') return int(1, 0x7fff_ffff)(v, path);
+    throw new InputError(`${path}: must be a count from 1, 'until-reset' or 'forever' (got ${JSON.stringify(v)?.slice(0, 40)})`);
+  },
+  { anyOf: [{ type: 'integer', minimum: 1, maximum: 0x7fff_ffff }, { enum: ['until-reset', 'forever'] }] },
+);
 
 const triggerShape = obj({
   /** Firings before the fault is spent (default 1). */
@@ -47,12 +50,12 @@ const triggerShape = obj({
   seed: opt(int(0, 0xffff_ffff)),
 });
 
-export const checkTrigger: Check<Infer<typeof triggerShape>> = (v, path) => {
+export const checkTrigger: Check<Infer<typeof triggerShape>> = named('Trigger', sameSchema((v, path) => {
   const t = triggerShape(v, path);
   if (t.window && t.window.fromNs >= t.window.toNs) throw new InputError(`${path}.window: fromNs ${t.window.fromNs} must be below toNs ${t.window.toNs}`);
   if (t.after && t.atNs !== undefined) throw new InputError(`${path}: give after or atNs, not both`);
   return t;
-};
+}, triggerShape));
 export type Trigger = Infer<typeof checkTrigger>;
 
 /** Words of a trigger cell (Int32 indexes), and its Float64 slots (Float64 indexes into the same memory). */

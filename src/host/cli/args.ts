@@ -2,16 +2,20 @@
 
 export class UsageError extends Error {}
 
-export type OptSpec = { type: 'string' | 'number' | 'boolean'; help: string; default?: string | number | boolean };
+/** An option: its type, help, default; a repeatable string option collects every value (Parsed.lists). */
+export type OptSpec = { type: 'string' | 'number' | 'boolean'; help: string; default?: string | number | boolean; repeatable?: boolean };
 
 export interface Parsed {
   opts: Record<string, string | number | boolean | undefined>;
+  /** Every value of each repeatable option, in order (absent: none given). */
+  lists: Record<string, string[]>;
   positional: string[];
 }
 
 /** Parses `--name value`, `--name=value` and boolean `--name`; throws UsageError naming a bad option. */
 export function parseArgs(argv: string[], spec: Record<string, OptSpec>, command: string): Parsed {
   const opts: Parsed['opts'] = {};
+  const lists: Parsed['lists'] = {};
   const positional: string[] = [];
   for (const [k, s] of Object.entries(spec)) if (s.default !== undefined) opts[k] = s.default;
   for (let i = 0; i < argv.length; i++) {
@@ -36,10 +40,12 @@ export function parseArgs(argv: string[], spec: Record<string, OptSpec>, command
       if (!Number.isFinite(n)) throw new UsageError(`${command}: --${name} '${raw}' is not a number`);
       opts[name] = n;
     } else {
+      if (s.repeatable) (lists[name] ??= []).push(raw);
+      else if (opts[name] !== undefined && opts[name] !== s.default) throw new UsageError(`${command}: --${name} given twice`);
       opts[name] = raw;
     }
   }
-  return { opts, positional };
+  return { opts, lists, positional };
 }
 
 /** The --help option every subcommand takes. */
@@ -48,7 +54,7 @@ export const HELP_SPEC: OptSpec = { type: 'boolean', help: 'show this help' };
 /** One line per option: `--name ARG` after `indent`, padded to `width`, then its help and default. */
 export function optionLines(spec: Record<string, OptSpec>, indent: string, width: number): string[] {
   return Object.entries(spec).map(([k, s]) => {
-    const arg = s.type === 'boolean' ? '' : s.type === 'number' ? ' N' : ' VALUE';
+    const arg = (s.type === 'boolean' ? '' : s.type === 'number' ? ' N' : ' VALUE') + (s.repeatable ? ' ...' : '');
     const def = s.default !== undefined && s.type !== 'boolean' ? ` (default ${s.default})` : '';
     return `${indent}--${k}${arg}`.padEnd(width) + s.help + def;
   });

@@ -10,4 +10,7 @@ export const COMMANDS: ReadonlyMap<string, () => Promise<CliCommand>> = new Map(
   ['dump-config', async () => (await import('./dump-config.ts')).command],
   ['reset', async () => (await import('./reset.ts')).command],
   ['trace-points', async () => (await import('./trace-points.ts')).command],
+  ['faults', async () => (await import('./faults.ts')).command],
+  ['scenarios', async () => (await import('./scenarios.ts')).command],
+  ['schema', async () => (await import('./schema.ts')).command],
 ]);

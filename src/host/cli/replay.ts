@@ -27,7 +27,7 @@ import { readFileSync } from 'node:fs';
 import { parseCommandArgs, UsageError, type OptSpec } from './args.ts';
 import { FEATURES_SPEC, TRACE_SPEC, featuresFromOption, traceFromOption, withProbedSystem } from './boot.ts';
 import { TOPOLOGY_SPEC, topologyFromOption } from './topology-option.ts';
-import { cerrorsByName, executedByOpcode } from '../system.ts';
+import { cerrorsByName, executedByOpcode } from '../stats.ts';
 import { CERROR, CERROR_NAMES, OFF } from '../../arch/smmu/regs.ts';
 import { formatLog } from '../../protocol/log.ts';
 import { hex } from '../../arch/bits.ts';

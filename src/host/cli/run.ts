@@ -11,12 +11,16 @@ import { HELP_SPEC, parseArgs, intOpt, noArguments, optionLines, positiveNumber,
 import { FEATURES_SPEC, TIME_SCALE_SPEC, TRACE_SPEC, featuresFromOption, traceFromOption, withProbedSystem } from './boot.ts';
 import { loadRunOptions, loadWorkloads } from './workloads.ts';
 import { sumCounts, type RunSetup, type Workload, type WorkloadReport } from './workload-api.ts';
-import { cerrorsByName, executedByOpcode, type StatsSnapshot } from '../system.ts';
+import { cerrorsByName, executedByOpcode, type StatsSnapshot } from '../stats.ts';
 import { archMinorRev } from '../../arch/smmu/implementation.ts';
 import { formatLog } from '../../protocol/log.ts';
 import { MAX_CPUS } from '../../machine/layout.ts';
 import type { CliCommand } from './command.ts';
 import type { DriverStats } from '../../protocol/ops/smmu.ts';
+import type { UafRecord } from '../../protocol/ops/hw.ts';
+import { parseInjectOption } from '../scenario/catalogue.ts';
+import { formatViolation } from '../scenario/report.ts';
+import { runScenarioCommand } from './run-scenario.ts';
 
 const NAME = 'run';
 
@@ -32,6 +36,8 @@ const COMMON: Record<string, OptSpec> = {
   seconds: { type: 'number', help: 'platform seconds the workload runs', default: 3 },
   workload: { type: 'string', help: 'what the CPUs run (see below)', default: 'tlbi' },
   json: { type: 'boolean', help: 'print one JSON object on stdout instead of the text report' },
+  inject: { type: 'string', repeatable: true, help: 'a fault injected after probe (JSON, or a file with a fault or a list; see smmulab faults)' },
+  scenario: { type: 'string', help: 'run a scenario in lockstep instead (see smmulab run --scenario X --help)' },
   help: HELP_SPEC,
 };
 
@@ -55,6 +61,12 @@ export interface RunReport {
   seconds: number;
   hostSeconds: number;
   perCpu: unknown[];
+  /** The DMA sanitizer: use-after-free accesses (the first ones in full) and lazy-window accesses. */
+  dmaUseAfterFree: number;
+  lazyWindowAccesses: number;
+  violations: UafRecord[];
+  /** Hardware faults that fired, by kind. */
+  faultsFired: Record<string, number>;
   [extra: string]: unknown;
 }
 
@@ -82,6 +94,7 @@ export const command: CliCommand = {
   name: NAME,
   summary: 'boot, probe, run a workload on every CPU and report what the SMMU executed',
   async run(argv) {
+    if (argv.some((a) => a === '--scenario' || a.startsWith('--scenario='))) return runScenarioCommand(argv);
     const workloads = await loadWorkloads();
     const runOptions = await loadRunOptions();
     const base: Record<string, OptSpec> = { ...COMMON };
@@ -118,10 +131,13 @@ export const command: CliCommand = {
     workload.prepare?.(p, setup);
 
     const json = p.opts.json === true;
+    const faults = (p.lists.inject ?? []).flatMap((v, i) => parseInjectOption(v, i));
     return withProbedSystem(NAME, setup.boot, setup.probe, async (sys) => {
       let progress: NodeJS.Timeout | undefined;
       try {
         const probeLog = (await sys.dmesg()).map(formatLog);
+        const hw0 = await sys.hw.op('report');
+        for (const f of faults) await sys.inject(f);
         const driverStats = () => Promise.all(sys.cpus.map((c) => c.op('driverStats')));
         const before = sys.stats();
         const dBefore = await driverStats();
@@ -142,6 +158,7 @@ export const command: CliCommand = {
         const hostSeconds = (performance.now() - h0) / 1000;
         const after: StatsSnapshot = sys.stats();
         const dAfter = await driverStats();
+        const hw1 = await sys.hw.op('report');
         const executed = executedByOpcode(before, after);
         const mismatches = [...new Set([...Object.keys(executed), ...Object.keys(rep.issuedByOpcode)])]
           .sort()
@@ -175,6 +192,10 @@ export const command: CliCommand = {
           seconds: Number(elapsedS.toFixed(3)),
           hostSeconds: Number(hostSeconds.toFixed(3)),
           perCpu: rep.perCpu,
+          dmaUseAfterFree: hw1.uaf - hw0.uaf,
+          lazyWindowAccesses: hw1.lazyWindow - hw0.lazyWindow,
+          violations: hw1.records.slice(hw0.records.length),
+          faultsFired: hw1.faultsFired,
           ...(rep.extra ?? {}),
         };
         process.stdout.write(json ? JSON.stringify(report) + '\n' : textReport(report, rep.extra ?? {}));
@@ -194,6 +215,8 @@ function textReport(r: RunReport, extra: Record<string, unknown>): string {
   const out: string[] = [];
   const n = (v: number) => v.toLocaleString('en-US');
   out.push(`smmulab run: workload ${r.workload}, ${r.cpus} CPU(s), batch ${r.batch}, features ${r.profile} (${r.archVersion}), time scale ${r.timeScale}`);
+  out.push(`DMA use-after-free: ${r.dmaUseAfterFree ? `${r.dmaUseAfterFree} access(es)` : 'none'}; lazy-window accesses: ${r.lazyWindowAccesses}`);
+  for (const v of r.violations) out.push(`  ${formatViolation(v)}`);
   out.push('', 'probe log:', ...r.probeLog.map((l) => `  ${l}`));
   out.push('', `commands executed by the SMMU during the workload (${r.seconds} s platform time, ${r.hostSeconds} s host time):`);
   const names = Object.keys(r.executedByOpcode).sort();
@@ -216,6 +239,8 @@ function textReport(r: RunReport, extra: Record<string, unknown>): string {
   out.push(`throughput: ${n(r.cmdsPerSec)} commands/s (${n(r.nonSyncCmdsPerSec)}/s without CMD_SYNCs), per platform second`);
   out.push('per CPU:');
   for (const c of r.perCpu) out.push(`  ${JSON.stringify(c)}`);
+  const fired = Object.entries(r.faultsFired).map(([k, n]) => `${k} ${n}`);
+  if (fired.length) out.push(`hardware faults fired: ${fired.join(', ')}`);
   for (const [k, v] of Object.entries(extra)) out.push(`${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`);
   return out.join('\n') + '\n';
 }

@@ -1,12 +1,14 @@
 // Operations every CPU worker serves whatever drivers it runs: its kernel log, and stopping.
 
-import { none } from '../check.ts';
+import { int, none, obj } from '../check.ts';
 import type { LogEntry } from '../log.ts';
 import { op } from './decl.ts';
 
 export const CPU_OPS = {
   /** New kernel log entries of this CPU since the last call. */
   dmesg: op(none).returns<LogEntry[]>(),
+  /** Sleeps for ns of platform time (msleep: interrupts are taken meanwhile). */
+  sleep: op(obj({ ns: int(0, 1e13) })).returns<true>(),
   /** Ends the CPU's idle loop. */
   stop: op(none).returns<true>(),
 };

@@ -31,6 +31,10 @@ export interface HwReport {
   records: UafRecord[];
   /** Hardware faults that fired, by kind. */
   faultsFired: Record<string, number>;
+  /** Commands cmd-illegal corrupted in queue memory, by the name the driver issued them under. */
+  corrupted: Record<string, number>;
+  /** Each endpoint function: resets it completed, whether it was removed, whether it is in a reset now. */
+  devices: { bdf: string; resets: number; removed: boolean; inReset: boolean }[];
 }
 
 export const HW_OPS = {

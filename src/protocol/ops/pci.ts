@@ -27,6 +27,8 @@ export interface PciDeviceInfo {
   capsLooped: boolean;
   bars: { index: number; start: number; size: number }[];
   driver: string | null;
+  /** The driver found the function gone (surprise removal: pci_dev_is_disconnected). */
+  gone: boolean;
   sid: number;
   irq: number;
   resetMethods: ResetMethod[];

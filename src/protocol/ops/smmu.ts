@@ -102,6 +102,12 @@ export interface CmdqErrorRecord {
 
 export interface DriverStats {
   cmdqErrors: CmdqErrorRecord[];
+  /**
+   * What the IOMMU layer issued, by spec name (CMD_SYNCs as SYNC), and of that what was reported as
+   * not known to have completed (batches whose CMD_SYNC failed); empty without the IOMMU layer.
+   */
+  issuedByOpcode: Record<string, number>;
+  unconfirmedByOpcode: Record<string, number>;
   /** Global errors handled, by GERROR bit name. */
   gerrors: Record<string, number>;
   issued: number;
