@@ -21,6 +21,12 @@ export class CmdIssuer {
   private readonly buf = new Uint32Array(4);
   /** Names of the commands in the batch since the last submit. */
   private readonly batch: string[] = [];
+  /**
+   * Names of commands issued without a CMD_SYNC since the last submit: the next CMD_SYNC this CPU
+   * issues covers them too (a CMD_SYNC completes only once every earlier command has, 4.7.3), so its
+   * failure reports them.
+   */
+  private readonly unsynced: string[] = [];
 
   constructor(readonly dev: ArmSmmuDevice) {}
 
@@ -43,9 +49,10 @@ export class CmdIssuer {
     this.count('SYNC');
     if (ret !== 0) {
       this.syncTimeouts++;
-      for (const name of [...this.batch, 'SYNC']) this.unconfirmed[name] = (this.unconfirmed[name] ?? 0) + 1;
+      for (const name of [...this.unsynced, ...this.batch, 'SYNC']) this.unconfirmed[name] = (this.unconfirmed[name] ?? 0) + 1;
     }
     this.batch.length = 0;
+    this.unsynced.length = 0;
     return ret;
   }
 
@@ -55,7 +62,9 @@ export class CmdIssuer {
     if (this.batch.length !== 0) throw new Error(`issueNoSync(${ent.op}): ${this.batch.length} batched command(s) not submitted yet`);
     buildCmd(this.buf, 0, ent);
     this.dev.cmdq.issue(this.buf, 1, false);
-    this.count(commandName(F.OP.read(this.buf, 0)));
+    const name = commandName(F.OP.read(this.buf, 0));
+    this.count(name);
+    this.unsynced.push(name);
   }
 
   /** What was issued since `before` (an earlier copy of `issued`): the names that grew, by how much. */

@@ -62,29 +62,35 @@ export function possibleError(v: number, bytes: 1 | 2 | 4): boolean {
   return v === (bytes === 4 ? 0xffffffff : bytes === 2 ? 0xffff : 0xff);
 }
 
-/** Config space of the whole ECAM segment. */
+/**
+ * Config space of the ECAM segment. A bus beyond the window firmware gave (MCFG's bus range) has no
+ * config space: reads return all-ones and writes are dropped, as pci_generic_config_read/write do
+ * when map_bus finds no mapping.
+ */
 export class EcamAccess {
   readonly io: IoMem;
+  private readonly rids: number;
   constructor(p: Platform) {
     this.io = p.ioremap(PA.ECAM_BASE, p.ecamBytes);
+    this.rids = p.ecamBytes / 4096;
   }
   read8(rid: number, off: number): number {
-    return this.io.read8(rid * 4096 + off);
+    return rid < this.rids ? this.io.read8(rid * 4096 + off) : 0xff;
   }
   read16(rid: number, off: number): number {
-    return this.io.read16(rid * 4096 + off);
+    return rid < this.rids ? this.io.read16(rid * 4096 + off) : 0xffff;
   }
   read32(rid: number, off: number): number {
-    return this.io.read32(rid * 4096 + off);
+    return rid < this.rids ? this.io.read32(rid * 4096 + off) : 0xffffffff;
   }
   write8(rid: number, off: number, v: number): void {
-    this.io.write8(rid * 4096 + off, v);
+    if (rid < this.rids) this.io.write8(rid * 4096 + off, v);
   }
   write16(rid: number, off: number, v: number): void {
-    this.io.write16(rid * 4096 + off, v);
+    if (rid < this.rids) this.io.write16(rid * 4096 + off, v);
   }
   write32(rid: number, off: number, v: number): void {
-    this.io.write32(rid * 4096 + off, v);
+    if (rid < this.rids) this.io.write32(rid * 4096 + off, v);
   }
 }
 

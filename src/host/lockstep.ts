@@ -141,6 +141,8 @@ export interface LockstepSystem {
   trace(): RawTraceRecord[];
   /** The hardware's counters now. */
   stats(): StatsSnapshot;
+  /** Ends the system: nothing may use it afterwards, and its buffer serves the next one in this thread. */
+  dispose(): void;
 }
 
 /** Builds a one-thread system: shared buffer, hardware, and the platform for CPU 0. */
@@ -163,5 +165,5 @@ export function createLockstep(opts: LockstepOptions): LockstepSystem {
     return cpu0;
   };
   const hw = new DirectOps(HW_OPS, hwOps(machine, () => {}), null);
-  return { views, machine, platform, kernel, cpu, hw, inject, trace: () => collector.drain(), stats: () => statsSnapshot(views) };
+  return { views, machine, platform, kernel, cpu, hw, inject, trace: () => collector.drain(), stats: () => statsSnapshot(views), dispose: () => views.recycle() };
 }

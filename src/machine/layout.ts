@@ -229,6 +229,9 @@ export function computeLayout(cfg: LayoutConfig): Layout {
   return { ...cfg, ecamBuses, control, writePort, cpus, irq, stats, failPoints, sanitizer, trace, traceRingBytes: ringBytes, smmu, ecam, bars, platdev, dram, total: off };
 }
 
+/** A buffer a finished run gave back (SharedViews.recycle), for the next create() in this thread. */
+let spare: SharedArrayBuffer | null = null;
+
 /** Typed views on the shared buffer, created once per thread. */
 export class SharedViews {
   readonly ctrl: Int32Array;
@@ -276,7 +279,15 @@ export class SharedViews {
 
   /** Creates and initialises a fresh shared buffer for a layout. */
   static create(layout: Layout): SharedViews {
-    const v = new SharedViews(new SharedArrayBuffer(layout.total), layout);
+    let sab: SharedArrayBuffer;
+    if (spare && spare.byteLength >= layout.total) {
+      sab = spare;
+      spare = null;
+      new Int32Array(sab, 0, layout.total / 4).fill(0);
+    } else {
+      sab = new SharedArrayBuffer(layout.total);
+    }
+    const v = new SharedViews(sab, layout);
     Atomics.store(v.ctrl, CTRL.MAGIC, MAGIC);
     Atomics.store(v.ctrl, CTRL.NCPUS, layout.ncpus);
     // Absent PCI functions and unassigned BAR space read as all-ones (a master abort).
@@ -284,6 +295,14 @@ export class SharedViews {
     v.bars.fill(-1);
     v.sanitizer.init(layout.sanitizerOn !== false);
     return v;
+  }
+
+  /**
+   * Gives this buffer, which nothing will use again, to the next create() in this thread: clearing a
+   * buffer costs a fifth of touching a fresh one, which matters to campaigns of short lockstep runs.
+   */
+  recycle(): void {
+    spare = this.sab;
   }
 
   /** Byte offset of trace ring `ring` (0 the hardware, 1 + n CPU n); only when tracing is on. */

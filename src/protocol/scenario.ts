@@ -85,7 +85,7 @@ const scenarioShape = obj({
   workload: doc(arr(checkStep, 256), 'what the driver does, in order'),
   faults: opt(doc(arr(checkFault, 64), 'injected after the driver probed and bound everything, before the workload')),
   expect: opt(checkExpectation),
-  watchdogMs: opt(doc(num(1, 1e7), 'platform ms the whole workload may take before it counts as a hang (default 600000)')),
+  watchdogMs: opt(doc(num(1, 1e9), 'platform ms the whole workload may take before it counts as a hang (default 600000)')),
 });
 
 /** Checks a scenario; a scenario needs a workload of at least one step. */
@@ -132,6 +132,11 @@ export interface ScenarioReport {
   /** Commands issued and neither executed nor reported failed; executed more often than issued. */
   lostCommands: number;
   duplicatedCommands: number;
+  /**
+   * What the hardware and the driver reported about commands: command errors by CERROR name, and
+   * CMD_SYNCs the driver was told failed (timed out).
+   */
+  commandErrors: { cerrors: Record<string, number>; syncFailures: number };
   /** Waits the watchdog had to end (each named in `problems`). */
   hangs: number;
   devices: DeviceReport[];
@@ -144,7 +149,8 @@ export interface ScenarioReport {
   ok: boolean;
   /** The kernel log of the run (the workload's part). */
   log: string[];
-  /** Platform ms the workload took; host ms for the whole run (boot included). */
+  /** Platform ms the workload took; host ms for the whole run, and of that for boot and probe. */
   platformMs: number;
   hostMs: number;
+  bootHostMs: number;
 }

@@ -13,4 +13,5 @@ export const COMMANDS: ReadonlyMap<string, () => Promise<CliCommand>> = new Map(
   ['faults', async () => (await import('./faults.ts')).command],
   ['scenarios', async () => (await import('./scenarios.ts')).command],
   ['schema', async () => (await import('./schema.ts')).command],
+  ['campaign', async () => (await import('./campaign.ts')).command],
 ]);

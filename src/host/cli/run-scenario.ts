@@ -6,6 +6,8 @@ import { parseArgs, noArguments, intOpt, HELP_SPEC, usage, type OptSpec } from '
 import { loadScenario, parseInjectOption } from '../scenario/catalogue.ts';
 import { runScenario } from '../scenario/run.ts';
 import { textReport } from '../scenario/report.ts';
+import { InputError } from '../../protocol/check.ts';
+import type { ScenarioReport } from '../../protocol/scenario.ts';
 
 const NAME = 'run --scenario';
 
@@ -28,7 +30,14 @@ export async function runScenarioCommand(argv: string[]): Promise<number> {
   const seed = p.opts.seed === undefined ? undefined : intOpt(p, 'seed', 0, 0xffff_ffff, NAME);
   const extra = (p.lists.inject ?? []).flatMap((v, i) => parseInjectOption(v, i));
   const scenario = extra.length ? { ...loaded.scenario, faults: [...(loaded.scenario.faults ?? []), ...extra] } : loaded.scenario;
-  const r = await runScenario(scenario, loaded.name, { ...(seed !== undefined ? { seed } : {}), baseDir: loaded.baseDir });
+  let r: ScenarioReport;
+  try {
+    r = await runScenario(scenario, loaded.name, { ...(seed !== undefined ? { seed } : {}), baseDir: loaded.baseDir });
+  } catch (e) {
+    // What only a run can check (topology files, feature profiles) names the scenario file too.
+    if (e instanceof InputError) throw new InputError(`${loaded.file}: ${e.message}`);
+    throw e;
+  }
   process.stdout.write(p.opts.json ? JSON.stringify(r) + '\n' : textReport(r));
   if (!r.ok) {
     process.stderr.write(`run: scenario ${r.scenario} (seed ${r.seed}) did not hold: ${r.problems[0]}${r.problems.length > 1 ? ` (+${r.problems.length - 1} more)` : ''}\n`);

@@ -3,14 +3,14 @@
 // names the file and the field (`my.json: faults[2].trigger.count: ...`).
 
 import { readFileSync, readdirSync } from 'node:fs';
-import { basename, dirname } from 'node:path';
+import { basename, dirname, join, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InputError } from '../../protocol/check.ts';
 import { checkFault, type Fault } from '../../protocol/faults.ts';
 import { checkScenario, type Scenario } from '../../protocol/scenario.ts';
 
-/** Where the built-in scenarios live. */
-export const BUILTIN_DIR = fileURLToPath(new URL('../../../examples/scenarios/', import.meta.url));
+/** Where the built-in scenarios live: data files of the package (examples/scenarios), not code. */
+export const BUILTIN_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'examples', 'scenarios') + sep;
 
 export interface LoadedScenario {
   scenario: Scenario;

@@ -20,6 +20,7 @@ import { FAIL_POINTS } from '../../protocol/faults.ts';
 import { FAULT_OF_POINT, FailPoints } from '../../protocol/fail-points.ts';
 import { formatLog } from '../../protocol/log.ts';
 import { NS_PER_MS, NS_PER_US } from '../../arch/time.ts';
+import { CERROR } from '../../arch/smmu/regs.ts';
 import { errName } from '../../protocol/errno.ts';
 import type { DeviceReport, Scenario, ScenarioReport, Step } from '../../protocol/scenario.ts';
 import type { HwReport } from '../../protocol/ops/hw.ts';
@@ -104,17 +105,17 @@ function diff(after: Record<string, number>, before: Record<string, number>): Re
 /**
  * Commands lost and duplicated: per opcode, what the driver issued against what the hardware
  * executed, allowing for what the driver was told had failed (batches whose CMD_SYNC failed: they may
- * or may not have run) and what a fault corrupted in queue memory (reported as CERROR_ILL; the driver
+ * or may not have run) and what a fault corrupted in queue memory (reported as CERROR_ILL; for each one it handled, the driver
  * put a CMD_SYNC in its place, so that many SYNCs more ran than were issued). After GERROR.SFM_ERR
  * (`stopped`) the SMMU runs nothing more, and that error is the report of every command it left.
  */
-export function commandAccounting(issued: Record<string, number>, executed: Record<string, number>, unconfirmed: Record<string, number>, corrupted: Record<string, number>, illegal: number, stopped: boolean) {
+export function commandAccounting(issued: Record<string, number>, executed: Record<string, number>, unconfirmed: Record<string, number>, corrupted: Record<string, number>, skipped: number, stopped: boolean) {
   let lost = 0;
   let duplicated = 0;
   const lines: string[] = [];
   for (const op of new Set([...Object.keys(issued), ...Object.keys(executed)])) {
     const i = issued[op] ?? 0;
-    const e = (executed[op] ?? 0) - (op === 'SYNC' ? illegal : 0);
+    const e = (executed[op] ?? 0) - (op === 'SYNC' ? skipped : 0);
     const excused = (unconfirmed[op] ?? 0) + (corrupted[op] ?? 0);
     if (e > i) {
       duplicated += e - i;
@@ -144,6 +145,7 @@ export async function runScenario(s: Scenario, name: string, o: ScenarioRunOptio
   await cpu.op('probe', { opts: s.driver?.pollTimeoutMs !== undefined ? { pollTimeoutNs: Math.round(s.driver.pollTimeoutMs * NS_PER_MS) } : {}, initPages: true });
   await cpu.op('pciInit', { iommuMap: iommuMap(topology), strict: s.driver?.strict ?? true });
   await cpu.op('dmesg');
+  const bootHostMs = performance.now() - h0;
 
   const stats0 = ls.stats();
   const d0: DriverStats = await cpu.op('driverStats');
@@ -179,14 +181,17 @@ export async function runScenario(s: Scenario, name: string, o: ScenarioRunOptio
   const hits1 = FAIL_POINTS.map((p) => failPoints.hits(p));
   const tree = await cpu.op('pciTree');
   const log = (await cpu.op('dmesg')).map(formatLog);
+  ls.dispose();
 
   // Invariant: every command executed once, or reported.
+  const cerrors = cerrorsByName(stats0, stats1);
+  const unconfirmed = diff(d1.unconfirmedByOpcode, d0.unconfirmedByOpcode);
   const acct = commandAccounting(
     diff(d1.issuedByOpcode, d0.issuedByOpcode),
     executedByOpcode(stats0, stats1),
-    diff(d1.unconfirmedByOpcode, d0.unconfirmedByOpcode),
+    unconfirmed,
     diff(hw1.corrupted, hw0.corrupted),
-    cerrorsByName(stats0, stats1).CERROR_ILL ?? 0,
+    d1.cmdqErrors.slice(d0.cmdqErrors.length).filter((x) => x.code === CERROR.ILL).length,
     (d1.gerrors.SFM_ERR ?? 0) > (d0.gerrors.SFM_ERR ?? 0),
   );
   for (const l of acct.lines) problems.push(`command count: ${l}`);
@@ -231,6 +236,7 @@ export async function runScenario(s: Scenario, name: string, o: ScenarioRunOptio
     lazyWindowAccesses: hw1.lazyWindow - hw0.lazyWindow,
     lostCommands: acct.lost,
     duplicatedCommands: acct.duplicated,
+    commandErrors: { cerrors, syncFailures: unconfirmed.SYNC ?? 0 },
     hangs,
     devices,
     violations: hw1.records.slice(hw0.records.length),
@@ -240,6 +246,7 @@ export async function runScenario(s: Scenario, name: string, o: ScenarioRunOptio
     log: log.slice(-LOG_LINES),
     platformMs: (ls.platform.clock.now() - t0) / NS_PER_MS,
     hostMs: performance.now() - h0,
+    bootHostMs,
   };
 }
 

@@ -1,0 +1,139 @@
+// What a campaign says at the end — the same from one run or from merged shards: totals, a table by
+// fault kind, and every failure with its seed, its shrunk schedule and the command that reproduces it.
+// Shards travel as JSON Lines: a header naming the campaign and the shard, then one result per seed.
+
+import { readFileSync } from 'node:fs';
+import { InputError } from '../../protocol/check.ts';
+import { reproduceCommand, type CampaignParams, type Shard } from './campaign.ts';
+import type { ScheduleResult } from './run-one.ts';
+import type { Scenario } from '../../protocol/scenario.ts';
+
+export interface CampaignSummary {
+  campaign: CampaignParams;
+  schedules: number;
+  passed: number;
+  failed: number;
+  totals: { faultsInjected: number; dmaUseAfterFree: number; schedulesWithViolations: number; lazyWindowAccesses: number; lostCommands: number; duplicatedCommands: number; hangs: number };
+  /** By fault kind: schedules where it fired, firings, schedules with violations among them, failures among them. */
+  byFault: Record<string, { schedules: number; fired: number; withViolations: number; failed: number }>;
+  failures: { seed: number; scenario: string; summary: string; problems: string[]; reproduce: string; shrunk?: Scenario }[];
+  /** Not compared between a run and merged shards: how long it took. */
+  timing: { hostSeconds: number; schedulesPerSec: number; bootMsAvg: number; runMsAvg: number };
+}
+
+export function summarize(p: CampaignParams, results: readonly ScheduleResult[], hostSeconds: number): CampaignSummary {
+  const sorted = [...results].sort((a, b) => a.seed - b.seed);
+  const byFault: CampaignSummary['byFault'] = {};
+  const totals = { faultsInjected: 0, dmaUseAfterFree: 0, schedulesWithViolations: 0, lazyWindowAccesses: 0, lostCommands: 0, duplicatedCommands: 0, hangs: 0 };
+  let boot = 0;
+  let host = 0;
+  for (const r of sorted) {
+    for (const [k, n] of Object.entries(r.faultsByKind)) {
+      const b = (byFault[k] ??= { schedules: 0, fired: 0, withViolations: 0, failed: 0 });
+      b.schedules++;
+      b.fired += n;
+      if (r.dmaUseAfterFree) b.withViolations++;
+      if (!r.ok) b.failed++;
+      totals.faultsInjected += n;
+    }
+    totals.dmaUseAfterFree += r.dmaUseAfterFree;
+    if (r.dmaUseAfterFree) totals.schedulesWithViolations++;
+    totals.lazyWindowAccesses += r.lazyWindowAccesses;
+    totals.lostCommands += r.lostCommands;
+    totals.duplicatedCommands += r.duplicatedCommands;
+    totals.hangs += r.hangs;
+    boot += r.bootHostMs;
+    host += r.hostMs;
+  }
+  const failures = sorted
+    .filter((r) => !r.ok)
+    .map((r) => ({ seed: r.seed, scenario: r.scenario, summary: r.summary, problems: r.problems, reproduce: reproduceCommand(p, r.seed), ...(r.shrunk ? { shrunk: r.shrunk } : {}) }));
+  const n = sorted.length || 1;
+  return {
+    campaign: p,
+    schedules: sorted.length,
+    passed: sorted.length - failures.length,
+    failed: failures.length,
+    totals,
+    byFault: Object.fromEntries(Object.entries(byFault).sort(([a], [b]) => (a < b ? -1 : 1))),
+    failures,
+    timing: { hostSeconds: round(hostSeconds), schedulesPerSec: round(sorted.length / Math.max(hostSeconds, 1e-9)), bootMsAvg: round(boot / n), runMsAvg: round((host - boot) / n) },
+  };
+}
+
+const round = (x: number) => Math.round(x * 1000) / 1000;
+
+export function textSummary(s: CampaignSummary): string {
+  const out: string[] = [];
+  const c = s.campaign;
+  out.push(`campaign: ${s.schedules} schedules from seed ${c.seedStart}${c.scenarios.length ? ` (scenarios ${c.scenarios.join(', ')})` : ''}${c.noViolations ? ', no violations allowed' : ''}: ${s.passed} passed, ${s.failed} failed`);
+  out.push('', `${'fault'.padEnd(28)}${'schedules'.padStart(10)}${'fired'.padStart(10)}${'w/ UAF'.padStart(10)}${'failed'.padStart(10)}`);
+  for (const [k, b] of Object.entries(s.byFault)) out.push(`${k.padEnd(28)}${String(b.schedules).padStart(10)}${String(b.fired).padStart(10)}${String(b.withViolations).padStart(10)}${String(b.failed).padStart(10)}`);
+  const t = s.totals;
+  out.push(
+    '',
+    `DMA use-after-free: ${t.dmaUseAfterFree} access(es) in ${t.schedulesWithViolations} schedule(s); lazy-window accesses ${t.lazyWindowAccesses}`,
+    `commands lost ${t.lostCommands}, duplicated ${t.duplicatedCommands}; hangs ${t.hangs}; faults fired ${t.faultsInjected}`,
+    `${s.timing.hostSeconds} s, ${s.timing.schedulesPerSec} schedules/s (per schedule: boot and probe ${s.timing.bootMsAvg} ms, the run ${s.timing.runMsAvg} ms)`,
+  );
+  for (const f of s.failures) {
+    out.push('', `FAILED seed ${f.seed} (${f.scenario}): ${f.summary}`, ...f.problems.map((p) => `  ${p}`), `  reproduce: ${f.reproduce}`);
+    if (f.shrunk) out.push(`  smallest failing schedule (save as a .json file and run it with smmulab run --scenario FILE):`, `  ${JSON.stringify(f.shrunk)}`);
+  }
+  return out.join('\n') + '\n';
+}
+
+/** The first line of a shard's JSON Lines. */
+export function headerLine(p: CampaignParams, shard: Shard | null): string {
+  return JSON.stringify({ type: 'campaign', ...p, shard: shard ? `${shard.k}/${shard.n}` : '1/1' });
+}
+
+export function resultLine(r: ScheduleResult): string {
+  return JSON.stringify({ type: 'result', ...r });
+}
+
+/** Reads shard files back: the campaign they belong to and every result, checking they fit together. */
+export function readShards(files: readonly string[]): { params: CampaignParams; results: ScheduleResult[] } {
+  if (files.length === 0) throw new InputError('campaign merge: name the shard files (JSON Lines written by campaign --shard K/N)');
+  let params: CampaignParams | null = null;
+  let total = 0;
+  const seen = new Set<number>();
+  const results: ScheduleResult[] = [];
+  for (const file of files) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (e) {
+      throw new InputError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+    const lines = text.split('\n').filter((l) => l.trim() !== '');
+    lines.forEach((line, i) => {
+      let o: { type?: string; shard?: string; seed?: number } & Record<string, unknown>;
+      try {
+        o = JSON.parse(line);
+      } catch {
+        throw new InputError(`${file}:${i + 1}: not a JSON line`);
+      }
+      if (o.type === 'campaign') {
+        const p: CampaignParams = { count: Number(o.count), seedStart: Number(o.seedStart), scenarios: (o.scenarios as string[]) ?? [], noViolations: o.noViolations === true };
+        if (params && JSON.stringify(params) !== JSON.stringify(p)) throw new InputError(`${file}:${i + 1}: a shard of another campaign (${JSON.stringify(p)} vs ${JSON.stringify(params)})`);
+        params = p;
+        const n = Number(String(o.shard).split('/')[1]);
+        if (total && n !== total) throw new InputError(`${file}:${i + 1}: shard ${o.shard} of ${n}, the others are of ${total}`);
+        total = n;
+      } else if (o.type === 'result') {
+        if (!params) throw new InputError(`${file}:${i + 1}: a result before the campaign header line`);
+        if (seen.has(Number(o.seed))) throw new InputError(`${file}:${i + 1}: seed ${o.seed} appears twice (a shard given twice?)`);
+        seen.add(Number(o.seed));
+        const { type: _type, ...r } = o;
+        results.push(r as unknown as ScheduleResult);
+      } else {
+        throw new InputError(`${file}:${i + 1}: neither a campaign header nor a result line`);
+      }
+    });
+  }
+  if (!params) throw new InputError(`campaign merge: no campaign header line in ${files.join(', ')}`);
+  const p: CampaignParams = params;
+  if (results.length !== p.count) throw new InputError(`campaign merge: ${results.length} of the campaign's ${p.count} schedules are in these files (a shard missing?)`);
+  return { params: p, results };
+}

@@ -1,0 +1,92 @@
+// `smmulab campaign [--count N] [--seed-start S] [--scenario NAME ...] [--shard K/N] [--json]` and
+// `smmulab campaign merge FILE... [--json]`: many seeded schedules in lockstep (src/host/campaign).
+// Progress goes to stderr; the summary (text, or JSON with --json) to stdout. With --shard the seeds
+// are one shard's, and stdout gets JSON Lines (a header, then one result per seed) for `merge`, unless
+// --out names the file for them. Exit 0 when every schedule held, 1 when one did not, 2 for bad input.
+
+import { availableParallelism } from 'node:os';
+import { writeFileSync } from 'node:fs';
+import { HELP_SPEC, intOpt, parseArgs, usage, type OptSpec, UsageError } from './args.ts';
+import type { CliCommand } from './command.ts';
+import { parseShard, runSeeds, seedsOf, shrinkFailures, type CampaignParams, type Shard } from '../campaign/campaign.ts';
+import { headerLine, readShards, resultLine, summarize, textSummary, type CampaignSummary } from '../campaign/summary.ts';
+import { loadScenario } from '../scenario/catalogue.ts';
+
+const NAME = 'campaign';
+
+const SPEC: Record<string, OptSpec> = {
+  count: { type: 'number', help: 'schedules (seeds) in the whole campaign', default: 100 },
+  'seed-start': { type: 'number', help: 'first seed', default: 1 },
+  scenario: { type: 'string', repeatable: true, help: 'run these built-in scenarios (or files) with the seeds instead of generated schedules' },
+  shard: { type: 'string', help: 'run shard K of N (seeds i with i mod N = K-1) and write JSON Lines' },
+  out: { type: 'string', help: 'write the JSON Lines (header and one result per seed) to this file' },
+  'no-violations': { type: 'boolean', help: 'fail every schedule with a DMA use-after-free, whatever its faults' },
+  workers: { type: 'number', help: 'worker threads (default: one per core)' },
+  json: { type: 'boolean', help: 'print the summary as one JSON object' },
+  help: HELP_SPEC,
+};
+const MERGE_SPEC: Record<string, OptSpec> = { json: SPEC.json!, help: HELP_SPEC };
+
+function finish(s: CampaignSummary, json: boolean): number {
+  process.stdout.write(json ? JSON.stringify(s) + '\n' : textSummary(s));
+  for (const f of s.failures) process.stderr.write(`campaign: seed ${f.seed} failed: ${f.problems[0]}\n  reproduce: ${f.reproduce}\n`);
+  return s.failed ? 1 : 0;
+}
+
+async function merge(argv: string[]): Promise<number> {
+  const p = parseArgs(argv, MERGE_SPEC, `${NAME} merge`);
+  if (p.opts.help) {
+    process.stdout.write(usage(`${NAME} merge`, 'FILE... [--json]', MERGE_SPEC) + '\n');
+    return 0;
+  }
+  const { params, results } = readShards(p.positional);
+  return finish(summarize(params, results, 0), p.opts.json === true);
+}
+
+export const command: CliCommand = {
+  name: NAME,
+  summary: 'run many seeded fault schedules in lockstep, or merge the shards of one',
+  async run(argv) {
+    if (argv[0] === 'merge') return merge(argv.slice(1));
+    const p = parseArgs(argv, SPEC, NAME);
+    if (p.opts.help) {
+      process.stdout.write(usage(NAME, '[options] | merge FILE... [--json]', SPEC) + '\n');
+      return 0;
+    }
+    if (p.positional.length) throw new UsageError(`${NAME}: unexpected argument '${p.positional[0]}' (did you mean campaign merge FILE...?)`);
+    const scenarios = p.lists.scenario ?? [];
+    for (const s of scenarios) loadScenario(s);
+    const params: CampaignParams = {
+      count: intOpt(p, 'count', 1, 1e7, NAME),
+      seedStart: intOpt(p, 'seed-start', 0, 0xffff_ffff, NAME),
+      scenarios,
+      noViolations: p.opts['no-violations'] === true,
+    };
+    const shard: Shard | null = p.opts.shard === undefined ? null : parseShard(String(p.opts.shard));
+    const workers = p.opts.workers === undefined ? Math.max(1, availableParallelism()) : intOpt(p, 'workers', 0, 64, NAME);
+    const seeds = seedsOf(params, shard ?? undefined);
+    const lines: string[] = [headerLine(params, shard)];
+    const t0 = performance.now();
+    let done = 0;
+    let lastProgress = t0;
+    const results = await runSeeds(params, seeds, workers, () => {
+      done++;
+      const now = performance.now();
+      if (now - lastProgress > 1000 || done === seeds.length) {
+        lastProgress = now;
+        process.stderr.write(`campaign: ${done}/${seeds.length} schedules, ${((done * 1000) / (now - t0)).toFixed(1)}/s\n`);
+      }
+    });
+    await shrinkFailures(params, results, (l) => process.stderr.write(l + '\n'));
+    const hostSeconds = (performance.now() - t0) / 1000;
+    for (const r of results) lines.push(resultLine(r));
+    const jsonl = lines.join('\n') + '\n';
+    if (p.opts.out !== undefined) writeFileSync(String(p.opts.out), jsonl);
+    const summary = summarize(params, results, hostSeconds);
+    if (shard && p.opts.out === undefined) {
+      process.stdout.write(jsonl);
+      return summary.failed ? 1 : 0;
+    }
+    return finish(summary, p.opts.json === true);
+  },
+};
