@@ -117,10 +117,15 @@ export async function shrinkSeed(seed: number, noViolations: boolean): Promise<R
     { seed, numRuns: 1, endOnFailure: false },
   );
   if (!out.failed || !out.counterexample) return null;
-  return toScenario(out.counterexample[0], seed);
+  const s = toScenario(out.counterexample[0], seed);
+  // Under --no-violations a use-after-free is the failure; say so, so `run --scenario` judges it too.
+  return noViolations ? { ...s, expect: { violations: 'none' } } : s;
 }
 
-/** Shrinks the first few failures of generated schedules in place. */
+/**
+ * Shrinks the first few failures (in seed order) of generated schedules in place: where a campaign's
+ * results come together, the end of an unsharded run or a merge, so both shrink the same ones.
+ */
 export async function shrinkFailures(p: CampaignParams, results: ScheduleResult[], log: (line: string) => void): Promise<void> {
   if (p.scenarios.length) return;
   for (const r of results.filter((x) => !x.ok).slice(0, SHRINK_FAILURES)) {

@@ -78,7 +78,7 @@ export function textSummary(s: CampaignSummary): string {
   );
   for (const f of s.failures) {
     out.push('', `FAILED seed ${f.seed} (${f.scenario}): ${f.summary}`, ...f.problems.map((p) => `  ${p}`), `  reproduce: ${f.reproduce}`);
-    if (f.shrunk) out.push(`  smallest failing schedule (save as a .json file and run it with smmulab run --scenario FILE):`, `  ${JSON.stringify(f.shrunk)}`);
+    if (f.shrunk) out.push(`  smallest failing schedule (save it as a .json file; smmulab run --scenario FILE fails the same way):`, `  ${JSON.stringify(f.shrunk)}`);
   }
   return out.join('\n') + '\n';
 }
@@ -92,11 +92,21 @@ export function resultLine(r: ScheduleResult): string {
   return JSON.stringify({ type: 'result', ...r });
 }
 
-/** Reads shard files back: the campaign they belong to and every result, checking they fit together. */
-export function readShards(files: readonly string[]): { params: CampaignParams; results: ScheduleResult[] } {
+/** The last line of a shard: how long it took (a merge reports the shards' host time summed). */
+export function doneLine(hostSeconds: number): string {
+  return JSON.stringify({ type: 'done', hostSeconds });
+}
+
+/**
+ * Reads shard files back: the campaign they belong to, every result, and the shards' host seconds
+ * summed, checking they fit together (one campaign, every shard once, every seed once).
+ */
+export function readShards(files: readonly string[]): { params: CampaignParams; results: ScheduleResult[]; hostSeconds: number } {
   if (files.length === 0) throw new InputError('campaign merge: name the shard files (JSON Lines written by campaign --shard K/N)');
   let params: CampaignParams | null = null;
   let total = 0;
+  let hostSeconds = 0;
+  const shards = new Set<number>();
   const seen = new Set<number>();
   const results: ScheduleResult[] = [];
   for (const file of files) {
@@ -106,8 +116,8 @@ export function readShards(files: readonly string[]): { params: CampaignParams; 
     } catch (e) {
       throw new InputError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
     }
-    const lines = text.split('\n').filter((l) => l.trim() !== '');
-    lines.forEach((line, i) => {
+    text.split('\n').forEach((line, i) => {
+      if (line.trim() === '') return;
       let o: { type?: string; shard?: string; seed?: number } & Record<string, unknown>;
       try {
         o = JSON.parse(line);
@@ -118,9 +128,13 @@ export function readShards(files: readonly string[]): { params: CampaignParams; 
         const p: CampaignParams = { count: Number(o.count), seedStart: Number(o.seedStart), scenarios: (o.scenarios as string[]) ?? [], noViolations: o.noViolations === true };
         if (params && JSON.stringify(params) !== JSON.stringify(p)) throw new InputError(`${file}:${i + 1}: a shard of another campaign (${JSON.stringify(p)} vs ${JSON.stringify(params)})`);
         params = p;
-        const n = Number(String(o.shard).split('/')[1]);
+        const [k, n] = String(o.shard).split('/').map(Number) as [number, number];
         if (total && n !== total) throw new InputError(`${file}:${i + 1}: shard ${o.shard} of ${n}, the others are of ${total}`);
+        if (shards.has(k)) throw new InputError(`${file}:${i + 1}: shard ${o.shard} given twice`);
+        shards.add(k);
         total = n;
+      } else if (o.type === 'done') {
+        hostSeconds += Number(o.hostSeconds) || 0;
       } else if (o.type === 'result') {
         if (!params) throw new InputError(`${file}:${i + 1}: a result before the campaign header line`);
         if (seen.has(Number(o.seed))) throw new InputError(`${file}:${i + 1}: seed ${o.seed} appears twice (a shard given twice?)`);
@@ -134,6 +148,8 @@ export function readShards(files: readonly string[]): { params: CampaignParams; 
   }
   if (!params) throw new InputError(`campaign merge: no campaign header line in ${files.join(', ')}`);
   const p: CampaignParams = params;
-  if (results.length !== p.count) throw new InputError(`campaign merge: ${results.length} of the campaign's ${p.count} schedules are in these files (a shard missing?)`);
-  return { params: p, results };
+  const missing = Array.from({ length: total }, (_, i) => i + 1).filter((k) => !shards.has(k));
+  if (missing.length) throw new InputError(`campaign merge: shard(s) ${missing.map((k) => `${k}/${total}`).join(', ')} missing (${results.length} of the campaign's ${p.count} schedules are in these files)`);
+  if (results.length !== p.count) throw new InputError(`campaign merge: ${results.length} of the campaign's ${p.count} schedules are in these files (a shard cut short?)`);
+  return { params: p, results, hostSeconds };
 }

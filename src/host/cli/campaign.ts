@@ -9,7 +9,7 @@ import { writeFileSync } from 'node:fs';
 import { HELP_SPEC, intOpt, parseArgs, usage, type OptSpec, UsageError } from './args.ts';
 import type { CliCommand } from './command.ts';
 import { parseShard, runSeeds, seedsOf, shrinkFailures, type CampaignParams, type Shard } from '../campaign/campaign.ts';
-import { headerLine, readShards, resultLine, summarize, textSummary, type CampaignSummary } from '../campaign/summary.ts';
+import { doneLine, headerLine, readShards, resultLine, summarize, textSummary, type CampaignSummary } from '../campaign/summary.ts';
 import { loadScenario } from '../scenario/catalogue.ts';
 
 const NAME = 'campaign';
@@ -39,8 +39,9 @@ async function merge(argv: string[]): Promise<number> {
     process.stdout.write(usage(`${NAME} merge`, 'FILE... [--json]', MERGE_SPEC) + '\n');
     return 0;
   }
-  const { params, results } = readShards(p.positional);
-  return finish(summarize(params, results, 0), p.opts.json === true);
+  const { params, results, hostSeconds } = readShards(p.positional);
+  await shrinkFailures(params, results, (l) => process.stderr.write(l + '\n'));
+  return finish(summarize(params, results, hostSeconds), p.opts.json === true);
 }
 
 export const command: CliCommand = {
@@ -77,9 +78,11 @@ export const command: CliCommand = {
         process.stderr.write(`campaign: ${done}/${seeds.length} schedules, ${((done * 1000) / (now - t0)).toFixed(1)}/s\n`);
       }
     });
-    await shrinkFailures(params, results, (l) => process.stderr.write(l + '\n'));
+    // A shard leaves shrinking to the merge, which sees the whole campaign's failures in seed order.
+    if (!shard) await shrinkFailures(params, results, (l) => process.stderr.write(l + '\n'));
     const hostSeconds = (performance.now() - t0) / 1000;
     for (const r of results) lines.push(resultLine(r));
+    lines.push(doneLine(hostSeconds));
     const jsonl = lines.join('\n') + '\n';
     if (p.opts.out !== undefined) writeFileSync(String(p.opts.out), jsonl);
     const summary = summarize(params, results, hostSeconds);
