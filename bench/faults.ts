@@ -19,6 +19,7 @@ import { DEFAULT_FEATURES } from '../src/arch/smmu/features.ts';
 import { iommuMap, parseTopology } from '../src/protocol/topology.ts';
 import { runSeeds, type CampaignParams } from '../src/host/campaign/campaign.ts';
 import { summarize } from '../src/host/campaign/summary.ts';
+import { DEFAULT_ATC_RECOVERY } from '../src/protocol/ops/smmu.ts';
 
 const SPEC: Record<string, OptSpec> = {
   quick: { type: 'boolean', help: '5 trials, a 1000-schedule campaign' },
@@ -73,7 +74,7 @@ async function main(): Promise<void> {
   const sanitizer = { copiesPerSecOn: Math.round(median(on)), copiesPerSecOff: Math.round(median(off)), ratio: Number((median(on) / median(off)).toFixed(3)), trialsOn: on.map(Math.round), trialsOff: off.map(Math.round) };
   console.log(`sanitizer: ats-dma ${sanitizer.copiesPerSecOn} copies/s on, ${sanitizer.copiesPerSecOff} off (median of ${trials}): ratio ${sanitizer.ratio}`);
 
-  const params: CampaignParams = { count, seedStart: 1, scenarios: [], noViolations: false };
+  const params: CampaignParams = { count, seedStart: 1, scenarios: [], noViolations: false, atcRecovery: DEFAULT_ATC_RECOVERY, faults: [] };
   const workers = Math.max(1, availableParallelism());
   const t0 = performance.now();
   const seeds = Array.from({ length: count }, (_, i) => i + 1);

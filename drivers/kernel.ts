@@ -127,7 +127,7 @@ export class Kernel {
   initPci(iommuMap: readonly { rid: number; sid: number }[], strict: boolean): PciState {
     if (this.pci) throw new Error(`cpu${this.platform.cpu}: PCI already initialised`);
     const core = new PciCore(this.platform, { iommuMap });
-    const glue = this.smmu ? new PciIommu(this.iommu().iommu, this.platform, strict) : null;
+    const glue = this.smmu ? new PciIommu(this.iommu().iommu, this.platform, core, strict) : null;
     core.iommu = glue;
     const ep = new EpDriver(core);
     pciRegisterDriver(core, ep);

@@ -122,8 +122,9 @@ describe('determinism', () => {
     const a = await runScenario(l.scenario, l.name, { seed: 12345, baseDir: l.baseDir });
     const b = await runScenario(l.scenario, l.name, { seed: 12345, baseDir: l.baseDir });
     expect(a.seed).toBe(12345);
-    // Something happened worth comparing.
-    expect(a.dmaUseAfterFree).toBeGreaterThan(0);
+    // Something happened worth comparing: the culprit was found and fenced.
+    expect(a.recovery.fences).toBeGreaterThan(0);
+    expect(a.recovery.extraSyncs).toBeGreaterThan(0);
     expect(a.log.length).toBeGreaterThan(0);
     expect(withoutHostTime(b)).toEqual(withoutHostTime(a));
   });
@@ -152,12 +153,14 @@ describe("the sanitizer's negative control", () => {
   // domain, nth 2 the source buffer's unmap, nth 3 the destination's. Ignoring the 3rd leaves a stale
   // ATC entry for the destination IOVA; the next round reuses that IOVA for its destination, the
   // device writes through the stale entry to the page freed meanwhile (now page cache): exactly one
-  // use-after-free write.
-  const scenario = (faults: unknown[]) =>
+  // use-after-free write. This is the mainline driver's behaviour (atcRecovery 'none'); the default
+  // recovery fences the device before the unmap returns (checked below).
+  const scenario = (faults: unknown[], atcRecovery = 'none') =>
     checkScenario(
       {
         topology: { ports: DEFAULT_TOPOLOGY_JSON.ports.slice(0, 1) },
         smmu: { atcTimeoutUs: 1000 },
+        driver: { atcRecovery },
         workload: [{ do: 'ats-dma', rounds: 2, transfersPerMap: 1 }],
         faults,
       },
@@ -190,6 +193,23 @@ describe("the sanitizer's negative control", () => {
     expect(src.violations).toHaveLength(1);
     expect(src.violations[0]!.write).toBe(false);
     expect(src.violations[0]!.iova).not.toBe(v.iova);
+  });
+
+  it('the same fault under each recovery policy: the quarantines fence the device before the unmap returns', async () => {
+    const by: Record<string, ScenarioReport> = {};
+    for (const policy of ['none', 'reset', 'quarantine', 'quarantine-bisect']) by[policy] = await runScenario(scenario([noAnswer(3)], policy), `negative-control-${policy}`);
+    // v1 resets the device later, from a work item: the unmap has returned, the write already happened.
+    expect(by.none!.dmaUseAfterFree).toBe(1);
+    expect(by.reset!.dmaUseAfterFree).toBe(1);
+    expect(by.reset!.devices[0]!.resets).toBe(1);
+    for (const p of ['quarantine', 'quarantine-bisect']) {
+      expect(by[p]!.dmaUseAfterFree, p).toBe(0);
+      // One device in the batch: nothing to bisect, it is fenced at once and reset back to health.
+      expect(by[p]!.recovery.fences, p).toBe(1);
+      expect(by[p]!.devices[0], p).toMatchObject({ state: 'ok', fenced: false, fences: 1, resets: 1, atsEnabled: true });
+      expect(by[p]!.recovery.staleReturns, p).toBe(0);
+    }
+    expect(by.none!.recovery.staleReturns).toBe(1);
   });
 
   it('the same scenario with no faults: no violation', async () => {
@@ -292,9 +312,19 @@ describe('scenario files and the CLI', () => {
     }
   });
 
-  it('run --scenario atc-inv-no-answer --json: exit 0, one JSON report with every field', async () => {
-    const r = await runCli(['run', '--scenario', 'atc-inv-no-answer', '--json']);
-    expect(r.code, r.stderr).toBe(0);
+  it('run --scenario atc-inv-no-answer --json: exit 0, one JSON report with every field; with the mainline driver, exit 1 and violations', async () => {
+    const good = await runCli(['run', '--scenario', 'atc-inv-no-answer', '--json']);
+    expect(good.code, good.stderr).toBe(0);
+    const def = JSON.parse(good.stdout) as ScenarioReport;
+    expect(def.ok).toBe(true);
+    expect(def.atcRecovery).toBe('quarantine-bisect');
+    expect(def.dmaUseAfterFree).toBe(0);
+    expect(def.violations).toEqual([]);
+    // The retry of the failed batch was answered: extra SYNCs, nobody fenced.
+    expect(def.recovery.extraSyncs).toBeGreaterThan(0);
+    expect(def.recovery.fences).toBe(0);
+    const r = await runCli(['run', '--scenario', 'atc-inv-no-answer', '--atc-recovery', 'none', '--json']);
+    expect(r.code, r.stderr).toBe(1);
     expect(r.stdout.trim().split('\n')).toHaveLength(1);
     const out = JSON.parse(r.stdout) as Record<string, unknown> & ScenarioReport;
     for (const k of ['scenario', 'seed', 'faultsInjected', 'dmaUseAfterFree', 'lazyWindowAccesses', 'lostCommands', 'duplicatedCommands', 'hangs', 'devices', 'violations', 'log']) {
@@ -302,7 +332,9 @@ describe('scenario files and the CLI', () => {
     }
     expect(out.scenario).toBe('atc-inv-no-answer');
     expect(out.seed).toBe(1);
-    expect(out.ok).toBe(true);
+    expect(out.atcRecovery).toBe('none');
+    expect(out.ok).toBe(false);
+    expect(out.problems).toEqual([`expected no DMA use-after-free, saw ${out.dmaUseAfterFree}`]);
     expect(out.faultsInjected).toBe(1);
     expect(out.faultsByKind).toEqual({ 'atc-inv-no-answer': 1 });
     expect(out.dmaUseAfterFree).toBeGreaterThan(0);
@@ -313,8 +345,8 @@ describe('scenario files and the CLI', () => {
     expect(out.hangs).toBe(0);
     expect(out.devices.map((d) => d.bdf)).toEqual(['01:00.0', '02:00.0']);
     for (const d of out.devices) {
-      expect(Object.keys(d).sort()).toEqual(['atsEnabled', 'bdf', 'fenced', 'resets', 'state']);
-      expect(d).toMatchObject({ state: 'ok', atsEnabled: true, fenced: false, resets: 0 });
+      expect(Object.keys(d).sort()).toEqual(['atsEnabled', 'bdf', 'fenced', 'fences', 'resets', 'state']);
+      expect(d).toMatchObject({ state: 'ok', atsEnabled: true, fenced: false, fences: 0, resets: 0 });
     }
     for (const v of out.violations) expect(v).toMatchObject({ bdf: '01:00.0', sid: 0x100, translated: true });
     expect(Array.isArray(out.log)).toBe(true);
@@ -324,7 +356,7 @@ describe('scenario files and the CLI', () => {
   it('a scenario whose expectation does not hold: exit 1, stderr names the seed and how to reproduce', async () => {
     const s = rawBuiltin('atc-inv-no-answer') as RawScenario & Record<string, unknown>;
     delete s.$schema;
-    const f = json('expect-none.json', { ...s, seed: 5, expect: { violations: 'none' } });
+    const f = json('expect-none.json', { ...s, seed: 5, expect: { violations: 'none' }, driver: { atcRecovery: 'none' } });
     const r = await runCli(['run', '--scenario', f]);
     expect(r.code, r.stderr).toBe(1);
     expect(r.stdout).toContain('scenario expect-none, seed 5: FAILED');
@@ -332,7 +364,7 @@ describe('scenario files and the CLI', () => {
     expect(r.stderr).toContain('(seed 5)');
     expect(r.stderr).not.toContain('    at ');
     const repro = r.stderr.split('\n').find((l) => l.includes('reproduce:'));
-    expect(repro).toBe(`  reproduce: smmulab run --scenario ${f} --seed 5`);
+    expect(repro).toBe(`  reproduce: smmulab run --scenario ${f} --seed 5 --atc-recovery none`);
     // The command it prints reproduces the failure.
     const again = await runCli([...repro!.replace(/^\s*reproduce: smmulab /, '').split(' '), '--json']);
     expect(again.code).toBe(1);
@@ -343,9 +375,9 @@ describe('scenario files and the CLI', () => {
   });
 
   it('the text report lists the violations before the devices', async () => {
-    const r = await runCli(['run', '--scenario', 'atc-inv-no-answer']);
-    expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/^scenario atc-inv-no-answer, seed 1: OK$/m);
+    const r = await runCli(['run', '--scenario', 'atc-inv-no-answer', '--atc-recovery', 'none']);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stdout).toMatch(/^scenario atc-inv-no-answer, seed 1: FAILED$/m);
     const uaf = r.stdout.search(/^DMA use-after-free: \d+ access/m);
     const firstViolation = r.stdout.search(/^ {2}01:00\.0 \(SID 0x100\) write, translated/m);
     const devices = r.stdout.search(/^devices:$/m);

@@ -40,7 +40,7 @@ describe('a topology of 64 ATS functions', () => {
     expect(r.ok).toBe(true);
     // Judged here too, not only by the scenario's expectation.
     expect(r.devices.map((d) => d.bdf)).toEqual(BDFS_64);
-    for (const d of r.devices) expect(d, d.bdf).toEqual({ bdf: d.bdf, state: 'ok', atsEnabled: true, fenced: false, resets: 0 });
+    for (const d of r.devices) expect(d, d.bdf).toEqual({ bdf: d.bdf, state: 'ok', atsEnabled: true, fenced: false, fences: 0, resets: 0 });
     expect(r.errors).toEqual([]);
     expect(r.dmaUseAfterFree).toBe(0);
     expect(r.lostCommands).toBe(0);

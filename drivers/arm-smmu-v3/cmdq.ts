@@ -10,12 +10,26 @@
 //               CPU waits for its CMD_SYNC (INT_MIN = exclusive)
 //   VALID_MAP   one bit per slot; a slot's bit is flipped when its command is written, so "valid" means
 //               the bit equals the inverse of the slot's wrap bit
+//   ERR_LOCK    taken (0 -> 1) by whoever handles a global error, the GERROR interrupt's CPU or a CPU
+//               whose SYNC poll timed out, so one error is handled once
+//   SYNC_ERR    one word per slot: skip_err stores (prod of the failed CMD_SYNC, with its wrap bit) + 1
+//               there when CERROR_ATC_INV_SYNC stopped the queue on that SYNC (Linux v2's
+//               atc_sync_timeouts); the CPU that issued the SYNC clears the word before publishing it
+//               and takes it (exchange with 0) once the SYNC has completed. Safe across wraps: the slot
+//               cannot be reused while its issuer still holds the shared lock, i.e. before it has read
+//               its word; the wrap bit in the value tells a stale record from this SYNC's.
 //
 // A CPU reserves n(+1 for a CMD_SYNC) slots by CAS on LLQ. The first CPU to reserve after the last owner
 // finished becomes the owner: it waits for the previous owner's prod, stops further gathering by
 // clearing OWNED, waits until every gathered slot is marked valid, writes CMDQ_PROD once for all of
 // them and publishes OWNER_PROD. Then each CPU with a CMD_SYNC waits for its own SYNC to complete: by
-// polling the SYNC's slot for the SMMU's MSI write of 0 (MSI-poll) or by polling CMDQ_CONS.
+// polling the SYNC's slot for the SMMU's MSI write of 0 (MSI-poll) or by polling CMDQ_CONS. A poll that
+// times out looks at GERROR itself (the interrupt may be masked on this very CPU, which polls with
+// interrupts off) and, if a command error is pending, handles it and polls once more.
+//
+// Every exit of issue() after the reservation, error or not, leaves the queue usable: reserved slots
+// not yet written are filled with harmless CMD_SYNCs and marked valid (an owner waits for them), an
+// owner publishes what it gathered, the shared lock is dropped and the interrupt state restored.
 
 import { OFF } from '../../src/arch/smmu/regs.ts';
 import { F } from '../../src/arch/smmu/commands.ts';
@@ -23,6 +37,7 @@ import { hex } from '../../src/arch/bits.ts';
 import type { IoMem, Platform } from '../platform/platform.ts';
 import { buildSync } from './cmds.ts';
 import { E } from '../../src/protocol/errno.ts';
+import type { CmdqDesc } from '../../src/protocol/ops/smmu.ts';
 
 /** Most commands in one batch (Linux CMDQ_BATCH_ENTRIES = BITS_PER_LONG). */
 export const CMDQ_BATCH_ENTRIES = 64;
@@ -36,31 +51,30 @@ const CONS_SHIFT = 16;
 const LOCK_EXCLUSIVE = -2147483648; // INT_MIN
 
 /** Word offsets inside the shared state page (each on its own 64-byte line). */
-export const W = { LLQ: 0, OWNER_PROD: 16, LOCK: 32, VALID_MAP: 64 } as const;
+export const W = { LLQ: 0, OWNER_PROD: 16, LOCK: 32, ERR_LOCK: 48, VALID_MAP: 64 } as const;
 
-/** Everything another CPU needs to join an already probed command queue. */
-export interface CmdqDesc {
-  /** PA of the queue (naturally aligned). */
-  basePa: number;
-  /** log2 of the number of entries. */
-  shift: number;
-  /** PA of the shared state page. */
-  statePa: number;
-  /** Complete CMD_SYNCs by MSI write into their own slot (Linux ARM_SMMU_OPT_MSIPOLL). */
-  msiPoll: boolean;
-  /** Wait with WFE while polling CONS (IDR0.SEV). */
-  sev: boolean;
+
+/** Word offset of the SYNC_ERR array for a queue of 2^shift entries (after the valid map). */
+function syncErrWord(shift: number): number {
+  return W.VALID_MAP + Math.ceil((1 << shift) / 32);
 }
 
 /** Bytes the shared state needs for a queue of 2^shift entries. */
 export function cmdqStateBytes(shift: number): number {
-  return (W.VALID_MAP + Math.ceil((1 << shift) / 32)) * 4;
+  return (syncErrWord(shift) + (1 << shift)) * 4;
 }
 
 export class CmdqTimeout extends Error {}
 
+/**
+ * What a CMD_SYNC's issuer learns: 0; SYNC_ATC_TIMEOUT when the SMMU stopped on this SYNC with
+ * CERROR_ATC_INV_SYNC (an ATC invalidation before it got no completion; the SYNC then re-executed);
+ * -ETIMEDOUT when the SYNC did not complete within the poll timeout.
+ */
+export const SYNC_ATC_TIMEOUT = -E.EIO;
+
 export interface IssueResult {
-  /** 0, or -ETIMEDOUT when the CMD_SYNC did not complete in time. */
+  /** 0, SYNC_ATC_TIMEOUT, or -ETIMEDOUT (see SYNC_ATC_TIMEOUT). */
   ret: number;
   /** The prod index (with wrap bit) of the first command. */
   start: number;
@@ -76,6 +90,7 @@ export class Cmdq {
   private readonly idxMask: number;
   private readonly wrp: number;
   private readonly ptrMask: number; // index + wrap
+  private readonly syncErr: number; // dword index of SYNC_ERR
   /**
    * This queue's CMD_SYNC as buildSync makes it (arm_smmu_cmdq_build_sync_cmd), built once: with
    * MSI-poll only its MSIAddress (the SYNC's own slot) changes per issue.
@@ -93,6 +108,11 @@ export class Cmdq {
     /** Platform ns to wait for CMD_SYNC completion or for space (ARM_SMMU_POLL_TIMEOUT_US). */
     private readonly pollTimeoutNs: number,
     private readonly devLog: (level: 'err' | 'warn', msg: string) => void,
+    /**
+     * Handles a pending global error if there is one (the GERROR handler, run by a CPU whose SYNC poll
+     * timed out); returns whether there was one.
+     */
+    private readonly checkGerror: () => boolean = () => false,
   ) {
     if (desc.shift > CMDQ_MAX_SZ_SHIFT) throw new Error(`cmdq: 2^${desc.shift} entries exceeds the driver's 2^${CMDQ_MAX_SZ_SHIFT}`);
     this.size = 1 << desc.shift;
@@ -102,8 +122,34 @@ export class Cmdq {
     this.idxMask = this.size - 1;
     this.wrp = this.size;
     this.ptrMask = (this.size << 1) - 1;
+    this.syncErr = this.st + syncErrWord(desc.shift);
     // With MSI-poll every SYNC has a non-zero MSIAddress (a slot in DRAM): CS=SIG_IRQ.
     buildSync(this.syncCmd, 0, desc.msiPoll ? desc.basePa : 0);
+  }
+
+  /**
+   * skip_err found CERROR_ATC_INV_SYNC with CONS on the CMD_SYNC at `cons`: tells its issuer, whichever
+   * CPU that is.
+   */
+  markSyncFailed(cons: number): void {
+    Atomics.store(this.i32, this.syncErr + (cons & this.idxMask), (cons & this.ptrMask) + 1);
+  }
+
+  /** Runs `handle` unless another CPU is handling a global error right now; returns what it did. */
+  withErrorLock(handle: () => boolean): boolean {
+    const i = this.st + W.ERR_LOCK;
+    if (Atomics.compareExchange(this.i32, i, 0, 1) !== 0) return false;
+    try {
+      return handle();
+    } finally {
+      Atomics.store(this.i32, i, 0);
+    }
+  }
+
+  /** The 4 words of the command in the slot of `prod` (what skip_err reads back). */
+  slot(prod: number): Uint32Array {
+    const i = this.baseIdx + (prod & this.idxMask) * 4;
+    return Uint32Array.from(this.i32.subarray(i, i + 4));
   }
 
   /** Initialises the shared state (probe, before CMDQEN). */
@@ -298,75 +344,126 @@ export class Cmdq {
     const owner = (llq & OWNED) === 0;
     const start = prod & this.ptrMask;
     const end = this.inc(start, n + s);
+    const syncProd = sync ? this.inc(start, n) : -1;
+    let written = false;
+    let published = !owner;
+    let locked = false;
+    try {
+      // 2. Write our commands into the reserved slots, and our CMD_SYNC after them.
+      const q = this.i32;
+      for (let k = 0; k < n; k++) {
+        const slot = this.baseIdx + ((start + k) & this.idxMask) * 4;
+        q[slot] = cmds[4 * k]!;
+        q[slot + 1] = cmds[4 * k + 1]!;
+        q[slot + 2] = cmds[4 * k + 2]!;
+        q[slot + 3] = cmds[4 * k + 3]!;
+      }
+      if (sync) {
+        const slotIdx = syncProd & this.idxMask;
+        this.writeSync(slotIdx);
+        // A record left in this slot by an earlier SYNC is not ours.
+        Atomics.store(q, this.syncErr + slotIdx, 0);
+        // Hold the queue against a second wrap until our SYNC is seen to complete.
+        this.sharedLock();
+        locked = true;
+      }
 
-    // 2. Write our commands into the reserved slots, and our CMD_SYNC after them.
+      // 3. Mark our slots valid (the Atomics.xor orders the command stores before it: dma_wmb).
+      this.validMap(start, end, true);
+      written = true;
+      p.trace.arm_smmu_cmdq_issue?.(n, sync, start);
+
+      // 4. The owner publishes everything gathered so far with one CMDQ_PROD write.
+      if (owner) {
+        this.publish(start);
+        published = true;
+      }
+      this.issuedCmds += n;
+
+      // 5. With a CMD_SYNC, wait for it to complete, then take its error record.
+      let ret = 0;
+      if (sync) {
+        this.syncs++;
+        const waitFrom = p.trace.arm_smmu_cmdq_sync_done ? p.clock.now() : 0;
+        let seenCons = this.waitSync(syncProd);
+        // Our SYNC timed out: maybe only because the GERROR interrupt cannot reach this CPU while it
+        // polls with interrupts off. Handle a pending error here and give the SYNC one more poll.
+        if (seenCons < 0 && this.checkGerror()) seenCons = this.waitSync(syncProd);
+        if (seenCons < 0) {
+          ret = -E.ETIMEDOUT;
+          this.syncTimeouts++;
+          const hwProd = this.regs.read32(OFF.CMDQ_PROD);
+          const hwCons = this.regs.read32(OFF.CMDQ_CONS);
+          this.devLog('err', `CMD_SYNC timeout at ${hex(syncProd)} [hwprod ${hex(hwProd >>> 0)}, hwcons ${hex(hwCons >>> 0)}]`);
+          seenCons = syncProd;
+        } else if (Atomics.exchange(this.i32, this.syncErr + (syncProd & this.idxMask), 0) === syncProd + 1) {
+          ret = SYNC_ATC_TIMEOUT;
+        }
+        p.trace.arm_smmu_cmdq_sync_done?.(syncProd, -ret, p.clock.now() - waitFrom);
+        // The last CPU out of the shared lock publishes the cons it saw, so later reservations see space.
+        locked = false;
+        if (!this.sharedTryUnlock()) {
+          this.writeShadowCons(seenCons);
+          this.sharedUnlock();
+        }
+      }
+      return { ret, start, syncProd };
+    } finally {
+      // Unwinding after an error: our slots must not stay invalid (an owner would wait for them),
+      // what we gathered must reach the hardware, and nothing we hold may stay held.
+      if (!written) {
+        for (let prod = start; prod !== end; prod = this.inc(prod, 1)) this.writeSync(prod & this.idxMask);
+        this.validMap(start, end, true);
+      }
+      if (!published) {
+        try {
+          this.publish(start);
+        } catch (e) {
+          if (!(e instanceof CmdqTimeout)) throw e;
+          this.devLog('err', `CMDQ: could not publish after an error: ${e.message}`);
+        }
+      }
+      if (locked) this.sharedUnlock();
+      p.localIrqRestore(flags);
+    }
+  }
+
+  /** Writes this queue's CMD_SYNC into a slot (with MSI-poll, aimed at the slot itself). */
+  private writeSync(slotIdx: number): void {
+    const sc = this.syncCmd;
+    if (this.desc.msiPoll) F.MSIADDR.write(sc, 0, (this.desc.basePa + slotIdx * 16) / 4);
+    const slot = this.baseIdx + slotIdx * 4;
     const q = this.i32;
-    for (let k = 0; k < n; k++) {
-      const slot = this.baseIdx + ((start + k) & this.idxMask) * 4;
-      q[slot] = cmds[4 * k]!;
-      q[slot + 1] = cmds[4 * k + 1]!;
-      q[slot + 2] = cmds[4 * k + 2]!;
-      q[slot + 3] = cmds[4 * k + 3]!;
-    }
-    let syncProd = -1;
-    if (sync) {
-      syncProd = this.inc(start, n);
-      const slotIdx = syncProd & this.idxMask;
-      const sc = this.syncCmd;
-      if (this.desc.msiPoll) F.MSIADDR.write(sc, 0, (this.desc.basePa + slotIdx * 16) / 4);
-      const slot = this.baseIdx + slotIdx * 4;
-      q[slot] = sc[0]!;
-      q[slot + 1] = sc[1]!;
-      q[slot + 2] = sc[2]!;
-      q[slot + 3] = sc[3]!;
-      // Hold the queue against a second wrap until our SYNC is seen to complete.
-      this.sharedLock();
-    }
+    q[slot] = sc[0]!;
+    q[slot + 1] = sc[1]!;
+    q[slot + 2] = sc[2]!;
+    q[slot + 3] = sc[3]!;
+  }
 
-    // 3. Mark our slots valid (the Atomics.xor orders the command stores before it: dma_wmb).
-    this.validMap(start, end, true);
-    p.trace.arm_smmu_cmdq_issue?.(n, sync, start);
-
-    // 4. The owner publishes everything gathered so far with one CMDQ_PROD write.
-    if (owner) {
-      const ownerIdx = this.st + W.OWNER_PROD;
-      let deadline = -1;
-      while ((Atomics.load(this.i32, ownerIdx) & this.ptrMask) !== start) {
-        const now = p.clock.now();
-        if (deadline < 0) deadline = now + this.pollTimeoutNs;
-        else if (now > deadline) throw new CmdqTimeout(`CMDQ: previous owner never published prod 0x${start.toString(16)}`);
-        p.cpuRelax();
-      }
-      const gathered = Atomics.and(this.i32, llqIdx, ~OWNED) & 0x7fff & this.ptrMask;
-      this.validMap(start, gathered, false);
-      this.regs.write32(OFF.CMDQ_PROD, gathered);
-      Atomics.store(this.i32, ownerIdx, gathered);
+  /**
+   * The owner's step: wait for the previous owner to have published up to `start`, stop the gathering,
+   * wait for every gathered slot to be valid, then write CMDQ_PROD once and publish OWNER_PROD.
+   */
+  private publish(start: number): void {
+    const p = this.p;
+    const llqIdx = this.st + W.LLQ;
+    const ownerIdx = this.st + W.OWNER_PROD;
+    let deadline = -1;
+    while ((Atomics.load(this.i32, ownerIdx) & this.ptrMask) !== start) {
+      const now = p.clock.now();
+      if (deadline < 0) deadline = now + this.pollTimeoutNs;
+      else if (now > deadline) throw new CmdqTimeout(`CMDQ: previous owner never published prod 0x${start.toString(16)}`);
+      p.cpuRelax();
     }
-    this.issuedCmds += n;
+    const gathered = Atomics.and(this.i32, llqIdx, ~OWNED) & 0x7fff & this.ptrMask;
+    this.validMap(start, gathered, false);
+    this.regs.write32(OFF.CMDQ_PROD, gathered);
+    Atomics.store(this.i32, ownerIdx, gathered);
+  }
 
-    // 5. With a CMD_SYNC, wait for it to complete, then let go of the shared lock.
-    let ret = 0;
-    if (sync) {
-      this.syncs++;
-      const waitFrom = p.trace.arm_smmu_cmdq_sync_done ? p.clock.now() : 0;
-      let seenCons = this.desc.msiPoll ? this.pollUntilMsi(syncProd) : this.pollUntilConsumed(syncProd);
-      if (seenCons < 0) {
-        ret = -E.ETIMEDOUT;
-        this.syncTimeouts++;
-        const hwProd = this.regs.read32(OFF.CMDQ_PROD);
-        const hwCons = this.regs.read32(OFF.CMDQ_CONS);
-        this.devLog('err', `CMD_SYNC timeout at ${hex(syncProd)} [hwprod ${hex(hwProd >>> 0)}, hwcons ${hex(hwCons >>> 0)}]`);
-        seenCons = syncProd;
-      }
-      p.trace.arm_smmu_cmdq_sync_done?.(syncProd, -ret, p.clock.now() - waitFrom);
-      // The last CPU out of the shared lock publishes the cons it saw, so later reservations see space.
-      if (!this.sharedTryUnlock()) {
-        this.writeShadowCons(seenCons);
-        this.sharedUnlock();
-      }
-    }
-    p.localIrqRestore(flags);
-    return { ret, start, syncProd };
+  /** Waits for a CMD_SYNC: the cons it implies, or -1 on timeout. */
+  private waitSync(syncProd: number): number {
+    return this.desc.msiPoll ? this.pollUntilMsi(syncProd) : this.pollUntilConsumed(syncProd);
   }
 
   /**

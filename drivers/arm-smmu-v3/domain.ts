@@ -24,6 +24,9 @@ import { IdAllocator } from './ids.ts';
 import { CmdIssuer } from './issue.ts';
 import { FEAT, type ArmSmmuDevice } from './smmu.ts';
 import { shouldFail } from '../fault-inject.ts';
+import { AtcRecovery, type AtcInvSent } from './atc-recovery.ts';
+import { EATS, STE } from '../../src/arch/smmu/ste.ts';
+import { qset } from '../../src/arch/bits.ts';
 import { StreamTable, makeAbortSte, makeBypassSte, makeCdtableSte, makeS2Ste, steFeatures, type Entry, type SteFeatures } from './ste.ts';
 import { ArmLpaeIoPgtable, gatherFlushOps } from '../iommu/io-pgtable-arm.ts';
 import { iommuMap, iommuUnmap, newGather, resetGather, type IotlbGather } from '../iommu/iommu.ts';
@@ -48,6 +51,14 @@ export interface MasterOptions {
 export class Master {
   /** ATS is enabled at the endpoint (and EATS=0b01 in its STEs). */
   atsEnabled = false;
+  /** Its ATS entries are in its domain's invalidation list (broken or not). */
+  atsInvs = false;
+  /** Fenced after an ATC invalidation timeout (atc-recovery.ts): no ATS, no EATS, until a good reset. */
+  fenced = false;
+  /** Times it was fenced. */
+  fences = 0;
+  /** Platform time of the first failed ATC invalidation not yet answered by a fence (null: none). */
+  atcFailedSince: number | null = null;
   domain: Domain | null = null;
   cdTable: CdTable | null = null;
 
@@ -79,6 +90,8 @@ export interface Inv {
   ssid: number;
   /** Masters that need this entry; 0 = a "trash" entry kept until the next purge. */
   users: number;
+  /** An ATS entry of a fenced master: skipped by every invalidation (Linux's INV_TYPE_ATS_BROKEN). */
+  broken?: boolean;
 }
 
 const invCmp = (a: Inv, b: Inv): number => INV_TYPES.indexOf(a.type) - INV_TYPES.indexOf(b.type) || a.id - b.id || a.ssid - b.ssid;
@@ -219,10 +232,11 @@ export class PagingDomain {
     return iommuUnmap(this.pgtbl, iova, size, gather);
   }
 
-  /** Invalidates what the gather collected (arm_smmu_iotlb_sync), then empties it. */
-  iotlbSync(g: IotlbGather): void {
-    if (g.pgsize) this.invRange(g.start, g.end - g.start + 1, g.pgsize, true);
+  /** Invalidates what the gather collected (arm_smmu_iotlb_sync), then empties it; 0 or the first CMD_SYNC error. */
+  iotlbSync(g: IotlbGather): number {
+    const ret = g.pgsize ? this.invRange(g.start, g.end - g.start + 1, g.pgsize, true) : 0;
     resetGather(g);
+    return ret;
   }
 
   /** Invalidates everything this domain's tags cache (arm_smmu_flush_iotlb_all / tlb_inv_context). */
@@ -237,15 +251,16 @@ export class PagingDomain {
   /**
    * Invalidates [iova, iova+size) for every target of the domain (arm_smmu_domain_inv_range); size 0
    * means everything. `granule` is the leaf size for leaf invalidations; with leaf=false walk-cache
-   * entries go too.
+   * entries go too. Returns 0 or the first CMD_SYNC error (a failed ATC batch has been recovered from,
+   * by policy, before this returns).
    */
-  invRange(iova: number, size: number, granule: number, leaf: boolean): void {
+  invRange(iova: number, size: number, granule: number, leaf: boolean): number {
     if (size === 0) this.invStats.full++;
     else this.invStats.ranges++;
     // Fault 'skip-invalidation': a driver that forgets its TLB and ATC invalidations (the domain still
     // flushes its tag when its last master detaches).
-    if (shouldFail(this.iommu.dev.p, 'skip-invalidation')) return;
-    this.iommu.invalidate(this.invs, iova, size, granule, leaf);
+    if (shouldFail(this.iommu.dev.p, 'skip-invalidation')) return 0;
+    return this.iommu.invalidate(this.invs, iova, size, granule, leaf);
   }
 
   private checkLive(): void {
@@ -257,6 +272,7 @@ export class PagingDomain {
     this.checkLive();
     if (this.masters.size) throw new Error(`domain ${this.id}: cannot free while ${[...this.masters].map((m) => m.name).join(', ')} attached`);
     this.pgtbl.free();
+    this.iommu.pagingDomains.delete(this);
     this.iommu.dev.p.sanitizer.freeTag(this.sanTag);
     if (this.stage === 1) this.iommu.asids.free(this.asid);
     else this.iommu.vmids.free(this.vmid);
@@ -275,6 +291,10 @@ export class ArmSmmuIommu {
   readonly asids: IdAllocator;
   readonly vmids: IdAllocator;
   readonly f: SteFeatures;
+  /** What to do when an ATC invalidation times out (atc-recovery.ts). */
+  readonly recovery: AtcRecovery<Master>;
+  /** Live paging domains (a fenced master's ATS entries are marked in every one). */
+  readonly pagingDomains = new Set<PagingDomain>();
   readonly identity: StaticDomain = { type: 'identity', id: 1 };
   readonly blocked: StaticDomain = { type: 'blocked', id: 2 };
   private readonly streams = new Map<number, Master>();
@@ -286,7 +306,17 @@ export class ArmSmmuIommu {
     this.asids = IdAllocator.asids(dev.p.mem, dev.shared.idStatePa, dev.shared.asidBits);
     this.vmids = IdAllocator.vmids(dev.p.mem, dev.shared.idStatePa, dev.shared.vmidBits);
     this.f = steFeatures(dev);
+    this.recovery = new AtcRecovery(this);
     dev.evtq.clientName = (sid) => this.streams.get(sid)?.name ?? null;
+  }
+
+  masterBySid(sid: number): Master | undefined {
+    return this.streams.get(sid);
+  }
+
+  /** Marks a master's ATS entries broken (or whole again) in every domain's invalidation list. */
+  markAtsBroken(m: Master, broken: boolean): void {
+    for (const d of this.pagingDomains) for (const inv of d.invs.entries) if (isAts(inv.type) && m.sids.includes(inv.id)) inv.broken = broken;
   }
 
   // ---- masters (arm_smmu_probe_device / arm_smmu_release_device) ----
@@ -322,7 +352,9 @@ export class ArmSmmuIommu {
     const stage = opts.stage ?? (this.dev.has(FEAT.TRANS_S1) ? 1 : 2);
     if (stage === 1 && !this.dev.has(FEAT.TRANS_S1)) throw new Error('stage-1 domain: the SMMU has no stage 1 (IDR0.S1P=0)');
     if (stage === 2 && !this.dev.has(FEAT.TRANS_S2)) throw new Error('stage-2 domain: the SMMU has no stage 2 (IDR0.S2P=0)');
-    return new PagingDomain(this, this.nextDomainId++, stage);
+    const d = new PagingDomain(this, this.nextDomainId++, stage);
+    this.pagingDomains.add(d);
+    return d;
   }
 
   private atsSupported(m: Master): boolean {
@@ -336,8 +368,12 @@ export class ArmSmmuIommu {
     return out;
   }
 
-  /** Writes the same STE for every StreamID of the master (arm_smmu_install_ste_for_dev). */
+  /**
+   * Writes the same STE for every StreamID of the master (arm_smmu_install_ste_for_dev). A fenced
+   * master's STE never gets EATS, whatever the attach that builds it decided earlier.
+   */
   private installSte(m: Master, ste: Entry): void {
+    if (m.fenced) qset(ste, STE.EATS, EATS.ABT);
     for (const sid of m.sids) this.strtab.writeSte(sid, ste);
   }
 
@@ -354,7 +390,7 @@ export class ArmSmmuIommu {
   attach(m: Master, d: Domain): void {
     const old = m.domain;
     if (old === d) return;
-    const ats = d.type === 'paging' && this.atsSupported(m);
+    const ats = d.type === 'paging' && this.atsSupported(m) && !m.fenced;
     // Prepare.
     const san = this.dev.p.sanitizer;
     const tag = d.type === 'paging' ? d.sanTag : -1;
@@ -377,20 +413,21 @@ export class ArmSmmuIommu {
       this.installSte(m, d.type === 'identity' ? makeBypassSte(this.f) : makeAbortSte());
     }
 
-    // Commit.
+    // Commit. (The ATC flush may time out and fence the master: then ATS stays off.)
     if (ats && !m.atsEnabled) {
       // Whatever the ATC holds predates this configuration.
       this.atcInvMaster(m);
-      m.ats!.enable(ATS_STU);
+      if (!m.fenced) m.ats!.enable(ATS_STU);
     } else if (m.atsEnabled) {
       this.atcInvMaster(m);
     }
     if (old?.type === 'paging') {
       old.masters.delete(m);
-      old.invs.unref(this.buildInvs(m, old, m.atsEnabled), (inv) => this.flushTag(inv));
+      old.invs.unref(this.buildInvs(m, old, m.atsInvs), (inv) => this.flushTag(inv));
       old.invs.purge();
     }
-    m.atsEnabled = ats;
+    m.atsEnabled = ats && !m.fenced;
+    m.atsInvs = ats;
     m.domain = d;
     for (const sid of m.sids) san.attach(sid, tag);
     // The CD for SubstreamID 0 belongs to stage-1 attachments only; once the STE no longer points at it
@@ -398,10 +435,16 @@ export class ArmSmmuIommu {
     if (!(d.type === 'paging' && d.stage === 1) && m.cdTable) clearCd(this.cmds, m.cdTable, m.sids, 0);
   }
 
-  /** Invalidates a master's whole ATC, one ATC_INV per StreamID and one CMD_SYNC (arm_smmu_atc_inv_master). */
+  /**
+   * Invalidates a master's whole ATC, one ATC_INV per StreamID and one CMD_SYNC (arm_smmu_atc_inv_master);
+   * never for a fenced master, whose invalidations would only time out again.
+   */
   private atcInvMaster(m: Master): void {
-    for (const sid of m.sids) this.cmds.add(atcInvEnt(sid, 0, 0, 0));
-    this.cmds.submit();
+    if (m.fenced) return;
+    const t0 = this.dev.p.clock.now();
+    const sent = m.sids.map((sid) => ({ sid, ent: atcInvEnt(sid, 0, 0, 0) }));
+    for (const s of sent) this.cmds.add(s.ent);
+    if (this.cmds.submit() !== 0) this.recovery.recover(sent, t0);
   }
 
   /** A TLB tag lost its last user: drop everything cached under it (arm_smmu_invs_flush_iotlb_tags). */
@@ -423,21 +466,38 @@ export class ArmSmmuIommu {
     return size >= 2 ** (Math.log2(granule) - 3) * granule;
   }
 
-  /** Invalidates [iova, iova+size) (size 0: everything) for each live target of `invs`, in order. */
-  invalidate(invs: InvList, iova: number, size: number, granule: number, leaf: boolean): void {
+  /**
+   * Invalidates [iova, iova+size) (size 0: everything) for each live target of `invs`, in order;
+   * returns 0 or the first CMD_SYNC error. The ATC_INVs go in batches of their own, each ending in
+   * its CMD_SYNC; a batch that fails goes to the recovery policy before this returns.
+   */
+  invalidate(invs: InvList, iova: number, size: number, granule: number, leaf: boolean): number {
     const tooBig = this.sizeTooBig(size, granule);
     let pending = false;
     let prev: InvType | null = null;
+    let ret = 0;
+    let t0 = 0;
+    const sent: AtcInvSent[] = [];
     const endBatch = () => {
-      if (pending) this.cmds.submit();
+      if (pending) {
+        const r = this.cmds.submit();
+        if (r !== 0 && sent.length) this.recovery.recover(sent, t0);
+        if (ret === 0) ret = r;
+      }
       pending = false;
+      sent.length = 0;
     };
     const add = (ent: CmdEnt) => {
+      if (!pending) t0 = this.dev.p.clock.now();
       this.cmds.add(ent);
       pending = true;
     };
+    const addAts = (sid: number, ent: CmdEnt) => {
+      add(ent);
+      sent.push({ sid, ent });
+    };
     for (const inv of invs.entries) {
-      if (inv.users === 0) continue;
+      if (inv.users === 0 || inv.broken) continue;
       // TLBIs complete (their own CMD_SYNC) before any ATC_INV is sent, and before the stage-1 clear
       // of a nest parent.
       if ((isAts(inv.type) && (prev === null || !isAts(prev))) || (inv.type === 'S2_VMID_S1_CLEAR' && prev !== 'S2_VMID_S1_CLEAR')) endBatch();
@@ -456,14 +516,15 @@ export class ArmSmmuIommu {
           if (!tooBig) add({ op: 'TLBI_NH_ALL', vmid: inv.id });
           break;
         case 'ATS':
-          add(atcInvEnt(inv.id, inv.ssid, iova, size));
+          addAts(inv.id, atcInvEnt(inv.id, inv.ssid, iova, size));
           break;
         case 'ATS_FULL':
-          add(atcInvEnt(inv.id, 0, 0, 0));
+          addAts(inv.id, atcInvEnt(inv.id, 0, 0, 0));
           break;
       }
     }
     endBatch();
+    return ret;
   }
 
   /**

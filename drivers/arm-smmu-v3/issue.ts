@@ -6,6 +6,7 @@
 
 import { F, commandName } from '../../src/arch/smmu/commands.ts';
 import { buildCmd, type CmdEnt } from './cmds.ts';
+import { E } from '../../src/protocol/errno.ts';
 import type { ArmSmmuDevice } from './smmu.ts';
 
 export class CmdIssuer {
@@ -16,7 +17,7 @@ export class CmdIssuer {
    * reported to the caller as not known to have completed.
    */
   readonly unconfirmed: Record<string, number> = {};
-  /** CMD_SYNCs that timed out (each was logged by the command queue). */
+  /** CMD_SYNCs that did not complete (each was logged by the command queue), or whose issue threw. */
   syncTimeouts = 0;
   private readonly buf = new Uint32Array(4);
   /** Names of the commands in the batch since the last submit. */
@@ -43,16 +44,25 @@ export class CmdIssuer {
     this.batch.push(name);
   }
 
-  /** Issues the batch with a CMD_SYNC and waits for it; returns 0 or -ETIMEDOUT. */
+  /**
+   * Issues the batch with a CMD_SYNC and waits for it; returns 0, SYNC_ATC_TIMEOUT (the SYNC completed
+   * after an ATC invalidation before it timed out) or -ETIMEDOUT. A batch whose SYNC did not complete,
+   * or whose issue threw (the caller then sees the exception), is counted as unconfirmed: issued, and
+   * reported as not known to have completed.
+   */
   submit(): number {
-    const ret = this.dev.batchSubmit();
     this.count('SYNC');
-    if (ret !== 0) {
-      this.syncTimeouts++;
-      for (const name of [...this.unsynced, ...this.batch, 'SYNC']) this.unconfirmed[name] = (this.unconfirmed[name] ?? 0) + 1;
+    let ret = -E.ETIMEDOUT;
+    try {
+      ret = this.dev.batchSubmit();
+    } finally {
+      if (ret === -E.ETIMEDOUT) {
+        this.syncTimeouts++;
+        for (const name of [...this.unsynced, ...this.batch, 'SYNC']) this.unconfirmed[name] = (this.unconfirmed[name] ?? 0) + 1;
+      }
+      this.batch.length = 0;
+      this.unsynced.length = 0;
     }
-    this.batch.length = 0;
-    this.unsynced.length = 0;
     return ret;
   }
 

@@ -7,10 +7,11 @@ import { STE, STE_BYTES, STE_CONFIG, L1STD_BYTES } from '../../src/arch/smmu/ste
 import { PA, PAGE_SIZE, SMMU_BYTES, VECTOR } from '../../src/arch/platform.ts';
 import { TIMEOUT } from '../../src/arch/time.ts';
 import { hex } from '../../src/arch/bits.ts';
+import { F, OP } from '../../src/arch/smmu/commands.ts';
 import type { IoMem, Platform } from '../platform/platform.ts';
 import { buildCmd, buildSync, type CmdEnt } from './cmds.ts';
 import { CMDQ_BATCH_ENTRIES, CMDQ_MAX_SZ_SHIFT, Cmdq, cmdqStateBytes } from './cmdq.ts';
-import { type CmdqDesc } from '../../src/protocol/ops/smmu.ts';
+import { DEFAULT_ATC_RECOVERY, type SmmuDriverOptions, type SmmuShared } from '../../src/protocol/ops/smmu.ts';
 import { EventQueueThread } from './evtq.ts';
 import { allocIdState } from './ids.ts';
 
@@ -49,34 +50,9 @@ const STRTAB_MAX_L1_ENTRIES = 1 << 17;
 /** MSI vectors this driver uses for the SMMU's interrupt sources (index order as Linux: evtq, gerror, priq). */
 export const MSI_VECTORS = { EVTQ: VECTOR.MSI_BASE, GERROR: VECTOR.MSI_BASE + 1, PRIQ: VECTOR.MSI_BASE + 2 } as const;
 
-export interface SmmuDriverOptions {
-  /** Platform ns for ACK polls and CMD_SYNC waits (Linux ARM_SMMU_POLL_TIMEOUT_US). */
-  pollTimeoutNs?: number;
-  /** Linux's disable_msipolling module parameter: complete CMD_SYNC by polling CONS even with MSIs. */
-  disableMsiPolling?: boolean;
-  /** Firmware says the SMMU is DMA-coherent (DT dma-coherent / IORT COHACC); default: IDR0.COHACC. */
-  coherent?: boolean;
-  /** CPU that takes the SMMU's GERROR and event queue interrupts. */
-  irqCpu?: number;
-}
-
-/** What the probing CPU hands to the others so they can issue commands to the same SMMU. */
-export interface SmmuShared {
-  features: number;
-  cmdq: CmdqDesc;
-  evtq: { basePa: number; shift: number };
-  strtab: { basePa: number; twoLevel: boolean; sidBits: number; l1Entries: number };
-  ias: number;
-  oas: number;
-  sidBits: number;
-  ssidBits: number;
-  asidBits: number;
-  vmidBits: number;
-  irqVectors: { gerror: number; evtq: number };
-  pollTimeoutNs: number;
-  /** PA of the IOMMU layer's shared ASID/VMID bitmaps (ids.ts). */
-  idStatePa: number;
-}
+// The probe options and the shared state are the protocol's (src/protocol/ops/smmu.ts): the host
+// passes the one and hands the other from CPU to CPU.
+export type { SmmuDriverOptions, SmmuShared };
 
 export class ProbeError extends Error {}
 
@@ -124,7 +100,7 @@ export class ArmSmmuDevice {
   static attach(p: Platform, shared: SmmuShared): ArmSmmuDevice {
     const d = new ArmSmmuDevice(p);
     d.shared = shared;
-    d.cmdq = new Cmdq(p, d.regs, shared.cmdq, shared.pollTimeoutNs, (l, m) => d.log(l, m));
+    d.cmdq = new Cmdq(p, d.regs, shared.cmdq, shared.pollTimeoutNs, (l, m) => d.log(l, m), () => d.checkGerror());
     return d;
   }
 
@@ -206,6 +182,7 @@ export class ArmSmmuDevice {
       vmidBits,
       irqVectors: (features & FEAT.MSI) !== 0 ? { gerror: MSI_VECTORS.GERROR, evtq: MSI_VECTORS.EVTQ } : { gerror: VECTOR.SMMU_GERROR, evtq: VECTOR.SMMU_EVTQ },
       pollTimeoutNs: opts.pollTimeoutNs ?? TIMEOUT.SMMU_POLL,
+      atcRecovery: opts.atcRecovery ?? DEFAULT_ATC_RECOVERY,
       idStatePa: 0,
     };
   }
@@ -226,7 +203,7 @@ export class ArmSmmuDevice {
     s.evtq.basePa = this.allocQueue(s.evtq.shift, 32, 'evtq');
     this.initStrtab();
     s.idStatePa = allocIdState(this.p);
-    this.cmdq = new Cmdq(this.p, this.regs, s.cmdq, s.pollTimeoutNs, (l, m) => this.log(l, m));
+    this.cmdq = new Cmdq(this.p, this.regs, s.cmdq, s.pollTimeoutNs, (l, m) => this.log(l, m), () => this.checkGerror());
   }
 
   /** The stream table: 2-level with lazily allocated leaves, or linear; every STE starts as abort. */
@@ -397,14 +374,29 @@ export class ArmSmmuDevice {
   // ---------------------------------------------------------------------------------------------
   // Global errors (arm_smmu_gerror_handler, __arm_smmu_cmdq_skip_err)
 
+  /** The GERROR interrupt's handler. */
   gerrorHandler(): void {
+    this.cmdq.withErrorLock(() => this.handleGerror());
+  }
+
+  /**
+   * A CPU whose CMD_SYNC poll timed out looks at GERROR itself (its interrupt may be masked on this
+   * CPU, which polls with interrupts off); true when it found and handled an error.
+   */
+  checkGerror(): boolean {
+    return this.cmdq.withErrorLock(() => this.handleGerror());
+  }
+
+  /** arm_smmu_gerror_handler; false when no error was pending. */
+  private handleGerror(): boolean {
     const gerror = this.regs.read32(OFF.GERROR);
     const gerrorn = this.regs.read32(OFF.GERRORN);
     const active = (gerror ^ gerrorn) >>> 0;
-    if (!(active & GERROR_ERR_MASK)) return;
+    if (!(active & GERROR_ERR_MASK)) return false;
     this.log('warn', `unexpected global error reported (${hex(active)}), this could be serious`);
     for (const [name, f] of Object.entries(GERROR)) if (active & f.bits) this.gerrors.set(name, (this.gerrors.get(name) ?? 0) + 1);
     if (active & GERROR.SFM_ERR.bits) {
+      this.failed = true;
       this.log('err', 'device has entered Service Failure Mode!');
       this.deviceDisable();
     }
@@ -417,7 +409,15 @@ export class ArmSmmuDevice {
     if (active & GERROR.CMDQ_ERR.bits) this.skipErr();
     // Acknowledge: make GERRORN equal GERROR.
     this.regs.write32(OFF.GERRORN, gerror);
+    return true;
   }
+
+  /** The SMMU entered Service Failure Mode: it translates nothing and consumes no command any more. */
+  failed = false;
+  /** Platform times at which this CPU handled a CERROR_ATC_INV_SYNC. */
+  readonly atcTimeouts: number[] = [];
+  /** Under atcRecovery 'reset' (v1): the StreamID of the ATC_INV just before a failed CMD_SYNC. */
+  onAtcTimeout: ((sid: number) => void) | null = null;
 
   /** Command errors this CPU handled: CONS (with the error code in ERR) at each. */
   readonly errorLog: { cons: number; code: number }[] = [];
@@ -433,9 +433,16 @@ export class ArmSmmuDevice {
         return;
       case CERROR.NONE:
         return;
-      case CERROR.ATC_INV_SYNC:
-        // CONS still points at the CMD_SYNC; acknowledging the error makes the SMMU retry it.
+      case CERROR.ATC_INV_SYNC: {
+        // CONS still points at the CMD_SYNC; acknowledging the error makes the SMMU retry it. Its
+        // issuer learns that it failed from the record (Linux v2's atc_sync_timeouts), and under the
+        // v1 design the ATC_INV just before the SYNC names the device to reset.
+        this.cmdq.markSyncFailed(cons);
+        this.atcTimeouts.push(this.p.clock.now());
+        const prev = this.cmdq.slot(CMDQ_CONS.RD.get(cons) - 1);
+        if (this.shared.atcRecovery === 'reset' && F.OP.read(prev, 0) === OP.ATC_INV) this.onAtcTimeout?.(F.SID.read(prev, 0));
         return;
+      }
       default:
         break;
     }

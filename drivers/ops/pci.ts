@@ -39,7 +39,15 @@ function info(st: PciState, d: PciDev): PciDeviceInfo {
     irq: d.irq,
     resetMethods: [...d.resetMethods],
     ats: pciAtsSupported(d) ? { enabled: d.atsEnabled, stu: d.atsStu, queueDepth: pciAtsQueueDepth(d) } : null,
-    iommu: d.iommu ? { depth: d.iommu.depth, blocked: d.iommu.blocked, domain: dom ? (dom.type === 'paging' ? `paging ${dom.id}` : dom.type) : 'none' } : null,
+    iommu: d.iommu
+      ? {
+          depth: d.iommu.depth,
+          blocked: d.iommu.blocked,
+          domain: dom ? (dom.type === 'paging' ? `paging ${dom.id}` : dom.type) : 'none',
+          fenced: st.iommu?.master(d).fenced ?? false,
+          fences: st.iommu?.master(d).fences ?? 0,
+        }
+      : null,
   };
 }
 

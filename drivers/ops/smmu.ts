@@ -28,6 +28,7 @@ export const smmuOps = {
     const cmds = k.hasIommu() ? k.iommu().iommu.cmds : null;
     return {
       cmdqErrors: d.errorLog.slice(),
+      recovery: k.hasIommu() ? structuredClone(k.iommu().iommu.recovery.stats) : { failedBatches: 0, staleReturns: 0, extraSyncs: 0, fences: 0, fenceLatencyNs: [] },
       issuedByOpcode: { ...cmds?.issued },
       unconfirmedByOpcode: { ...cmds?.unconfirmed },
       gerrors: Object.fromEntries(d.gerrors),

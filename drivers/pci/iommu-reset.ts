@@ -11,8 +11,10 @@
 //   device-specific reset calling pcie_flr(), a CXL bus reset wrapping the bus reset) only count. A
 //   prepare that fails rolls its count back.
 // - done(dev, ok) is called with the outcome of the reset it brackets. Only the outermost done with
-//   ok=true unblocks. A failed outermost reset leaves the device blocked with a warning (its ATC may
-//   hold stale translations); a later successful reset's outermost done unblocks it.
+//   ok=true unblocks, and only if no nested reset inside it failed: a device-specific reset that
+//   swallows its inner FLR's failure (reset_intel_82599_sfp_virtfn does) must not lift the block, nor
+//   a fence after an ATC invalidation timeout. A failed reset leaves the device blocked with a warning
+//   (its ATC may hold stale translations); a later successful reset's outermost done unblocks it.
 // - Devices without ATS, or not behind the IOMMU, are left alone.
 
 import type { PciCore } from './core.ts';
@@ -77,10 +79,17 @@ function pciDevResetIommuDone(core: PciCore, dev: PciDev, ok: boolean): void {
   }
   const outcome = ok ? 'ok' : 'failed';
   if (--st.depth > 0) {
+    if (!ok) st.innerFailed = true;
     dev.log('debug', `IOMMU reset done (${outcome}): depth ${st.depth}, blocked (nested)`);
     return;
   }
+  const innerFailed = st.innerFailed === true;
+  st.innerFailed = false;
   if (!st.blocked) return;
+  if (ok && innerFailed) {
+    dev.log('warn', 'Reset reported success but a nested reset failed. Blocking ATS to protect memory');
+    return;
+  }
   if (!ok) {
     dev.log('warn', 'Reset failed. Blocking ATS to protect memory');
     dev.log('debug', `IOMMU reset done (failed): depth 0, blocked`);

@@ -14,10 +14,18 @@ import type { Platform } from '../platform/platform.ts';
 import { ATS_MIN_STU } from '../../src/arch/pcie/regs.ts';
 import type { ArmSmmuIommu, Domain, Master, PagingDomain } from '../arm-smmu-v3/domain.ts';
 import { IommuDma } from '../iommu/dma-iommu.ts';
-import type { IommuPciOps } from './core.ts';
+import type { IommuPciOps, PciCore } from './core.ts';
+import { pciRecoverBroken, pciResetAfterAtcTimeout } from './broken.ts';
+import { NS_PER_US } from '../../src/arch/time.ts';
 import { pciAtsSupported, pciDisableAts, pciEnableAts, pciEnablePasid, pciMaxPasids, pciPasidFeatures, pciPrepareAts } from './ats.ts';
 import { type PciDev } from './pci.ts';
 import { E, errName } from '../../src/protocol/errno.ts';
+
+/**
+ * Platform ns from queueing a work item to its running (a kworker is scheduled within tens to hundreds
+ * of microseconds): the window the v1 design leaves between an unmap returning and the reset it queued.
+ */
+const WORKQUEUE_LATENCY_NS = 100 * NS_PER_US;
 
 export class PciIommu implements IommuPciOps {
   private readonly masters = new Map<PciDev, Master>();
@@ -29,9 +37,26 @@ export class PciIommu implements IommuPciOps {
   constructor(
     readonly iommu: ArmSmmuIommu,
     private readonly p: Platform,
+    core: PciCore,
     /** DMA API mode of the default domains: strict (invalidate before unmap returns) or lazy. */
     private readonly strict = true,
-  ) {}
+  ) {
+    // After an ATC invalidation timeout: a fenced device is reported broken (v4), or, under the v1
+    // design, skip_err names a StreamID to reset. Both run as work, after the failing call returned.
+    iommu.recovery.onFence = (m) => {
+      const dev = this.devOf(m);
+      if (dev) p.deferWork(() => pciRecoverBroken(core, dev));
+    };
+    iommu.dev.onAtcTimeout = (sid) => {
+      const dev = [...this.masters.keys()].find((d) => d.sid === sid);
+      if (dev) p.deferWork(() => pciResetAfterAtcTimeout(core, dev), WORKQUEUE_LATENCY_NS);
+    };
+  }
+
+  private devOf(m: Master): PciDev | undefined {
+    for (const [d, x] of this.masters) if (x === m) return d;
+    return undefined;
+  }
 
   probeDevice(dev: PciDev): void {
     const ats = pciAtsSupported(dev)
@@ -90,6 +115,7 @@ export class PciIommu implements IommuPciOps {
 
   block(dev: PciDev): number {
     const m = this.master(dev);
+    this.iommu.recovery.blocked(m);
     this.kept.set(dev, m.domain);
     this.iommu.attach(m, this.iommu.blocked);
     return 0;
@@ -99,6 +125,8 @@ export class PciIommu implements IommuPciOps {
     const m = this.master(dev);
     const d = this.kept.get(dev);
     this.kept.delete(dev);
+    // Only a successful reset gets here (pci_dev_reset_iommu_done, ok): a fence lifts with it.
+    this.iommu.recovery.unfence(m);
     // A device that had no domain stays where it is (Linux skips the re-attach when group->domain is NULL).
     if (d) this.iommu.attach(m, d);
     return 0;

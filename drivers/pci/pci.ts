@@ -127,6 +127,8 @@ export interface IommuResetState {
   depth: number;
   /** The device is attached to the blocking domain (its own domain retained for later). */
   blocked: boolean;
+  /** A nested reset inside the current outermost one failed (whatever the outer one reports). */
+  innerFailed?: boolean;
 }
 
 export class PciDev {
@@ -180,6 +182,8 @@ export class PciDev {
   iommu: IommuResetState | null = null;
   driver: PciDriver | null = null;
   driverData: unknown = null;
+  /** A reset holds the device (pci_dev_lock): work that would reset it again waits. */
+  locked = false;
   /** The hardware is known to be gone (pci_dev_is_disconnected). */
   disconnected = false;
 

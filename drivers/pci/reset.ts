@@ -260,6 +260,8 @@ export function pciResetFunction(core: PciCore, dev: PciDev, methods?: readonly 
   if (dev.resetMethods.length === 0) return -E.ENOTTY;
   const saved = dev.resetMethods;
   if (methods) dev.resetMethods = [...methods];
+  const wasLocked = dev.locked;
+  dev.locked = true;
   try {
     pciDevSaveAndDisable(dev);
     const rc = pciResetFunctionLocked(core, dev);
@@ -267,5 +269,6 @@ export function pciResetFunction(core: PciCore, dev: PciDev, methods?: readonly 
     return rc;
   } finally {
     dev.resetMethods = saved;
+    dev.locked = wasLocked;
   }
 }

@@ -15,7 +15,8 @@ import type { Tracer } from '../../src/protocol/tracer.ts';
 export type IrqHandler = (vector: number) => void;
 
 export class CpuCore {
-  private readonly deferred: (() => boolean)[] = [];
+  private readonly deferred: { work: () => boolean; at: number }[] = [];
+  private inDeferred = false;
   private irqsOn = true;
   private inHandler = false;
   /** The interrupt controller's raisedSeq when this CPU last found nothing left pending. */
@@ -63,16 +64,26 @@ export class CpuCore {
 
   /** Runs handlers for pending interrupts if interrupts are on; handlers run with interrupts off. */
   /**
-   * Work that runs at this CPU's interrupts-on points until it returns true: a kernel thread that is
-   * runnable but has not had the CPU yet (the event thread that evtq-overflow stalls).
+   * Work that runs at this CPU's interrupts-on points, from `delayNs` of platform time on, until it
+   * returns true: a kernel thread or a workqueue item that is runnable but has not had the CPU yet
+   * (the event thread that evtq-overflow stalls, a reset work item).
    */
-  deferWork(work: () => boolean): void {
-    this.deferred.push(work);
+  deferWork(work: () => boolean, delayNs = 0): void {
+    this.deferred.push({ work, at: this.clock.now() + delayNs });
+  }
+
+  /**
+   * A schedule point (the CPU sleeps: msleep, idle): interrupts are taken, then deferred work due now
+   * runs. Only sleeps are schedule points, never a busy-wait or an irq-restore, so work never runs in
+   * the middle of a code path that holds per-CPU state (a command batch being built, say).
+   */
+  schedule(): void {
+    this.take();
+    if (this.deferred.length && this.irqsOn && !this.inHandler) this.runDeferred();
   }
 
   take(): void {
     if (!this.irqsOn || this.inHandler) return;
-    if (this.deferred.length) this.runDeferred();
     // Nothing raised since the last look emptied the pending bits: one load instead of the bitmap.
     const seq = this.irqc.raisedSeq(this.cpu);
     if (seq === this.seenSeq) return;
@@ -100,14 +111,18 @@ export class CpuCore {
     }
   }
 
+  /** Runs due deferred work, in process context (interrupts on), never nested in itself. */
   private runDeferred(): void {
-    this.inHandler = true;
-    this.irqsOn = false;
+    if (this.inDeferred) return;
+    this.inDeferred = true;
     try {
-      for (let i = this.deferred.length - 1; i >= 0; i--) if (this.deferred[i]!()) this.deferred.splice(i, 1);
+      const now = this.clock.now();
+      // Oldest first; work queued by work that runs now waits for the next point.
+      for (const d of this.deferred.splice(0)) {
+        if (d.at > now || !d.work()) this.deferred.push(d);
+      }
     } finally {
-      this.irqsOn = true;
-      this.inHandler = false;
+      this.inDeferred = false;
     }
   }
 

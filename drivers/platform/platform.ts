@@ -72,8 +72,11 @@ export interface Platform {
   freeIrq(vector: number): void;
   /** Takes pending interrupts now if interrupts are on (the kernel's interrupts-on points call this). */
   irqCheckpoint(): void;
-  /** Runs `work` at this CPU's interrupts-on points until it returns true (a runnable kernel thread waiting for the CPU). */
-  deferWork(work: () => boolean): void;
+  /**
+   * Runs `work` at this CPU's interrupts-on points, from delayNs of platform time on, until it returns
+   * true (a runnable kernel thread or workqueue item waiting for the CPU).
+   */
+  deferWork(work: () => boolean, delayNs?: number): void;
 
   /** Appends a kernel log line (dmesg style) for this CPU. */
   log(level: LogLevel, msg: string): void;
@@ -223,11 +226,11 @@ export abstract class PlatformBase<C extends Clock = Clock> implements Platform 
   freeIrq(vector: number): void {
     this.core.freeIrq(vector);
   }
-  deferWork(work: () => boolean): void {
-    this.core.deferWork(work);
+  deferWork(work: () => boolean, delayNs?: number): void {
+    this.core.deferWork(work, delayNs);
   }
   irqCheckpoint(): void {
-    this.core.take();
+    this.core.schedule();
   }
   log(level: LogLevel, msg: string): void {
     this.core.log(level, msg);

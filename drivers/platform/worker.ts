@@ -67,7 +67,7 @@ export class WorkerPlatform extends PlatformBase<ScaledClock> {
     const end = this.clock.now() + ns;
     const waiting = { view: this.views.cpus, index: this.views.cpuWord(this.cpu, CPUW.WAITING) };
     for (;;) {
-      this.core.take();
+      this.core.schedule();
       const left = end - this.clock.now();
       if (left <= 0) return;
       const w = Atomics.load(this.views.cpus, this.wakeIdx);

@@ -35,15 +35,18 @@ export function runAtsDma(k: Kernel, st: PciState, w: AtsDmaRequest): AtsDmaRun 
   const p = k.platform;
   const glue = st.iommu;
   // Endpoints without ATS take part too, their copies untranslated through the SMMU.
-  const devs = st.core.devices.filter((d) => d.driver === st.ep);
+  let devs = st.core.devices.filter((d) => d.driver === st.ep);
   if (devs.length === 0) throw new Error('ats-dma: no endpoint is bound to the DMA driver');
+  const errors: string[] = [];
   let dmas: IommuDma[];
   if (w.sharedDomain) {
     const domain = glue.iommu.allocPaging();
-    for (const d of devs) {
+    // A device that cannot join (a reset keeps it blocked) sits this workload out, reported.
+    devs = devs.filter((d) => {
       const rc = glue.attachDomain(d, domain);
-      if (rc) throw new Error(`ats-dma: ${d.bdf}: attach to the shared domain failed (${errName(rc)})`);
-    }
+      if (rc) errors.push(`${d.bdf}: attach to the shared domain failed (${errName(rc)})`);
+      return rc === 0;
+    });
     const shared = new IommuDma(p, domain, { strict: true });
     dmas = devs.map(() => shared);
   } else {
@@ -54,7 +57,7 @@ export function runAtsDma(k: Kernel, st: PciState, w: AtsDmaRequest): AtsDmaRun 
   const start = p.clock.now();
   const end = w.durationNs !== undefined ? start + w.durationNs : Infinity;
   const maxRounds = w.rounds ?? Infinity;
-  const out: AtsDmaRun = { endpoints: devs.map((d) => d.bdf), rounds: 0, transfers: 0, bytes: 0, verifyFailures: 0, errors: [], elapsedNs: 0 };
+  const out: AtsDmaRun = { endpoints: devs.map((d) => d.bdf), rounds: 0, transfers: 0, bytes: 0, verifyFailures: 0, errors, elapsedNs: 0 };
   /** What the page cache took from the previous round (PAs of w.pages each). */
   let reused: number[] = [];
   const release = (pas: readonly number[]) => pas.forEach((pa) => p.pages.free(pa, w.pages));

@@ -93,10 +93,10 @@ export class LockstepPlatform extends PlatformBase<VirtualClock> {
   sleep(ns: number): void {
     if (Number.isNaN(ns)) throw new RangeError('lockstep: sleep for NaN platform ns (a delay computed from a bad value)');
     const end = this.clock.now() + ns;
-    this.core.take();
+    this.core.schedule();
     while (this.clock.now() < end) {
       this.advanceTo(Math.min(end, this.machine.nextDeadline()));
-      this.core.take();
+      this.core.schedule();
     }
   }
 

@@ -9,6 +9,7 @@
 import { arr, bdf, bool, defsOf, doc, int, num, obj, oneOf, opt, sameSchema, schemaOf, str, tagged, literal, withSchema, InputError, type Check, type Infer, type JsonSchema } from './check.ts';
 import { checkFault } from './faults.ts';
 import { RESET_METHODS } from './ops/pci.ts';
+import { ATC_RECOVERY, DEFAULT_ATC_RECOVERY, type AtcRecovery, type RecoveryStats } from './ops/smmu.ts';
 import type { UafRecord } from './ops/hw.ts';
 
 /** What a driver concluded about a function by the end of a run. */
@@ -80,6 +81,7 @@ const scenarioShape = obj({
     obj({
       strict: opt(doc(bool, 'strict DMA unmap (iommu.strict=1, default) or a lazy flush queue')),
       pollTimeoutMs: opt(doc(num(0.001, 1e6), "the driver's CMD_SYNC poll timeout")),
+      atcRecovery: opt(doc(oneOf(ATC_RECOVERY), `what the driver does when an ATC invalidation times out (default ${DEFAULT_ATC_RECOVERY})`)),
     }),
   ),
   workload: doc(arr(checkStep, 256), 'what the driver does, in order'),
@@ -116,7 +118,10 @@ export interface DeviceReport {
   bdf: string;
   state: DeviceState;
   atsEnabled: boolean;
+  /** Kept from ATS to protect memory: fenced after an ATC invalidation timeout, or blocked by a failed reset. */
   fenced: boolean;
+  /** Times the IOMMU driver fenced it during the run. */
+  fences: number;
   resets: number;
 }
 
@@ -124,6 +129,9 @@ export interface DeviceReport {
 export interface ScenarioReport {
   scenario: string;
   seed: number;
+  /** The driver's ATC invalidation timeout recovery policy, and what it did during the workload. */
+  atcRecovery: AtcRecovery;
+  recovery: RecoveryStats;
   /** Fault firings: hardware faults by kind, driver should-fail points by point; total. */
   faultsInjected: number;
   faultsByKind: Record<string, number>;

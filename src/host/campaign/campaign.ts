@@ -12,6 +12,7 @@ import fc from 'fast-check';
 import { runSeed, scheduleFails, type ScheduleResult, type SeedJob } from './run-one.ts';
 import { scheduleArb, scheduleOf, toScenario } from './schedule.ts';
 import { InputError } from '../../protocol/check.ts';
+import { DEFAULT_ATC_RECOVERY, type AtcRecovery } from '../../protocol/ops/smmu.ts';
 
 const ENTRY = new URL('../worker-entry.mjs', import.meta.url);
 const WORKER_MODULE = new URL('./worker.ts', import.meta.url).href;
@@ -26,6 +27,10 @@ export interface CampaignParams {
   /** Built-in scenarios (or files) instead of generated schedules. */
   scenarios: string[];
   noViolations: boolean;
+  /** The driver's ATC invalidation timeout recovery policy. */
+  atcRecovery: AtcRecovery;
+  /** Fault kinds generated schedules draw from (empty: every kind). */
+  faults: string[];
 }
 
 export interface Shard {
@@ -51,12 +56,14 @@ export function seedsOf(p: CampaignParams, shard?: Shard): number[] {
 
 /** The command that reruns one seed. */
 export function reproduceCommand(p: CampaignParams, seed: number): string {
-  return `smmulab campaign --seed-start ${seed} --count 1${p.scenarios.map((s) => ` --scenario ${s}`).join('')}${p.noViolations ? ' --no-violations' : ''}`;
+  const policy = p.atcRecovery === DEFAULT_ATC_RECOVERY ? '' : ` --atc-recovery ${p.atcRecovery}`;
+  const faults = p.faults.length ? ` --faults ${p.faults.join(',')}` : '';
+  return `smmulab campaign --seed-start ${seed} --count 1${p.scenarios.map((s) => ` --scenario ${s}`).join('')}${p.noViolations ? ' --no-violations' : ''}${policy}${faults}`;
 }
 
 /** Runs seeds on `workers` threads (0: in this thread); calls onResult as each finishes. */
 export async function runSeeds(p: CampaignParams, seeds: readonly number[], workers: number, onResult: (r: ScheduleResult) => void): Promise<ScheduleResult[]> {
-  const job = (seed: number): SeedJob => ({ seed, scenarios: p.scenarios, noViolations: p.noViolations });
+  const job = (seed: number): SeedJob => ({ seed, scenarios: p.scenarios, noViolations: p.noViolations, atcRecovery: p.atcRecovery, faults: p.faults });
   const results = new Map<number, ScheduleResult>();
   const keep = (r: ScheduleResult) => {
     if (results.has(r.seed)) throw new Error(`campaign: seed ${r.seed} reported twice`);
@@ -107,19 +114,19 @@ export async function runSeeds(p: CampaignParams, seeds: readonly number[], work
  * draws, and its shrinker tries smaller ones (fewer functions, faults, steps, rounds), keeping each
  * that still fails. Returns the smallest failing scenario found, or null if the seed did not fail again.
  */
-export async function shrinkSeed(seed: number, noViolations: boolean): Promise<ReturnType<typeof toScenario> | null> {
+export async function shrinkSeed(seed: number, p: CampaignParams): Promise<ReturnType<typeof toScenario> | null> {
   let runs = 0;
   const out = await fc.check(
-    fc.asyncProperty(scheduleArb, async (s) => {
+    fc.asyncProperty(scheduleArb(p.faults.length ? p.faults : undefined), async (s) => {
       if (runs++ > SHRINK_RUNS) return true;
-      return !(await scheduleFails(s, seed, noViolations));
+      return !(await scheduleFails(s, seed, p.noViolations, p.atcRecovery));
     }),
     { seed, numRuns: 1, endOnFailure: false },
   );
   if (!out.failed || !out.counterexample) return null;
-  const s = toScenario(out.counterexample[0], seed);
+  const s = toScenario(out.counterexample[0], seed, p.atcRecovery);
   // Under --no-violations a use-after-free is the failure; say so, so `run --scenario` judges it too.
-  return noViolations ? { ...s, expect: { violations: 'none' } } : s;
+  return p.noViolations ? { ...s, expect: { violations: 'none' } } : s;
 }
 
 /**
@@ -129,8 +136,8 @@ export async function shrinkSeed(seed: number, noViolations: boolean): Promise<R
 export async function shrinkFailures(p: CampaignParams, results: ScheduleResult[], log: (line: string) => void): Promise<void> {
   if (p.scenarios.length) return;
   for (const r of results.filter((x) => !x.ok).slice(0, SHRINK_FAILURES)) {
-    log(`campaign: shrinking the schedule of seed ${r.seed} (${scheduleOf(r.seed).faults.length} faults, ${r.functions} functions)...`);
-    const s = await shrinkSeed(r.seed, p.noViolations);
+    log(`campaign: shrinking the schedule of seed ${r.seed} (${scheduleOf(r.seed, p.faults.length ? p.faults : undefined).faults.length} faults, ${r.functions} functions)...`);
+    const s = await shrinkSeed(r.seed, p);
     if (s) r.shrunk = s;
   }
 }

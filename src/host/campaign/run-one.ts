@@ -5,6 +5,7 @@ import { loadScenario } from '../scenario/catalogue.ts';
 import { runScenario } from '../scenario/run.ts';
 import { judgeSchedule, scheduleOf, toScenario, type ScheduleSpec } from './schedule.ts';
 import type { Scenario, ScenarioReport } from '../../protocol/scenario.ts';
+import type { AtcRecovery } from '../../protocol/ops/smmu.ts';
 
 /** What a campaign keeps of one seed's run (one line of a shard's JSON Lines). */
 export interface ScheduleResult {
@@ -21,6 +22,10 @@ export interface ScheduleResult {
   lostCommands: number;
   duplicatedCommands: number;
   hangs: number;
+  /** ATC recovery: invalidations returned with a stale ATC, recovery's extra CMD_SYNCs, fences. */
+  staleReturns: number;
+  extraSyncs: number;
+  fences: number;
   functions: number;
   /** The smallest failing schedule shrinking found, as a scenario file (failures of generated schedules). */
   shrunk?: Scenario;
@@ -33,12 +38,15 @@ export interface SeedJob {
   /** Named scenarios to run instead of generated schedules (the seed picks one). */
   scenarios: string[];
   noViolations: boolean;
+  atcRecovery: AtcRecovery;
+  /** Fault kinds generated schedules draw from (empty: every kind). */
+  faults: string[];
 }
 
 /** The scenario a seed runs. */
 export function scenarioFor(job: SeedJob): { scenario: Scenario; name: string; baseDir?: string } {
   if (job.scenarios.length === 0) {
-    const s = toScenario(scheduleOf(job.seed), job.seed);
+    const s = toScenario(scheduleOf(job.seed, job.faults.length ? job.faults : undefined), job.seed, job.atcRecovery);
     return { scenario: s, name: s.name! };
   }
   const l = loadScenario(job.scenarios[job.seed % job.scenarios.length]!);
@@ -46,7 +54,7 @@ export function scenarioFor(job: SeedJob): { scenario: Scenario; name: string; b
 }
 
 /** Whether a run holds, with what did not. */
-export function verdict(r: ScenarioReport, named: boolean, noViolations: boolean): string[] {
+function verdict(r: ScenarioReport, named: boolean, noViolations: boolean): string[] {
   if (!named) return judgeSchedule(r, noViolations);
   return noViolations && r.dmaUseAfterFree ? [...r.problems, `DMA use-after-free: ${r.dmaUseAfterFree} access(es) (none allowed)`] : r.problems;
 }
@@ -55,10 +63,10 @@ export async function runSeed(job: SeedJob): Promise<ScheduleResult> {
   const { scenario, name, baseDir } = scenarioFor(job);
   let r: ScenarioReport;
   try {
-    r = await runScenario(scenario, name, { seed: job.seed, ...(baseDir ? { baseDir } : {}) });
+    r = await runScenario(scenario, name, { seed: job.seed, atcRecovery: job.atcRecovery, ...(baseDir ? { baseDir } : {}) });
   } catch (e) {
     // A run that throws (a model or driver bug) is a failure of that seed, reported with its message.
-    return { seed: job.seed, scenario: name, summary: scenario.summary ?? '', ok: false, problems: [`run failed: ${(e as Error).message}`], faultsByKind: {}, dmaUseAfterFree: 0, lazyWindowAccesses: 0, lostCommands: 0, duplicatedCommands: 0, hangs: 0, functions: 0, hostMs: 0, bootHostMs: 0 };
+    return { seed: job.seed, scenario: name, summary: scenario.summary ?? '', ok: false, problems: [`run failed: ${(e as Error).message}`], faultsByKind: {}, dmaUseAfterFree: 0, lazyWindowAccesses: 0, lostCommands: 0, duplicatedCommands: 0, hangs: 0, staleReturns: 0, extraSyncs: 0, fences: 0, functions: 0, hostMs: 0, bootHostMs: 0 };
   }
   const problems = verdict(r, job.scenarios.length > 0, job.noViolations);
   return {
@@ -73,6 +81,9 @@ export async function runSeed(job: SeedJob): Promise<ScheduleResult> {
     lostCommands: r.lostCommands,
     duplicatedCommands: r.duplicatedCommands,
     hangs: r.hangs,
+    staleReturns: r.recovery.staleReturns,
+    extraSyncs: r.recovery.extraSyncs,
+    fences: r.recovery.fences,
     functions: r.devices.length,
     hostMs: r.hostMs,
     bootHostMs: r.bootHostMs,
@@ -80,9 +91,9 @@ export async function runSeed(job: SeedJob): Promise<ScheduleResult> {
 }
 
 /** Whether a schedule (not necessarily a seed's own) fails; for shrinking. */
-export async function scheduleFails(s: ScheduleSpec, seed: number, noViolations: boolean): Promise<boolean> {
+export async function scheduleFails(s: ScheduleSpec, seed: number, noViolations: boolean, atcRecovery: AtcRecovery): Promise<boolean> {
   try {
-    const r = await runScenario(toScenario(s, seed), `campaign-${seed}`, { seed });
+    const r = await runScenario(toScenario(s, seed, atcRecovery), `campaign-${seed}`, { seed });
     return judgeSchedule(r, noViolations).length > 0;
   } catch {
     return true;

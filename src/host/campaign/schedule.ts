@@ -5,16 +5,17 @@
 // seed always gives the same schedule (fc.sample and fc.check draw the first value alike).
 //
 // What a schedule must satisfy besides the invariants every run keeps: by default a DMA
-// use-after-free is allowed only where the driver met a reported command failure (a command error, a
-// failed CMD_SYNC) or the deliberate skip-invalidation bug — today's driver carries on after those,
-// which is exactly the weakness the threads describe; with `noViolations` none is allowed at all (the
-// claim a recovery design makes).
+// use-after-free is allowed only where an invalidation was lost for a reason no ATC policy covers (a
+// command skipped as illegal, a CMD_SYNC that never completed), where an ATC invalidation timed out
+// and the policy does not recover (none, reset: the weakness the threads describe), or with the
+// deliberate skip-invalidation bug; with `noViolations` none is allowed at all.
 
 import fc from 'fast-check';
 import { IDS } from '../../arch/pcie/ids.ts';
 import { checkScenario, type Scenario, type ScenarioReport } from '../../protocol/scenario.ts';
 import type { Fault } from '../../protocol/faults.ts';
 import type { Step } from '../../protocol/scenario.ts';
+import type { AtcRecovery } from '../../protocol/ops/smmu.ts';
 
 /** Functions of a schedule's topology, by port and function number. */
 export interface ScheduleSpec {
@@ -95,23 +96,45 @@ const STEPS: fc.Arbitrary<StepSpec>[] = [
   fc.integer({ min: 1, max: 50 }).map((ms) => ({ dev: 0, label: 'sleep', s: (): Step => ({ do: 'sleep', ms }) })),
 ];
 
-/** Every schedule: the topology first (shrinks toward one function), then faults and steps. */
-export const scheduleArb: fc.Arbitrary<ScheduleSpec> = fc
+/** The fault kinds a schedule may draw from (every kind FAULTS has an arbitrary for). */
+export const SCHEDULE_FAULTS: readonly string[] = [...new Set(FAULTS.map((a) => fc.sample(a, { seed: 1, numRuns: 1 })[0]!.label))];
+
+const arbs = new Map<string, fc.Arbitrary<ScheduleSpec>>();
+
+/**
+ * Every schedule drawing faults from `kinds` (default: all of SCHEDULE_FAULTS): the topology first
+ * (it shrinks toward one function), then faults and steps.
+ */
+export function scheduleArb(kinds: readonly string[] = SCHEDULE_FAULTS): fc.Arbitrary<ScheduleSpec> {
+  const key = [...kinds].sort().join(',');
+  let a = arbs.get(key);
+  if (!a) {
+    const pool = FAULTS.filter((f) => kinds.includes(fc.sample(f, { seed: 1, numRuns: 1 })[0]!.label));
+    if (pool.length === 0) throw new RangeError(`schedule: no fault kind among ${kinds.join(', ')} (known: ${SCHEDULE_FAULTS.join(', ')})`);
+    a = makeArb(pool);
+    arbs.set(key, a);
+  }
+  return a;
+}
+
+function makeArb(faults: readonly fc.Arbitrary<FaultSpec>[]): fc.Arbitrary<ScheduleSpec> {
+  return fc
   .record({
     ports: fc.integer({ min: 1, max: 8 }),
     fnsPerPort: fc.integer({ min: 1, max: 8 }),
     deviceIds: fc.array(fc.constantFrom(IDS.EP_PLAIN, IDS.EP_FW_ACK, IDS.EP_FLR_IGNORE), { minLength: 8, maxLength: 8 }),
     strict: fc.boolean(),
-    faults: fc.array(fc.oneof(...FAULTS), { minLength: 0, maxLength: 3 }),
+    faults: fc.array(fc.oneof(...faults), { minLength: 0, maxLength: 3 }),
     // The workload always starts with DMA, so every fault has traffic to meet.
     first: STEPS[0]!,
     more: fc.array(fc.oneof(...STEPS), { maxLength: 3 }),
   })
   .map(({ first, more, ...rest }) => ({ ...rest, fnsPerPort: Math.min(rest.fnsPerPort, Math.floor(MAX_FUNCTIONS / rest.ports)), steps: [first, ...more] }));
+}
 
-/** The schedule a seed stands for. */
-export function scheduleOf(seed: number): ScheduleSpec {
-  return fc.sample(scheduleArb, { seed, numRuns: 1 })[0]!;
+/** The schedule a seed stands for (drawing faults from `kinds`). */
+export function scheduleOf(seed: number, kinds?: readonly string[]): ScheduleSpec {
+  return fc.sample(scheduleArb(kinds), { seed, numRuns: 1 })[0]!;
 }
 
 /** The BDFs of a schedule's functions: port i's device on bus i+1, functions 0..fnsPerPort-1. */
@@ -121,8 +144,8 @@ export function functionsOf(s: ScheduleSpec): string[] {
   return out;
 }
 
-/** The scenario that runs a schedule (named after its seed). */
-export function toScenario(s: ScheduleSpec, seed: number): Scenario {
+/** The scenario that runs a schedule (named after its seed), with the driver's ATC recovery policy if given. */
+export function toScenario(s: ScheduleSpec, seed: number, atcRecovery?: AtcRecovery): Scenario {
   const fns = functionsOf(s);
   const pick = (i: number) => fns[i % fns.length]!;
   return checkScenario(
@@ -139,7 +162,7 @@ export function toScenario(s: ScheduleSpec, seed: number): Scenario {
         })),
       },
       smmu: { atcTimeoutUs: 1000 },
-      driver: { strict: s.strict },
+      driver: { strict: s.strict, ...(atcRecovery ? { atcRecovery } : {}) },
       workload: s.steps.map((x) => x.s(pick(x.dev))),
       faults: s.faults.map((f) => f.f(pick(f.dev))),
       // Every wait ends by its timeout, but a dead SMMU makes each CMD_SYNC wait its full second:
@@ -157,9 +180,13 @@ export function toScenario(s: ScheduleSpec, seed: number): Scenario {
 export function judgeSchedule(r: ScenarioReport, noViolations: boolean): string[] {
   const out = [...r.problems];
   if (r.dmaUseAfterFree === 0) return out;
-  const reported = Object.keys(r.commandErrors.cerrors).length > 0 || r.commandErrors.syncFailures > 0;
+  const { CERROR_ATC_INV_SYNC: atc = 0, ...others } = r.commandErrors.cerrors;
+  // Commands lost outright (an illegal one skipped) or a CMD_SYNC that never completed: no ATC policy
+  // covers those. An ATC invalidation timeout excuses a use-after-free only without recovery.
+  const lostInvalidation = Object.keys(others).length > 0 || r.commandErrors.syncFailures > 0;
+  const unrecovered = atc > 0 && (r.atcRecovery === 'none' || r.atcRecovery === 'reset');
   const bug = (r.faultsByKind['skip-invalidation'] ?? 0) > 0;
   if (noViolations) out.push(`DMA use-after-free: ${r.dmaUseAfterFree} access(es) (none allowed)`);
-  else if (!reported && !bug) out.push(`DMA use-after-free: ${r.dmaUseAfterFree} access(es) with no command failure reported to the driver`);
+  else if (!lostInvalidation && !unrecovered && !bug) out.push(`DMA use-after-free: ${r.dmaUseAfterFree} access(es) with no command failure that ${r.atcRecovery} leaves unrecovered`);
   return out;
 }

@@ -3,7 +3,10 @@
 // Shards travel as JSON Lines: a header naming the campaign and the shard, then one result per seed.
 
 import { readFileSync } from 'node:fs';
-import { InputError } from '../../protocol/check.ts';
+import { InputError, oneOf } from '../../protocol/check.ts';
+import { ATC_RECOVERY } from '../../protocol/ops/smmu.ts';
+
+const checkAtcRecovery = oneOf(ATC_RECOVERY);
 import { reproduceCommand, type CampaignParams, type Shard } from './campaign.ts';
 import type { ScheduleResult } from './run-one.ts';
 import type { Scenario } from '../../protocol/scenario.ts';
@@ -66,7 +69,9 @@ const round = (x: number) => Math.round(x * 1000) / 1000;
 export function textSummary(s: CampaignSummary): string {
   const out: string[] = [];
   const c = s.campaign;
-  out.push(`campaign: ${s.schedules} schedules from seed ${c.seedStart}${c.scenarios.length ? ` (scenarios ${c.scenarios.join(', ')})` : ''}${c.noViolations ? ', no violations allowed' : ''}: ${s.passed} passed, ${s.failed} failed`);
+  out.push(
+    `campaign: ${s.schedules} schedules from seed ${c.seedStart}${c.scenarios.length ? ` (scenarios ${c.scenarios.join(', ')})` : ''}${c.faults.length ? ` (faults ${c.faults.join(', ')})` : ''}, ATC recovery ${c.atcRecovery}${c.noViolations ? ', no violations allowed' : ''}: ${s.passed} passed, ${s.failed} failed`,
+  );
   out.push('', `${'fault'.padEnd(28)}${'schedules'.padStart(10)}${'fired'.padStart(10)}${'w/ UAF'.padStart(10)}${'failed'.padStart(10)}`);
   for (const [k, b] of Object.entries(s.byFault)) out.push(`${k.padEnd(28)}${String(b.schedules).padStart(10)}${String(b.fired).padStart(10)}${String(b.withViolations).padStart(10)}${String(b.failed).padStart(10)}`);
   const t = s.totals;
@@ -125,7 +130,14 @@ export function readShards(files: readonly string[]): { params: CampaignParams; 
         throw new InputError(`${file}:${i + 1}: not a JSON line`);
       }
       if (o.type === 'campaign') {
-        const p: CampaignParams = { count: Number(o.count), seedStart: Number(o.seedStart), scenarios: (o.scenarios as string[]) ?? [], noViolations: o.noViolations === true };
+        const p: CampaignParams = {
+          count: Number(o.count),
+          seedStart: Number(o.seedStart),
+          scenarios: (o.scenarios as string[]) ?? [],
+          noViolations: o.noViolations === true,
+          atcRecovery: checkAtcRecovery(o.atcRecovery, `${file}:${i + 1}: atcRecovery`),
+          faults: (o.faults as string[]) ?? [],
+        };
         if (params && JSON.stringify(params) !== JSON.stringify(p)) throw new InputError(`${file}:${i + 1}: a shard of another campaign (${JSON.stringify(p)} vs ${JSON.stringify(params)})`);
         params = p;
         const [k, n] = String(o.shard).split('/').map(Number) as [number, number];

@@ -11,6 +11,9 @@ import type { CliCommand } from './command.ts';
 import { parseShard, runSeeds, seedsOf, shrinkFailures, type CampaignParams, type Shard } from '../campaign/campaign.ts';
 import { doneLine, headerLine, readShards, resultLine, summarize, textSummary, type CampaignSummary } from '../campaign/summary.ts';
 import { loadScenario } from '../scenario/catalogue.ts';
+import { SCHEDULE_FAULTS } from '../campaign/schedule.ts';
+import { ATC_RECOVERY, DEFAULT_ATC_RECOVERY } from '../../protocol/ops/smmu.ts';
+import { atcRecoveryOption } from './timeout-options.ts';
 
 const NAME = 'campaign';
 
@@ -21,11 +24,22 @@ const SPEC: Record<string, OptSpec> = {
   shard: { type: 'string', help: 'run shard K of N (seeds i with i mod N = K-1) and write JSON Lines' },
   out: { type: 'string', help: 'write the JSON Lines (header and one result per seed) to this file' },
   'no-violations': { type: 'boolean', help: 'fail every schedule with a DMA use-after-free, whatever its faults' },
+  'atc-recovery': { type: 'string', help: `ATC invalidation timeout recovery: ${ATC_RECOVERY.join(', ')}`, default: DEFAULT_ATC_RECOVERY },
+  faults: { type: 'string', help: `comma-separated fault kinds generated schedules draw from (default all: ${SCHEDULE_FAULTS.join(',')})` },
   workers: { type: 'number', help: 'worker threads (default: one per core)' },
   json: { type: 'boolean', help: 'print the summary as one JSON object' },
   help: HELP_SPEC,
 };
 const MERGE_SPEC: Record<string, OptSpec> = { json: SPEC.json!, help: HELP_SPEC };
+
+/** --faults: known kinds only, each named once. */
+function faultsOption(v: unknown): string[] {
+  if (v === undefined) return [];
+  const kinds = String(v).split(',').map((k) => k.trim());
+  for (const k of kinds) if (!SCHEDULE_FAULTS.includes(k)) throw new UsageError(`${NAME}: --faults: '${k}' is not a fault schedules draw (known: ${SCHEDULE_FAULTS.join(', ')})`);
+  if (new Set(kinds).size !== kinds.length) throw new UsageError(`${NAME}: --faults: a kind is named twice`);
+  return kinds;
+}
 
 function finish(s: CampaignSummary, json: boolean): number {
   process.stdout.write(json ? JSON.stringify(s) + '\n' : textSummary(s));
@@ -62,6 +76,8 @@ export const command: CliCommand = {
       seedStart: intOpt(p, 'seed-start', 0, 0xffff_ffff, NAME),
       scenarios,
       noViolations: p.opts['no-violations'] === true,
+      atcRecovery: atcRecoveryOption(NAME, p.opts['atc-recovery']),
+      faults: faultsOption(p.opts.faults),
     };
     const shard: Shard | null = p.opts.shard === undefined ? null : parseShard(String(p.opts.shard));
     const workers = p.opts.workers === undefined ? Math.max(1, availableParallelism()) : intOpt(p, 'workers', 0, 64, NAME);

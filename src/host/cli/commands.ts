@@ -14,4 +14,5 @@ export const COMMANDS: ReadonlyMap<string, () => Promise<CliCommand>> = new Map(
   ['scenarios', async () => (await import('./scenarios.ts')).command],
   ['schema', async () => (await import('./schema.ts')).command],
   ['campaign', async () => (await import('./campaign.ts')).command],
+  ['compare', async () => (await import('./compare.ts')).command],
 ]);

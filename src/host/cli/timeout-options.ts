@@ -2,9 +2,11 @@
 // endpoint's Invalidate Completion (--atc-timeout-ms) and how long the driver waits for a CMD_SYNC
 // (--poll-timeout-ms, Linux's ARM_SMMU_POLL_TIMEOUT_US). Which one expires first decides whether the
 // driver sees -ETIMEDOUT or a CERROR_ATC_INV_SYNC followed by a successful retry. The PCIe commands
-// take the same two options (src/host/cli/pcie-boot.ts).
+// take the same two options (src/host/cli/pcie-boot.ts). --atc-recovery picks what the driver does when
+// an ATC invalidation times out.
 
-import { positiveNumber } from './args.ts';
+import { UsageError, positiveNumber } from './args.ts';
+import { ATC_RECOVERY, DEFAULT_ATC_RECOVERY, type AtcRecovery } from '../../protocol/ops/smmu.ts';
 import type { RunOption } from './workload-api.ts';
 import { NS_PER_MS } from '../../arch/time.ts';
 
@@ -27,5 +29,20 @@ export const pollTimeoutOption: RunOption = {
   apply(value, setup) {
     const ns = timeoutNs('run', 'poll-timeout-ms', value);
     if (ns !== undefined) setup.probe.pollTimeoutNs = ns;
+  },
+};
+
+/** --atc-recovery POLICY: one of ATC_RECOVERY, or a UsageError naming the option. */
+export function atcRecoveryOption(command: string, value: unknown): AtcRecovery {
+  const v = String(value ?? DEFAULT_ATC_RECOVERY);
+  const p = ATC_RECOVERY.find((x) => x === v);
+  if (!p) throw new UsageError(`${command}: --atc-recovery '${v}' is not a policy (known: ${ATC_RECOVERY.join(', ')})`);
+  return p;
+}
+
+export const atcRecoveryRunOption: RunOption = {
+  spec: { type: 'string', help: `what the driver does when an ATC invalidation times out: ${ATC_RECOVERY.join(', ')}`, default: DEFAULT_ATC_RECOVERY },
+  apply(value, setup) {
+    setup.probe.atcRecovery = atcRecoveryOption('run', value);
   },
 };

@@ -66,3 +66,4 @@ registerWorkload('ats-dma', async () => (await import('./workloads/ats-dma.ts'))
 registerRunOption('topology', async () => (await import('./topology-option.ts')).option);
 registerRunOption('atc-timeout-ms', async () => (await import('./timeout-options.ts')).atcTimeoutOption);
 registerRunOption('poll-timeout-ms', async () => (await import('./timeout-options.ts')).pollTimeoutOption);
+registerRunOption('atc-recovery', async () => (await import('./timeout-options.ts')).atcRecoveryRunOption);

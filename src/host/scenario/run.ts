@@ -24,7 +24,7 @@ import { CERROR } from '../../arch/smmu/regs.ts';
 import { errName } from '../../protocol/errno.ts';
 import type { DeviceReport, Scenario, ScenarioReport, Step } from '../../protocol/scenario.ts';
 import type { HwReport } from '../../protocol/ops/hw.ts';
-import type { DriverStats } from '../../protocol/ops/smmu.ts';
+import { DEFAULT_ATC_RECOVERY, type AtcRecovery, type DriverStats } from '../../protocol/ops/smmu.ts';
 
 /** Default platform time the whole workload may take before the watchdog calls it a hang. */
 const WATCHDOG_MS = 600_000;
@@ -36,6 +36,8 @@ const LOG_LINES = 400;
 export interface ScenarioRunOptions {
   /** Overrides the scenario's seed. */
   seed?: number;
+  /** Overrides the scenario's driver.atcRecovery. */
+  atcRecovery?: AtcRecovery;
   /** Directory a topology file path is relative to (the scenario file's). */
   baseDir?: string;
 }
@@ -75,7 +77,7 @@ async function runStep(ls: LockstepSystem, topology: Topology, st: Step): Promis
         timeoutNs: Math.round((st.copyTimeoutMs ?? 10) * NS_PER_MS),
       });
       const out: string[] = [];
-      if (r.errors.length) out.push(`${r.errors.length} of ${r.transfers} copies failed (first: ${r.errors[0]})`);
+      if (r.errors.length) out.push(`${r.errors.length} error(s) in ${r.transfers} copies (first: ${r.errors[0]})`);
       if (r.verifyFailures) out.push(`${r.verifyFailures} destination buffers did not match their source`);
       return out;
     }
@@ -142,7 +144,8 @@ export async function runScenario(s: Scenario, name: string, o: ScenarioRunOptio
     ...(s.smmu?.atcTimeoutUs !== undefined ? { atcTimeoutNs: s.smmu.atcTimeoutUs * NS_PER_US } : {}),
   });
   const cpu = ls.cpu(0);
-  await cpu.op('probe', { opts: s.driver?.pollTimeoutMs !== undefined ? { pollTimeoutNs: Math.round(s.driver.pollTimeoutMs * NS_PER_MS) } : {}, initPages: true });
+  const atcRecovery = o.atcRecovery ?? s.driver?.atcRecovery ?? DEFAULT_ATC_RECOVERY;
+  await cpu.op('probe', { opts: { atcRecovery, ...(s.driver?.pollTimeoutMs !== undefined ? { pollTimeoutNs: Math.round(s.driver.pollTimeoutMs * NS_PER_MS) } : {}) }, initPages: true });
   await cpu.op('pciInit', { iommuMap: iommuMap(topology), strict: s.driver?.strict ?? true });
   await cpu.op('dmesg');
   const bootHostMs = performance.now() - h0;
@@ -150,6 +153,7 @@ export async function runScenario(s: Scenario, name: string, o: ScenarioRunOptio
   const stats0 = ls.stats();
   const d0: DriverStats = await cpu.op('driverStats');
   const hw0: HwReport = await ls.hw.op('report');
+  const tree0 = await cpu.op('pciTree');
   const failPoints = new FailPoints(ls.views);
   const hits0 = FAIL_POINTS.map((p) => failPoints.hits(p));
   const t0 = ls.platform.clock.now();
@@ -202,7 +206,9 @@ export async function runScenario(s: Scenario, name: string, o: ScenarioRunOptio
     const before = hw0.devices.find((x) => x.bdf === hd.bdf)!;
     const state = !info || info.gone ? 'gone' : info.driver ? 'ok' : 'unbound';
     if (state === 'gone' && !hd.removed && !hd.inReset) problems.push(`${hd.bdf}: the driver calls it gone, but the function is present and not resetting`);
-    return { bdf: hd.bdf, state, atsEnabled: info?.ats?.enabled ?? false, fenced: info?.iommu?.blocked ?? false, resets: hd.resets - before.resets };
+    const fenced = (info?.iommu?.blocked ?? false) || (info?.iommu?.fenced ?? false);
+    const fences = (info?.iommu?.fences ?? 0) - (tree0.find((t) => t.bdf === hd.bdf)?.iommu?.fences ?? 0);
+    return { bdf: hd.bdf, state, atsEnabled: info?.ats?.enabled ?? false, fenced, fences, resets: hd.resets - before.resets };
   });
 
   const uaf = hw1.uaf - hw0.uaf;
@@ -227,9 +233,19 @@ export async function runScenario(s: Scenario, name: string, o: ScenarioRunOptio
     const n = hits1[i]! - hits0[i]!;
     if (n > 0) faultsByKind[FAULT_OF_POINT[p]] = (faultsByKind[FAULT_OF_POINT[p]] ?? 0) + n;
   });
+  const r0 = d0.recovery;
+  const r1 = d1.recovery;
   return {
     scenario: name,
     seed,
+    atcRecovery,
+    recovery: {
+      failedBatches: r1.failedBatches - r0.failedBatches,
+      staleReturns: r1.staleReturns - r0.staleReturns,
+      extraSyncs: r1.extraSyncs - r0.extraSyncs,
+      fences: r1.fences - r0.fences,
+      fenceLatencyNs: r1.fenceLatencyNs.slice(r0.fenceLatencyNs.length),
+    },
     faultsInjected: Object.values(faultsByKind).reduce((a, b) => a + b, 0),
     faultsByKind,
     dmaUseAfterFree: uaf,

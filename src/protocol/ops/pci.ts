@@ -33,7 +33,8 @@ export interface PciDeviceInfo {
   irq: number;
   resetMethods: ResetMethod[];
   ats: { enabled: boolean; stu: number; queueDepth: number } | null;
-  iommu: { depth: number; blocked: boolean; domain: string } | null;
+  /** Reset blocking depth and state; fenced after ATC invalidation timeouts, and how often. */
+  iommu: { depth: number; blocked: boolean; domain: string; fenced: boolean; fences: number } | null;
 }
 
 export interface ResetReport {

@@ -1,14 +1,33 @@
 // Operations of the SMMUv3 driver core: probe, joining a probed SMMU, interrupts, command workloads,
 // raw command submission, and what the driver has seen.
 
-import { InputError, arr, bool, int, none, obj, opt, type Check, type Infer } from '../check.ts';
+import { InputError, arr, bool, int, none, obj, oneOf, opt, type Check, type Infer } from '../check.ts';
 import { op } from './decl.ts';
 
 const u32 = int(0, 0xffff_ffff);
 const u53 = int();
 
+/**
+ * What the driver does when an ATC invalidation times out (CERROR_ATC_INV_SYNC), after the designs
+ * discussed upstream in 2026:
+ * - none: mainline: skip_err logs it, the CMD_SYNC re-executes and the issuer sees success;
+ * - reset: v1: skip_err reads the ATC_INV just before the SYNC and queues work that resets that
+ *   StreamID's device (Bus Master off, pci_reset_function, Bus Master back on success);
+ * - quarantine: v4: the issuer sees the failure and, before it returns, fences every ATS device of the
+ *   failed batch (ATS off at the function, STE.EATS cleared, its invalidations skipped), reports it
+ *   broken to the PCI core, whose reset (prepare/done) lifts the fence only when it succeeds;
+ * - quarantine-bisect: as quarantine, after re-issuing the batch's ATC_INVs in halves, each with its
+ *   own CMD_SYNC, to fence only the devices that still fail.
+ */
+export const ATC_RECOVERY = ['none', 'reset', 'quarantine', 'quarantine-bisect'] as const;
+export type AtcRecovery = (typeof ATC_RECOVERY)[number];
+/** The default: the safest policy that keeps innocent devices working (see the README). */
+export const DEFAULT_ATC_RECOVERY: AtcRecovery = 'quarantine-bisect';
+
 /** Probe options (module parameters and firmware facts). */
 export const smmuDriverOptions = obj({
+  /** ATC invalidation timeout recovery (ATC_RECOVERY); default DEFAULT_ATC_RECOVERY. */
+  atcRecovery: opt(oneOf(ATC_RECOVERY)),
   /** Platform ns for ACK polls and CMD_SYNC waits (Linux ARM_SMMU_POLL_TIMEOUT_US). */
   pollTimeoutNs: opt(int(1, 1e15)),
   /** Linux's disable_msipolling module parameter: complete CMD_SYNC by polling CONS even with MSIs. */
@@ -53,6 +72,7 @@ export const smmuShared = obj({
   vmidBits: int(0, 16),
   irqVectors: obj({ gerror: int(0, 255), evtq: int(0, 255) }),
   pollTimeoutNs: int(1, 1e15),
+  atcRecovery: oneOf(ATC_RECOVERY),
   /** PA of the IOMMU layer's shared ASID/VMID bitmaps. */
   idStatePa: u53,
 });
@@ -100,8 +120,23 @@ export interface CmdqErrorRecord {
   code: number;
 }
 
+/** What ATC invalidation timeout recovery did on a CPU (drivers/arm-smmu-v3/atc-recovery.ts). */
+export interface RecoveryStats {
+  /** Batches of ATC_INVs whose CMD_SYNC failed. */
+  failedBatches: number;
+  /** Invalidations that returned to their caller with a failed ATC batch and nobody fenced. */
+  staleReturns: number;
+  /** CMD_SYNCs recovery issued: bisection, and the fences' STE updates. */
+  extraSyncs: number;
+  fences: number;
+  /** Platform ns from issuing a failed ATC batch to fencing (or blocking, under `reset`) its device. */
+  fenceLatencyNs: number[];
+}
+
 export interface DriverStats {
   cmdqErrors: CmdqErrorRecord[];
+  /** ATC invalidation timeout recovery (zeroes without the IOMMU layer). */
+  recovery: RecoveryStats;
   /**
    * What the IOMMU layer issued, by spec name (CMD_SYNCs as SYNC), and of that what was reported as
    * not known to have completed (batches whose CMD_SYNC failed); empty without the IOMMU layer.
