@@ -37,6 +37,7 @@ import { parseArgs, intOpt, type OptSpec } from '../src/host/cli/args.ts';
 import { sumCounts } from '../src/host/cli/workload-api.ts';
 import { NS_PER_MS } from '../src/arch/time.ts';
 import { RING, SPIN } from './ring.ts';
+import { median } from './stats.ts';
 
 const SPEC: Record<string, OptSpec> = {
   quick: { type: 'boolean', help: '1 and 2 producers x batch 1 and 64 x both sync modes (under a minute)' },
@@ -67,12 +68,6 @@ const ENTRY = new URL('../src/host/worker-entry.mjs', import.meta.url);
 const BASELINE = new URL('./baseline-worker.ts', import.meta.url).href;
 /** The emulator's command queue size: the default profile's CMDQS capped by the driver. */
 const RING_ENTRIES = 1 << Math.min(DEFAULT_FEATURES.cmdqLog2, CMDQ_MAX_SZ_SHIFT);
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 
 function percentile(sorted: Float64Array, p: number): number {
   if (sorted.length === 0) return NaN;

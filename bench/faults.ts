@@ -20,17 +20,13 @@ import { iommuMap, parseTopology } from '../src/protocol/topology.ts';
 import { runSeeds, type CampaignParams } from '../src/host/campaign/campaign.ts';
 import { summarize } from '../src/host/campaign/summary.ts';
 import { DEFAULT_ATC_RECOVERY } from '../src/protocol/ops/smmu.ts';
+import { median } from './stats.ts';
 
 const SPEC: Record<string, OptSpec> = {
   quick: { type: 'boolean', help: '5 trials, a 1000-schedule campaign' },
   trials: { type: 'number', help: 'sanitizer trials per setting (median reported)', default: 9 },
   count: { type: 'number', help: 'campaign schedules', default: 10000 },
   out: { type: 'string', help: 'where to write the JSON results', default: 'bench/results/faults.json' },
-};
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
 
 const TOPOLOGY = parseTopology({

@@ -7,12 +7,9 @@
 // orderings of the SMMU and driver timeouts.
 
 import { describe, expect, it } from 'vitest';
-import { pcieRig, pcieStack, type PcieRigOptions, type PcieStack } from './helpers/pcie-rig.ts';
+import { pcieStack, type PcieStack } from './helpers/pcie-rig.ts';
 import { atcInvEnt, buildCmd, type CmdEnt } from '../drivers/arm-smmu-v3/cmds.ts';
 import { SYNC_ATC_TIMEOUT } from '../drivers/arm-smmu-v3/cmdq.ts';
-import { ArmSmmuDevice, type SmmuDriverOptions } from '../drivers/arm-smmu-v3/smmu.ts';
-import { Kernel } from '../drivers/kernel.ts';
-import { iommuMap } from '../src/protocol/topology.ts';
 import { pciDisableAts } from '../drivers/pci/ats.ts';
 import { IommuDma } from '../drivers/iommu/dma-iommu.ts';
 import { CMDQ_CONS, CR0, GERROR, OFF } from '../src/arch/smmu/regs.ts';
@@ -23,18 +20,6 @@ import { PA } from '../src/arch/platform.ts';
 import { NS_PER_MS, NS_PER_S, NS_PER_US } from '../src/arch/time.ts';
 
 const ETIMEDOUT = -110;
-
-/**
- * pcieStack with probe options it does not pass through (it passes pollTimeoutNs only): the same
- * stack, built the same way, e.g. pinned to the mainline ATC recovery policy.
- */
-function pcieStackWith(o: PcieRigOptions, opts: SmmuDriverOptions): PcieStack {
-  const r = pcieRig(o);
-  const k = new Kernel(r.platform);
-  k.smmu = ArmSmmuDevice.probe(r.platform, { ...(o.pollTimeoutNs !== undefined ? { pollTimeoutNs: o.pollTimeoutNs } : {}), ...opts });
-  const st = k.initPci(iommuMap(r.topology), true);
-  return { ...r, k, st, core: st.core, glue: st.iommu!, drv: st.ep };
-}
 
 /** GERROR bits raised and not yet acknowledged. */
 function gerrorActive(r: PcieStack): number {
@@ -246,14 +231,12 @@ describe('ATC invalidation in the SMMU', () => {
     // Pinned to the mainline recovery policy: setting up already times out once (the ATC flush when ATS
     // is enabled), which under the default policy would fence 01:00.0 and queue its reset, to run in
     // this test's sleeps. The point here is the SMMU's handling of a late completion.
-    const r = pcieStackWith(
-      {
-        atcTimeoutNs: NS_PER_MS,
-        pollTimeoutNs: 2 * NS_PER_MS,
-        topology: { ports: [{ bdf: '00:01.0', secondaryBus: 1, functions: [{ bdf: '01:00.0', invLatencyUs: 5000 }] }] },
-      },
-      { atcRecovery: 'none' },
-    );
+    const r = pcieStack({
+      atcTimeoutNs: NS_PER_MS,
+      pollTimeoutNs: 2 * NS_PER_MS,
+      topology: { ports: [{ bdf: '00:01.0', secondaryBus: 1, functions: [{ bdf: '01:00.0', invLatencyUs: 5000 }] }] },
+      driver: { atcRecovery: 'none' },
+    });
     const dev = r.k.smmu!;
     // (Count from here, after the setup's timed-out flush and its late completion.)
     r.sleep(10 * NS_PER_MS);

@@ -14,7 +14,11 @@
 // - quarantine-bisect: first re-issue the batch's ATC_INVs per StreamID in halves, each half with its
 //   own CMD_SYNC, descending only into halves that fail: one culprit among N costs at most
 //   2*ceil(log2 N) extra SYNCs (none for N = 1), and innocent devices keep ATS. A device that answers
-//   the retry is not fenced (its ATC was invalidated by the retry).
+//   the retry is not fenced (its ATC was invalidated by the retry). Only a batch the SMMU reported
+//   failed (SYNC_ATC_TIMEOUT) is bisected: when the driver's own poll gave up first (-ETIMEDOUT), the
+//   SMMU is still waiting for the completion, every retry would queue behind the stuck CMD_SYNC and
+//   time out alike, so the whole batch is fenced as under quarantine; the innocent devices get their
+//   fence lifted by the reset that follows.
 //
 // Invariant: when recover() returns, every master whose ATC may still hold translations the failed
 // batch was to remove either has answered a later ATC_INV or can no longer use its ATC (fenced).
@@ -24,6 +28,7 @@ import { qget, qset } from '../../src/arch/bits.ts';
 import type { CmdEnt } from './cmds.ts';
 import type { RecoveryStats } from '../../src/protocol/ops/smmu.ts';
 import type { CmdIssuer } from './issue.ts';
+import { SYNC_ATC_TIMEOUT } from './cmdq.ts';
 import type { ArmSmmuDevice } from './smmu.ts';
 import type { StreamTable } from './ste.ts';
 
@@ -64,8 +69,11 @@ export class AtcRecovery<Master extends FenceableMaster> {
     return this.iommu.dev.shared.atcRecovery;
   }
 
-  /** A batch of ATC_INVs issued at platform time t0 failed; act by policy before the caller returns. */
-  recover(sent: readonly AtcInvSent[], t0: number): void {
+  /**
+   * A batch of ATC_INVs issued at platform time t0 failed with `ret` (SYNC_ATC_TIMEOUT, -ETIMEDOUT);
+   * act by policy before the caller returns.
+   */
+  recover(sent: readonly AtcInvSent[], t0: number, ret: number): void {
     this.stats.failedBatches++;
     // A SMMU in Service Failure Mode fails every CMD_SYNC, and aborts every transaction: no device
     // can use its ATC through it, and nothing more can be learnt or fenced.
@@ -85,6 +93,10 @@ export class AtcRecovery<Master extends FenceableMaster> {
         culprits = sids;
         break;
       case 'quarantine-bisect':
+        if (ret !== SYNC_ATC_TIMEOUT) {
+          culprits = sids;
+          break;
+        }
         culprits = this.bisect(sids.map((sid) => sent.filter((s) => s.sid === sid)));
         // A device that answered the retry has an invalidated ATC: nothing is pending for it.
         for (const sid of sids) {

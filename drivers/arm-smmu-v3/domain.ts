@@ -444,7 +444,8 @@ export class ArmSmmuIommu {
     const t0 = this.dev.p.clock.now();
     const sent = m.sids.map((sid) => ({ sid, ent: atcInvEnt(sid, 0, 0, 0) }));
     for (const s of sent) this.cmds.add(s.ent);
-    if (this.cmds.submit() !== 0) this.recovery.recover(sent, t0);
+    const r = this.cmds.submit();
+    if (r !== 0) this.recovery.recover(sent, t0, r);
   }
 
   /** A TLB tag lost its last user: drop everything cached under it (arm_smmu_invs_flush_iotlb_tags). */
@@ -481,7 +482,7 @@ export class ArmSmmuIommu {
     const endBatch = () => {
       if (pending) {
         const r = this.cmds.submit();
-        if (r !== 0 && sent.length) this.recovery.recover(sent, t0);
+        if (r !== 0 && sent.length) this.recovery.recover(sent, t0, r);
         if (ret === 0) ret = r;
       }
       pending = false;

@@ -19,7 +19,7 @@
 
 import type { PciCore } from './core.ts';
 import { pciAtsSupported } from './ats.ts';
-import { type PciDev } from './pci.ts';
+import { pciDevCheckPresent, type PciDev } from './pci.ts';
 import { E, errName } from '../../src/protocol/errno.ts';
 import { shouldFail } from '../fault-inject.ts';
 
@@ -34,7 +34,12 @@ export function pciResetWithIommuBlocked(core: PciCore, dev: PciDev, reset: () =
     dev.log('err', `failed to stop IOMMU for a PCI reset: ${errName(ret)}`);
     return ret;
   }
-  const rc = reset();
+  let rc = reset();
+  // A function that reads all-ones after its reset is gone, not reset: with RRS Software Visibility
+  // on, pci_dev_wait() takes an all-ones Vendor ID for "ready" (it only waits out the RRS value
+  // 0x0001), and no hotplug driver here marks the device disconnected first. Its ATC state is
+  // unknown: it must stay blocked (and fenced).
+  if (rc === 0 && !pciDevCheckPresent(dev)) rc = -E.ENODEV;
   pciDevResetIommuDone(core, dev, rc === 0);
   return rc;
 }

@@ -11,6 +11,7 @@ import { OP, type CommandName } from '../../src/arch/smmu/commands.ts';
 import { PCIE_STAT, pcieStat } from '../../src/machine/pcie-stats.ts';
 import { Kernel } from '../../drivers/kernel.ts';
 import { ArmSmmuDevice } from '../../drivers/arm-smmu-v3/smmu.ts';
+import type { SmmuDriverOptions } from '../../src/protocol/ops/smmu.ts';
 
 export interface PcieRigOptions {
   /** Topology JSON (validated here); default: the default topology. */
@@ -20,6 +21,8 @@ export interface PcieRigOptions {
   memBytes?: number;
   /** The driver's CMD_SYNC poll timeout (SmmuDriverOptions.pollTimeoutNs). */
   pollTimeoutNs?: number;
+  /** Other SMMU driver options for pcieStack's probe (e.g. the ATC recovery policy). */
+  driver?: SmmuDriverOptions;
 }
 
 export function pcieRig(o: PcieRigOptions = {}) {
@@ -58,7 +61,7 @@ export type PcieRig = ReturnType<typeof pcieRig>;
 export function pcieStack(o: PcieRigOptions = {}) {
   const r = pcieRig(o);
   const k = new Kernel(r.platform);
-  k.smmu = ArmSmmuDevice.probe(r.platform, o.pollTimeoutNs !== undefined ? { pollTimeoutNs: o.pollTimeoutNs } : {});
+  k.smmu = ArmSmmuDevice.probe(r.platform, { ...(o.driver ?? {}), ...(o.pollTimeoutNs !== undefined ? { pollTimeoutNs: o.pollTimeoutNs } : {}) });
   const st = k.initPci(iommuMap(r.topology), true);
   return { ...r, k, st, core: st.core, glue: st.iommu!, drv: st.ep };
 }
