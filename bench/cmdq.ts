@@ -21,7 +21,8 @@
 // that the SMMU executed exactly what the CPUs issued.
 //
 // Options: --quick (1 and 2 producers x batch 1 and 64 x both modes), --trials N (default 3),
-// --trial-ms N (default 500; 300 with --quick), --out FILE (default bench/results/cmdq.json).
+// --trial-ms N (default 500; 300 with --quick), --out FILE (default bench/results/cmdq.json; its SVG
+// charts are drawn next to it by bench/cmdq-plots.ts, as bench/plot.ts redraws them from a file).
 
 import { Worker } from 'node:worker_threads';
 import { cpus as hostCpus, loadavg } from 'node:os';
@@ -33,12 +34,15 @@ import { executedByOpcode } from '../src/host/stats.ts';
 import { DEFAULT_FEATURES } from '../src/arch/smmu/features.ts';
 import { CMDQ_MAX_SZ_SHIFT } from '../drivers/arm-smmu-v3/cmdq.ts';
 import type { TlbiWorkload, SmmuShared } from '../src/protocol/ops/smmu.ts';
-import { parseArgs, intOpt, type OptSpec } from '../src/host/cli/args.ts';
+import { parseScriptArgs, intOpt, type OptSpec } from '../src/host/cli/args.ts';
 import { sumCounts } from '../src/host/cli/workload-api.ts';
 import { NS_PER_MS } from '../src/arch/time.ts';
 import { RING, SPIN } from './ring.ts';
 import { median } from './stats.ts';
+import { pow2Bucket, pow2Low } from '../src/machine/histogram.ts';
+import { writeCmdqPlots } from './cmdq-plots.ts';
 
+const NAME = 'bench:cmdq';
 const SPEC: Record<string, OptSpec> = {
   quick: { type: 'boolean', help: '1 and 2 producers x batch 1 and 64 x both sync modes (under a minute)' },
   trials: { type: 'number', help: 'trials per measurement (the median is reported)', default: 3 },
@@ -62,6 +66,8 @@ interface CaseResult {
   ratioPostMessage: number;
   syncP50OverSpinRt: number;
   trials: number[];
+  /** Every trial's CMD_SYNC round trips per power-of-two bucket, keyed by the bucket's low bound in ns (for the charts). */
+  syncLatencyHistNs: Record<string, number>;
 }
 
 const ENTRY = new URL('../src/host/worker-entry.mjs', import.meta.url);
@@ -143,6 +149,8 @@ interface OursTrial {
   inclSync: number;
   p50: number;
   p99: number;
+  /** Round trips per power-of-two bucket (src/machine/histogram.ts). */
+  hist: number[];
 }
 
 async function oursTrial(sys: System, batch: number, ms: number): Promise<OursTrial> {
@@ -164,6 +172,7 @@ async function oursTrial(sys: System, batch: number, ms: number): Promise<OursTr
     inclSync: ((executed.TLBI_NH_VA ?? 0) + (executed.SYNC ?? 0)) / s,
     p50: percentile(lat, 50),
     p99: percentile(lat, 99),
+    hist: lat.reduce((h, ns) => ((h[pow2Bucket(ns)] = (h[pow2Bucket(ns)] ?? 0) + 1), h), [] as number[]),
   };
 }
 
@@ -177,10 +186,10 @@ const fmt = (v: number) => (v >= 1e6 ? `${(v / 1e6).toFixed(2)}M` : v >= 1e3 ? `
 const fmtNs = (v: number) => (v >= 1e6 ? `${(v / 1e6).toFixed(2)} ms` : v >= 1e3 ? `${(v / 1e3).toFixed(1)} us` : `${v.toFixed(0)} ns`);
 
 async function main(): Promise<void> {
-  const p = parseArgs(process.argv.slice(2), SPEC, 'bench');
+  const p = parseScriptArgs(process.argv.slice(2), SPEC, NAME);
   const quick = p.opts.quick === true;
-  const nTrials = intOpt(p, 'trials', 1, 100, 'bench');
-  const trialMs = p.opts['trial-ms'] === undefined ? (quick ? 300 : 500) : intOpt(p, 'trial-ms', 10, 60_000, 'bench');
+  const nTrials = intOpt(p, 'trials', 1, 100, NAME);
+  const trialMs = p.opts['trial-ms'] === undefined ? (quick ? 300 : 500) : intOpt(p, 'trial-ms', 10, 60_000, NAME);
   const producersList = quick ? [1, 2] : [1, 2, 4];
   const batches = quick ? [1, 64] : [1, 8, 64, 256];
   const modes: SyncMode[] = ['msi-poll', 'cons-poll'];
@@ -226,6 +235,7 @@ async function main(): Promise<void> {
             ratioPostMessage: 0,
             syncP50OverSpinRt: 0,
             trials: ts.map((t) => Math.round(t.cmdsPerSec)),
+            syncLatencyHistNs: sumHist(ts.map((t) => t.hist)),
           };
           c.ratioRawRing = round3(c.cmdsPerSec / c.rawRingCmdsPerSec);
           c.ratioPostMessage = round3(c.cmdsPerSec / c.postMessageCmdsPerSec);
@@ -264,6 +274,7 @@ async function main(): Promise<void> {
   writeFileSync(out, JSON.stringify(result, null, 2) + '\n');
   process.stdout.write(table(cases, spinRt) + '\n' + targets.map((t) => `${t.met ? 'MET ' : 'MISS'}  ${t.name}: ${t.value} (target ${t.target})`).join('\n') + '\n');
   log(`wrote ${out} (${result.seconds} s)`);
+  for (const svg of writeCmdqPlots(out)) log(`wrote ${svg}`);
 }
 
 function checkSev(shared: SmmuShared): void {
@@ -271,6 +282,13 @@ function checkSev(shared: SmmuShared): void {
 }
 
 const round3 = (v: number) => Math.round(v * 1000) / 1000;
+
+/** Trials' histograms summed, as {low bound in ns: count} of the non-empty buckets. */
+function sumHist(hs: readonly number[][]): Record<string, number> {
+  const sum: number[] = [];
+  for (const h of hs) h.forEach((n, k) => (sum[k] = (sum[k] ?? 0) + (n ?? 0)));
+  return Object.fromEntries(sum.flatMap((n, k) => (n ? [[String(pow2Low(k)), n]] : [])));
+}
 
 function table(cases: CaseResult[], spinRt: number): string {
   const head = ['prod', 'batch', 'sync', 'ours cmds/s', 'raw ring', 'ours/raw', 'postMsg', 'ours/pm', 'SYNC p50', 'SYNC p99', `p50/spinRT(${spinRt.toFixed(0)}ns)`];

@@ -13,7 +13,7 @@
 import { availableParallelism, cpus as hostCpus, loadavg } from 'node:os';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { parseArgs, intOpt, type OptSpec } from '../src/host/cli/args.ts';
+import { parseScriptArgs, intOpt, type OptSpec } from '../src/host/cli/args.ts';
 import { createLockstep } from '../src/host/lockstep.ts';
 import { DEFAULT_FEATURES } from '../src/arch/smmu/features.ts';
 import { iommuMap, parseTopology } from '../src/protocol/topology.ts';
@@ -50,7 +50,7 @@ async function atsDmaTrial(sanitizer: boolean, rounds: number): Promise<number> 
 }
 
 async function main(): Promise<void> {
-  const p = parseArgs(process.argv.slice(2), SPEC, 'bench:faults');
+  const p = parseScriptArgs(process.argv.slice(2), SPEC, 'bench:faults');
   const quick = p.opts.quick === true;
   const trials = quick ? 5 : intOpt(p, 'trials', 1, 101, 'bench:faults');
   const count = quick ? 1000 : intOpt(p, 'count', 1, 1e7, 'bench:faults');

@@ -9,6 +9,7 @@
 //               in lockstep: the compute cost of one batch with no communication latency
 
 import Benchmark from 'benchmark';
+import { parseScriptArgs } from '../src/host/cli/args.ts';
 import { buildCmd, buildSync, type CmdEnt } from '../drivers/arm-smmu-v3/cmds.ts';
 import { ArmSmmuDevice } from '../drivers/arm-smmu-v3/smmu.ts';
 import { CMDQ_BATCH_ENTRIES } from '../drivers/arm-smmu-v3/cmdq.ts';
@@ -19,6 +20,9 @@ import { OFF } from '../src/arch/smmu/regs.ts';
 import { STAT } from '../src/machine/layout.ts';
 import { PA } from '../src/arch/platform.ts';
 import { createLockstep } from '../src/host/lockstep.ts';
+
+// No options, but --help answers and anything else is refused before the benchmarks start.
+parseScriptArgs(process.argv.slice(2), {}, 'bench:micro');
 
 const TLBI: CmdEnt = { op: 'TLBI_NH_VA', tlbi: { asid: 1, vmid: 0, addr: 0x1234_5000, leaf: true, num: 0, scale: 0, tg: 1, ttl: 3 } };
 const out = new Uint32Array(4 * 64);

@@ -18,7 +18,7 @@
 import { cpus as hostCpus, loadavg } from 'node:os';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { parseArgs, intOpt, usage, HELP_SPEC, type OptSpec } from '../src/host/cli/args.ts';
+import { parseScriptArgs, intOpt, type OptSpec } from '../src/host/cli/args.ts';
 import { createLockstep } from '../src/host/lockstep.ts';
 import { DEFAULT_FEATURES } from '../src/arch/smmu/features.ts';
 import { iommuMap, parseTopology } from '../src/protocol/topology.ts';
@@ -32,7 +32,6 @@ const SPEC: Record<string, OptSpec> = {
   quick: { type: 'boolean', help: '5 trials' },
   trials: { type: 'number', help: 'success-path trials per policy (median reported)', default: 9 },
   out: { type: 'string', help: 'where to write the JSON results', default: 'bench/results/recovery.json' },
-  help: HELP_SPEC,
 };
 
 const FOUR = parseTopology({ ports: [1, 2, 3, 4].map((i) => ({ bdf: `00:0${i}.0`, secondaryBus: i, functions: [{ bdf: `0${i}:00.0` }] })) });
@@ -103,11 +102,7 @@ async function fenceOne(n: number, policy: AtcRecovery): Promise<FenceRow> {
 }
 
 async function main(): Promise<void> {
-  const p = parseArgs(process.argv.slice(2), SPEC, NAME);
-  if (p.opts.help) {
-    process.stdout.write(usage(NAME, '[options]', SPEC) + '\n');
-    return;
-  }
+  const p = parseScriptArgs(process.argv.slice(2), SPEC, NAME);
   const trials = p.opts.quick === true ? 5 : intOpt(p, 'trials', 1, 101, NAME);
   const rounds = 200;
   const env = { cpus: hostCpus().length, model: hostCpus()[0]?.model ?? '?', load: loadavg().map((x) => x.toFixed(2)), node: process.version };

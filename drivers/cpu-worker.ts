@@ -14,6 +14,7 @@ import { formatLog } from '../src/protocol/log.ts';
 import { SPIN_MS, waitWhileEqual } from '../src/machine/wait.ts';
 import { Kernel } from './kernel.ts';
 import { KERNEL_IMPLS } from './ops/index.ts';
+import { withExtraOps } from './extra-ops.ts';
 
 interface CpuWorkerData {
   sab: SharedArrayBuffer;
@@ -21,13 +22,18 @@ interface CpuWorkerData {
   cpu: number;
   /** Print kernel log lines to stderr as they happen. */
   echo: boolean;
+  /** URL of a module of extra operations to serve next to the built-in ones (drivers/extra-ops.ts). */
+  extraOps?: string;
 }
 
-const { sab, layout, cpu, echo } = workerData as CpuWorkerData;
+const { sab, layout, cpu, echo, extraOps } = workerData as CpuWorkerData;
 const views = new SharedViews(sab, layout);
 const platform = new WorkerPlatform(views, cpu, echo ? (line) => process.stderr.write(`${line}\n`) : undefined);
 const kernel = new Kernel(platform);
-serveOps(parentPort!, KERNEL_OPS, KERNEL_IMPLS, kernel);
+if (extraOps) {
+  const merged = await withExtraOps(extraOps, KERNEL_OPS, KERNEL_IMPLS);
+  serveOps(parentPort!, merged.table, merged.impls, kernel);
+} else serveOps(parentPort!, KERNEL_OPS, KERNEL_IMPLS, kernel);
 
 /** Longest synchronous sleep of an idle CPU before a turn of the event loop (control-message latency). */
 const IDLE_SLICE_MS = 2;

@@ -7,7 +7,9 @@ import type { Platform } from './platform/platform.ts';
 
 /** Whether this call of `point` should take its failure path (a driver fault armed it). */
 export function shouldFail(p: Platform, point: FailPoint): boolean {
-  return p.failPoints.shouldFail(point, p.clock.now());
+  const fail = p.failPoints.shouldFail(point, p.clock.now());
+  if (fail) p.trace.fault_should_fail?.(point);
+  return fail;
 }
 
 /**

@@ -93,7 +93,7 @@ export class Kernel {
   smmu: ArmSmmuDevice | null = null;
   /** The PCI core, its IOMMU glue and device drivers (CPU 0, after initPci). */
   pci: PciState | null = null;
-  /** Kernel log entries already handed to the host (the dmesg operation's cursor). */
+  /** Sequence number of the first kernel log line not yet handed to the host (the dmesg operation's cursor). */
   logRead = 0;
   /** Set by the stop operation: the CPU leaves its idle loop. */
   stopping = false;

@@ -31,8 +31,8 @@ export class HwContext {
     this.irqc = new InterruptController(views);
     this.stats = views.stats;
     this.tr = createTracer(views, 'hw', 0, this);
-    this.faults = new FaultEngine(sched, seed);
-    this.uaf = new UafMonitor(views.sanitizer, views.stats, () => sched.now());
+    this.faults = new FaultEngine(sched, seed, this.tr);
+    this.uaf = new UafMonitor(views.sanitizer, views.stats, () => sched.now(), this.tr);
   }
 
   now(): number {

@@ -14,6 +14,7 @@ import { FAULT_KINDS, MOMENT_FAULTS, faultDevice, type FaultKind, type HwFault }
 import { CELL, CELL_STATE, TriggerCells, type TriggerEvent } from '../src/protocol/trigger.ts';
 import { deriveSeed } from '../src/protocol/random.ts';
 import type { EventScheduler } from './scheduler.ts';
+import type { Tracer } from '../src/protocol/tracer.ts';
 
 /** Faults one machine can hold armed at once. */
 const CELLS = 256;
@@ -50,6 +51,8 @@ export class FaultEngine {
     private readonly sched: EventScheduler,
     /** Base seed of probability draws (each fault derives its own unless its trigger gives one). */
     private readonly seed: number,
+    /** Trace point fault_fire marks each firing. */
+    private readonly tr: Tracer<'hw'> = {},
   ) {}
 
   /** Arms a fault ('clear' disarms); a moment fault due now is applied at once. */
@@ -96,7 +99,7 @@ export class FaultEngine {
       const f = this.faults[c] as FaultOf<K>;
       if (match && !match(f)) continue;
       if (this.cells.chance(c, this.sched.now())) {
-        this.count(kind);
+        this.count(f);
         return f;
       }
     }
@@ -140,7 +143,7 @@ export class FaultEngine {
     const fires = this.cells.chance(cell, this.sched.now());
     this.cells.spend(cell);
     if (!fires) return;
-    this.count(f.kind);
+    this.count(f);
     this.applyMoment(f);
   }
 
@@ -174,8 +177,9 @@ export class FaultEngine {
     }
   }
 
-  private count(kind: FaultKind): void {
-    this.firedByKind.set(kind, (this.firedByKind.get(kind) ?? 0) + 1);
+  private count(f: HwFault): void {
+    this.firedByKind.set(f.kind, (this.firedByKind.get(f.kind) ?? 0) + 1);
+    this.tr.fault_fire?.(f.kind, faultDevice(f) ?? '');
   }
 
   /** Faults that fired (chances and moments), by kind. */

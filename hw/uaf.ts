@@ -7,6 +7,7 @@
 import { STAT } from '../src/machine/layout.ts';
 import { VERDICT, type Sanitizer } from '../src/machine/sanitizer.ts';
 import type { UafRecord } from '../src/protocol/ops/hw.ts';
+import type { Tracer } from '../src/protocol/tracer.ts';
 
 /** Records kept in full; the rest are counted. */
 const MAX_RECORDS = 200;
@@ -18,6 +19,8 @@ export class UafMonitor {
     private readonly san: Sanitizer,
     private readonly stats: Float64Array,
     private readonly now: () => number,
+    /** Trace point sanitizer_dma_uaf marks each use after free. */
+    private readonly tr: Tracer<'hw'> = {},
   ) {}
 
   /**
@@ -33,6 +36,7 @@ export class UafMonitor {
       return;
     }
     this.stats[STAT.SAN_UAF]!++;
+    this.tr.sanitizer_dma_uaf?.(requester, sid, pa, write, translated);
     if (this.records.length < MAX_RECORDS) {
       this.records.push({ bdf: requester, sid, iova, pa, write, translated, t: this.now(), page: this.san.pageState(pa) });
     }

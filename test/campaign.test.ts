@@ -97,7 +97,8 @@ describe('a CI-sized campaign (CLI)', () => {
     `campaign --count ${COUNT} --seed-start ${CI_SEED} --json: every schedule holds, nothing lost or duplicated, no hangs, the fault catalogue exercised`,
     async () => {
       const t0 = performance.now();
-      const r = await runCli(['campaign', '--count', String(COUNT), '--seed-start', String(CI_SEED), '--json'], 230_000);
+      // --progress: stderr is a pipe here, where progress lines are off unless asked for.
+      const r = await runCli(['campaign', '--count', String(COUNT), '--seed-start', String(CI_SEED), '--json', '--progress'], 230_000);
       const seconds = (performance.now() - t0) / 1000;
       const where = `campaign of seeds ${CI_SEED}..${CI_SEED + COUNT - 1} (exit ${r.code}, ${seconds.toFixed(1)} s)\nstderr tail: ${r.stderr.slice(-3000)}`;
       expect(r.code, where).toBe(0);
@@ -133,6 +134,7 @@ describe('a CI-sized campaign (CLI)', () => {
       const done = progress.map(([d]) => d!);
       expect(done, 'progress counts up').toEqual([...done].sort((a, b) => a - b));
       expect(done.at(-1), 'the last progress line is the whole campaign').toBe(COUNT);
+      expect(r.stderr, 'a final line ends the progress').toMatch(new RegExp(`^campaign: done, ${COUNT} schedules \\(0 failed\\) in [\\d.]+ s$`, 'm'));
       expect(r.stderr, 'progress goes to stderr, not stdout').not.toBe('');
       expect(r.stdout).not.toContain('schedules, ');
       console.log(`campaign of ${COUNT} seeds from ${CI_SEED}: ${seconds.toFixed(1)} s, ${fired.length} fault kinds fired`);

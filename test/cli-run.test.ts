@@ -5,11 +5,12 @@ import { describe, expect, it, vi } from 'vitest';
 import { runCli } from './fixtures/run-cli.ts';
 import { registerRunOption, registerWorkload } from '../src/host/cli/workloads.ts';
 import { sumCounts, type Workload } from '../src/host/cli/workload-api.ts';
+import type { LogEntry } from '../src/protocol/log.ts';
 
 interface RunJson {
   features: Record<string, unknown>;
   profile: string;
-  probeLog: string[];
+  probeLog: LogEntry[];
   executedByOpcode: Record<string, number>;
   issuedByOpcode: Record<string, number>;
   check: string;
@@ -24,7 +25,11 @@ interface RunJson {
 
 function checkReport(out: RunJson, cpus: number, batch: number): void {
   expect(out.cpus).toBe(cpus);
-  expect(out.probeLog.some((l) => /arm-smmu-v3 .*: ias \d+-bit, oas \d+-bit \(features 0x[0-9a-f]{8}\)/.test(l))).toBe(true);
+  expect(out.probeLog.some((l) => /arm-smmu-v3 .*: ias \d+-bit, oas \d+-bit \(features 0x[0-9a-f]{8}\)/.test(l.msg))).toBe(true);
+  // JSON log entries carry their platform time (whole ns), CPU and level.
+  for (const l of out.probeLog) expect(l).toEqual({ t: expect.any(Number), cpu: expect.any(Number), level: expect.stringMatching(/^(err|warn|info|debug)$/), msg: expect.any(String) });
+  expect(out.probeLog.find((l) => l.msg.includes('ias '))).toMatchObject({ cpu: 0, level: 'info' });
+  expect(out.probeLog.every((l) => Number.isInteger(l.t) && l.t > 0)).toBe(true);
   expect(out.check).toBe('OK');
   // Only the workload's commands: TLBI_NH_VA and its CMD_SYNCs (the probe's CFGI_ALL etc. excluded).
   expect(Object.keys(out.executedByOpcode).sort()).toEqual(['SYNC', 'TLBI_NH_VA']);

@@ -15,7 +15,7 @@ import { PCIE_STAT, pcieStat } from '../src/machine/pcie-stats.ts';
 import { atcInvEnt, buildCmd } from '../drivers/arm-smmu-v3/cmds.ts';
 import { SYNC_ATC_TIMEOUT } from '../drivers/arm-smmu-v3/cmdq.ts';
 import { NS_PER_MS } from '../src/arch/time.ts';
-import type { PciDeviceInfo } from '../src/protocol/ops/pci.ts';
+import type { LspciJson } from '../src/host/cli/lspci.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'smmulab-pcie-'));
 const file = (name: string, json: unknown) => {
@@ -43,11 +43,16 @@ describe('smmulab lspci', () => {
     expect(lines[4]).toMatch(/^ {4}`-- 02:00\.0 .*SID 0x0200/);
     const j = await runCli(['lspci', '--json', '--topology', file('three.json', THREE)], 120_000);
     expect(j.code).toBe(0);
-    const devs = JSON.parse(j.stdout) as PciDeviceInfo[];
+    const devs = JSON.parse(j.stdout) as LspciJson[];
     expect(devs.map((d) => d.bdf)).toEqual(['00:01.0', '00:02.0', '01:00.0', '01:00.1', '02:00.0']);
+    // IDs as hex strings, as lspci -n writes them; null for what a function has not (a Root Port's StreamID).
+    expect(devs[0]).toMatchObject({ vendor: '0x1b36', device: '0x000c', classCode: '0x060400', revision: '0x00', sid: null, irq: null, iommu: null });
     const [f0, f1, plain] = devs.slice(2);
+    expect(f0).toMatchObject({ vendor: '0x1234', device: '0x5a11', sid: '0x0100' });
+    expect(f0!.caps.slice(0, 2)).toEqual([expect.objectContaining({ id: '0x01', ext: false }), expect.objectContaining({ id: '0x05' })]);
+    expect(typeof f0!.irq).toBe('number');
     expect(f0!.multifunction).toBe(true);
-    expect(f1!.sid).toBe(0x180);
+    expect(f1!.sid).toBe('0x0180');
     // Methods are probed as each function is added (Linux does it in pci_device_add): function 0 is still
     // alone on its bus then, so 'bus' is listed for it (and refused with -ENOTTY when tried); function 1
     // already has a sibling.
@@ -78,13 +83,13 @@ describe('smmulab lspci', () => {
 });
 
 describe('smmulab reset', () => {
-  it('each method succeeds and leaves the device unblocked at depth 0', async () => {
-    for (const [bdf, method] of [['01:00.0', 'flr'], ['01:00.0', 'specific'], ['02:00.0', 'pm'], ['02:00.0', 'bus']] as const) {
+  it('each method, by its sysfs name, succeeds and leaves the device unblocked at depth 0', async () => {
+    for (const [bdf, method] of [['01:00.0', 'flr'], ['01:00.0', 'device_specific'], ['02:00.0', 'pm'], ['02:00.0', 'bus']] as const) {
       const r = await runCli(['reset', bdf, '--method', method, '--json'], 120_000);
       expect(r.code, r.stderr).toBe(0);
       const out = JSON.parse(r.stdout);
-      expect(Object.keys(out)).toEqual(['ok', 'method', 'ms', 'depth', 'blocked']);
-      expect(out).toMatchObject({ ok: true, method, depth: 0, blocked: false });
+      expect(Object.keys(out)).toEqual(['ok', 'method', 'requested', 'rc', 'errno', 'ms', 'depth', 'blocked']);
+      expect(out).toMatchObject({ ok: true, method, requested: method, rc: 0, errno: null, depth: 0, blocked: false });
       // An FLR takes Linux's 100 ms wait at least; PM reset two 10 ms d3hot delays.
       expect(out.ms).toBeGreaterThanOrEqual(method === 'pm' ? 20 : 100);
     }
@@ -96,17 +101,18 @@ describe('smmulab reset', () => {
     // probe, so it gets 200 platform s (1 s of host time).
     const hang = await runCli(['reset', '02:00.0', '--method', 'flr', '--fault', 'flr-never-ready', '--time-scale', '200', '--poll-timeout-ms', '200000', '--json', '--dmesg'], 120_000);
     expect(hang.code, hang.stderr).toBe(0);
-    expect(JSON.parse(hang.stdout)).toMatchObject({ ok: false, method: 'flr', depth: 0, blocked: true });
+    // pci_dev_wait gives up with -ENOTTY (Linux's "not ready ... giving up"): the report names it and the method.
+    expect(JSON.parse(hang.stdout)).toMatchObject({ ok: false, method: 'flr', requested: 'flr', rc: -25, errno: '-ENOTTY', depth: 0, blocked: true });
     expect(hang.stderr).toContain('pci 0000:02:00.0: Reset failed. Blocking ATS to protect memory');
     const prep = await runCli(['reset', '01:00.0', '--method', 'flr', '--fault', 'fail-blocking-attach', '--json', '--dmesg'], 120_000);
     expect(prep.code, prep.stderr).toBe(0);
-    expect(JSON.parse(prep.stdout)).toMatchObject({ ok: false, depth: 0, blocked: false });
+    expect(JSON.parse(prep.stdout)).toMatchObject({ ok: false, method: 'flr', errno: '-ENOMEM', depth: 0, blocked: false });
     expect(prep.stderr).toContain('failed to stop IOMMU for a PCI reset: -ENOMEM');
     const text = await runCli(['reset', '01:00.0', '--method', 'pm'], 120_000);
     expect(text.stdout).toMatch(/^01:00\.0: reset via pm succeeded in [\d.]+ ms; IOMMU reset depth 0, device unblocked\n$/);
     const usage = await runCli(['reset', '01:00.0', '--method', 'warm']);
     expect(usage.code).toBe(2);
-    expect(usage.stderr).toContain("reset: --method 'warm' is not one of flr, pm, bus, specific, cxl");
+    expect(usage.stderr.trim()).toBe("reset: --method 'warm' is not one of device_specific, flr, pm, bus, cxl_bus (the sysfs reset_method names)");
   });
 });
 
@@ -155,7 +161,7 @@ describe('smmulab run --workload ats-dma', () => {
     expect(out.seconds).toBeGreaterThanOrEqual(0.1 * cerrors);
     const bad = await runCli(['run', '--poll-timeout-ms', '0']);
     expect(bad.code).toBe(2);
-    expect(bad.stderr).toContain('run: --poll-timeout-ms must be a number of ms above 0');
+    expect(bad.stderr).toContain('run: --poll-timeout-ms must be a number of ms from 0.000001 to 1000000 (got 0)');
   });
 });
 

@@ -5,7 +5,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { CTRL, STAT } from '../src/machine/layout.ts';
-import { PA } from '../src/arch/platform.ts';
+import { PA, VECTOR } from '../src/arch/platform.ts';
 import { CS, F, OP } from '../src/arch/smmu/commands.ts';
 import { DEFAULT_FEATURES, PROFILES, type SmmuFeatures } from '../src/arch/smmu/features.ts';
 import { GERROR, OFF } from '../src/arch/smmu/regs.ts';
@@ -133,5 +133,57 @@ describe('CMD_SYNC MSIAddress beyond the OAS (hardware alone, lockstep)', () => 
     expect(h.stat(STAT.MSI_WRITES)).toBe(msi0 + 1);
     expect(h.io.read32(OFF.GERROR) & GERROR.MSI_CMDQ_ABT_ERR.bits).toBe(GERROR.MSI_CMDQ_ABT_ERR.bits);
     expect(h.trace()).toContain('smmuv3_cmd_sync_msi_abort pa=0x0');
+  });
+});
+
+describe('CMD_SYNC CS=SIG_IRQ: the wired output, and the MSI beside it (hardware alone, lockstep)', () => {
+  // 4.7.3: on an implementation with wired interrupts, SIG_IRQ asserts the CMD_SYNC wire regardless of
+  // MSIAddress; with MSIs and a non-zero MSIAddress the MSI is written as well (3.18.2: both, not one
+  // instead of the other).
+  const MSI_VEC = VECTOR.MSI_BASE + 9;
+  function rig(f: SmmuFeatures) {
+    const h = lockstep(f);
+    const taken: number[] = [];
+    h.platform.requestIrq(VECTOR.SMMU_CMD_SYNC, 'test-sync-wire', (v) => taken.push(v));
+    h.platform.requestIrq(MSI_VEC, 'test-sync-msi', (v) => taken.push(v));
+    const q = manualQueue(h);
+    const push = (c: Uint32Array) => {
+      q.push(c);
+      h.platform.irqCheckpoint();
+    };
+    return { h, taken, push };
+  }
+
+  it('MSIAddress = 0: the wire fires and no MSI is written', () => {
+    const { h, taken, push } = rig(DEFAULT_FEATURES);
+    push(syncMsi(0n, MSI_VEC));
+    expect(h.exec('SYNC')).toBe(1);
+    expect(taken).toEqual([VECTOR.SMMU_CMD_SYNC]);
+    expect(h.stat(STAT.MSI_WRITES)).toBe(0);
+  });
+
+  it('MSIAddress = the doorbell: the wire and the MSI both fire, once each per SYNC', () => {
+    const { h, taken, push } = rig(DEFAULT_FEATURES);
+    push(syncMsi(BigInt(PA.MSI_DOORBELL), MSI_VEC));
+    push(syncMsi(BigInt(PA.MSI_DOORBELL), MSI_VEC));
+    expect(h.exec('SYNC')).toBe(2);
+    expect(taken).toEqual([VECTOR.SMMU_CMD_SYNC, MSI_VEC, VECTOR.SMMU_CMD_SYNC, MSI_VEC]);
+    expect(h.stat(STAT.MSI_WRITES)).toBe(2);
+  });
+
+  it('no MSIs (IDR0.MSI=0): MSIAddress is ignored, the wire still fires', () => {
+    const { h, taken, push } = rig(PROFILES['poll-only']!);
+    push(syncMsi(BigInt(PA.MSI_DOORBELL), MSI_VEC));
+    expect(taken).toEqual([VECTOR.SMMU_CMD_SYNC]);
+    expect(h.stat(STAT.MSI_WRITES)).toBe(0);
+  });
+
+  it('SIG_NONE and SIG_SEV do not touch the wire', () => {
+    const { h, taken, push } = rig(DEFAULT_FEATURES);
+    push(raw(OP.SYNC, [[F.CS, CS.SIG_NONE]]));
+    push(raw(OP.SYNC, [[F.CS, CS.SIG_SEV]]));
+    expect(h.exec('SYNC')).toBe(2);
+    expect(h.sev()).toBe(1);
+    expect(taken).toEqual([]);
   });
 });

@@ -34,6 +34,8 @@ import type { StreamTable } from './ste.ts';
 
 /** What recovery needs of a master (domain.ts's Master). */
 export interface FenceableMaster {
+  /** The device's name (PCI: "0000:BB:DD.F"), for the fence trace points. */
+  readonly name: string;
   readonly sids: readonly number[];
   readonly ats: { disable(): void } | null;
   atsEnabled: boolean;
@@ -148,6 +150,7 @@ export class AtcRecovery<Master extends FenceableMaster> {
     this.stats.fences++;
     if (m.atcFailedSince !== null) this.stats.fenceLatencyNs.push(this.iommu.dev.p.clock.now() - m.atcFailedSince);
     m.atcFailedSince = null;
+    this.iommu.dev.p.trace.arm_smmu_atc_fence?.(m.name, m.sids[0] ?? 0);
     this.onFence?.(m);
   }
 
@@ -159,6 +162,7 @@ export class AtcRecovery<Master extends FenceableMaster> {
     if (!m.fenced) return;
     m.fenced = false;
     this.iommu.markAtsBroken(m, false);
+    this.iommu.dev.p.trace.arm_smmu_atc_unfence?.(m.name, m.sids[0] ?? 0);
   }
 
   /** Under `reset`, the device was blocked for its reset: the time since its failed invalidation. */

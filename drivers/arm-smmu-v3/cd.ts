@@ -18,6 +18,8 @@ import type { CdTableRef, Entry } from './ste.ts';
 
 /** CDs per 64 KiB level-2 table (Linux CTXDESC_L2_ENTRIES; SPLIT = 10). */
 const CD_L2_ENTRIES = 1024;
+/** SubstreamID bits of the largest linear CD table Linux allocates, 64 KiB of CDs (CTXDESC_LINEAR_CDMAX). */
+export const CTXDESC_LINEAR_CDMAX = Math.log2((64 * 1024) / CD_BYTES);
 
 export class CdTable implements CdTableRef {
   readonly s1fmt: number;

@@ -12,6 +12,9 @@
 //               the bit equals the inverse of the slot's wrap bit
 //   ERR_LOCK    taken (0 -> 1) by whoever handles a global error, the GERROR interrupt's CPU or a CPU
 //               whose SYNC poll timed out, so one error is handled once
+//   ABT         (the rest of ERR_LOCK's line, from word 52) skip_err's retry of a fetch abort: which
+//               CONS keeps aborting, since when, and when it may be retried (fetch-abort.ts); only
+//               touched under ERR_LOCK
 //   SYNC_ERR    one word per slot: skip_err stores (prod of the failed CMD_SYNC, with its wrap bit) + 1
 //               there when CERROR_ATC_INV_SYNC stopped the queue on that SYNC (Linux v2's
 //               atc_sync_timeouts); the CPU that issued the SYNC clears the word before publishing it
@@ -38,20 +41,24 @@ import type { IoMem, Platform } from '../platform/platform.ts';
 import { buildSync } from './cmds.ts';
 import { E } from '../../src/protocol/errno.ts';
 import type { CmdqDesc } from '../../src/protocol/ops/smmu.ts';
+import { recordSyncWait } from '../../src/machine/histogram.ts';
 
 /** Most commands in one batch (Linux CMDQ_BATCH_ENTRIES = BITS_PER_LONG). */
 export const CMDQ_BATCH_ENTRIES = 64;
 /** The driver's largest command queue: 2^14 entries, so the shadow {prod, cons} fits one 32-bit word. */
 export const CMDQ_MAX_SZ_SHIFT = 14;
 /** ARM_SMMU_POLL_SPIN_COUNT: cpu_relax() iterations before backing off with udelay. */
-const POLL_SPIN_COUNT = 10;
+export const POLL_SPIN_COUNT = 10;
+/** waitConsumed's sleeps: from 1 us, doubling up to 1 ms (usleep_range steps, not a busy-wait). */
+const NAP_FIRST_NS = 1_000;
+const NAP_MAX_NS = 1_000_000;
 
 const OWNED = 1 << 31;
 const CONS_SHIFT = 16;
 const LOCK_EXCLUSIVE = -2147483648; // INT_MIN
 
 /** Word offsets inside the shared state page (each on its own 64-byte line). */
-export const W = { LLQ: 0, OWNER_PROD: 16, LOCK: 32, ERR_LOCK: 48, VALID_MAP: 64 } as const;
+export const W = { LLQ: 0, OWNER_PROD: 16, LOCK: 32, ERR_LOCK: 48, ABT: 52, VALID_MAP: 64 } as const;
 
 
 /** Word offset of the SYNC_ERR array for a queue of 2^shift entries (after the valid map). */
@@ -306,6 +313,8 @@ export class Cmdq {
     const p = this.p;
     const s = sync ? 1 : 0;
     const llqIdx = this.st + W.LLQ;
+    // The clock is read for the reserve point only while it is enabled, as for the SYNC wait below.
+    const reserveFrom = p.trace.arm_smmu_cmdq_reserve ? p.clock.now() : 0;
     let flags = p.localIrqSave();
     let llq = Atomics.load(this.i32, llqIdx);
     let prod: number;
@@ -344,6 +353,7 @@ export class Cmdq {
     const owner = (llq & OWNED) === 0;
     const start = prod & this.ptrMask;
     const end = this.inc(start, n + s);
+    p.trace.arm_smmu_cmdq_reserve?.(n, sync, start, p.clock.now() - reserveFrom);
     const syncProd = sync ? this.inc(start, n) : -1;
     let written = false;
     let published = !owner;
@@ -399,7 +409,13 @@ export class Cmdq {
         } else if (Atomics.exchange(this.i32, this.syncErr + (syncProd & this.idxMask), 0) === syncProd + 1) {
           ret = SYNC_ATC_TIMEOUT;
         }
-        p.trace.arm_smmu_cmdq_sync_done?.(syncProd, -ret, p.clock.now() - waitFrom);
+        const done = p.trace.arm_smmu_cmdq_sync_done;
+        if (done) {
+          // The histogram rides on the point: a disabled point keeps the SYNC path free of clock reads.
+          const waitNs = p.clock.now() - waitFrom;
+          done(syncProd, -ret, waitNs);
+          recordSyncWait(p.stats, p.cpu, waitNs);
+        }
         // The last CPU out of the shared lock publishes the cons it saw, so later reservations see space.
         locked = false;
         if (!this.sharedTryUnlock()) {
@@ -457,6 +473,8 @@ export class Cmdq {
     }
     const gathered = Atomics.and(this.i32, llqIdx, ~OWNED) & 0x7fff & this.ptrMask;
     this.validMap(start, gathered, false);
+    // Traced before the write: in lockstep the SMMU consumes inside it, and its records follow this one.
+    p.trace.arm_smmu_cmdq_publish?.(gathered);
     this.regs.write32(OFF.CMDQ_PROD, gathered);
     Atomics.store(this.i32, ownerIdx, gathered);
   }
@@ -494,5 +512,35 @@ export class Cmdq {
       cons = this.regs.read32(OFF.CMDQ_CONS) & this.ptrMask;
       if (this.consumed(cons, syncProd)) return cons;
     }
+  }
+
+  /**
+   * Sleeps until the SMMU has consumed every entry before `end` (a prod index), as long as it keeps
+   * consuming: false only after a whole poll timeout in which CMDQ_CONS did not move, as the wait for
+   * space in issue() judges a stuck queue. A CMD_SYNC's poll timeout counts from its issue, however
+   * much work is queued before it: thousands of commands that each stop the queue until a GERROR
+   * handler on another CPU has dealt with them take longer than that, by an amount that depends on how
+   * fast the host runs that CPU, whereas progress does not. Interrupts are taken meanwhile.
+   */
+  waitConsumed(end: number): boolean {
+    const last = this.inc(end, this.ptrMask); // end - 1
+    let seen = this.regs.read32(OFF.CMDQ_CONS) & this.ptrMask;
+    let since = this.p.clock.now();
+    let nap = NAP_FIRST_NS;
+    while (!this.consumed(seen, last)) {
+      const now = this.p.clock.now();
+      if (now - since > this.pollTimeoutNs) {
+        this.devLog('err', `CMDQ: consumption stalled at CONS ${hex(seen)} for ${((now - since) / 1e6).toFixed(0)} ms, before PROD ${hex(end)}`);
+        return false;
+      }
+      this.p.sleep(nap);
+      nap = Math.min(2 * nap, NAP_MAX_NS);
+      const cons = this.regs.read32(OFF.CMDQ_CONS) & this.ptrMask;
+      if (cons !== seen) {
+        seen = cons;
+        since = this.p.clock.now();
+      }
+    }
+    return true;
   }
 }

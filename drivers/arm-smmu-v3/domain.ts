@@ -19,7 +19,7 @@
 import { S1DSS } from '../../src/arch/smmu/ste.ts';
 import { PAGE_SIZE } from '../../src/arch/platform.ts';
 import { atcInvEnt, type CmdEnt } from './cmds.ts';
-import { CdTable, clearCd, makeS1Cd, writeCd } from './cd.ts';
+import { CTXDESC_LINEAR_CDMAX, CdTable, clearCd, makeS1Cd, writeCd } from './cd.ts';
 import { IdAllocator } from './ids.ts';
 import { CmdIssuer } from './issue.ts';
 import { FEAT, type ArmSmmuDevice } from './smmu.ts';
@@ -29,7 +29,7 @@ import { EATS, STE } from '../../src/arch/smmu/ste.ts';
 import { qset } from '../../src/arch/bits.ts';
 import { StreamTable, makeAbortSte, makeBypassSte, makeCdtableSte, makeS2Ste, steFeatures, type Entry, type SteFeatures } from './ste.ts';
 import { ArmLpaeIoPgtable, gatherFlushOps } from '../iommu/io-pgtable-arm.ts';
-import { iommuMap, iommuUnmap, newGather, resetGather, type IotlbGather } from '../iommu/iommu.ts';
+import { IommuError, iommuMap, iommuUnmap, newGather, resetGather, type IotlbGather } from '../iommu/iommu.ts';
 
 /** The ATS controls of a PCIe endpoint, provided by its driver (pci_enable_ats / pci_disable_ats). */
 export interface AtsOps {
@@ -321,7 +321,19 @@ export class ArmSmmuIommu {
 
   // ---- masters (arm_smmu_probe_device / arm_smmu_release_device) ----
 
-  /** Registers a device with its StreamIDs; its STEs stay abort until it is attached. */
+  /**
+   * The first of a device's StreamIDs the stream table cannot hold, or null when all fit: the check of
+   * arm_smmu_insert_master / arm_smmu_init_sid_strtab (arm_smmu_sid_in_range), which fails the probe
+   * with -ERANGE, so the device is not put behind the IOMMU.
+   */
+  sidOutOfRange(sids: readonly number[]): number | null {
+    return sids.find((sid) => !this.strtab.sidInRange(sid)) ?? null;
+  }
+
+  /**
+   * Registers a device with its StreamIDs; its STEs stay abort until it is attached. A StreamID the
+   * stream table cannot hold fails with IommuError ERANGE before anything changes (arm_smmu_probe_device).
+   */
   probeDevice(name: string, sids: readonly number[], opts: MasterOptions = {}): Master {
     if (sids.length === 0) throw new Error(`${name}: a master needs at least one StreamID`);
     for (const sid of sids) {
@@ -329,8 +341,13 @@ export class ArmSmmuIommu {
       if (owner) throw new Error(`${name}: StreamID 0x${sid.toString(16)} already belongs to ${owner.name}`);
       if (sids.indexOf(sid) !== sids.lastIndexOf(sid)) throw new Error(`${name}: StreamID 0x${sid.toString(16)} listed twice`);
     }
+    const bad = this.sidOutOfRange(sids);
+    if (bad !== null) throw new IommuError('ERANGE', `${name}: StreamID 0x${bad.toString(16)} is outside the stream table (${this.strtab.sidLimit} StreamIDs)`);
     for (const sid of sids) this.strtab.ensureL2(sid);
-    const ssidBits = Math.min(opts.ssidBits ?? 0, this.dev.shared.ssidBits);
+    // Without 2-level CD tables a master gets at most a 64 KiB linear table (arm_smmu_probe_device:
+    // ssid_bits capped at CTXDESC_LINEAR_CDMAX).
+    const ssidCap = this.dev.has(FEAT.TWO_LVL_CDTAB) ? this.dev.shared.ssidBits : Math.min(this.dev.shared.ssidBits, CTXDESC_LINEAR_CDMAX);
+    const ssidBits = Math.min(opts.ssidBits ?? 0, ssidCap);
     if (opts.stall && !this.dev.has(FEAT.STALLS)) throw new Error(`${name}: stall requested but the SMMU cannot stall (IDR0.STALL_MODEL)`);
     if (opts.ats && !this.dev.has(FEAT.ATS)) this.dev.log('info', `${name}: ATS not supported by the SMMU, not used`);
     const m = new Master(name, [...sids], ssidBits, !!opts.stall, opts.ats ?? null);

@@ -77,6 +77,16 @@ export class CmdIssuer {
     this.unsynced.push(name);
   }
 
+  /**
+   * Commands issued without a CMD_SYNC that no CMD_SYNC has covered yet, by spec name: not known to
+   * have run (a queue that stopped for good, say after skip_err gave up a fetch abort, still holds them).
+   */
+  pending(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const name of this.unsynced) out[name] = (out[name] ?? 0) + 1;
+    return out;
+  }
+
   /** What was issued since `before` (an earlier copy of `issued`): the names that grew, by how much. */
   issuedSince(before: Readonly<Record<string, number>>): Record<string, number> {
     const out: Record<string, number> = {};

@@ -10,7 +10,8 @@ import { hex } from '../../src/arch/bits.ts';
 import { F, OP } from '../../src/arch/smmu/commands.ts';
 import type { IoMem, Platform } from '../platform/platform.ts';
 import { buildCmd, buildSync, type CmdEnt } from './cmds.ts';
-import { CMDQ_BATCH_ENTRIES, CMDQ_MAX_SZ_SHIFT, Cmdq, cmdqStateBytes } from './cmdq.ts';
+import { CMDQ_BATCH_ENTRIES, CMDQ_MAX_SZ_SHIFT, Cmdq, POLL_SPIN_COUNT, W, cmdqStateBytes } from './cmdq.ts';
+import { FetchAbortRetry } from './fetch-abort.ts';
 import { DEFAULT_ATC_RECOVERY, type SmmuDriverOptions, type SmmuShared } from '../../src/protocol/ops/smmu.ts';
 import { EventQueueThread } from './evtq.ts';
 import { allocIdState } from './ids.ts';
@@ -66,6 +67,10 @@ const CERROR_TEXT = ['No error', 'Illegal command', 'Abort on command fetch', 'A
 export class ArmSmmuDevice {
   readonly regs: IoMem;
   cmdq!: Cmdq;
+  /** skip_err's paced, bounded retry of command fetch aborts (fetch-abort.ts), shared by every CPU. */
+  private fetchAbort!: FetchAbortRetry;
+  /** A paced fetch-abort retry is queued as deferred work on this CPU. */
+  private fetchRetryQueued = false;
   shared!: SmmuShared;
   /** Per-CPU batch buffer (Linux struct arm_smmu_cmdq_batch). */
   private readonly batchBuf = new Uint32Array(CMDQ_BATCH_ENTRIES * 4);
@@ -100,7 +105,7 @@ export class ArmSmmuDevice {
   static attach(p: Platform, shared: SmmuShared): ArmSmmuDevice {
     const d = new ArmSmmuDevice(p);
     d.shared = shared;
-    d.cmdq = new Cmdq(p, d.regs, shared.cmdq, shared.pollTimeoutNs, (l, m) => d.log(l, m), () => d.checkGerror());
+    d.useQueue();
     return d;
   }
 
@@ -203,7 +208,14 @@ export class ArmSmmuDevice {
     s.evtq.basePa = this.allocQueue(s.evtq.shift, 32, 'evtq');
     this.initStrtab();
     s.idStatePa = allocIdState(this.p);
+    this.useQueue();
+  }
+
+  /** The command queue in shared.cmdq, as this CPU issues to it and recovers its errors. */
+  private useQueue(): void {
+    const s = this.shared;
     this.cmdq = new Cmdq(this.p, this.regs, s.cmdq, s.pollTimeoutNs, (l, m) => this.log(l, m), () => this.checkGerror());
+    this.fetchAbort = new FetchAbortRetry(this.p.mem, s.cmdq.statePa + W.ABT * 4, s.pollTimeoutNs, POLL_SPIN_COUNT);
   }
 
   /** The stream table: 2-level with lazily allocated leaves, or linear; every STE starts as abort. */
@@ -381,20 +393,27 @@ export class ArmSmmuDevice {
 
   /**
    * A CPU whose CMD_SYNC poll timed out looks at GERROR itself (its interrupt may be masked on this
-   * CPU, which polls with interrupts off); true when it found and handled an error.
+   * CPU, which polls with interrupts off); true when it found and handled an error (other than a
+   * fetch abort it leaves active: then the queue stays stopped and polling again is pointless).
    */
   checkGerror(): boolean {
     return this.cmdq.withErrorLock(() => this.handleGerror());
   }
 
-  /** arm_smmu_gerror_handler; false when no error was pending. */
+  /** arm_smmu_gerror_handler; false when no error was pending (or only a fetch abort left active). */
   private handleGerror(): boolean {
     const gerror = this.regs.read32(OFF.GERROR);
     const gerrorn = this.regs.read32(OFF.GERRORN);
     const active = (gerror ^ gerrorn) >>> 0;
     if (!(active & GERROR_ERR_MASK)) return false;
-    this.log('warn', `unexpected global error reported (${hex(active)}), this could be serious`);
-    for (const [name, f] of Object.entries(GERROR)) if (active & f.bits) this.gerrors.set(name, (this.gerrors.get(name) ?? 0) + 1);
+    const cmdqErr = active & GERROR.CMDQ_ERR.bits;
+    const cons = cmdqErr ? this.regs.read32(OFF.CMDQ_CONS) : 0;
+    const toggle = gerror & GERROR.CMDQ_ERR.bits;
+    // A fetch abort whose retry waits (or was given up) stays active; it was reported when raised.
+    const known = cmdqErr && CMDQ_CONS.ERR.get(cons) === CERROR.ABT && this.fetchAbort.isLeft(CMDQ_CONS.RD.get(cons), toggle) ? cmdqErr : 0;
+    const fresh = active & ~known;
+    if (fresh & GERROR_ERR_MASK) this.log('warn', `unexpected global error reported (${hex(fresh)}), this could be serious`);
+    for (const [name, f] of Object.entries(GERROR)) if (fresh & f.bits) this.gerrors.set(name, (this.gerrors.get(name) ?? 0) + 1);
     if (active & GERROR.SFM_ERR.bits) {
       this.failed = true;
       this.log('err', 'device has entered Service Failure Mode!');
@@ -406,10 +425,10 @@ export class ArmSmmuDevice {
     if (active & GERROR.MSI_CMDQ_ABT_ERR.bits) this.log('warn', 'CMDQ MSI write aborted');
     if (active & GERROR.PRIQ_ABT_ERR.bits) this.log('err', 'PRIQ write aborted -- events may have been lost');
     if (active & GERROR.EVENTQ_ABT_ERR.bits) this.log('err', 'EVTQ write aborted -- events may have been lost');
-    if (active & GERROR.CMDQ_ERR.bits) this.skipErr();
-    // Acknowledge: make GERRORN equal GERROR.
-    this.regs.write32(OFF.GERRORN, gerror);
-    return true;
+    const restart = !cmdqErr || (known ? this.retryFetch(CMDQ_CONS.RD.get(cons), toggle) : this.skipErr(cons, toggle));
+    // Acknowledge: make GERRORN equal GERROR, but for a command error skip_err leaves active.
+    this.regs.write32(OFF.GERRORN, restart ? gerror : (gerror & ~cmdqErr) | (gerrorn & cmdqErr));
+    return restart || (active & ~cmdqErr & GERROR_ERR_MASK) !== 0;
   }
 
   /** The SMMU entered Service Failure Mode: it translates nothing and consumes no command any more. */
@@ -422,17 +441,19 @@ export class ArmSmmuDevice {
   /** Command errors this CPU handled: CONS (with the error code in ERR) at each. */
   readonly errorLog: { cons: number; code: number }[] = [];
 
-  private skipErr(): void {
-    const cons = this.regs.read32(OFF.CMDQ_CONS);
+  /**
+   * __arm_smmu_cmdq_skip_err for the command error now active (CMDQ_CONS `cons`, GERROR.CMDQ_ERR
+   * toggle `toggle`); true when it may be acknowledged now, so that the queue goes on.
+   */
+  private skipErr(cons: number, toggle: number): boolean {
     const idx = CMDQ_CONS.ERR.get(cons);
     this.log('err', `CMDQ error (cons ${hex(cons >>> 0)}): ${CERROR_TEXT[idx] ?? 'Unknown'}`);
     this.errorLog.push({ cons: CMDQ_CONS.RD.get(cons), code: idx });
     switch (idx) {
       case CERROR.ABT:
-        this.log('err', 'retrying command fetch');
-        return;
+        return this.retryFetch(CMDQ_CONS.RD.get(cons), toggle);
       case CERROR.NONE:
-        return;
+        return true;
       case CERROR.ATC_INV_SYNC: {
         // CONS still points at the CMD_SYNC; acknowledging the error makes the SMMU retry it. Its
         // issuer learns that it failed from the record (Linux v2's atc_sync_timeouts), and under the
@@ -441,7 +462,7 @@ export class ArmSmmuDevice {
         this.atcTimeouts.push(this.p.clock.now());
         const prev = this.cmdq.slot(CMDQ_CONS.RD.get(cons) - 1);
         if (this.shared.atcRecovery === 'reset' && F.OP.read(prev, 0) === OP.ATC_INV) this.onAtcTimeout?.(F.SID.read(prev, 0));
-        return;
+        return true;
       }
       default:
         break;
@@ -457,6 +478,37 @@ export class ArmSmmuDevice {
     buildSync(sync, 0, 0);
     const i = this.p.mem.idx32(slotPa);
     for (let k = 0; k < 4; k++) Atomics.store(this.p.mem.i32, i + k, sync[k]! | 0);
+    return true;
+  }
+
+  /**
+   * CERROR_ABT at CONS.RD `rd`: retry the fetch now, later (deferred work on this CPU, after the
+   * back-off), or give up, as fetch-abort.ts decides; true when the error may be acknowledged now.
+   */
+  private retryFetch(rd: number, toggle: number): boolean {
+    const d = this.fetchAbort.decide(rd, toggle, this.p.clock.now());
+    switch (d.kind) {
+      case 'retry':
+        this.log('err', 'retrying command fetch');
+        return true;
+      case 'later':
+        if (!this.fetchRetryQueued) {
+          this.fetchRetryQueued = true;
+          // Done once this CPU could take the error lock (another CPU may be handling an error).
+          const retry = () => {
+            this.fetchRetryQueued = false;
+            this.handleGerror();
+            return true;
+          };
+          this.p.deferWork(() => this.cmdq.withErrorLock(retry), d.inNs);
+        }
+        return false;
+      case 'give-up':
+        this.log('err', `command fetch at cons ${hex(rd)} still aborts after ${d.retries} retries over ${(d.forNs / 1e6).toFixed(0)} ms: giving up; the command queue stays stopped (CMD_SYNCs behind it time out; one that does retries the fetch)`);
+        return false;
+      case 'stopped':
+        return false;
+    }
   }
 
   deviceDisable(): boolean {

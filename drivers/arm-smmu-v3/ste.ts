@@ -165,8 +165,13 @@ export class StreamTable {
     return st.twoLevel ? st.l1Entries * L2_STES : 2 ** st.sidBits;
   }
 
+  /** The stream table has sid's STE (arm_smmu_sid_in_range). */
+  sidInRange(sid: number): boolean {
+    return Number.isInteger(sid) && sid >= 0 && sid < this.sidLimit;
+  }
+
   private checkSid(sid: number): void {
-    if (!Number.isInteger(sid) || sid < 0 || sid >= this.sidLimit) {
+    if (!this.sidInRange(sid)) {
       throw new RangeError(`StreamID 0x${sid.toString(16)} is outside the stream table (${this.sidLimit} StreamIDs)`);
     }
   }

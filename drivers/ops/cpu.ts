@@ -5,11 +5,11 @@ import type { Kernel } from '../kernel.ts';
 
 export const cpuOps = {
   dmesg: (k) => {
-    const all = k.platform.dmesg();
-    const fresh = all.slice(k.logRead);
-    k.logRead = all.length;
-    return fresh;
+    const r = k.platform.dmesgSince(k.logRead);
+    k.logRead = r.next;
+    return r.entries;
   },
+  dmesgAll: (k) => k.platform.dmesg().slice(),
   sleep: (k, r) => {
     k.platform.sleep(r.ns);
     return true;

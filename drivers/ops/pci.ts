@@ -4,14 +4,14 @@
 
 import { CAP_NAMES, DEVCTL, EXP, EXT_CAP_NAMES } from '../../src/arch/pcie/regs.ts';
 import { NS_PER_MS, TIMEOUT } from '../../src/arch/time.ts';
-import type { PciDeviceInfo } from '../../src/protocol/ops/pci.ts';
+import type { PciDeviceInfo, UnassignedBar } from '../../src/protocol/ops/pci.ts';
 import type { KernelOpImpls } from '../../src/protocol/ops/index.ts';
 import type { Kernel, PciState } from '../kernel.ts';
 import { pciBindDrivers, pciUnbindDriver } from '../pci/driver.ts';
 import { pciAtsQueueDepth, pciAtsSupported } from '../pci/ats.ts';
 import { aerHandleError } from '../pci/aer.ts';
 import type { PciDev } from '../pci/pci.ts';
-import { pciResetFunction } from '../pci/reset.ts';
+import { pciResetFunctionOutcome } from '../pci/reset.ts';
 import { pciDevWait } from '../pci/flr.ts';
 import { runAtsDma } from '../workloads/ats-dma.ts';
 
@@ -19,7 +19,9 @@ const PCIE_TYPES: Record<number, string> = { 0: 'Endpoint', 4: 'Root Port', 9: '
 
 function info(st: PciState, d: PciDev): PciDeviceInfo {
   const { caps, looped } = d.listCapabilities();
-  const dom = st.iommu && d.sid >= 0 ? st.iommu.domainOf(d) : null;
+  // Behind the IOMMU only if its probe succeeded (a StreamID the SMMU cannot hold leaves it outside).
+  const m = st.iommu?.behind(d) ? st.iommu.master(d) : null;
+  const dom = m?.domain ?? null;
   return {
     bdf: d.bdf,
     vendor: d.vendor,
@@ -32,26 +34,31 @@ function info(st: PciState, d: PciDev): PciDeviceInfo {
     secondaryBus: d.subordinate?.number ?? null,
     caps: caps.map((c) => ({ ...c, name: (c.ext ? EXT_CAP_NAMES : CAP_NAMES)[c.id] ?? `id 0x${c.id.toString(16)}` })),
     capsLooped: looped,
-    bars: d.resources.map((r) => ({ index: r.index, start: r.start, size: r.size })),
+    bars: d.resources.map((r) => ({ index: r.index, start: r.start, size: r.size, assigned: r.start !== 0 })),
     driver: d.driver?.name ?? null,
     gone: d.disconnected,
     sid: d.sid,
     irq: d.irq,
     resetMethods: [...d.resetMethods],
     ats: pciAtsSupported(d) ? { enabled: d.atsEnabled, stu: d.atsStu, queueDepth: pciAtsQueueDepth(d) } : null,
-    iommu: d.iommu
-      ? {
-          depth: d.iommu.depth,
-          blocked: d.iommu.blocked,
-          domain: dom ? (dom.type === 'paging' ? `paging ${dom.id}` : dom.type) : 'none',
-          fenced: st.iommu?.master(d).fenced ?? false,
-          fences: st.iommu?.master(d).fences ?? 0,
-        }
-      : null,
+    iommu:
+      d.iommu && m
+        ? {
+            depth: d.iommu.depth,
+            blocked: d.iommu.blocked,
+            domain: dom ? (dom.type === 'paging' ? `paging ${dom.id}` : dom.type) : 'none',
+            fenced: m.fenced,
+            fences: m.fences,
+          }
+        : null,
   };
 }
 
 const tree = (st: PciState) => st.core.devices.map((d) => info(st, d));
+
+/** BARs pciAssignResources found no room for (start stays 0): the reports say so, not only the log. */
+const unassignedBars = (st: PciState): UnassignedBar[] =>
+  st.core.devices.flatMap((d) => d.resources.filter((r) => r.start === 0).map((r) => ({ bdf: d.bdf, bar: r.index, size: r.size })));
 
 export const pciOps = {
   pciInit: (k, r) => tree(k.initPci(r.iommuMap, r.strict ?? true)),
@@ -70,10 +77,10 @@ export const pciOps = {
   pciReset: (k, r) => {
     const d = k.pciState().core.dev(r.bdf);
     const t0 = k.platform.clock.now();
-    const rc = pciResetFunction(k.pciState().core, d, r.method === undefined ? undefined : [r.method]);
+    const { rc, method } = pciResetFunctionOutcome(k.pciState().core, d, r.method === undefined ? undefined : [r.method]);
     return {
       ok: rc === 0,
-      method: r.method ?? null,
+      method,
       rc,
       ms: Math.round(((k.platform.clock.now() - t0) / NS_PER_MS) * 1000) / 1000,
       depth: d.iommu?.depth ?? 0,
@@ -99,6 +106,6 @@ export const pciOps = {
     const res = runAtsDma(k, k.pciState(), r);
     // Let the event queue thread drain what the workload caused.
     k.platform.sleep(NS_PER_MS);
-    return { ...res, issuedByOpcode: s.iommu.cmds.issuedSince(issued0), events: evtq.countsByName(events0) };
+    return { ...res, unassignedBars: unassignedBars(k.pciState()), issuedByOpcode: s.iommu.cmds.issuedSince(issued0), events: evtq.countsByName(events0) };
   },
 } satisfies Partial<KernelOpImpls<Kernel>>;

@@ -31,6 +31,7 @@ export const smmuOps = {
       recovery: k.hasIommu() ? structuredClone(k.iommu().iommu.recovery.stats) : { failedBatches: 0, staleReturns: 0, extraSyncs: 0, fences: 0, fenceLatencyNs: [] },
       issuedByOpcode: { ...cmds?.issued },
       unconfirmedByOpcode: { ...cmds?.unconfirmed },
+      pendingByOpcode: cmds?.pending() ?? {},
       gerrors: Object.fromEntries(d.gerrors),
       issued: d.cmdq.issuedCmds,
       syncs: d.cmdq.syncs,

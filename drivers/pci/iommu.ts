@@ -58,7 +58,18 @@ export class PciIommu implements IommuPciOps {
     return undefined;
   }
 
+  /**
+   * Puts a device behind the IOMMU (iommu_probe_device -> arm_smmu_probe_device). A StreamID the SMMU
+   * cannot hold fails the probe with -ERANGE before PASID or ATS are touched (arm_smmu_insert_master
+   * comes first); the device is then not behind the IOMMU, as acpi/of_iommu_configure leave it
+   * ("Adding to IOMMU failed", there at debug level: logged as a warning here, since it is the only
+   * sign of it), and dev.iommu stays null.
+   */
   probeDevice(dev: PciDev): void {
+    if (this.iommu.sidOutOfRange([dev.sid]) !== null) {
+      dev.log('warn', `Adding to IOMMU failed: ${errName(-E.ERANGE)} (StreamID 0x${dev.sid.toString(16)} is beyond the SMMU's ${this.iommu.strtab.sidLimit} StreamIDs)`);
+      return;
+    }
     const ats = pciAtsSupported(dev)
       ? {
           enable: (stu: number) => {
@@ -87,8 +98,13 @@ export class PciIommu implements IommuPciOps {
 
   master(dev: PciDev): Master {
     const m = this.masters.get(dev);
-    if (!m) throw new Error(`${dev.bdf}: not behind the IOMMU (no StreamID in the iommu-map)`);
+    if (!m) throw new Error(`${dev.bdf}: not behind the IOMMU (${dev.sid < 0 ? 'no StreamID in the iommu-map' : `its probe failed: StreamID 0x${dev.sid.toString(16)}`})`);
     return m;
+  }
+
+  /** The device was put behind the IOMMU (it has a master). */
+  behind(dev: PciDev): boolean {
+    return this.masters.has(dev);
   }
 
   /** The DMA API context of the device's default domain. */
@@ -108,6 +124,8 @@ export class PciIommu implements IommuPciOps {
    * Linux refuses attaches during pci_dev_reset_iommu_prepare/done.
    */
   attachDomain(dev: PciDev, d: PagingDomain): number {
+    // A device without an iommu_group: iommu_attach_device says -ENODEV.
+    if (!this.behind(dev)) return -E.ENODEV;
     if (dev.iommu?.blocked) return -E.EBUSY;
     this.iommu.attach(this.master(dev), d);
     return 0;

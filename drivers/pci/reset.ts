@@ -231,44 +231,60 @@ function pciDevRestore(dev: PciDev): void {
   else if (dev.driver) dev.dlog('warn', 'reset done');
 }
 
+/**
+ * What a pci_reset_function did: its return value, and the method that did the reset, or whose error
+ * ended the walk (the last one tried when every method said -ENOTTY; null when none was tried).
+ */
+export interface PciResetOutcome {
+  rc: number;
+  method: ResetMethod | null;
+}
+
 /** __pci_reset_function_locked: the first method that works, -ENOTTY falling through. */
-function pciResetFunctionLocked(core: PciCore, dev: PciDev): number {
+function pciResetFunctionLocked(core: PciCore, dev: PciDev): PciResetOutcome {
+  let method: ResetMethod | null = null;
   for (const name of dev.resetMethods) {
     const m = METHODS.find((x) => x.name === name)!;
     dev.log('debug', `reset via ${name}`);
+    method = name;
     const rc = m.fn(core, dev, false);
-    if (rc === 0) return 0;
+    if (rc === 0) return { rc, method };
     dev.log('debug', `${name} failed with ${errName(rc)}`);
-    if (rc !== -E.ENOTTY) return rc;
+    if (rc !== -E.ENOTTY) return { rc, method };
   }
-  return -E.ENOTTY;
+  return { rc: -E.ENOTTY, method };
 }
 
 /**
- * pci_reset_function. `methods` restricts and orders the walk, as writing the device's sysfs
- * reset_method does; a method the device does not support is -EINVAL.
+ * pci_reset_function, reporting the method that did it. `methods` restricts and orders the walk, as
+ * writing the device's sysfs reset_method does; a method the device does not support is -EINVAL.
  */
-export function pciResetFunction(core: PciCore, dev: PciDev, methods?: readonly ResetMethod[]): number {
+export function pciResetFunctionOutcome(core: PciCore, dev: PciDev, methods?: readonly ResetMethod[]): PciResetOutcome {
   if (methods) {
     for (const m of methods) {
       if (!dev.resetMethods.includes(m)) {
         dev.log('warn', `reset method ${m} is not supported (supported: ${dev.resetMethods.join(', ') || 'none'})`);
-        return -E.EINVAL;
+        return { rc: -E.EINVAL, method: null };
       }
     }
   }
-  if (dev.resetMethods.length === 0) return -E.ENOTTY;
+  if (dev.resetMethods.length === 0) return { rc: -E.ENOTTY, method: null };
   const saved = dev.resetMethods;
   if (methods) dev.resetMethods = [...methods];
   const wasLocked = dev.locked;
   dev.locked = true;
   try {
     pciDevSaveAndDisable(dev);
-    const rc = pciResetFunctionLocked(core, dev);
+    const out = pciResetFunctionLocked(core, dev);
     pciDevRestore(dev);
-    return rc;
+    return out;
   } finally {
     dev.resetMethods = saved;
     dev.locked = wasLocked;
   }
+}
+
+/** pci_reset_function: 0 or a negative errno (pciResetFunctionOutcome without the method). */
+export function pciResetFunction(core: PciCore, dev: PciDev, methods?: readonly ResetMethod[]): number {
+  return pciResetFunctionOutcome(core, dev, methods).rc;
 }

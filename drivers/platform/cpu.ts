@@ -9,7 +9,7 @@
 
 import type { InterruptController } from '../../src/machine/irq.ts';
 import type { Clock } from '../../src/machine/clock.ts';
-import { formatLog, type LogEntry, type LogLevel } from '../../src/protocol/log.ts';
+import { LogRing, formatLog, type LogEntry, type LogLevel } from '../../src/protocol/log.ts';
 import type { Tracer } from '../../src/protocol/tracer.ts';
 
 export type IrqHandler = (vector: number) => void;
@@ -22,7 +22,8 @@ export class CpuCore {
   /** The interrupt controller's raisedSeq when this CPU last found nothing left pending. */
   private seenSeq = -1;
   private readonly handlers = new Map<number, { name: string; fn: IrqHandler }>();
-  readonly logBuf: LogEntry[] = [];
+  /** This CPU's kernel log: a bounded ring, so a CPU that prints without end cannot exhaust memory. */
+  readonly logRing = new LogRing();
   /** Interrupts taken, by vector. */
   readonly irqCounts = new Map<number, number>();
 
@@ -30,8 +31,8 @@ export class CpuCore {
     readonly cpu: number,
     private readonly irqc: InterruptController,
     private readonly clock: Clock,
-    /** Trace point `printk` receives every log line too. */
-    private readonly printk: Tracer<'driver'>['printk'],
+    /** This CPU's trace points: `printk` receives every log line too; irq_handler_* bracket handlers. */
+    private readonly trace: Tracer<'driver'>,
     /** Also echo log lines as they happen (e.g. to stderr in the CLI's verbose mode). */
     private readonly echo?: (line: string, e: LogEntry) => void,
   ) {}
@@ -72,6 +73,13 @@ export class CpuCore {
     this.deferred.push({ work, at: this.clock.now() + delayNs });
   }
 
+  /** Platform time the earliest deferred work is due (Infinity: none); lockstep-N wakes a CPU for it. */
+  nextDeferredAt(): number {
+    let t = Infinity;
+    for (const d of this.deferred) if (d.at < t) t = d.at;
+    return t;
+  }
+
   /**
    * A schedule point (the CPU sleeps: msleep, idle): interrupts are taken, then deferred work due now
    * runs. Only sleeps are schedule points, never a busy-wait or an irq-restore, so work never runs in
@@ -102,7 +110,9 @@ export class CpuCore {
           this.log('warn', `irq ${v}: nobody cared (no handler on cpu${this.cpu})`);
           continue;
         }
+        this.trace.irq_handler_entry?.(v, h.name);
         h.fn(v);
+        this.trace.irq_handler_exit?.(v);
       }
       this.seenSeq = seq;
     } finally {
@@ -128,8 +138,8 @@ export class CpuCore {
 
   log(level: LogLevel, msg: string): void {
     const e: LogEntry = { t: this.clock.now(), cpu: this.cpu, level, msg };
-    this.logBuf.push(e);
-    this.printk?.(level, msg);
+    this.logRing.push(e);
+    this.trace.printk?.(level, msg);
     this.echo?.(formatLog(e), e);
   }
 }

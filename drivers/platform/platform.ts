@@ -45,6 +45,8 @@ export interface Platform {
   readonly ecamBytes: number;
   /** The driver's trace points (src/protocol/trace-points.ts), into this CPU's trace ring. */
   readonly trace: Tracer<'driver'>;
+  /** The shared statistics region: counters and histograms the host reads (src/machine/layout.ts STAT). */
+  readonly stats: Float64Array;
 
   /** Maps a device's registers; throws if pa..pa+size is not a device region. */
   ioremap(pa: number, size: number): IoMem;
@@ -80,8 +82,10 @@ export interface Platform {
 
   /** Appends a kernel log line (dmesg style) for this CPU. */
   log(level: LogLevel, msg: string): void;
-  /** This CPU's kernel log so far. */
+  /** This CPU's kernel log so far (the lines its ring kept, after a "N lines dropped" marker). */
   dmesg(): readonly LogEntry[];
+  /** The log lines from sequence number `from` on (a reader's cursor) and the sequence to read next. */
+  dmesgSince(from: number): { entries: LogEntry[]; next: number };
 }
 
 /** Where an IoMem's reads come from and its writes go. */
@@ -172,6 +176,7 @@ export abstract class PlatformBase<C extends Clock = Clock> implements Platform 
   readonly sanitizer: Sanitizer;
   readonly ecamBytes: number;
   readonly trace: Tracer<'driver'>;
+  readonly stats: Float64Array;
   protected readonly core: CpuCore;
 
   constructor(
@@ -185,11 +190,17 @@ export abstract class PlatformBase<C extends Clock = Clock> implements Platform 
     this.sanitizer = views.sanitizer;
     this.ecamBytes = views.ecam.byteLength;
     this.pages = new PageAllocator(this.mem, views.sanitizer);
-    this.pages.shouldFail = () => this.failPoints.shouldFail('page-alloc', this.clock.now());
     this.irqc = new InterruptController(views);
     this.failPoints = new FailPoints(views);
     this.trace = createTracer(views, 'driver', 1 + cpu, clock);
-    this.core = new CpuCore(cpu, this.irqc, clock, this.trace.printk, echo);
+    this.stats = views.stats;
+    // (drivers/fault-inject.ts's shouldFail, which this module cannot import: it imports this one.)
+    this.pages.shouldFail = () => {
+      const fail = this.failPoints.shouldFail('page-alloc', this.clock.now());
+      if (fail) this.trace.fault_should_fail?.('page-alloc');
+      return fail;
+    };
+    this.core = new CpuCore(cpu, this.irqc, clock, this.trace, echo);
   }
 
   protected abstract post(pa: number, size: number, lo: number, hi: number): void;
@@ -237,6 +248,9 @@ export abstract class PlatformBase<C extends Clock = Clock> implements Platform 
   }
   /** This CPU's kernel log. */
   dmesg(): LogEntry[] {
-    return this.core.logBuf;
+    return this.core.logRing.all();
+  }
+  dmesgSince(from: number): { entries: LogEntry[]; next: number } {
+    return this.core.logRing.since(from);
   }
 }

@@ -38,6 +38,12 @@ export function runAtsDma(k: Kernel, st: PciState, w: AtsDmaRequest): AtsDmaRun 
   let devs = st.core.devices.filter((d) => d.driver === st.ep);
   if (devs.length === 0) throw new Error('ats-dma: no endpoint is bound to the DMA driver');
   const errors: string[] = [];
+  // An endpoint whose IOMMU probe failed (a StreamID the SMMU cannot hold: -ERANGE) has no domain to
+  // map through: it sits this workload out, reported.
+  devs = devs.filter((d) => {
+    if (!glue.behind(d)) errors.push(`${d.bdf}: not behind the IOMMU (StreamID 0x${d.sid.toString(16)}), skipped`);
+    return glue.behind(d);
+  });
   let dmas: IommuDma[];
   if (w.sharedDomain) {
     const domain = glue.iommu.allocPaging();
@@ -58,6 +64,8 @@ export function runAtsDma(k: Kernel, st: PciState, w: AtsDmaRequest): AtsDmaRun 
   const end = w.durationNs !== undefined ? start + w.durationNs : Infinity;
   const maxRounds = w.rounds ?? Infinity;
   const out: AtsDmaRun = { endpoints: devs.map((d) => d.bdf), rounds: 0, transfers: 0, bytes: 0, verifyFailures: 0, errors, elapsedNs: 0 };
+  // Nothing to run on: the report says why (errors), with no rounds.
+  if (devs.length === 0) return out;
   /** What the page cache took from the previous round (PAs of w.pages each). */
   let reused: number[] = [];
   const release = (pas: readonly number[]) => pas.forEach((pa) => p.pages.free(pa, w.pages));

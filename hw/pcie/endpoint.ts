@@ -313,8 +313,9 @@ export class PcieEndpoint extends PcieFunction implements AtsEndpoint {
     if (this.hidden) throw new Error(`${this.bdf}: cannot record an error while the function is ${this.unavailableReason()}`);
     const devsta = capReg('exp', 'DEVSTA');
     const hasAer = this.t.capabilities.includes('aer');
-    const uncor = (AER_UNCOR as Record<string, { bits: number }>)[bit];
-    const cor = (AER_COR as Record<string, { bits: number }>)[bit];
+    // Own keys only: `toString` or `__proto__` would find Object.prototype's and pass for an error name.
+    const uncor = Object.hasOwn(AER_UNCOR, bit) ? (AER_UNCOR as Record<string, { bits: number }>)[bit] : undefined;
+    const cor = Object.hasOwn(AER_COR, bit) ? (AER_COR as Record<string, { bits: number }>)[bit] : undefined;
     if (!uncor && !cor) throw new Error(`unknown AER error '${bit}' (known: ${[...Object.keys(AER_UNCOR), ...Object.keys(AER_COR)].join(', ')})`);
     if (cor) {
       if (hasAer) this.setBits(capReg('aer', 'COR_STATUS'), cor.bits, true);
@@ -339,6 +340,7 @@ export class PcieEndpoint extends PcieFunction implements AtsEndpoint {
     const stats = this.ctx.stats;
     const faults = this.ctx.faults;
     bumpPcieStat(stats, PCIE_STAT.EP_INV_RECEIVED);
+    this.ctx.tr.pcie_atc_inv?.(this.rid, req.sid, req.addr, req.size);
     faults.event('atc-inv', this.rid);
     const ignore = !this.removed && !this.resetting && faults.chance('atc-inv-no-answer', this.rid) !== null;
     if (this.removed || this.resetting || ignore) {
@@ -355,6 +357,7 @@ export class PcieEndpoint extends PcieFunction implements AtsEndpoint {
     const timer = this.ctx.sched.after(delayNs || this.t.invLatencyNs, () => {
       this.pendingInv.delete(timer);
       if (delayNs !== 0) drop();
+      this.ctx.tr.pcie_atc_inv_done?.(this.rid, req.sid, req.addr);
       complete();
     });
     this.pendingInv.add(timer);
@@ -393,6 +396,7 @@ export class PcieEndpoint extends PcieFunction implements AtsEndpoint {
     // Reads are non-posted: Transactions Pending while the transfer runs (7.5.3.5).
     this.setBits(capReg('exp', 'DEVSTA'), DEVSTA.TRPND.bits, true);
     bumpPcieStat(this.ctx.stats, PCIE_STAT.DMA_TRANSFERS);
+    this.ctx.tr.pcie_dma_start?.(this.rid, src, dst, len);
     this.xfer.timer = this.ctx.sched.after(this.t.dmaNsPerPage, () => this.step());
   }
 
@@ -433,6 +437,7 @@ export class PcieEndpoint extends PcieFunction implements AtsEndpoint {
       this.ctx.tr.pcie_dma_error?.(this.rid, DMA_ERR_NAMES[code] ?? String(code), reason);
     }
     regs.set('STATUS', st);
+    this.ctx.tr.pcie_dma_done?.(this.rid, regs.get('DONE_BYTES'), code === DMA_ERR.NONE);
     if (!this.trpndStuck) this.setBits(capReg('exp', 'DEVSTA'), DEVSTA.TRPND.bits, false);
     this.bar.sync();
     if (DMA_CTRL.IRQ_EN.get(regs.get('CTRL'))) this.sendMsi();

@@ -41,7 +41,7 @@ export class RootPort extends PcieFunction implements UpstreamPort {
       classCode: CLASS.BRIDGE_PCI,
       subsysVendorId: 0,
       subsysId: 0,
-      multifunction: false,
+      multifunction: t.multifunction,
       immReady: false,
       barBytes: 0,
       caps: t.capabilities,

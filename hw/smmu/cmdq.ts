@@ -83,6 +83,8 @@ export class CommandQueue {
   private halted = false;
   /** A CMD_SYNC's completion signal (a CS value), sent once CONS has moved past it. */
   private signal: number = CS.SIG_NONE;
+  /** SIG_IRQ with an MSI as well as the wired pulse (MSIs supported and MSIAddress non-zero). */
+  private signalMsi = false;
   private signalAddr = 0;
   /** 2^OAS: SMMU-originated addresses wrap at it (3.4.3). */
   private readonly oasSpan: number;
@@ -95,6 +97,8 @@ export class CommandQueue {
     private readonly feat: SmmuFeatures,
     /** Activates a GERROR bit (and interrupts); false if it was already active. */
     private readonly raiseGerror: (bit: number) => boolean,
+    /** Pulses the CMD_SYNC wired interrupt output (nothing when the wires are not connected). */
+    private readonly pulseSyncWire: () => void = () => {},
   ) {
     this.compiled = compileCommands(feat);
     this.oasSpan = 2 ** feat.oasBits;
@@ -270,12 +274,15 @@ export class CommandQueue {
     this.ctx.stats[STAT.SYNC_DONE]!++;
     this.ctx.faults.event('cmd-sync');
     const cs = F.CS.read(c);
-    if (cs === CS.SIG_IRQ && this.feat.msi) {
+    if (cs === CS.SIG_IRQ) {
+      // SIG_IRQ (4.7.3): the wired CMD_SYNC output is asserted whatever MSIAddress holds; on an
+      // implementation with MSIs an MSI is written as well, unless MSIAddress == 0 over the whole field.
+      // An address beyond the OAS is truncated to it (3.4.3). low * 4 < 2^55 is exact, and so is the
+      // remainder.
+      this.signal = CS.SIG_IRQ;
       const low = msiAddrLow(c);
-      // MSIAddress == 0, over the whole field, means no MSI (4.7.3); an address beyond the OAS is
-      // truncated to it (3.4.3). low * 4 < 2^55 is exact, and so is the remainder.
-      if (low !== 0 || msiAddrTop(c) !== 0) {
-        this.signal = CS.SIG_IRQ;
+      this.signalMsi = this.feat.msi && (low !== 0 || msiAddrTop(c) !== 0);
+      if (this.signalMsi) {
         this.signalAddr = (low * 4) % this.oasSpan;
         this.signalData = F.MSIDATA.read(c);
       }
@@ -292,6 +299,10 @@ export class CommandQueue {
       this.ctx.sev();
       return;
     }
+    // SIG_IRQ: a pulse on the wired output, accompanied by the MSI when one is configured (3.18.2:
+    // each source asserts its wire if implemented, and sends an MSI if enabled; both when both are).
+    this.pulseSyncWire();
+    if (!this.signalMsi) return;
     this.ctx.stats[STAT.MSI_WRITES]!++;
     // An aborted MSI write is reported in GERROR.MSI_CMDQ_ABT_ERR (6.3.19).
     if (this.ctx.faults.chance('msi-abort', -1, (f) => f.source === 'cmdq') !== null || !this.ctx.msiWrite(this.signalAddr, this.signalData)) {

@@ -3,7 +3,8 @@
 // Register semantics come from the map (src/arch/smmu/regs.ts) through the generic write path; this file
 // binds the behaviour: CR0 and IRQ_CTRL Updates acknowledged after a latency (6.3.9, 6.3.16), GBPA's
 // Update protocol (6.3.14), GERROR/GERRORN toggle semantics (6.3.19-20, 7.5) with their interrupt
-// (MSI when configured, else the wired line), and the command queue (cmdq.ts).
+// (a pulse on the wired line, and an MSI as well when one is configured: 3.18.2), and the command
+// queue (cmdq.ts).
 
 import { CR0, GBPA, GERROR, IRQ_CFG0, IRQ_CFG1, IRQ_CTRL, type SmmuRegName } from '../../src/arch/smmu/regs.ts';
 import { ID_REGISTERS, smmuIdRegisters, smmuRegisterMap } from '../../src/arch/smmu/implementation.ts';
@@ -31,7 +32,7 @@ export interface SmmuConfig {
   features: SmmuFeatures;
   /** Platform ns an Update of CR0/IRQ_CTRL/GBPA takes to be acknowledged. */
   ackLatencyNs?: number;
-  /** The SMMU's interrupt wires are connected (they fire when no MSI is configured). */
+  /** The SMMU's wired interrupt outputs are implemented (each enabled source pulses its wire, MSI or not: 3.18.2). */
   wired?: boolean;
   /** Platform ns the SMMU waits for an ATC Invalidate Completion (default ats.ts ATC_INV_TIMEOUT_NS). */
   atcTimeoutNs?: number;
@@ -71,7 +72,7 @@ export class SmmuV3 {
     for (const name of ID_REGISTERS) this.regs.setResetValue(name, ids[name]);
     this.regs.reset();
 
-    this.cmdq = new CommandQueue(ctx, this.regs, cfg.features, (bit) => this.raiseGerror(bit));
+    this.cmdq = new CommandQueue(ctx, this.regs, cfg.features, (bit) => this.raiseGerror(bit), () => this.pulse(VECTOR.SMMU_CMD_SYNC));
     // ATC_INV is illegal without ATS (the compiled legality says so); the ATS block delivers it.
     this.ats = new AtcInvalidator(ctx, this.cmdq, () => this.enabled('SMMUEN'), this.atsEndpoints, cfg.atcTimeoutNs);
 
@@ -148,13 +149,20 @@ export class SmmuV3 {
     return true;
   }
 
+  /** A pulse on a wired interrupt output, if the wires are implemented. */
+  private pulse(wire: number): void {
+    if (this.wired) this.ctx.irqc.raise(wire);
+  }
+
   /**
-   * Sends an interrupt of one source if its IRQ_CTRLACK enable is on: an MSI when MSIs are supported
-   * and the source's IRQ_CFG0.ADDR is non-zero, otherwise a pulse on the wire (3.18).
+   * Sends an interrupt of one source if its IRQ_CTRLACK enable is on (3.18.2): a pulse on its wired
+   * output if implemented, and an MSI as well when MSIs are supported and the source's IRQ_CFG0.ADDR
+   * is non-zero. An implementation with both uses both; software picks the one it listens to.
    */
   interrupt(source: 'GERROR' | 'EVENTQ' | 'PRIQ', wire: number): void {
     const en = IRQ_CTRL[`${source}_IRQEN`];
     if (!en.get(this.regs.get('IRQ_CTRLACK'))) return;
+    this.pulse(wire);
     if (this.features.msi) {
       const field = IRQ_CFG0.ADDR.get64(this.regs.get64(`${source}_IRQ_CFG0`));
       // ADDR == 0 means no MSI; an address beyond the OAS is truncated to it (3.4.3).
@@ -166,10 +174,8 @@ export class SmmuV3 {
           this.ctx.tr.smmuv3_msi_abort?.(source, addr);
           this.raiseGerror(GERROR[`MSI_${source}_ABT_ERR`].bits);
         }
-        return;
       }
     }
-    if (this.wired) this.ctx.irqc.raise(wire);
   }
 
   private gerrornWritten(): void {

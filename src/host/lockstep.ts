@@ -14,6 +14,7 @@ import type { RawTraceRecord } from '../machine/trace-ring.ts';
 import { type LogEntry } from '../protocol/log.ts';
 import { CTRL, DEFAULT_MEM_BYTES, SharedViews, computeLayout } from '../machine/layout.ts';
 import { PlatformBase } from '../../drivers/platform/platform.ts';
+import type { IrqHandler } from '../../drivers/platform/cpu.ts';
 import { VirtualClock } from '../machine/clock.ts';
 import { DirectOps, type OpCaller } from '../protocol/rpc.ts';
 import { KERNEL_OPS, type KernelOps } from '../protocol/ops/index.ts';
@@ -25,10 +26,16 @@ import { statsSnapshot, type StatsSnapshot } from './stats.ts';
 
 /** Virtual ns one cpu_relax() takes. */
 const RELAX_NS = 10;
+/**
+ * Interrupts taken at one virtual instant that make an interrupt storm. A run takes a handful at a time
+ * (an event, a GERROR); only a handler whose own work raises its interrupt again at once gets near this.
+ */
+const STORM_IRQS = 100_000;
 
 /**
  * The watchdog of a lockstep run fired: platform time passed its limit, so something waits without
- * end (a wait with no timeout, or one that keeps being renewed). Names what was running.
+ * end (a wait with no timeout, or one that keeps being renewed); or time stood still while interrupts
+ * kept coming (a storm). Names what was running.
  */
 export class Hang extends Error {}
 
@@ -36,6 +43,14 @@ export class LockstepPlatform extends PlatformBase<VirtualClock> {
   private lastSev = 0;
   /** Platform ns past which time may not advance (the watchdog), and what runs meanwhile. */
   private watchdog: { limitNs: number; what: string } | null = null;
+  /**
+   * Called each time the hardware ran (after an MMIO write, at each timer): what drains the trace rings
+   * while a long operation runs in this one thread, which no host timer can interrupt.
+   */
+  afterHardware: (() => void) | null = null;
+  /** Interrupts taken at platform time `stillAt` (the storm detector's count). */
+  private irqsStill = 0;
+  private stillAt = -1;
 
   /** Arms the watchdog: time may advance by at most `ns` from now while `what` runs; null disarms it. */
   setWatchdog(ns: number | null, what = ''): void {
@@ -54,10 +69,32 @@ export class LockstepPlatform extends PlatformBase<VirtualClock> {
   protected post(pa: number, size: number, lo: number, hi: number): void {
     this.machine.write({ pa, size, lo, hi, cpu: 0 });
     this.machine.run();
+    this.afterHardware?.();
   }
 
   protected beforeRead(): void {
     // Writes were applied synchronously; nothing to wait for.
+  }
+
+  /**
+   * Taking an interrupt costs no virtual time here, and the hardware answers a handler's register
+   * writes at once: a handler whose work raises its interrupt again (a storm: Linux's skip_err retrying
+   * a fetch that always aborts was one) would loop for ever at one instant, where the watchdog, which
+   * needs time to pass, never fires. So interrupts are counted per instant, and a storm is a hang.
+   */
+  override requestIrq(vector: number, name: string, handler: IrqHandler): void {
+    super.requestIrq(vector, name, (v) => {
+      const now = this.clock.now();
+      if (now !== this.stillAt) {
+        this.stillAt = now;
+        this.irqsStill = 0;
+      } else if (++this.irqsStill >= STORM_IRQS) {
+        this.irqsStill = 0;
+        const w = this.watchdog ? ` while ${this.watchdog.what}` : '';
+        throw new Hang(`interrupt storm: ${STORM_IRQS} interrupts taken at platform time ${(now / 1e9).toFixed(6)} s without time advancing (the last: vector ${v}, ${name})${w}`);
+      }
+      handler(v);
+    });
   }
 
   /** Advances virtual time to `t`, running every hardware timer due on the way, in order. */
@@ -75,9 +112,11 @@ export class LockstepPlatform extends PlatformBase<VirtualClock> {
       if (next > t) break;
       this.clock.advanceTo(next);
       this.machine.run();
+      this.afterHardware?.();
     }
     this.clock.advanceTo(t);
     this.machine.run();
+    this.afterHardware?.();
   }
 
   cpuRelax(): void {
@@ -123,6 +162,11 @@ export interface LockstepOptions extends MachineConfig {
   sanitizer?: boolean;
   /** Trace points to record; read them with the system's trace(). */
   trace?: TraceOptions;
+  /**
+   * Receives trace records as the run goes, before a ring fills (a one-thread run cannot be drained
+   * from outside while an operation runs); trace() then returns only what came after the last call.
+   */
+  onTrace?: (records: RawTraceRecord[]) => void;
   echo?: (line: string, e: LogEntry) => void;
 }
 
@@ -139,6 +183,8 @@ export interface LockstepSystem {
   inject(fault: Fault): void;
   /** Trace records written since the last call, on one platform-time timeline. */
   trace(): RawTraceRecord[];
+  /** Trace records overwritten before they were read. */
+  traceLost(): number;
   /** The hardware's counters now. */
   stats(): StatsSnapshot;
   /** Ends the system: nothing may use it afterwards, and its buffer serves the next one in this thread. */
@@ -158,6 +204,14 @@ export function createLockstep(opts: LockstepOptions): LockstepSystem {
     routeFault(views, opts.seed ?? 1, clock.now(), checkFault(fault, 'fault'), (f) => machine.inject(f));
   };
   const collector = new TraceCollector(views);
+  const sink = opts.onTrace;
+  if (sink && opts.trace) {
+    // Drained at a quarter of a ring: a single hardware run (one MMIO write, one timer) writes far fewer.
+    const threshold = (views.layout.traceRecords ?? 0) / 4;
+    platform.afterHardware = () => {
+      if (collector.backlog >= threshold) sink(collector.drain());
+    };
+  }
   const kernel = new Kernel(platform);
   const cpu0 = new DirectOps(KERNEL_OPS, KERNEL_IMPLS, kernel);
   const cpu = (n: number) => {
@@ -165,5 +219,5 @@ export function createLockstep(opts: LockstepOptions): LockstepSystem {
     return cpu0;
   };
   const hw = new DirectOps(HW_OPS, hwOps(machine, () => {}), null);
-  return { views, machine, platform, kernel, cpu, hw, inject, trace: () => collector.drain(), stats: () => statsSnapshot(views), dispose: () => views.recycle() };
+  return { views, machine, platform, kernel, cpu, hw, inject, trace: () => collector.drain(), traceLost: () => collector.lost, stats: () => statsSnapshot(views), dispose: () => views.recycle() };
 }

@@ -1,21 +1,18 @@
 // Reading a topology file (`--topology FILE`): the host's side of src/protocol/topology.ts.
 
-import { readFileSync } from 'node:fs';
+import { InputError } from '../protocol/check.ts';
 import { TopologyError, parseTopology, type Topology } from '../protocol/topology.ts';
+import { INPUT_LIMITS, readJsonFile } from './input-file.ts';
 
-/** Reads and validates a topology file; errors name the file and the field. */
+/** Reads and validates a topology file; errors (TopologyErrors) name the file and the field. */
 export function loadTopologyFile(path: string): Topology {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new TopologyError(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
   let json: unknown;
   try {
-    json = JSON.parse(text);
+    json = readJsonFile(path, 'topology file', INPUT_LIMITS.topology);
   } catch (e) {
-    throw new TopologyError(`${path}: not valid JSON (${(e as Error).message})`);
+    // Callers tell a topology problem from others by its class (to put "--topology" or "topology:" first).
+    if (e instanceof InputError) throw new TopologyError(e.message);
+    throw e;
   }
   return parseTopology(json, path);
 }

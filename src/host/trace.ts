@@ -39,6 +39,11 @@ export class TraceCollector {
     return all.sort((a, b) => a.t - b.t || a.seq - b.seq);
   }
 
+  /** The most records any one ring holds unread (a reader that drains before this nears capacity loses none). */
+  get backlog(): number {
+    return this.readers.reduce((a, r) => Math.max(a, r.pending), 0);
+  }
+
   /** Records overwritten before they were read, over all rings. */
   get lost(): number {
     return this.readers.reduce((a, r) => a + r.lost, 0);

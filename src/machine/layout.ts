@@ -46,6 +46,8 @@ export const CTRL = {
    */
   F64_EPOCH_MS: 8,
   F64_SCALE: 9,
+  /** Bytes 1024.. of the control page: the lockstep-N block (src/machine/lockstep-block.ts). */
+  LOCKSTEP_BYTE: 1024,
 } as const;
 const MAGIC = 0x534d4d55; // "SMMU"
 
@@ -101,6 +103,8 @@ export const STAT = {
   /** Driver: CMD_SYNCs completed per CPU. */
   DRV_SYNCS: 1024 + MAX_CPUS * 256,
   DRV_SYNC_TIMEOUTS: 1024 + MAX_CPUS * 256 + MAX_CPUS,
+  /** Driver: CMD_SYNC waits per CPU, a power-of-two histogram each (MAX_CPUS x POW2_BUCKETS, histogram.ts). */
+  DRV_SYNC_WAIT: 1024 + MAX_CPUS * 256 + 2 * MAX_CPUS,
   /** PCIe functions and ATS (512 slots; offsets in src/machine/pcie-stats.ts). */
   PCIE: 6144,
   SLOTS: 8192,

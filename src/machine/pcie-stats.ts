@@ -44,7 +44,8 @@ export const PCIE_STAT = {
   LAT_BUCKETS: 8 * 48,
 } as const;
 
-const SUB = 8;
+/** Buckets of the latency histogram per power of two of nanoseconds. */
+export const LAT_SUB = 8;
 
 function slot(off: number): number {
   return STAT.PCIE + off;
@@ -60,7 +61,7 @@ export function bumpPcieStat(stats: Float64Array, off: number, by = 1): void {
 
 /** Records one ATC invalidation round trip (platform ns). */
 export function recordInvLatency(stats: Float64Array, ns: number): void {
-  const b = ns < 1 ? 0 : Math.min(PCIE_STAT.LAT_BUCKETS - 1, Math.floor(Math.log2(ns) * SUB));
+  const b = ns < 1 ? 0 : Math.min(PCIE_STAT.LAT_BUCKETS - 1, Math.floor(Math.log2(ns) * LAT_SUB));
   stats[slot(PCIE_STAT.LAT_HIST + b)]!++;
 }
 
@@ -78,7 +79,7 @@ export function histogramPercentile(hist: Float64Array, p: number): number | nul
   for (let b = 0; b < hist.length; b++) {
     seen += hist[b]!;
     // The bucket's geometric middle.
-    if (seen >= want) return Math.round(2 ** ((b + 0.5) / SUB));
+    if (seen >= want) return Math.round(2 ** ((b + 0.5) / LAT_SUB));
   }
   return null;
 }

@@ -152,6 +152,11 @@ export class TraceRingReader {
     this.v = new RingViews(sab, offset, records);
   }
 
+  /** Records written and not read yet (lost ones included). */
+  get pending(): number {
+    return (Atomics.load(this.v.header, TR.HEAD) - this.tail + 0x4000_0000) % 0x4000_0000;
+  }
+
   /**
    * New records, oldest first. `stringFields(point)` says which field indexes of a point are strings
    * (resolved here while the string area still holds them; an overwritten one reads "<lost>").

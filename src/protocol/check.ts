@@ -55,17 +55,79 @@ export function named<T>(name: string, c: Check<T>): Check<T> {
   return withSchema((v, path) => c(v, path), { $ref: `#/$defs/${name}` }, { ...defsOf(c), [name]: schemaOf(c) });
 }
 
-/** Longest echo of a bad value in an error message. */
+/** Longest echo of input in an error message, "… (N bytes)" included. */
 const SHOW_MAX = 60;
 
 /**
- * A value as an error message quotes it: JSON-like, control characters escaped (so no terminal escape
- * reaches the screen), cut to SHOW_MAX characters.
+ * What must not reach a terminal raw from input: C0/C1 controls and DEL (ESC starts escape sequences),
+ * format characters (bidi overrides and zero-width characters make text read differently from what it
+ * is), line and paragraph separators, and lone surrogates.
+ */
+const UNSAFE = /^[\p{Cc}\p{Cf}\p{Cs}\p{Zl}\p{Zp}]$/u;
+/** JSON's own short escapes for the controls that have one. */
+const SHORT_ESCAPES: Record<string, string> = { '\b': '\\b', '\f': '\\f', '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
+function escapeChar(c: string, quoted: boolean): string {
+  if (quoted && (c === '"' || c === '\\')) return `\\${c}`;
+  if (!UNSAFE.test(c)) return c;
+  if (Object.hasOwn(SHORT_ESCAPES, c)) return SHORT_ESCAPES[c]!;
+  const code = c.codePointAt(0)!;
+  return code > 0xffff ? `\\u{${code.toString(16)}}` : `\\u${code.toString(16).padStart(4, '0')}`;
+}
+
+/** Bytes of a string in UTF-8, counted without encoding it (it may be megabytes). */
+function utf8Bytes(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c < 0xdc00 && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      n += 4;
+      i++;
+    } else n += 3;
+  }
+  return n;
+}
+
+/**
+ * Text for an error message: unsafe characters escaped (\u001b, \n...), and when the result would be
+ * longer than `max`, a prefix followed by "… (N bytes)", N the input's size in UTF-8. Only the prefix is
+ * ever walked, so a 20 MB value costs what a short one does (but the byte count).
+ */
+function cut(s: string, max: number, quoted: boolean): string {
+  const q = quoted ? '"' : '';
+  const parts: string[] = [];
+  let len = 2 * q.length;
+  let whole = true;
+  for (const c of s) {
+    const e = escapeChar(c, quoted);
+    if (len + e.length > max) {
+      whole = false;
+      break;
+    }
+    parts.push(e);
+    len += e.length;
+  }
+  if (whole) return q + parts.join('') + q;
+  const tail = `… (${utf8Bytes(s)} bytes)`;
+  while (parts.length && len + tail.length > max) len -= parts.pop()!.length;
+  return q + parts.join('') + q + tail;
+}
+
+/** Input echoed unquoted (a key in a path, a name, a message quoting input): escaped and cut short. */
+export function clip(s: string, max = SHOW_MAX): string {
+  return cut(s, max, false);
+}
+
+/**
+ * A value as an error message quotes it: a string in double quotes, anything else as JSON; escaped and
+ * cut short as by clip().
  */
 export function show(v: unknown): string {
+  if (typeof v === 'string') return cut(v, SHOW_MAX, true);
   let s: string;
-  if (typeof v === 'string') s = JSON.stringify(v.length > SHOW_MAX ? v.slice(0, SHOW_MAX) : v);
-  else if (typeof v === 'bigint') s = `${v}n`;
+  if (typeof v === 'bigint') s = `${v}n`;
   else if (v === undefined) s = 'undefined';
   else {
     try {
@@ -74,8 +136,7 @@ export function show(v: unknown): string {
       s = Object.prototype.toString.call(v);
     }
   }
-  s = s.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-  return s.length > SHOW_MAX ? `${s.slice(0, SHOW_MAX)}…` : s;
+  return cut(s, SHOW_MAX, false);
 }
 
 function fail(path: string, why: string, v: unknown): never {
@@ -194,7 +255,7 @@ export function obj<S extends Shape>(shape: S): Check<ObjOf<S>> {
     if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(path, 'must be an object', v);
     const o = v as Record<string, unknown>;
     for (const k of Object.keys(o)) {
-      if (!Object.hasOwn(shape, k)) throw new InputError(`${path}.${show(k).slice(1, -1)}: unknown field (known: ${known.join(', ') || 'none'})`);
+      if (!Object.hasOwn(shape, k)) throw new InputError(`${path}.${clip(k)}: unknown field (known: ${known.join(', ') || 'none'})`);
     }
     const out: Record<string, unknown> = {};
     for (const k of known) {

@@ -22,10 +22,19 @@ export interface RpcReply {
 
 export class RpcTimeout extends Error {}
 
+/** A worker that died: its name, the operations it was performing (none: it was idle), and why. */
+export interface WorkerDeath {
+  name: string;
+  ops: string[];
+  error: Error;
+}
+
 export class RpcClient {
   private nextId = 1;
   private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; op: string }>();
   private dead: Error | null = null;
+  /** Told once, when the worker dies (an uncaught error, or an exit) before stop() ended it. */
+  onDeath: ((d: WorkerDeath) => void) | null = null;
 
   constructor(
     private readonly worker: Worker,
@@ -44,12 +53,21 @@ export class RpcClient {
       } else p.resolve(r.result);
     });
     const fail = (e: Error) => {
-      this.dead = e;
-      for (const p of this.pending.values()) p.reject(new Error(`${this.name} ${p.op}: ${e.message}`));
-      this.pending.clear();
+      // The 'exit' that follows an 'error' adds nothing; nor does the end of a worker stop() ended.
+      if (this.dead) return;
+      const ops = [...this.pending.values()].map((p) => p.op);
+      this.stop(e);
+      this.onDeath?.({ name: this.name, ops, error: e });
     };
     worker.on('error', (e) => fail(e));
     worker.on('exit', (code) => fail(new Error(`worker exited with code ${code}`)));
+  }
+
+  /** Fails every call in flight, and every later one, with `reason` (the worker is gone or must be left alone). */
+  stop(reason: Error): void {
+    this.dead ??= reason;
+    for (const p of this.pending.values()) p.reject(new Error(`${this.name} ${p.op}: ${reason.message}`));
+    this.pending.clear();
   }
 
   /** Calls `op` in the worker; rejects after timeoutMs (host time) naming what it waited for. */
@@ -85,12 +103,19 @@ export interface OpCaller<T extends OpTable> {
 
 /** Calls the operations of one table in one worker, typed by the table. */
 export class OpClient<T extends OpTable> implements OpCaller<T> {
-  constructor(readonly rpc: RpcClient) {}
+  constructor(
+    readonly rpc: RpcClient,
+    /**
+     * Host ms an operation may take when its caller names no limit: enough for the longest platform
+     * wait it can do at this system's time scale (src/host/rpc-limit.ts); without it, RpcClient's.
+     */
+    readonly limitMs?: (op: string) => number,
+  ) {}
 
   /** Performs operation `name` with its request; the result has the operation's result type. */
   op<K extends keyof T & string>(name: K, ...[req, timeoutMs]: OpArgs<T, K>): Promise<ResOf<T, K>> {
     // The worker ran operation `name` (serveOps), whose result type is ResOf<T, K>.
-    return this.rpc.call(name, req ?? null, timeoutMs) as Promise<ResOf<T, K>>;
+    return this.rpc.call(name, req ?? null, timeoutMs ?? this.limitMs?.(name)) as Promise<ResOf<T, K>>;
   }
 }
 

@@ -6,7 +6,7 @@
 //
 // What a run reports (ScenarioReport) is declared here too, so campaigns, shards and merges share it.
 
-import { arr, bdf, bool, defsOf, doc, int, num, obj, oneOf, opt, sameSchema, schemaOf, str, tagged, literal, withSchema, InputError, type Check, type Infer, type JsonSchema } from './check.ts';
+import { arr, bdf, bool, defsOf, doc, int, num, obj, oneOf, opt, sameSchema, schemaOf, show, str, tagged, literal, withSchema, InputError, type Check, type Infer, type JsonSchema } from './check.ts';
 import { checkFault } from './faults.ts';
 import { RESET_METHODS } from './ops/pci.ts';
 import { ATC_RECOVERY, DEFAULT_ATC_RECOVERY, type AtcRecovery, type RecoveryStats } from './ops/smmu.ts';
@@ -21,7 +21,7 @@ const topologyRef: Check<string | object> = withSchema(
   (v, path) => {
     if (typeof v === 'string' && v.length > 0 && v.length <= 4096) return v;
     if (typeof v === 'object' && v !== null && !Array.isArray(v)) return v;
-    throw new InputError(`${path}: must be a topology object or the path of a topology file (got ${JSON.stringify(v)?.slice(0, 40)})`);
+    throw new InputError(`${path}: must be a topology object or the path of a topology file (got ${show(v)})`);
   },
   {
     description: 'PCIe topology: an object { "ports": [...] } as `--topology` takes, or the path of such a file (relative to the scenario file)',

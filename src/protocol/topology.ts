@@ -20,6 +20,7 @@ import { ECAM_MAX_BUSES } from '../arch/platform.ts';
 import { formatBdf, parseBdf, ridOf, type Bdf } from '../arch/pcie/bdf.ts';
 import { CLASS, IDS } from '../arch/pcie/ids.ts';
 import { NS_PER_MS, NS_PER_US, TIMEOUT } from '../arch/time.ts';
+import { clip, show } from './check.ts';
 
 export type ResetResponse = 'rrs' | 'all-ones';
 
@@ -74,6 +75,8 @@ export interface PortTopology {
   /** Platform ns the link takes to come back after a Secondary Bus Reset is released. */
   linkUpNs: number;
   capabilities: CapName[];
+  /** Header Type MFD: function 0 of a device with more Root Ports on its other functions. */
+  multifunction: boolean;
   functions: FunctionTopology[];
 }
 
@@ -107,7 +110,7 @@ class Reader {
     known: readonly string[],
   ) {
     for (const k of Object.keys(o)) {
-      if (!known.includes(k)) throw new TopologyError(`${path}.${k}: unknown field (known: ${known.join(', ')})`);
+      if (!known.includes(k)) throw new TopologyError(`${path}.${clip(k)}: unknown field (known: ${known.join(', ')})`);
     }
   }
 
@@ -123,7 +126,7 @@ class Reader {
     }
     if (typeof v === 'string' && /^0x[0-9a-fA-F]+$/.test(v)) v = parseInt(v.slice(2), 16);
     if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-      this.fail(k, `must be an integer from ${min} to ${max} (got ${JSON.stringify(this.o[k])})`);
+      this.fail(k, `must be an integer from ${min} to ${max} (got ${show(this.o[k])})`);
     }
     return v;
   }
@@ -131,29 +134,29 @@ class Reader {
   num(k: string, def: number, min: number, max: number): number {
     const v = this.o[k];
     if (v === undefined) return def;
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) this.fail(k, `must be a number from ${min} to ${max} (got ${JSON.stringify(v)})`);
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) this.fail(k, `must be a number from ${min} to ${max} (got ${show(v)})`);
     return v;
   }
 
   bool(k: string, def: boolean): boolean {
     const v = this.o[k];
     if (v === undefined) return def;
-    if (typeof v !== 'boolean') this.fail(k, `must be true or false (got ${JSON.stringify(v)})`);
+    if (typeof v !== 'boolean') this.fail(k, `must be true or false (got ${show(v)})`);
     return v;
   }
 
   oneOf<T extends string>(k: string, def: T, allowed: readonly T[]): T {
     const v = this.o[k];
     if (v === undefined) return def;
-    if (typeof v !== 'string' || !allowed.includes(v as T)) this.fail(k, `must be one of ${allowed.map((a) => JSON.stringify(a)).join(', ')} (got ${JSON.stringify(v)})`);
+    if (typeof v !== 'string' || !allowed.includes(v as T)) this.fail(k, `must be one of ${allowed.map((a) => JSON.stringify(a)).join(', ')} (got ${show(v)})`);
     return v as T;
   }
 
   bdf(k: string): Bdf {
     const v = this.o[k];
-    if (typeof v !== 'string') this.fail(k, `must be a "BB:DD.F" string (got ${JSON.stringify(v)})`);
+    if (typeof v !== 'string') this.fail(k, `must be a "BB:DD.F" string (got ${show(v)})`);
     const b = parseBdf(v);
-    if (!b) this.fail(k, `"${v}" is not a BB:DD.F address (hex bus and device up to 1f, function 0-7)`);
+    if (!b) this.fail(k, `${show(v)} is not a BB:DD.F address (hex bus and device up to 1f, function 0-7)`);
     return b;
   }
 
@@ -164,7 +167,7 @@ class Reader {
     const out: CapName[] = [];
     v.forEach((c, i) => {
       if (typeof c !== 'string' || !ALL_CAPS.includes(c as CapName)) {
-        throw new TopologyError(`${this.path}.${k}[${i}]: unknown capability ${JSON.stringify(c)} (known: ${ALL_CAPS.join(', ')})`);
+        throw new TopologyError(`${this.path}.${k}[${i}]: unknown capability ${show(c)} (known: ${ALL_CAPS.join(', ')})`);
       }
       if (out.includes(c as CapName)) throw new TopologyError(`${this.path}.${k}[${i}]: capability "${c}" listed twice`);
       out.push(c as CapName);
@@ -276,6 +279,7 @@ export function parseTopology(json: unknown, where = 'topology'): Topology {
       cxl,
       linkUpNs: Math.round(r.num('linkUpMs', 20, 0, 60_000) * NS_PER_MS),
       capabilities: cxl ? [...PORT_CAPS, 'cxl'] : [...PORT_CAPS],
+      multifunction: false,
       functions: [],
     };
     const fns = r.array('functions');
@@ -296,6 +300,16 @@ export function parseTopology(json: unknown, where = 'topology'): Topology {
     out.push(port);
   });
   out.sort((a, b) => a.rid - b.rid);
+  // Software finds the functions of a device through function 0: Linux reads function 0 first and
+  // looks at functions 1-7 only when its Header Type says multi-function (pci_scan_slot, next_fn).
+  const portRids = new Set(out.map((p) => p.rid));
+  for (const p of out) {
+    const fn0 = p.rid & ~7;
+    if (!portRids.has(fn0)) {
+      throw new TopologyError(`${rids.get(p.rid)}.bdf: Root Port ${p.bdf} is a function of device ${formatBdf(fn0).slice(0, -2)} without a function 0 (${formatBdf(fn0)}), so software would never find it`);
+    }
+    p.multifunction = p.rid === fn0 && out.some((q) => q.rid !== fn0 && (q.rid & ~7) === fn0);
+  }
   return { ports: out };
 }
 

@@ -1,8 +1,9 @@
 // Trace points: every point declared once, here: its name, which side emits it, and its typed fields.
 // Names follow QEMU's hw/arm/trace-events where QEMU traces the same event (smmuv3_cmdq_consume,
 // smmuv3_cmdq_opcode, smmuv3_record_event, smmuv3_translate_*); the rest follow the same style, with
-// the block's prefix (smmuv3_, pcie_, testdev_, mmio_) on the hardware side and the driver's function
-// area (arm_smmu_, pci_, printk) on the driver side.
+// the block's prefix (smmuv3_, pcie_, testdev_, mmio_, fault_, sanitizer_) on the hardware side and the
+// driver's function area (arm_smmu_, pci_, printk, fault_; irq_handler_* as Linux's irq events) on the
+// driver side.
 //
 // Emitting: each side holds a Tracer (tracer.ts) whose property for a point is its emit function while
 // the point is enabled and undefined otherwise, so a site writes `tr.smmuv3_cmdq_opcode?.(op)` and a
@@ -16,6 +17,8 @@ import { formatBdf } from '../arch/pcie/bdf.ts';
 import { commandName } from '../arch/smmu/commands.ts';
 import { EVT_NAME } from '../arch/smmu/events.ts';
 import { CERROR_NAMES } from '../arch/smmu/regs.ts';
+import { FAULT_KINDS } from './faults.ts';
+import { clip } from './check.ts';
 
 /**
  * What a field holds and how it prints: u decimal, x hex, b boolean, s string, ns platform ns, bdf a
@@ -78,6 +81,14 @@ export const TRACE_POINTS = {
   pcie_dma_busy: { side: 'hw', fields: [['bdf', 'bdf']], help: 'a DMA doorbell while a transfer runs, ignored' },
   pcie_dma_error: { side: 'hw', fields: [['bdf', 'bdf'], ['error', 's'], ['reason', 's']], help: 'a DMA transfer ended with an error' },
   pcie_msi_abort: { side: 'hw', fields: [['bdf', 'bdf'], ['pa', 'x']], help: 'a function MSI write aborted' },
+  pcie_atc_inv: { side: 'hw', fields: [['bdf', 'bdf'], ['sid', 'x'], ['addr', 'x'], ['size', 'u']], help: 'a function received an ATC Invalidate Request' },
+  pcie_atc_inv_done: { side: 'hw', fields: [['bdf', 'bdf'], ['sid', 'x'], ['addr', 'x']], help: 'a function sent the Invalidate Completion of the request for addr' },
+  pcie_dma_start: { side: 'hw', fields: [['bdf', 'bdf'], ['src', 'x'], ['dst', 'x'], ['len', 'u']], help: "a function's DMA engine starts a transfer" },
+  pcie_dma_done: { side: 'hw', fields: [['bdf', 'bdf'], ['bytes', 'u'], ['ok', 'b']], help: 'a DMA transfer ended, ok or with the error pcie_dma_error names (bytes: how many it moved)' },
+
+  // ---- hardware: injected faults and the DMA sanitizer ----
+  fault_fire: { side: 'hw', fields: [['kind', { enum: FAULT_KINDS }], ['dev', 's']], help: 'an injected hardware fault fired: one of its chances, or a moment fault applied (dev: its function, or empty)' },
+  sanitizer_dma_uaf: { side: 'hw', fields: [['dev', 's'], ['sid', 'x'], ['pa', 'x'], ['write', 'b'], ['translated', 'b']], help: 'the DMA sanitizer saw an access reach a page its domain no longer maps (use after free)' },
 
   // ---- hardware: the platform DMA test engine ----
   testdev_busy: { side: 'hw', fields: [['dev', 's']], help: 'a test engine doorbell while a transfer runs, ignored' },
@@ -86,8 +97,15 @@ export const TRACE_POINTS = {
 
   // ---- driver ----
   printk: { side: 'driver', fields: [['level', { enum: LOG_LEVELS }], ['msg', 's']], help: 'a kernel log line' },
+  arm_smmu_cmdq_reserve: { side: 'driver', fields: [['n', 'u'], ['sync', 'b'], ['prod', 'x'], ['waitNs', 'ns']], help: 'a CPU reserved queue slots for n commands (and a CMD_SYNC); waitNs: how long since it started (waiting for space, CAS retries)' },
   arm_smmu_cmdq_issue: { side: 'driver', fields: [['n', 'u'], ['sync', 'b'], ['prod', 'x']], help: 'a CPU wrote commands (and a CMD_SYNC) into its reserved slots and marked them valid, before PROD is published' },
-  arm_smmu_cmdq_sync_done: { side: 'driver', fields: [['prod', 'x'], ['ret', 'u'], ['waitNs', 'ns']], help: 'a CPU finished waiting for its CMD_SYNC (ret 0, or 110 for -ETIMEDOUT)' },
+  arm_smmu_cmdq_publish: { side: 'driver', fields: [['prod', 'x']], help: 'the owner CPU writes CMDQ_PROD: every command gathered up to prod goes to the SMMU' },
+  arm_smmu_cmdq_sync_done: { side: 'driver', fields: [['prod', 'x'], ['ret', 'u'], ['waitNs', 'ns']], help: 'a CPU finished waiting for its CMD_SYNC (ret 0; 5, -EIO, when the SMMU failed it with CERROR_ATC_INV_SYNC; 110, -ETIMEDOUT); also fills the CMD_SYNC wait histogram (src/machine/histogram.ts)' },
+  arm_smmu_atc_fence: { side: 'driver', fields: [['dev', 's'], ['sid', 'x']], help: 'ATC recovery fenced a device after a failed ATC invalidation: ATS off, STE.EATS cleared' },
+  arm_smmu_atc_unfence: { side: 'driver', fields: [['dev', 's'], ['sid', 'x']], help: "a good reset lifted a device's fence" },
+  irq_handler_entry: { side: 'driver', fields: [['irq', 'u'], ['name', 's']], help: 'a CPU enters the handler of an interrupt (Linux irq:irq_handler_entry)' },
+  irq_handler_exit: { side: 'driver', fields: [['irq', 'u']], help: 'the handler returned (Linux irq:irq_handler_exit)' },
+  fault_should_fail: { side: 'driver', fields: [['point', 's']], help: 'an injected driver fault made a should-fail point fail' },
 } as const satisfies Record<string, TracePointDecl>;
 
 export type TracePointName = keyof typeof TRACE_POINTS;
@@ -127,7 +145,7 @@ export function matchPoints(pattern: string): TracePointName[] {
     const glob = neg ? raw.slice(1) : raw;
     const re = new RegExp(`^${glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
     const hits = POINT_NAMES.filter((n) => re.test(n));
-    if (hits.length === 0) throw new Error(`trace pattern '${glob}' matches no trace point (smmulab trace-points lists them)`);
+    if (hits.length === 0) throw new Error(`trace pattern '${clip(glob)}' matches no trace point (smmulab trace-points lists them)`);
     for (const h of hits) {
       if (neg) chosen.delete(h);
       else chosen.add(h);
@@ -136,7 +154,8 @@ export function matchPoints(pattern: string): TracePointName[] {
   return POINT_NAMES.filter((n) => chosen.has(n));
 }
 
-function formatField(kind: FieldKind, v: number | string): string {
+/** One field value as the text trace prints it. */
+export function formatField(kind: FieldKind, v: number | string): string {
   if (typeof v === 'string') return JSON.stringify(v);
   if (typeof kind === 'object') return kind.enum[v] ?? String(v);
   switch (kind) {

@@ -17,7 +17,7 @@
 // memory), so the same code runs on a private buffer in the hardware and on the shared buffer, where
 // several CPU workers may ask at once: every decision is taken under the cell's lock word.
 
-import { bdf, int, named, num, obj, oneOf, opt, sameSchema, withSchema, InputError, type Check, type Infer } from './check.ts';
+import { bdf, int, named, num, obj, oneOf, opt, sameSchema, show, withSchema, InputError, type Check, type Infer } from './check.ts';
 import { ridOf, parseBdf } from '../arch/pcie/bdf.ts';
 import { RNG_STEP, rngValue } from './random.ts';
 
@@ -30,7 +30,7 @@ const count: Check<number | 'until-reset' | 'forever'> = withSchema(
   (v, path) => {
     if (v === 'until-reset' || v === 'forever') return v;
     if (typeof v === 'number') return int(1, 0x7fff_ffff)(v, path);
-    throw new InputError(`${path}: must be a count from 1, 'until-reset' or 'forever' (got ${JSON.stringify(v)?.slice(0, 40)})`);
+    throw new InputError(`${path}: must be a count from 1, 'until-reset' or 'forever' (got ${show(v)})`);
   },
   { anyOf: [{ type: 'integer', minimum: 1, maximum: 0x7fff_ffff }, { enum: ['until-reset', 'forever'] }] },
 );

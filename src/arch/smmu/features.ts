@@ -51,7 +51,11 @@ export interface SmmuFeatures {
   gbpaAbortAtReset: boolean;
 }
 
-/** The default profile: what Linux's arm-smmu-v3 probes happily (stage 1, RIL, 2-level table, SIDSIZE 16). */
+/**
+ * The default profile: what Linux's arm-smmu-v3 probes happily (stage 1, RIL, 2-level table, SIDSIZE 16),
+ * with SSIDSIZE 20: the endpoints' PASID width (PCIe Max PASID Width 20), and what Arm's BSA asks of an
+ * SMMU behind PASID-capable devices (PCI_PAS_1: SubstreamIDs of 20 bits).
+ */
 export const DEFAULT_FEATURES: SmmuFeatures = {
   stage1: true,
   stage2: true,
@@ -71,7 +75,7 @@ export const DEFAULT_FEATURES: SmmuFeatures = {
   asid16: true,
   vmid16: true,
   sidBits: 16,
-  ssidBits: 8,
+  ssidBits: 20,
   cmdqLog2: 19,
   eventqLog2: 19,
   priqLog2: 0,
@@ -126,22 +130,80 @@ export function validateFeatures(f: SmmuFeatures, where = 'features'): void {
   if (!OAS_BITS.includes(f.oasBits)) fail('oasBits', `must be one of ${OAS_BITS.join(', ')} (IDR5.OAS)`);
 }
 
-/** Parses `--features`: a profile name, optionally followed by +feature / -feature toggles. */
+/**
+ * The numeric features a `--features` spec can set (`+ssidsize=16`), by their SmmuFeatures key, with the
+ * ID register field each one sets (IDR1.SIDSIZE/SSIDSIZE/CMDQS/EVENTQS/PRIQS, IDR5.OAS): a spec may
+ * name either, in any case. Every value is in bits, as the key says (oas=44, not the IDR5.OAS encoding).
+ */
+export const WIDTH_FEATURES = {
+  sidBits: 'SIDSIZE',
+  ssidBits: 'SSIDSIZE',
+  cmdqLog2: 'CMDQS',
+  eventqLog2: 'EVENTQS',
+  priqLog2: 'PRIQS',
+  oasBits: 'OAS',
+} as const satisfies Partial<Record<keyof SmmuFeatures, string>>;
+type WidthFeature = keyof typeof WIDTH_FEATURES;
+
+/** The width feature a modifier names (its SmmuFeatures key or its ID register field, any case). */
+function widthFeature(name: string): WidthFeature | undefined {
+  const n = name.toLowerCase();
+  return (Object.keys(WIDTH_FEATURES) as WidthFeature[]).find((k) => k.toLowerCase() === n || WIDTH_FEATURES[k].toLowerCase() === n);
+}
+
+/** What a `--features` spec may hold (a profile name, modifiers, widths in decimal or hex), and how much. */
+const SPEC_CHARS = /^[A-Za-z0-9.+,=-]*$/;
+const SPEC_MAX = 200;
+
+/** Separators that start a modifier: '+' (on, or set a width), '-' (off), ',' (as '+'). */
+const MODIFIER = /(?=[+,-])/;
+
+/**
+ * Parses `--features`: a profile name, optionally followed by modifiers: `+feature` / `-feature` turn a
+ * boolean feature on or off, `+name=N` sets a width (`default+ssidsize=16`, N decimal or 0x hex); a `,`
+ * may stand for `+` (`default,ssidsize=16`). The result is validated as a whole.
+ */
 export function parseFeatures(spec: string): { name: string; features: SmmuFeatures } {
+  // Checked first, so the messages below can quote the spec's pieces as they are (no terminal escape,
+  // no megabytes of them can be among them).
+  if (spec.length > SPEC_MAX || !SPEC_CHARS.test(spec)) {
+    throw new Error(`--features: must be a profile name and +/-/, modifiers: letters, digits and . + - , = only, at most ${SPEC_MAX} characters`);
+  }
   // Profile names contain '-' (qemu-like), so take the longest profile name the spec starts with.
   const name = Object.keys(PROFILES)
-    .filter((n) => spec === n || spec.startsWith(n + '+') || spec.startsWith(n + '-'))
+    .filter((n) => spec === n || [...'+-,'].some((sep) => spec.startsWith(n + sep)))
     .sort((a, b) => b.length - a.length)[0];
-  if (name === undefined) throw new Error(`--features: unknown profile '${spec.split(/[+]/)[0]}' (known: ${Object.keys(PROFILES).join(', ')})`);
+  if (name === undefined) throw new Error(`--features: unknown profile '${spec.split(/[+,]/)[0]}' (known: ${Object.keys(PROFILES).join(', ')})`);
   const base = PROFILES[name]!;
-  const mods = spec.slice(name.length).split(/(?=[+-])/).filter((m) => m !== '');
+  const mods = spec.slice(name.length).split(MODIFIER).filter((m) => m !== '');
   const features: SmmuFeatures = { ...base };
+  // Each feature once: `+ats-ats` says two things, and the last silently winning would hide one.
+  const seen = new Map<string, string>();
+  const once = (key: string, m: string) => {
+    const before = seen.get(key);
+    if (before !== undefined) throw new Error(`--features: '${m}' sets ${key} again (after '${before}')`);
+    seen.set(key, m);
+  };
   for (const m of mods) {
-    const key = m.slice(1) as keyof SmmuFeatures;
-    if (!(key in features) || typeof features[key] !== 'boolean') {
-      throw new Error(`--features: '${m}' names no boolean feature (known: ${booleanFeatureNames().join(', ')})`);
+    const eq = m.indexOf('=');
+    if (eq >= 0) {
+      const key = widthFeature(m.slice(1, eq));
+      const known = Object.entries(WIDTH_FEATURES).map(([k, f]) => `${f.toLowerCase()} (${k})`).join(', ');
+      if (key === undefined) throw new Error(`--features: '${m}' names no width (known: ${known})`);
+      if (m[0] === '-') throw new Error(`--features: '${m}': a width is set with +${m.slice(1)}`);
+      const raw = m.slice(eq + 1);
+      if (!/^(?:\d+|0[xX][0-9a-fA-F]+)$/.test(raw)) throw new Error(`--features: '${m}': '${raw}' is not a non-negative integer`);
+      once(key, m);
+      (features as unknown as Record<string, number>)[key] = Number(raw);
+      continue;
     }
-    (features as unknown as Record<string, boolean>)[key] = m[0] === '+';
+    const key = m.slice(1) as keyof SmmuFeatures;
+    // Own keys only: `+constructor` or `+__proto__` name no feature.
+    if (!Object.hasOwn(features, key) || typeof features[key] !== 'boolean') {
+      throw new Error(`--features: '${m}' names no boolean feature (known: ${booleanFeatureNames().join(', ')}; widths are set with +name=N)`);
+    }
+    once(key, m);
+    (features as unknown as Record<string, boolean>)[key] = m[0] !== '-';
   }
   validateFeatures(features, `--features ${spec}`);
   return { name: spec, features };

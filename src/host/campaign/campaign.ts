@@ -11,7 +11,7 @@ import { Worker } from 'node:worker_threads';
 import fc from 'fast-check';
 import { runSeed, scheduleFails, type ScheduleResult, type SeedJob } from './run-one.ts';
 import { scheduleArb, scheduleOf, toScenario } from './schedule.ts';
-import { InputError } from '../../protocol/check.ts';
+import { InputError, clip } from '../../protocol/check.ts';
 import { DEFAULT_ATC_RECOVERY, type AtcRecovery } from '../../protocol/ops/smmu.ts';
 
 const ENTRY = new URL('../worker-entry.mjs', import.meta.url);
@@ -43,7 +43,7 @@ export function parseShard(v: string): Shard {
   const m = /^(\d+)\/(\d+)$/.exec(v);
   const k = m ? Number(m[1]) : NaN;
   const n = m ? Number(m[2]) : NaN;
-  if (!m || n < 1 || k < 1 || k > n || n > 1e6) throw new InputError(`--shard: '${v}' must be K/N with 1 <= K <= N (e.g. 2/8)`);
+  if (!m || n < 1 || k < 1 || k > n || n > 1e6) throw new InputError(`--shard: '${clip(v)}' must be K/N with 1 <= K <= N (e.g. 2/8)`);
   return { k, n };
 }
 

@@ -2,8 +2,8 @@
 // fault kind, and every failure with its seed, its shrunk schedule and the command that reproduces it.
 // Shards travel as JSON Lines: a header naming the campaign and the shard, then one result per seed.
 
-import { readFileSync } from 'node:fs';
-import { InputError, oneOf } from '../../protocol/check.ts';
+import { InputError, clip, oneOf } from '../../protocol/check.ts';
+import { INPUT_LIMITS, parseJsonText, readInputFile } from '../input-file.ts';
 import { ATC_RECOVERY } from '../../protocol/ops/smmu.ts';
 
 const checkAtcRecovery = oneOf(ATC_RECOVERY);
@@ -26,13 +26,16 @@ export interface CampaignSummary {
 
 export function summarize(p: CampaignParams, results: readonly ScheduleResult[], hostSeconds: number): CampaignSummary {
   const sorted = [...results].sort((a, b) => a.seed - b.seed);
-  const byFault: CampaignSummary['byFault'] = {};
+  // A Map, not an object: the kinds come from shard files too, and `byFault["__proto__"] ??= ...` on an
+  // object would reach Object.prototype.
+  const byFault = new Map<string, CampaignSummary['byFault'][string]>();
   const totals = { faultsInjected: 0, dmaUseAfterFree: 0, schedulesWithViolations: 0, lazyWindowAccesses: 0, lostCommands: 0, duplicatedCommands: 0, hangs: 0 };
   let boot = 0;
   let host = 0;
   for (const r of sorted) {
     for (const [k, n] of Object.entries(r.faultsByKind)) {
-      const b = (byFault[k] ??= { schedules: 0, fired: 0, withViolations: 0, failed: 0 });
+      let b = byFault.get(k);
+      if (!b) byFault.set(k, (b = { schedules: 0, fired: 0, withViolations: 0, failed: 0 }));
       b.schedules++;
       b.fired += n;
       if (r.dmaUseAfterFree) b.withViolations++;
@@ -58,7 +61,7 @@ export function summarize(p: CampaignParams, results: readonly ScheduleResult[],
     passed: sorted.length - failures.length,
     failed: failures.length,
     totals,
-    byFault: Object.fromEntries(Object.entries(byFault).sort(([a], [b]) => (a < b ? -1 : 1))),
+    byFault: Object.fromEntries([...byFault].sort(([a], [b]) => (a < b ? -1 : 1))),
     failures,
     timing: { hostSeconds: round(hostSeconds), schedulesPerSec: round(sorted.length / Math.max(hostSeconds, 1e-9)), bootMsAvg: round(boot / n), runMsAvg: round((host - boot) / n) },
   };
@@ -115,20 +118,12 @@ export function readShards(files: readonly string[]): { params: CampaignParams; 
   const seen = new Set<number>();
   const results: ScheduleResult[] = [];
   for (const file of files) {
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch (e) {
-      throw new InputError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-    }
+    const text = readInputFile(file, 'shard file', INPUT_LIMITS.shard);
     text.split('\n').forEach((line, i) => {
       if (line.trim() === '') return;
-      let o: { type?: string; shard?: string; seed?: number } & Record<string, unknown>;
-      try {
-        o = JSON.parse(line);
-      } catch {
-        throw new InputError(`${file}:${i + 1}: not a JSON line`);
-      }
+      const v = parseJsonText(line, `${file}:${i + 1}`);
+      if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new InputError(`${file}:${i + 1}: not a JSON object`);
+      const o = v as { type?: string; shard?: string; seed?: number } & Record<string, unknown>;
       if (o.type === 'campaign') {
         const p: CampaignParams = {
           count: Number(o.count),
@@ -138,18 +133,18 @@ export function readShards(files: readonly string[]): { params: CampaignParams; 
           atcRecovery: checkAtcRecovery(o.atcRecovery, `${file}:${i + 1}: atcRecovery`),
           faults: (o.faults as string[]) ?? [],
         };
-        if (params && JSON.stringify(params) !== JSON.stringify(p)) throw new InputError(`${file}:${i + 1}: a shard of another campaign (${JSON.stringify(p)} vs ${JSON.stringify(params)})`);
+        if (params && JSON.stringify(params) !== JSON.stringify(p)) throw new InputError(`${file}:${i + 1}: a shard of another campaign (${clip(JSON.stringify(p), 200)} vs ${clip(JSON.stringify(params), 200)})`);
         params = p;
         const [k, n] = String(o.shard).split('/').map(Number) as [number, number];
-        if (total && n !== total) throw new InputError(`${file}:${i + 1}: shard ${o.shard} of ${n}, the others are of ${total}`);
-        if (shards.has(k)) throw new InputError(`${file}:${i + 1}: shard ${o.shard} given twice`);
+        if (total && n !== total) throw new InputError(`${file}:${i + 1}: shard ${clip(String(o.shard))} of ${n}, the others are of ${total}`);
+        if (shards.has(k)) throw new InputError(`${file}:${i + 1}: shard ${clip(String(o.shard))} given twice`);
         shards.add(k);
         total = n;
       } else if (o.type === 'done') {
         hostSeconds += Number(o.hostSeconds) || 0;
       } else if (o.type === 'result') {
         if (!params) throw new InputError(`${file}:${i + 1}: a result before the campaign header line`);
-        if (seen.has(Number(o.seed))) throw new InputError(`${file}:${i + 1}: seed ${o.seed} appears twice (a shard given twice?)`);
+        if (seen.has(Number(o.seed))) throw new InputError(`${file}:${i + 1}: seed ${clip(String(o.seed))} appears twice (a shard given twice?)`);
         seen.add(Number(o.seed));
         const { type: _type, ...r } = o;
         results.push(r as unknown as ScheduleResult);

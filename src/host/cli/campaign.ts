@@ -1,6 +1,7 @@
 // `smmulab campaign [--count N] [--seed-start S] [--scenario NAME ...] [--shard K/N] [--json]` and
 // `smmulab campaign merge FILE... [--json]`: many seeded schedules in lockstep (src/host/campaign).
-// Progress goes to stderr; the summary (text, or JSON with --json) to stdout. With --shard the seeds
+// Progress goes to stderr when it is a terminal or with --progress (progress.ts), ending with a final
+// line; the summary (text, or JSON with --json) to stdout. With --shard the seeds
 // are one shard's, and stdout gets JSON Lines (a header, then one result per seed) for `merge`, unless
 // --out names the file for them. Exit 0 when every schedule held, 1 when one did not, 2 for bad input.
 
@@ -14,6 +15,8 @@ import { loadScenario } from '../scenario/catalogue.ts';
 import { SCHEDULE_FAULTS } from '../campaign/schedule.ts';
 import { ATC_RECOVERY, DEFAULT_ATC_RECOVERY } from '../../protocol/ops/smmu.ts';
 import { atcRecoveryOption } from './timeout-options.ts';
+import { clip } from '../../protocol/check.ts';
+import { PROGRESS_SPEC, Progress } from './progress.ts';
 
 const NAME = 'campaign';
 
@@ -28,15 +31,16 @@ const SPEC: Record<string, OptSpec> = {
   faults: { type: 'string', help: `comma-separated fault kinds generated schedules draw from (default all: ${SCHEDULE_FAULTS.join(',')})` },
   workers: { type: 'number', help: 'worker threads (default: one per core)' },
   json: { type: 'boolean', help: 'print the summary as one JSON object' },
+  progress: PROGRESS_SPEC,
   help: HELP_SPEC,
 };
-const MERGE_SPEC: Record<string, OptSpec> = { json: SPEC.json!, help: HELP_SPEC };
+const MERGE_SPEC: Record<string, OptSpec> = { json: SPEC.json!, progress: PROGRESS_SPEC, help: HELP_SPEC };
 
 /** --faults: known kinds only, each named once. */
 function faultsOption(v: unknown): string[] {
   if (v === undefined) return [];
   const kinds = String(v).split(',').map((k) => k.trim());
-  for (const k of kinds) if (!SCHEDULE_FAULTS.includes(k)) throw new UsageError(`${NAME}: --faults: '${k}' is not a fault schedules draw (known: ${SCHEDULE_FAULTS.join(', ')})`);
+  for (const k of kinds) if (!SCHEDULE_FAULTS.includes(k)) throw new UsageError(`${NAME}: --faults: '${clip(k)}' is not a fault schedules draw (known: ${SCHEDULE_FAULTS.join(', ')})`);
   if (new Set(kinds).size !== kinds.length) throw new UsageError(`${NAME}: --faults: a kind is named twice`);
   return kinds;
 }
@@ -54,7 +58,9 @@ async function merge(argv: string[]): Promise<number> {
     return 0;
   }
   const { params, results, hostSeconds } = readShards(p.positional);
-  await shrinkFailures(params, results, (l) => process.stderr.write(l + '\n'));
+  const progress = Progress.of(p);
+  await shrinkFailures(params, results, (l) => progress.line(l));
+  progress.done(`${NAME} merge: done, ${results.length} schedules`);
   return finish(summarize(params, results, hostSeconds), p.opts.json === true);
 }
 
@@ -68,7 +74,7 @@ export const command: CliCommand = {
       process.stdout.write(usage(NAME, '[options] | merge FILE... [--json]', SPEC) + '\n');
       return 0;
     }
-    if (p.positional.length) throw new UsageError(`${NAME}: unexpected argument '${p.positional[0]}' (did you mean campaign merge FILE...?)`);
+    if (p.positional.length) throw new UsageError(`${NAME}: unexpected argument '${clip(p.positional[0]!)}' (did you mean campaign merge FILE...?)`);
     const scenarios = p.lists.scenario ?? [];
     for (const s of scenarios) loadScenario(s);
     const params: CampaignParams = {
@@ -84,19 +90,18 @@ export const command: CliCommand = {
     const seeds = seedsOf(params, shard ?? undefined);
     const lines: string[] = [headerLine(params, shard)];
     const t0 = performance.now();
+    const progress = Progress.of(p);
     let done = 0;
-    let lastProgress = t0;
+    const line = () => `${NAME}: ${done}/${seeds.length} schedules, ${((done * 1000) / (performance.now() - t0)).toFixed(1)}/s`;
     const results = await runSeeds(params, seeds, workers, () => {
       done++;
-      const now = performance.now();
-      if (now - lastProgress > 1000 || done === seeds.length) {
-        lastProgress = now;
-        process.stderr.write(`campaign: ${done}/${seeds.length} schedules, ${((done * 1000) / (now - t0)).toFixed(1)}/s\n`);
-      }
+      if (done === seeds.length) progress.line(line());
+      else progress.tick(line);
     });
     // A shard leaves shrinking to the merge, which sees the whole campaign's failures in seed order.
-    if (!shard) await shrinkFailures(params, results, (l) => process.stderr.write(l + '\n'));
+    if (!shard) await shrinkFailures(params, results, (l) => progress.line(l));
     const hostSeconds = (performance.now() - t0) / 1000;
+    progress.done(`${NAME}: done, ${results.length} schedules (${results.filter((r) => !r.ok).length} failed) in ${hostSeconds.toFixed(1)} s`);
     for (const r of results) lines.push(resultLine(r));
     lines.push(doneLine(hostSeconds));
     const jsonl = lines.join('\n') + '\n';

@@ -1,6 +1,7 @@
 // `smmulab compare [--policies LIST] [--scenario NAME ...] [--count N] [--seed-start S] [--json]`: the
 // ATC invalidation timeout recovery designs side by side on the same scenarios and campaign seeds
-// (src/host/campaign/compare.ts). Progress on stderr, tables (or JSON) on stdout; exit 0, 2 for bad input.
+// (src/host/campaign/compare.ts). Progress on stderr when it is a terminal or with --progress
+// (progress.ts), ending with a final line; tables (or JSON) on stdout; exit 0, 2 for bad input.
 
 import { availableParallelism } from 'node:os';
 import { HELP_SPEC, intOpt, noArguments, parseArgs, usage, UsageError, type OptSpec } from './args.ts';
@@ -9,6 +10,7 @@ import { ATC_SCENARIOS, compare, textComparison } from '../campaign/compare.ts';
 import { loadScenario } from '../scenario/catalogue.ts';
 import { ATC_RECOVERY, type AtcRecovery } from '../../protocol/ops/smmu.ts';
 import { atcRecoveryOption } from './timeout-options.ts';
+import { PROGRESS_SPEC, Progress } from './progress.ts';
 
 const NAME = 'compare';
 
@@ -19,6 +21,7 @@ const SPEC: Record<string, OptSpec> = {
   'seed-start': { type: 'number', help: 'first campaign seed', default: 1 },
   workers: { type: 'number', help: 'worker threads for the campaign (default: one per core)' },
   json: { type: 'boolean', help: 'print the comparison as one JSON object' },
+  progress: PROGRESS_SPEC,
   help: HELP_SPEC,
 };
 
@@ -39,7 +42,10 @@ export const command: CliCommand = {
     const count = intOpt(p, 'count', 0, 1e6, NAME);
     const seedStart = intOpt(p, 'seed-start', 0, 0xffff_ffff, NAME);
     const workers = p.opts.workers === undefined ? Math.max(1, availableParallelism()) : intOpt(p, 'workers', 0, 64, NAME);
-    const c = await compare(policies, scenarios, count, seedStart, workers, (l) => process.stderr.write(l + '\n'));
+    const progress = Progress.of(p);
+    const t0 = performance.now();
+    const c = await compare(policies, scenarios, count, seedStart, workers, (l) => progress.line(l));
+    progress.done(`${NAME}: done, ${policies.length} policies on ${scenarios.length} scenarios and ${count} seeds in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     process.stdout.write(p.opts.json ? JSON.stringify(c) + '\n' : textComparison(c));
     return 0;
   },

@@ -1,14 +1,15 @@
 // What the PCIe commands (lspci, dump-config, reset) share: their common options, booting the machine
 // with the topology, probing the SMMU and enumerating PCI on CPU 0, and naming classes as lspci does.
 
-import { UsageError, positiveNumber, type OptSpec, type Parsed } from './args.ts';
-import { FEATURES_SPEC, TIME_SCALE_SPEC, TRACE_SPEC, featuresFromOption, traceFromOption, withProbedSystem } from './boot.ts';
+import { UsageError, type OptSpec, type Parsed } from './args.ts';
+import { FEATURES_SPEC, TRACE_SPEC, featuresFromOption, traceFromOption, withProbedSystem } from './boot.ts';
 import { TOPOLOGY_SPEC, topologyFromOption } from './topology-option.ts';
-import { atcTimeoutOption, pollTimeoutOption, timeoutNs } from './timeout-options.ts';
+import { TIME_SCALE_SPEC, atcTimeoutOption, pollTimeoutOption, timeoutNs } from './timeout-options.ts';
 import type { System } from '../system.ts';
-import { formatLog } from '../../protocol/log.ts';
+import { DMESG_SPEC, printDmesg } from './dmesg.ts';
 import { parseBdf, formatBdf, ridOf } from '../../arch/pcie/bdf.ts';
 import type { PciDeviceInfo } from '../../protocol/ops/pci.ts';
+import { clip } from '../../protocol/check.ts';
 
 export const PCIE_COMMON: Record<string, OptSpec> = {
   topology: TOPOLOGY_SPEC,
@@ -17,14 +18,14 @@ export const PCIE_COMMON: Record<string, OptSpec> = {
   trace: TRACE_SPEC,
   'atc-timeout-ms': atcTimeoutOption.spec,
   'poll-timeout-ms': pollTimeoutOption.spec,
-  dmesg: { type: 'boolean', help: 'print the kernel log on stderr' },
+  dmesg: DMESG_SPEC,
 };
 
 /** A "BB:DD.F" argument, normalised (lower case), or a UsageError. */
 export function bdfArg(command: string, p: Parsed): string {
   if (p.positional.length !== 1) throw new UsageError(`${command}: needs exactly one BB:DD.F argument (got ${p.positional.length})`);
   const b = parseBdf(p.positional[0]!);
-  if (!b) throw new UsageError(`${command}: '${p.positional[0]}' is not a BB:DD.F address`);
+  if (!b) throw new UsageError(`${command}: '${clip(p.positional[0]!)}' is not a BB:DD.F address`);
   return formatBdf(ridOf(b));
 }
 
@@ -42,9 +43,10 @@ export interface PcieSession {
 export async function withPcieSession(command: string, p: Parsed, body: (s: PcieSession) => Promise<number>): Promise<number> {
   const topology = topologyFromOption(command, p.opts.topology);
   const { features } = featuresFromOption(command, p.opts.features);
-  const timeScale = positiveNumber(command, 'time-scale', p.opts['time-scale']) ?? 1;
-  const atcTimeoutNs = timeoutNs(command, 'atc-timeout-ms', p.opts['atc-timeout-ms']);
-  const pollTimeoutNs = timeoutNs(command, 'poll-timeout-ms', p.opts['poll-timeout-ms']);
+  // The three are bounded by their specs (src/host/cli/timeout-options.ts), checked when parsed.
+  const timeScale = Number(p.opts['time-scale'] ?? 1);
+  const atcTimeoutNs = timeoutNs(p.opts['atc-timeout-ms']);
+  const pollTimeoutNs = timeoutNs(p.opts['poll-timeout-ms']);
   const trace = traceFromOption(command, p.opts.trace);
   const boot = { cpus: 1, features, timeScale, ...(topology ? { topology } : {}), ...(atcTimeoutNs !== undefined ? { atcTimeoutNs } : {}), ...(trace ? { trace } : {}) };
   return withProbedSystem(command, boot, pollTimeoutNs !== undefined ? { pollTimeoutNs } : {}, async (sys) => {
@@ -60,7 +62,7 @@ export async function withPcieSession(command: string, p: Parsed, body: (s: Pcie
         },
       });
     } finally {
-      if (p.opts.dmesg) for (const e of await sys.dmesg()) process.stderr.write(formatLog(e) + '\n');
+      if (p.opts.dmesg) printDmesg(await sys.dmesg());
     }
   });
 }

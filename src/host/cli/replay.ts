@@ -10,10 +10,12 @@
 //   - blank (whitespace-only) lines are skipped but still counted for line numbers; CRLF is accepted;
 //   - an empty file is valid and replays nothing.
 //
-// Run: two CPUs, the SMMU's GERROR interrupt on CPU 1, so that while CPU 0 waits for the final CMD_SYNC
-// CPU 1's handler fixes each illegal command (skip_err overwrites it with a CMD_SYNC) and the queue
-// goes on. CPU 0 issues the commands in order, in batches of 64 without syncs, then one CMD_SYNC of its
-// own (drivers/workloads/replay.ts), and learns the queue slot of every command.
+// Run: two CPUs, the SMMU's GERROR interrupt on CPU 1, so that while CPU 0 waits CPU 1's handler fixes
+// each illegal command (skip_err overwrites it with a CMD_SYNC) and the queue goes on. CPU 0 issues the
+// commands in order, in batches of 64 without syncs, waits until the SMMU has consumed them (for as
+// long as CMDQ_CONS keeps moving: thousands of illegal commands take as long as the host needs to run
+// CPU 1's handler that often), then issues one CMD_SYNC of its own (drivers/workloads/replay.ts), and
+// learns the queue slot of every command.
 //
 // Output: executedByOpcode counts only the file's commands: the hardware's counts during the replay,
 // less the driver's final CMD_SYNC and less the CMD_SYNC skip_err writes over each illegal command
@@ -21,17 +23,21 @@
 // lines through the slots. syncs = the file's CMD_SYNCs that completed. finalCons = the CMDQ_CONS
 // register (with its ERR field) at the end.
 // Exit: 0 when the replay completed (architected command errors are results), 2 for bad input,
-// 1 when something failed inside (e.g. the final CMD_SYNC timed out).
+// 1 when something failed inside (the SMMU stopped consuming, or the final CMD_SYNC timed out): one
+// line on stderr, with the kernel log after it under --dmesg.
 
-import { readFileSync } from 'node:fs';
 import { parseCommandArgs, UsageError, type OptSpec } from './args.ts';
 import { FEATURES_SPEC, TRACE_SPEC, featuresFromOption, traceFromOption, withProbedSystem } from './boot.ts';
 import { TOPOLOGY_SPEC, topologyFromOption } from './topology-option.ts';
 import { cerrorsByName, executedByOpcode } from '../stats.ts';
 import { CERROR, CERROR_NAMES, OFF } from '../../arch/smmu/regs.ts';
-import { formatLog } from '../../protocol/log.ts';
+import type { LogEntry } from '../../protocol/log.ts';
+import { E, errName } from '../../protocol/errno.ts';
+import { DMESG_SPEC, printDmesg, reportLog } from './dmesg.ts';
 import { hex } from '../../arch/bits.ts';
 import type { CliCommand } from './command.ts';
+import { INPUT_LIMITS, parseJsonText, readInputFile } from '../input-file.ts';
+import { InputError, clip } from '../../protocol/check.ts';
 
 const NAME = 'replay';
 const SUBMIT_CPU = 0;
@@ -43,6 +49,7 @@ const SPEC: Record<string, OptSpec> = {
   features: FEATURES_SPEC,
   trace: TRACE_SPEC,
   json: { type: 'boolean', help: 'print one JSON object on stdout instead of the text report' },
+  dmesg: DMESG_SPEC,
   topology: TOPOLOGY_SPEC,
 };
 
@@ -70,9 +77,11 @@ export function parseReplay(text: string, file: string): ParsedReplay {
     if (s === '') return;
     let obj: unknown;
     try {
-      obj = JSON.parse(s);
+      obj = parseJsonText(s, `${file}:${line}`);
     } catch (e) {
-      return bad(`not valid JSON (${(e as Error).message})`);
+      if (!(e instanceof InputError)) throw e;
+      problems.push(e.message);
+      return;
     }
     if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) return bad('expected a JSON object with "w0" and "w1"');
     const o = obj as Record<string, unknown>;
@@ -82,7 +91,7 @@ export function parseReplay(text: string, file: string): ParsedReplay {
       if (v === undefined) return bad(`missing "${k}"`);
       if (typeof v !== 'string') return bad(`"${k}" must be a hex string such as "0x46" (got ${v === null ? 'null' : typeof v})`);
       const m = HEX64.exec(v);
-      if (!m) return bad(`"${k}" is '${v}', not a 64-bit hex number (1 to 16 hex digits, optional 0x prefix)`);
+      if (!m) return bad(`"${k}" is '${clip(v)}', not a 64-bit hex number (1 to 16 hex digits, optional 0x prefix)`);
       parsed.push(BigInt('0x' + m[1]!));
     }
     for (const w of parsed) words.push(Number(w & 0xffffffffn), Number(w >> 32n));
@@ -103,6 +112,8 @@ export interface ReplayReport {
   errors: { line: number | null; cons: number; code: number; name: string }[];
   finalCons: number;
   syncs: number;
+  /** With --dmesg: the whole kernel log (probe, command errors and their handling). */
+  dmesg?: LogEntry[];
 }
 
 export const command: CliCommand = {
@@ -114,41 +125,44 @@ export const command: CliCommand = {
     if (p.positional.length !== 1) throw new UsageError(`${NAME}: expected exactly one FILE (got ${p.positional.length}); see smmulab replay --help`);
     const file = p.positional[0]!;
     const feat = featuresFromOption(NAME, p.opts.features);
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch (e) {
-      throw new UsageError(`${file}: cannot read: ${(e as Error).message}`);
-    }
-    const input = parseReplay(text, file);
+    const input = parseReplay(readInputFile(file, 'replay file', INPUT_LIMITS.replay), file);
     const n = input.lines.length;
     const topology = topologyFromOption(NAME, p.opts.topology);
 
     const trace = traceFromOption(NAME, p.opts.trace);
     return withProbedSystem(NAME, { cpus: 2, features: feat.features, ...(topology ? { topology } : {}), ...(trace ? { trace } : {}) }, { irqCpu: IRQ_CPU }, async (sys) => {
-      await sys.dmesg(); // the probe's log is not part of the report
-      const errCount = async () => (await sys.cpu(IRQ_CPU).op('driverStats')).cmdqErrors;
-      const errorsBefore = (await errCount()).length;
+      const probeLog = await sys.dmesg(); // the probe's log is not part of the report (only of --dmesg)
+      // CPU 1's GERROR handler handles the command errors, but a CPU whose CMD_SYNC poll timed out
+      // handles a pending one itself: count every CPU's.
+      const cpuErrors = () => Promise.all(sys.cpus.map(async (c) => (await c.op('driverStats')).cmdqErrors));
+      const errorsBefore = (await cpuErrors()).map((l) => l.length);
       const before = sys.stats();
       // Each illegal command costs an interrupt round trip; allow for large files.
       const res = await sys.cpu(SUBMIT_CPU).op('replay', { words: input.words }, 60_000 + n * 5);
       const after = sys.stats();
-      const handled = (await errCount()).slice(errorsBefore);
+      const handled = (await cpuErrors()).map((l, cpu) => l.slice(errorsBefore[cpu]));
       if (res.ret !== 0) {
-        const log = (await sys.dmesg()).map(formatLog);
-        process.stderr.write(`${NAME}: the driver's final CMD_SYNC did not complete (${res.ret}); the replay is incomplete\n${log.join('\n')}\n`);
+        const reg = (off: number) => hex(Atomics.load(sys.views.smmu, off >>> 2) >>> 0);
+        const why = res.ret === -E.ETIMEDOUT ? 'the SMMU stopped consuming the commands' : `the driver's final CMD_SYNC failed (${errName(res.ret)})`;
+        process.stderr.write(`${NAME}: ${why} (CMDQ_CONS ${reg(OFF.CMDQ_CONS)}, CMDQ_PROD ${reg(OFF.CMDQ_PROD)}); the replay is incomplete${p.opts.dmesg === true ? '' : ' (--dmesg prints the kernel log)'}\n`);
+        if (p.opts.dmesg === true) printDmesg(reportLog([...probeLog, ...(await sys.dmesg())]));
         return 1;
       }
       // Map each handled error's CONS to the file line: the queue is consumed in order, so search the
-      // slots forward from the previous error (slot values repeat once the queue wraps).
-      let from = 0;
-      const errors = handled.map((e) => {
-        let i = from;
-        while (i < n && res.slots[i] !== e.cons) i++;
-        const line = i < n ? input.lines[i]! : null;
-        if (i < n) from = i;
-        return { line, cons: e.cons, code: e.code, name: CERROR_NAMES[e.code] ?? `CERROR_${e.code}` };
-      });
+      // slots forward from the CPU's previous error (slot values repeat once the queue wraps); then put
+      // both CPUs' errors in file order.
+      const errors = handled
+        .flatMap((list) => {
+          let from = 0;
+          return list.map((e) => {
+            let i = from;
+            while (i < n && res.slots[i] !== e.cons) i++;
+            if (i < n) from = i;
+            return { at: i, line: i < n ? input.lines[i]! : null, cons: e.cons, code: e.code, name: CERROR_NAMES[e.code] ?? `CERROR_${e.code}` };
+          });
+        })
+        .sort((a, b) => a.at - b.at)
+        .map(({ at: _, ...e }) => e);
       const executed = executedByOpcode(before, after);
       // The hardware also executed the driver's final CMD_SYNC and one skip_err CMD_SYNC per illegal command.
       const added = 1 + errors.filter((e) => e.code === CERROR.ILL).length;
@@ -168,6 +182,10 @@ export const command: CliCommand = {
         finalCons: Atomics.load(sys.views.smmu, OFF.CMDQ_CONS >>> 2) >>> 0,
         syncs: fileSyncs,
       };
+      if (p.opts.dmesg === true) {
+        report.dmesg = reportLog([...probeLog, ...(await sys.dmesg())]);
+        printDmesg(report.dmesg);
+      }
       process.stdout.write(p.opts.json === true ? JSON.stringify(report) + '\n' : textReport(report));
       return 0;
     });

@@ -8,19 +8,26 @@
 // the TLBI rate).
 
 import { HELP_SPEC, parseArgs, intOpt, noArguments, optionLines, positiveNumber, usage, UsageError, type OptSpec } from './args.ts';
-import { FEATURES_SPEC, TIME_SCALE_SPEC, TRACE_SPEC, featuresFromOption, traceFromOption, withProbedSystem } from './boot.ts';
+import { FEATURES_SPEC, TRACE_SPEC, featuresFromOption, withProbedSystem } from './boot.ts';
+import { TRACE_OUT_SPEC, tracePlan, writeTraceOut } from './trace-options.ts';
+import { formatHistograms, histogramBuckets, histogramsSince, latencyHistograms } from '../histogram.ts';
+import { MAX_TIMER_MS, SECONDS_MAX, TIME_SCALE_SPEC, runCallTimeoutMs } from './timeout-options.ts';
 import { loadRunOptions, loadWorkloads } from './workloads.ts';
 import { sumCounts, type RunSetup, type Workload, type WorkloadReport } from './workload-api.ts';
 import { cerrorsByName, executedByOpcode, type StatsSnapshot } from '../stats.ts';
 import { archMinorRev } from '../../arch/smmu/implementation.ts';
-import { formatLog } from '../../protocol/log.ts';
+import { formatLog, type LogEntry } from '../../protocol/log.ts';
+import { DMESG_SPEC, printDmesg, reportLog } from './dmesg.ts';
+import { PROGRESS_SPEC, Progress } from './progress.ts';
 import { MAX_CPUS } from '../../machine/layout.ts';
 import type { CliCommand } from './command.ts';
 import type { DriverStats } from '../../protocol/ops/smmu.ts';
 import type { UafRecord } from '../../protocol/ops/hw.ts';
 import { parseInjectOption } from '../scenario/catalogue.ts';
+import { clip } from '../../protocol/check.ts';
 import { formatViolation } from '../scenario/report.ts';
 import { runScenarioCommand } from './run-scenario.ts';
+import { lockstepStats } from '../lockstep-n.ts';
 
 const NAME = 'run';
 
@@ -29,6 +36,8 @@ const COMMON: Record<string, OptSpec> = {
   features: FEATURES_SPEC,
   'time-scale': TIME_SCALE_SPEC,
   trace: TRACE_SPEC,
+  'trace-out': TRACE_OUT_SPEC,
+  histogram: { type: 'boolean', help: 'print bpftrace-style histograms of CMD_SYNC wait and ATC invalidation latency over the workload' },
   mem: { type: 'number', help: 'DMA-able memory in MiB', default: 64 },
   'irq-cpu': { type: 'number', help: 'CPU that takes the GERROR and event queue interrupts', default: 0 },
   'no-msipoll': { type: 'boolean', help: 'complete CMD_SYNC by polling CONS even with MSIs (Linux disable_msipolling)' },
@@ -36,6 +45,8 @@ const COMMON: Record<string, OptSpec> = {
   seconds: { type: 'number', help: 'platform seconds the workload runs', default: 3 },
   workload: { type: 'string', help: 'what the CPUs run (see below)', default: 'tlbi' },
   json: { type: 'boolean', help: 'print one JSON object on stdout instead of the text report' },
+  dmesg: DMESG_SPEC,
+  progress: PROGRESS_SPEC,
   inject: { type: 'string', repeatable: true, help: 'a fault injected after probe (JSON, or a file with a fault or a list; see smmulab faults)' },
   scenario: { type: 'string', help: 'run a scenario in lockstep instead (see smmulab run --scenario X --help)' },
   help: HELP_SPEC,
@@ -49,7 +60,10 @@ export interface RunReport {
   cpus: number;
   batch: number;
   timeScale: number;
-  probeLog: string[];
+  /** The probe's kernel log (text report: dmesg lines). */
+  probeLog: LogEntry[];
+  /** With --dmesg: the whole kernel log, boot to the end of the workload. */
+  dmesg?: LogEntry[];
   executedByOpcode: Record<string, number>;
   issuedByOpcode: Record<string, number>;
   check: 'OK' | 'MISMATCH';
@@ -94,7 +108,9 @@ export const command: CliCommand = {
   name: NAME,
   summary: 'boot, probe, run a workload on every CPU and report what the SMMU executed',
   async run(argv) {
-    if (argv.some((a) => a === '--scenario' || a.startsWith('--scenario='))) return runScenarioCommand(argv);
+    // Only before `--`: after it, `--scenario` is an argument, not the option.
+    const optionArgs = argv.includes('--') ? argv.slice(0, argv.indexOf('--')) : argv;
+    if (optionArgs.some((a) => a === '--scenario' || a.startsWith('--scenario='))) return runScenarioCommand(argv);
     const workloads = await loadWorkloads();
     const runOptions = await loadRunOptions();
     const base: Record<string, OptSpec> = { ...COMMON };
@@ -110,7 +126,7 @@ export const command: CliCommand = {
     }
     const wname = String(first.opts.workload);
     const workload = workloads.get(wname);
-    if (!workload) throw new UsageError(`${NAME}: --workload '${wname}' is unknown (known: ${[...workloads.keys()].join(', ')})`);
+    if (!workload) throw new UsageError(`${NAME}: --workload '${clip(wname)}' is unknown (known: ${[...workloads.keys()].join(', ')})`);
     const p = parseArgs(argv, { ...base, ...(workload.options ?? {}) }, NAME);
     noArguments(p, NAME);
 
@@ -118,13 +134,14 @@ export const command: CliCommand = {
     const irqCpu = intOpt(p, 'irq-cpu', 0, cpus - 1, NAME);
     const batch = intOpt(p, 'batch', 1, 1 << 16, NAME);
     const memMiB = intOpt(p, 'mem', 1, 1024, NAME);
-    // Both have defaults, so they are never undefined.
-    const seconds = positiveNumber(NAME, 'seconds', p.opts.seconds, { max: 24 * 3600 })!;
-    const timeScale = positiveNumber(NAME, 'time-scale', p.opts['time-scale'], { max: 1e6 })!;
-    const trace = traceFromOption(NAME, p.opts.trace);
+    // A default, so never undefined; --time-scale's bounds are its spec's, checked when parsed.
+    const seconds = positiveNumber(NAME, 'seconds', p.opts.seconds, { max: SECONDS_MAX })!;
+    const timeScale = Number(p.opts['time-scale']);
+    const histogram = p.opts.histogram === true;
+    const tracing = tracePlan(NAME, { trace: p.opts.trace, traceOut: p.opts['trace-out'], histogram });
     const feat = featuresFromOption(NAME, p.opts.features);
     const setup: RunSetup = {
-      boot: { cpus, features: feat.features, timeScale, memBytes: memMiB << 20, ...(trace ? { trace } : {}) },
+      boot: { cpus, features: feat.features, timeScale, memBytes: memMiB << 20, ...(tracing.options ? { trace: tracing.options } : {}) },
       probe: { irqCpu, disableMsiPolling: p.opts['no-msipoll'] === true },
     };
     for (const [k, o] of runOptions) o.apply(p.opts[k], setup);
@@ -132,28 +149,36 @@ export const command: CliCommand = {
 
     const json = p.opts.json === true;
     const faults = (p.lists.inject ?? []).flatMap((v, i) => parseInjectOption(v, i));
-    return withProbedSystem(NAME, setup.boot, setup.probe, async (sys) => {
+    const code = await withProbedSystem(NAME, setup.boot, setup.probe, async (sys) => {
       let progress: NodeJS.Timeout | undefined;
       try {
-        const probeLog = (await sys.dmesg()).map(formatLog);
+        const probeLog = reportLog(await sys.dmesg());
         const hw0 = await sys.hw.op('report');
         for (const f of faults) await sys.inject(f);
         const driverStats = () => Promise.all(sys.cpus.map((c) => c.op('driverStats')));
         const before = sys.stats();
+        const hist0 = histogram ? latencyHistograms(sys.views.stats) : null;
         const dBefore = await driverStats();
         const hostMs = (seconds * 1000) / timeScale;
         const t0 = sys.clock.now();
         const h0 = performance.now();
-        // Progress on stderr about once a second, for runs that last longer than that.
-        if (hostMs > 1000) {
-          progress = setInterval(() => {
-            const done = totalOf(executedByOpcode(before, sys.stats()));
-            process.stderr.write(`${NAME}: ${((sys.clock.now() - t0) / 1e9).toFixed(1)} s of ${seconds} s, ${done} commands executed\n`);
-          }, 1000);
+        // Progress about once a second, for runs that last longer than that (on a terminal, or with
+        // --progress), and a final line when the workload is over.
+        const lines = Progress.of(p);
+        const long = lines.enabled && hostMs > 1000;
+        const progressLine = (what: string) => `${NAME}: ${what}${((sys.clock.now() - t0) / 1e9).toFixed(1)} s of ${seconds} s, ${totalOf(executedByOpcode(before, sys.stats()))} commands executed`;
+        if (long) {
+          progress = setInterval(() => lines.line(progressLine('')), 1000);
           progress.unref();
         }
-        const rep: WorkloadReport = await workload.run({ sys, opts: p.opts, durationNs: seconds * 1e9, batch, callTimeoutMs: hostMs + 30_000 });
+        // A workload starts no round after its duration, but the last one lasts as long as its waits (a
+        // stopped queue: a poll timeout per CMD_SYNC): the call's limit covers them too (rpc-limit.ts).
+        const callTimeoutMs = Math.min(MAX_TIMER_MS, runCallTimeoutMs(seconds, timeScale) + (sys.cpu(0).limitMs?.('workload') ?? 0));
+        const rep: WorkloadReport = await workload.run({ sys, opts: p.opts, durationNs: seconds * 1e9, batch, callTimeoutMs });
+        const lockstep = lockstepStats(sys); // --lockstep: grants, switches, platform time, MMIO write hash
+        if (lockstep) rep.extra = { ...rep.extra, lockstep };
         clearInterval(progress);
+        if (long) lines.done(progressLine('done, '));
         const elapsedS = (sys.clock.now() - t0) / 1e9;
         const hostSeconds = (performance.now() - h0) / 1000;
         const after: StatsSnapshot = sys.stats();
@@ -198,7 +223,13 @@ export const command: CliCommand = {
           faultsFired: hw1.faultsFired,
           ...(rep.extra ?? {}),
         };
-        process.stdout.write(json ? JSON.stringify(report) + '\n' : textReport(report, rep.extra ?? {}));
+        if (p.opts.dmesg === true) {
+          report.dmesg = [...probeLog, ...reportLog(await sys.dmesg())];
+          printDmesg(report.dmesg);
+        }
+        const hists = hist0 ? histogramsSince(hist0, latencyHistograms(sys.views.stats)) : null;
+        if (hists) report.histograms = { cmdSyncWaitNs: histogramBuckets(hists.cmdSyncWaitNs), atcInvLatencyNs: histogramBuckets(hists.atcInvLatencyNs) };
+        process.stdout.write(json ? JSON.stringify(report) + '\n' : textReport(report, rep.extra ?? {}) + (hists ? `\n${formatHistograms(hists)}` : ''));
         if (mismatches.length) {
           process.stderr.write(`${NAME}: MISMATCH between what the CPUs issued and what the hardware executed\n`);
           return 1;
@@ -207,7 +238,10 @@ export const command: CliCommand = {
       } finally {
         if (progress) clearInterval(progress);
       }
-    });
+    }, tracing.sink);
+    // (Written after the system stopped: the last records are drained at shutdown.)
+    const traced = writeTraceOut(NAME, tracing, 'run');
+    return code !== 0 ? code : traced;
   },
 };
 
@@ -217,7 +251,7 @@ function textReport(r: RunReport, extra: Record<string, unknown>): string {
   out.push(`smmulab run: workload ${r.workload}, ${r.cpus} CPU(s), batch ${r.batch}, features ${r.profile} (${r.archVersion}), time scale ${r.timeScale}`);
   out.push(`DMA use-after-free: ${r.dmaUseAfterFree ? `${r.dmaUseAfterFree} access(es)` : 'none'}; lazy-window accesses: ${r.lazyWindowAccesses}`);
   for (const v of r.violations) out.push(`  ${formatViolation(v)}`);
-  out.push('', 'probe log:', ...r.probeLog.map((l) => `  ${l}`));
+  out.push('', 'probe log:', ...r.probeLog.map((l) => `  ${formatLog(l)}`));
   out.push('', `commands executed by the SMMU during the workload (${r.seconds} s platform time, ${r.hostSeconds} s host time):`);
   const names = Object.keys(r.executedByOpcode).sort();
   for (const k of names) out.push(`  ${k.padEnd(18)}${n(r.executedByOpcode[k]!).padStart(14)}`);

@@ -67,3 +67,5 @@ registerRunOption('topology', async () => (await import('./topology-option.ts'))
 registerRunOption('atc-timeout-ms', async () => (await import('./timeout-options.ts')).atcTimeoutOption);
 registerRunOption('poll-timeout-ms', async () => (await import('./timeout-options.ts')).pollTimeoutOption);
 registerRunOption('atc-recovery', async () => (await import('./timeout-options.ts')).atcRecoveryRunOption);
+registerRunOption('lockstep', async () => (await import('./lockstep-option.ts')).lockstepOption);
+registerRunOption('seed', async () => (await import('./lockstep-option.ts')).seedOption);

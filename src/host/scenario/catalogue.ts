@@ -2,12 +2,13 @@
 // any file a user names. A file is read, parsed and checked here; every error is an InputError that
 // names the file and the field (`my.json: faults[2].trigger.count: ...`).
 
-import { readFileSync, readdirSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { basename, dirname, join, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { InputError } from '../../protocol/check.ts';
+import { InputError, clip } from '../../protocol/check.ts';
 import { checkFault, type Fault } from '../../protocol/faults.ts';
 import { checkScenario, type Scenario } from '../../protocol/scenario.ts';
+import { INPUT_LIMITS, parseJsonText, readJsonFile } from '../input-file.ts';
 
 /** Where the built-in scenarios live: data files of the package (examples/scenarios), not code. */
 export const BUILTIN_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'examples', 'scenarios') + sep;
@@ -18,21 +19,6 @@ export interface LoadedScenario {
   /** The file it came from, and the directory its relative paths start from. */
   file: string;
   baseDir: string;
-}
-
-/** Reads a JSON file; errors name the file. */
-export function readJsonFile(file: string): unknown {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new InputError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new InputError(`${file}: not valid JSON (${(e as Error).message})`);
-  }
 }
 
 /** Checks parsed JSON as a scenario; errors name `where` and the field path. */
@@ -57,26 +43,19 @@ export function builtinNames(): string[] {
 export function loadScenario(nameOrFile: string): LoadedScenario {
   const isFile = nameOrFile.includes('/') || nameOrFile.endsWith('.json');
   if (!isFile && !builtinNames().includes(nameOrFile)) {
-    throw new InputError(`--scenario: '${nameOrFile}' is neither a built-in scenario (see smmulab scenarios) nor a .json file`);
+    throw new InputError(`--scenario: '${clip(nameOrFile)}' is neither a built-in scenario (see smmulab scenarios) nor a .json file`);
   }
   const file = isFile ? nameOrFile : `${BUILTIN_DIR}${nameOrFile}.json`;
-  const scenario = parseScenario(readJsonFile(file), isFile ? file : nameOrFile);
+  const scenario = parseScenario(readJsonFile(file, 'scenario file', INPUT_LIMITS.scenario), isFile ? file : nameOrFile);
   return { scenario, name: scenario.name ?? basename(file, '.json'), file, baseDir: dirname(file) };
 }
 
 /** A fault from `--inject`: inline JSON (starting with '{') or a file holding one fault or an array of them. */
 export function parseInjectOption(value: string, index: number): Fault[] {
-  const where = `--inject #${index + 1}`;
-  let json: unknown;
-  if (value.trimStart().startsWith('{') || value.trimStart().startsWith('[')) {
-    try {
-      json = JSON.parse(value);
-    } catch (e) {
-      throw new InputError(`${where}: not valid JSON (${(e as Error).message})`);
-    }
-  } else {
-    json = readJsonFile(value);
-  }
+  const inline = value.trimStart().startsWith('{') || value.trimStart().startsWith('[');
+  // Errors in a file name the file, as the topology file's do (`f.json[1].bdf: ...`).
+  const where = inline ? `--inject #${index + 1}` : value;
+  const json = inline ? parseJsonText(value, where) : readJsonFile(value, 'fault file', INPUT_LIMITS.faults);
   const list = Array.isArray(json) ? json : [json];
   return list.map((f, i) => checkFault(f, Array.isArray(json) ? `${where}[${i}]` : where));
 }

@@ -13,6 +13,7 @@ import { dirname, resolve } from 'node:path';
 import { createLockstep, Hang, type LockstepSystem } from '../lockstep.ts';
 import { loadTopologyFile } from '../topology-file.ts';
 import { executedByOpcode, cerrorsByName } from '../stats.ts';
+import { sumCounts } from '../cli/workload-api.ts';
 import { InputError } from '../../protocol/check.ts';
 import { parseTopology, defaultTopology, iommuMap, TopologyError, type Topology } from '../../protocol/topology.ts';
 import { DEFAULT_FEATURES, parseFeatures, type SmmuFeatures } from '../../arch/smmu/features.ts';
@@ -25,6 +26,8 @@ import { errName } from '../../protocol/errno.ts';
 import type { DeviceReport, Scenario, ScenarioReport, Step } from '../../protocol/scenario.ts';
 import type { HwReport } from '../../protocol/ops/hw.ts';
 import { DEFAULT_ATC_RECOVERY, type AtcRecovery, type DriverStats } from '../../protocol/ops/smmu.ts';
+import type { TraceOptions } from '../trace.ts';
+import type { RawTraceRecord } from '../../machine/trace-ring.ts';
 
 /** Default platform time the whole workload may take before the watchdog calls it a hang. */
 const WATCHDOG_MS = 600_000;
@@ -40,6 +43,9 @@ export interface ScenarioRunOptions {
   atcRecovery?: AtcRecovery;
   /** Directory a topology file path is relative to (the scenario file's). */
   baseDir?: string;
+  /** Trace points to record, handed to onTrace as the run goes (all of them by the time it returns). */
+  trace?: TraceOptions;
+  onTrace?: (records: RawTraceRecord[], lost: number) => void;
 }
 
 function topologyOf(s: Scenario, baseDir: string): Topology {
@@ -142,6 +148,7 @@ export async function runScenario(s: Scenario, name: string, o: ScenarioRunOptio
     seed,
     ackLatencyNs: 5_000,
     ...(s.smmu?.atcTimeoutUs !== undefined ? { atcTimeoutNs: s.smmu.atcTimeoutUs * NS_PER_US } : {}),
+    ...(o.trace && o.onTrace ? { trace: o.trace, onTrace: (r: RawTraceRecord[]) => o.onTrace!(r, ls.traceLost()) } : {}),
   });
   const cpu = ls.cpu(0);
   const atcRecovery = o.atcRecovery ?? s.driver?.atcRecovery ?? DEFAULT_ATC_RECOVERY;
@@ -185,6 +192,7 @@ export async function runScenario(s: Scenario, name: string, o: ScenarioRunOptio
   const hits1 = FAIL_POINTS.map((p) => failPoints.hits(p));
   const tree = await cpu.op('pciTree');
   const log = (await cpu.op('dmesg')).map(formatLog);
+  o.onTrace?.(ls.trace(), ls.traceLost());
   ls.dispose();
 
   // Invariant: every command executed once, or reported.
@@ -193,7 +201,9 @@ export async function runScenario(s: Scenario, name: string, o: ScenarioRunOptio
   const acct = commandAccounting(
     diff(d1.issuedByOpcode, d0.issuedByOpcode),
     executedByOpcode(stats0, stats1),
-    unconfirmed,
+    // Commands still waiting for a CMD_SYNC at the end (a queue that stopped for good holds them) are
+    // reported too: not known to have run.
+    sumCounts([unconfirmed, d1.pendingByOpcode]),
     diff(hw1.corrupted, hw0.corrupted),
     d1.cmdqErrors.slice(d0.cmdqErrors.length).filter((x) => x.code === CERROR.ILL).length,
     (d1.gerrors.SFM_ERR ?? 0) > (d0.gerrors.SFM_ERR ?? 0),

@@ -25,7 +25,8 @@ export interface PciDeviceInfo {
   secondaryBus: number | null;
   caps: { id: number; offset: number; ext: boolean; name: string }[];
   capsLooped: boolean;
-  bars: { index: number; start: number; size: number }[];
+  /** assigned: false when the PCI core found no room for it in the BAR window (start is then 0). */
+  bars: { index: number; start: number; size: number; assigned: boolean }[];
   driver: string | null;
   /** The driver found the function gone (surprise removal: pci_dev_is_disconnected). */
   gone: boolean;
@@ -39,7 +40,10 @@ export interface PciDeviceInfo {
 
 export interface ResetReport {
   ok: boolean;
-  /** The method asked for, or null for pci_reset_function's own order. */
+  /**
+   * The method that did the reset, or whose error ended pci_reset_function's walk (the last one tried
+   * when all said -ENOTTY); null when none was tried (e.g. a method the function does not support).
+   */
   method: ResetMethod | null;
   /** pci_reset_function's return value: 0 or a negative errno. */
   rc: number;
@@ -89,8 +93,17 @@ export interface AtsDmaRun {
   elapsedNs: number;
 }
 
+/** A BAR the PCI core could not place: no room left in the BAR window ("can't assign; no space"). */
+export interface UnassignedBar {
+  bdf: string;
+  bar: number;
+  size: number;
+}
+
 /** The workload's report with what the IOMMU layer saw meanwhile. */
 export interface AtsDmaResult extends AtsDmaRun {
+  /** BARs left unassigned: their functions have no driver, so they take no part in the workload. */
+  unassignedBars: UnassignedBar[];
   /** Commands the IOMMU layer issued meanwhile (setup included), by opcode name. */
   issuedByOpcode: Record<string, number>;
   /** Events the event queue thread decoded meanwhile, by name. */

@@ -110,7 +110,10 @@ const commandWords: Check<number[]> = (v, path) => {
 export interface ReplayResult {
   /** Queue position (index with wrap bit) each command was written to. */
   slots: number[];
-  /** Result of the CMD_SYNC the driver adds after the last command to know it has all been consumed. */
+  /**
+   * Result of the CMD_SYNC the driver adds after the last command to know it has all been consumed; or
+   * -ETIMEDOUT without it, when the SMMU stopped consuming the commands (no progress for a poll timeout).
+   */
   ret: number;
 }
 
@@ -143,6 +146,8 @@ export interface DriverStats {
    */
   issuedByOpcode: Record<string, number>;
   unconfirmedByOpcode: Record<string, number>;
+  /** Commands the IOMMU layer issued without a CMD_SYNC that none has covered yet (not known to have run). */
+  pendingByOpcode: Record<string, number>;
   /** Global errors handled, by GERROR bit name. */
   gerrors: Record<string, number>;
   issued: number;

@@ -7,8 +7,10 @@
 //   invLatencyP50Ns / P99   their round trip (request sent -> completion back), from a histogram with
 //                           ~9% resolution
 //   events                  SMMU events the driver's event queue thread decoded, by name
+//   unassignedBars          BARs the PCI core found no room for in the BAR window (their functions
+//                           have no driver, so they take no part)
 
-import type { AtsDmaRequest } from '../../../protocol/ops/pci.ts';
+import type { AtsDmaRequest, UnassignedBar } from '../../../protocol/ops/pci.ts';
 import { iommuMap } from '../../../protocol/topology.ts';
 import { PCIE_STAT, histogramPercentile, latencyHistogram, pcieStat } from '../../../machine/pcie-stats.ts';
 import { intOpt } from '../args.ts';
@@ -28,6 +30,8 @@ export interface AtsDmaReport {
   verifyFailures: number;
   dmaErrors: string[];
   atcInvTimeouts: number;
+  /** BARs the PCI core found no room for in the BAR window: those functions have no driver and no DMA. */
+  unassignedBars: UnassignedBar[];
 }
 
 export const workload: Workload = {
@@ -68,6 +72,7 @@ export const workload: Workload = {
       verifyFailures: r.verifyFailures,
       dmaErrors: r.errors,
       atcInvTimeouts: at('ATC_INV_TIMEOUTS') - before.timeouts,
+      unassignedBars: r.unassignedBars,
     };
     return { issuedByOpcode: r.issuedByOpcode, perCpu: [{ cpu: 0, rounds: r.rounds, transfers: r.transfers, elapsedNs: r.elapsedNs }], extra: { ...report } };
   },

@@ -6,11 +6,23 @@
 import type { DmaMapWorkload } from '../../../protocol/ops/iommu.ts';
 import { STAT, XSTAT } from '../../../machine/layout.ts';
 import { EVT_NAME } from '../../../arch/smmu/events.ts';
-import { intOpt } from '../args.ts';
+import { UsageError, intOpt } from '../args.ts';
+import { DEFAULT_FEATURES } from '../../../arch/smmu/features.ts';
 import { sumCounts, type Workload } from '../workload-api.ts';
 
-/** StreamID of CPU 0's engine; CPU c uses SID_BASE + c. */
+/** StreamID of CPU 0's engine when the SMMU has room for it; CPU c uses base + c. */
 const SID_BASE = 0x100;
+
+/**
+ * StreamID of CPU 0's engine: SID_BASE, or, on an SMMU with fewer StreamIDs (IDR1.SIDSIZE, e.g. the
+ * `linear` profile's 64), the top of its range: the board wires its platform devices to StreamIDs the
+ * SMMU implements. Throws a UsageError when there are more engines than StreamIDs.
+ */
+export function engineSidBase(sidBits: number, engines: number): number {
+  const sids = 2 ** sidBits;
+  if (engines > sids) throw new UsageError(`run: --workload dma-map needs ${engines} StreamIDs (one test engine per CPU), the SMMU has ${sids} (SIDSIZE ${sidBits})`);
+  return Math.min(SID_BASE, sids - engines);
+}
 
 export interface DmaMapReport {
   translations: number;
@@ -36,16 +48,18 @@ export const workload: Workload = {
     intOpt(p, 'fault-every', 0, 1 << 30, 'run');
     // One engine per CPU, so transfers of different CPUs never wait for each other.
     setup.boot.testDevices = setup.boot.cpus ?? 1;
+    engineSidBase((setup.boot.features ?? DEFAULT_FEATURES).sidBits, setup.boot.testDevices);
   },
   async run(ctx) {
     const stats = ctx.sys.views.stats;
     const snap = () => Float64Array.from(stats);
     const before = snap();
+    const sidBase = engineSidBase(ctx.sys.features.sidBits, ctx.sys.cpus.length);
     const w: DmaMapWorkload = {
       buffers: ctx.opts.buffers as number,
       bytes: ctx.opts['buffer-bytes'] as number,
       strict: ctx.opts.lazy !== true,
-      sidBase: SID_BASE,
+      sidBase,
       faultEvery: ctx.opts['fault-every'] as number,
       durationNs: ctx.durationNs,
     };
@@ -77,7 +91,7 @@ export const workload: Workload = {
     };
     return {
       issuedByOpcode: sumCounts(per.map((r) => r.issuedByOpcode)),
-      perCpu: per.map((r, cpu) => ({ cpu, sid: SID_BASE + cpu, ...r })),
+      perCpu: per.map((r, cpu) => ({ cpu, sid: sidBase + cpu, ...r })),
       extra: { ...extra },
     };
   },
