@@ -24,7 +24,9 @@ import type { CapName } from '../../src/arch/pcie/caps.ts';
 import {
   AER_COR, AER_UNCOR, ATS_CAP, ATS_CTRL, ATS_MAX_QDEP, BAR, COMMAND, DEVCTL, DEVSTA, MSI_CONTROL, PMCSR, POWER_STATE,
 } from '../../src/arch/pcie/regs.ts';
-import { DMA_CTRL, DMA_DOORBELL, DMA_ERR, DMA_ERR_NAMES, DMA_MAX_LEN, DMA_STATUS, FW_MAILBOX, dmaEngineMap } from '../../src/arch/pcie/dma-engine.ts';
+import {
+  DMA_CTRL, DMA_DOORBELL, DMA_ERR, DMA_ERR_NAMES, DMA_MAX_LEN, DMA_STATUS, FW_MAILBOX, dmaEngineMap, type DmaRegName,
+} from '../../src/arch/pcie/dma-engine.ts';
 import { PCIE_STAT, bumpPcieStat } from '../../src/machine/pcie-stats.ts';
 import { NS_PER_MS, NS_PER_US } from '../../src/arch/time.ts';
 import type { FunctionTopology, ResetResponse } from '../../src/protocol/topology.ts';
@@ -61,7 +63,7 @@ type AccessResult = { ok: true } | { ok: false; code: number; reason: string };
 const ATS_CTRL_REG = capReg('ats', 'CTRL');
 
 export class PcieEndpoint extends PcieFunction implements AtsEndpoint {
-  readonly bar: MemBar;
+  readonly bar: MemBar<DmaRegName>;
   readonly atc: Atc | null;
   readonly sid: number;
   private power: number = POWER_STATE.D0;
@@ -208,6 +210,10 @@ export class PcieEndpoint extends PcieFunction implements AtsEndpoint {
     if (kind === 'flr') {
       const faults = this.ctx.faults;
       faults.event('flr-start', this.rid);
+      // A fault armed by this FLR's start (surprise-removal) may have removed the function just now:
+      // it is gone, not resetting, and never comes back (config reads stay all-ones), so there is no
+      // reset to time and no FLR fault has a chance.
+      if (this.removed) return;
       hang = faults.chance('flr-never-ready', this.rid) !== null;
       const slow = faults.chance('flr-slow', this.rid);
       if (slow) ns = slow.ms * NS_PER_MS;
