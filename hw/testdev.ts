@@ -19,12 +19,13 @@ import {
   TESTDEV_MAP,
   TESTDEV_MAX_LEN,
   fnv1a,
+  type TestdevRegName,
 } from '../src/arch/testdev.ts';
 import type { HwContext } from './context.ts';
 import type { Translator } from './smmu/translate.ts';
 
 export class TestDma {
-  readonly regs: RegisterFile;
+  readonly regs: RegisterFile<TestdevRegName>;
   private busy = false;
 
   constructor(
@@ -50,7 +51,7 @@ export class TestDma {
   }
 
   private run(): void {
-    const g = (n: string) => this.regs.get(n);
+    const g = (n: TestdevRegName) => this.regs.get(n);
     const ctrl = g('CTRL');
     const ssid = g('SSID');
     const len = g('LEN');

@@ -1,10 +1,17 @@
 // Unit tests of the generic register model (src/arch/regmap.ts, hw/regfile.ts) on a small hand-made map: map validation,
-// access modes, byte lanes, guards, the update protocol, hooks and (sticky) reset.
+// access modes, byte lanes, guards, the update protocol, hooks and (sticky) reset; and that the device models' register
+// files are typed by the names of their maps, so a misspelt register name does not compile.
 
 import { describe, expect, it } from 'vitest';
 import { bits, range } from '../src/arch/bits.ts';
 import { fieldDef as fd, reg, validateMap, type RegisterDef, type RegisterMap } from '../src/arch/regmap.ts';
 import { RegisterFile } from '../hw/regfile.ts';
+import { createLockstep } from '../src/host/lockstep.ts';
+import { DEFAULT_FEATURES } from '../src/arch/smmu/features.ts';
+import { defaultTopology } from '../src/protocol/topology.ts';
+import { capReg } from '../hw/pcie/config-space.ts';
+import { DMA_REG, dmaEngineMap } from '../src/arch/pcie/dma-engine.ts';
+import { TD_OFF, TESTDEV_MAP } from '../src/arch/testdev.ts';
 
 const EN = bits('EN', 0);
 const MODE = range('MODE', 7, 4);
@@ -340,5 +347,50 @@ describe('registers sharing a dword (PCIe-style 8- and 16-bit registers)', () =>
     f.write(0x1c, 4, 0x99990066);
     expect(f.get('B0')).toBe(0x66);
     expect(f.get('H1')).toBe(0x2233);
+  });
+});
+
+describe('register names are checked by the compiler (tsc --noEmit fails on an unused @ts-expect-error)', () => {
+  const { machine } = createLockstep({ features: DEFAULT_FEATURES, topology: defaultTopology(), testDevices: 1 });
+  const ep = machine.pcie.endpoint('01:00.0');
+  const port = machine.pcie.ports[0]!;
+  const td = machine.testdevs[0]!;
+
+  it('SMMU registers', () => {
+    expect(machine.smmu.regs.get('GERROR')).toBe(0);
+    // @ts-expect-error no SMMU register GERRORR
+    expect(() => machine.smmu.regs.get('GERRORR')).toThrow(/no register GERRORR/);
+  });
+
+  it('PCIe config-space registers: header and capability names (capReg checks the capability has it)', () => {
+    expect(ep.regs.get('VENDOR_ID')).toBe(ep.cfg('VENDOR_ID'));
+    expect(ep.regs.get(capReg('exp', 'DEVCTL'))).toBe(ep.regs.get('EXP.DEVCTL'));
+    expect(port.regs.get('BRIDGE_CONTROL')).toBe(0);
+    // @ts-expect-error no config register COMMANDD
+    expect(() => ep.regs.get('COMMANDD')).toThrow(/no register COMMANDD/);
+    // @ts-expect-error no config register EXP.DEVCTLL
+    expect(() => ep.cfg('EXP.DEVCTLL')).toThrow(/no register EXP\.DEVCTLL/);
+    // @ts-expect-error DEVCTL is a register of the Express capability, not of Power Management
+    expect(() => port.regs.get('PM.DEVCTL')).toThrow(/no register PM\.DEVCTL/);
+    // @ts-expect-error the Express capability has no register DEVCTLL
+    expect(capReg('exp', 'DEVCTLL')).toBe('EXP.DEVCTLL');
+  });
+
+  it('PCIe endpoint BAR (DMA engine) registers', () => {
+    expect(ep.bar.regs.get('LEN')).toBe(0);
+    // @ts-expect-error no DMA engine register LENN
+    expect(() => ep.bar.regs.get('LENN')).toThrow(/no register LENN/);
+  });
+
+  it('test-device registers', () => {
+    expect(td.regs.get('XFERRED')).toBe(0);
+    // @ts-expect-error no test-device register XFERREDD
+    expect(() => td.regs.get('XFERREDD')).toThrow(/no register XFERREDD/);
+  });
+
+  it('the test device and the DMA engine declare a register at each offset their names come from', () => {
+    const at = (map: RegisterMap) => Object.fromEntries(map.registers.map((r) => [r.name, r.offset]));
+    expect(at(TESTDEV_MAP)).toEqual(TD_OFF);
+    expect(at(dmaEngineMap(4096))).toEqual(DMA_REG);
   });
 });

@@ -9,8 +9,9 @@ import { type RegisterMap } from '../../src/arch/regmap.ts';
 import { RegisterFile, type WriteOutcome } from '../regfile.ts';
 import { BAR_BYTES, PA } from '../../src/arch/platform.ts';
 
-export class MemBar {
-  readonly regs: RegisterFile;
+/** N names the block's registers (the map's), so an access by a name the map lacks does not compile. */
+export class MemBar<N extends string> {
+  readonly regs: RegisterFile<N>;
   /** Byte offset in the BAR window where the BAR decodes, or null. */
   private at: number | null = null;
   /** Dwords that hold registers (mirrored on every change). */
@@ -18,7 +19,7 @@ export class MemBar {
 
   constructor(
     private readonly window: Int32Array,
-    map: RegisterMap,
+    map: RegisterMap<N>,
   ) {
     this.regs = new RegisterFile(map, new Int32Array(map.size / 4));
     const ds = new Set<number>();

@@ -5,10 +5,12 @@
 
 import { fieldDef as fd, reg, type RegisterDef, type RegisterMap } from '../../src/arch/regmap.ts';
 import { range, hex } from '../../src/arch/bits.ts';
-import { CAPABILITIES, LEGACY_CAPS, type CapabilityDef, type CapName, type CapParams } from '../../src/arch/pcie/caps.ts';
+import {
+  CAPABILITIES, LEGACY_CAPS, type CapabilityDef, type CapName, type CapParams, type CapRegName, type CapRegNames, type PcieRegName,
+} from '../../src/arch/pcie/caps.ts';
 import {
   BAR, BRIDGE_CONTROL, CAP_HDR, CLASS_REV, COMMAND, CONFIG_BYTES, EXT_CAP_START, EXT_HDR, HDR, HEADER_BYTES, HEADER_LAYOUT, HEADER_TYPE,
-  LEGACY_BYTES, MEM_WINDOW, STATUS,
+  LEGACY_BYTES, MEM_WINDOW, STATUS, type HeaderRegName,
 } from '../../src/arch/pcie/regs.ts';
 
 export interface ConfigSpec extends CapParams {
@@ -39,23 +41,24 @@ export interface PlacedCap {
 }
 
 export interface ConfigLayout {
-  readonly map: RegisterMap;
+  readonly map: RegisterMap<PcieRegName>;
   readonly caps: readonly PlacedCap[];
   /** Registers (full names) kept by every reset short of power-on: ROS registers (caps' `sticky`). */
-  readonly sticky: readonly string[];
+  readonly sticky: readonly PcieRegName[];
   /** Registers (full names) an FLR leaves alone (caps' `flrExempt`). */
-  readonly flrExempt: readonly string[];
+  readonly flrExempt: readonly PcieRegName[];
 }
 
-/** A capability register's name in the function's map: "EXP.DEVCTL". */
-export function capReg(cap: CapName, name: string): string {
-  return `${cap.toUpperCase()}.${name}`;
+/** A capability register's name in the function's map: "EXP.DEVCTL"; a name the capability lacks does not compile. */
+export function capReg<C extends CapName, R extends CapRegNames[C] | 'HDR'>(cap: C, name: R): CapRegName<C> & `${Uppercase<C>}.${R}` {
+  // The compiler cannot follow the mapped type through a generic C; for each C and R this is exactly the name built here.
+  return `${cap.toUpperCase()}.${name}` as CapRegName<C> & `${Uppercase<C>}.${R}`;
 }
 
 const COMMAND_RW = COMMAND.MEMORY.bits | COMMAND.MASTER.bits | COMMAND.PARITY.bits | COMMAND.SERR.bits | COMMAND.INTX_DISABLE.bits;
 const STATUS_W1C = [STATUS.MDPE, STATUS.SIG_TARGET_ABORT, STATUS.REC_TARGET_ABORT, STATUS.REC_MASTER_ABORT, STATUS.SIG_SYSTEM_ERROR, STATUS.DETECTED_PARITY];
 
-function commonHeader(s: ConfigSpec, layout: number, hasCaps: boolean): RegisterDef[] {
+function commonHeader(s: ConfigSpec, layout: number, hasCaps: boolean): RegisterDef<HeaderRegName>[] {
   const status = (hasCaps ? STATUS.CAP_LIST.bits : 0) | (s.immReady ? STATUS.IMM_READY.bits : 0);
   const classRev = CLASS_REV.REVISION.set(0, s.revision) | ((s.classCode & 0xffffff) << 8);
   return [
@@ -87,8 +90,8 @@ function commonHeader(s: ConfigSpec, layout: number, hasCaps: boolean): Register
   ];
 }
 
-function type0Header(s: ConfigSpec): RegisterDef[] {
-  const out: RegisterDef[] = [];
+function type0Header(s: ConfigSpec): RegisterDef<HeaderRegName>[] {
+  const out: RegisterDef<HeaderRegName>[] = [];
   if (s.barBytes > 0) {
     // A 32-bit non-prefetchable memory BAR: address bits below the size are read-only zero, so writing
     // all-ones and reading back gives the size (7.5.1.2.1).
@@ -106,8 +109,8 @@ function type0Header(s: ConfigSpec): RegisterDef[] {
   return out;
 }
 
-function type1Header(): RegisterDef[] {
-  const byte = (name: string, off: number, access: 'RW' | 'RO', spec: string) => reg(name, off, 8, [fd(range('Value', 7, 0), access)], { spec });
+function type1Header(): RegisterDef<HeaderRegName>[] {
+  const byte = (name: HeaderRegName, off: number, access: 'RW' | 'RO', spec: string) => reg(name, off, 8, [fd(range('Value', 7, 0), access)], { spec });
   return [
     byte('PRIMARY_BUS', HDR.PRIMARY_BUS, 'RW', '7.5.1.3.2'),
     byte('SECONDARY_BUS', HDR.SECONDARY_BUS, 'RW', '7.5.1.3.3'),
@@ -148,9 +151,9 @@ export function buildConfigSpace(s: ConfigSpec): ConfigLayout {
   const legacy = s.caps.filter((c) => LEGACY_CAPS.includes(c));
   const ext = s.caps.filter((c) => !LEGACY_CAPS.includes(c));
   const placed: PlacedCap[] = [];
-  const registers: RegisterDef[] = [];
-  const sticky: string[] = [];
-  const flrExempt: string[] = [];
+  const registers: RegisterDef<PcieRegName>[] = [];
+  const sticky: PcieRegName[] = [];
+  const flrExempt: PcieRegName[] = [];
 
   const place = (list: CapName[], start: number, limit: number, isExt: boolean) => {
     let at = start;

@@ -11,6 +11,7 @@
 import { RegisterFile, type WriteOutcome } from '../regfile.ts';
 import { buildConfigSpace, type ConfigLayout, type ConfigSpec } from './config-space.ts';
 import { CONFIG_BYTES, VENDOR_NONE, VENDOR_RRS } from '../../src/arch/pcie/regs.ts';
+import type { PcieRegName } from '../../src/arch/pcie/caps.ts';
 import { formatBdf } from '../../src/arch/pcie/bdf.ts';
 import type { HwContext } from '../context.ts';
 
@@ -20,7 +21,7 @@ export type Overlay = 'all-ones' | 'rrs';
 const DWORDS = CONFIG_BYTES / 4;
 
 export abstract class PcieFunction {
-  readonly regs: RegisterFile;
+  readonly regs: RegisterFile<PcieRegName>;
   readonly layout: ConfigLayout;
   /** The function's 4 KiB of the ECAM read view. */
   readonly view: Int32Array;
@@ -88,12 +89,12 @@ export abstract class PcieFunction {
   }
 
   /** A register's value, from the snapshot while an overlay is shown. */
-  cfg(name: string): number {
+  cfg(name: PcieRegName): number {
     return this.snapshot === null ? this.regs.get(name) : this.regs.getIn(name, this.snapshot);
   }
 
   /** Hardware-side update of some bits of a register (read-modify-write of its current value). */
-  protected setBits(name: string, mask: number, on: boolean): void {
+  protected setBits(name: PcieRegName, mask: number, on: boolean): void {
     const v = this.regs.get(name);
     this.regs.set(name, on ? v | mask : v & ~mask);
   }
@@ -102,7 +103,7 @@ export abstract class PcieFunction {
    * Loads the reset image (src/arch/regmap.ts reset with sticky bits kept), except for the registers in
    * `keep` and the sticky read-only registers, which keep their values. Call with no overlay shown.
    */
-  protected resetRegisters(keep: readonly string[]): void {
+  protected resetRegisters(keep: readonly PcieRegName[]): void {
     const kept = [...keep, ...this.layout.sticky].map((n) => [n, this.regs.get(n)] as const);
     this.regs.reset(true);
     for (const [n, v] of kept) this.regs.set(n, v);

@@ -52,6 +52,9 @@ export const TD_OFF = {
   MSI_DATA: 0x60,
 } as const;
 
+/** A register of the engine: TESTDEV_MAP declares one at each TD_OFF offset, so the names are its keys. */
+export type TestdevRegName = keyof typeof TD_OFF;
+
 export const TD_SSID = { SSID: range('SSID', 19, 0), SSV: bits('SSV', 31) } as const;
 export const TD_CTRL = {
   /** 0: read from the IOVA (device reads memory); 1: write to the IOVA. */
@@ -86,7 +89,7 @@ export const TD_FAULT = {
 
 const word = (name: string) => range(name, 31, 0);
 
-export const TESTDEV_MAP: RegisterMap = {
+export const TESTDEV_MAP: RegisterMap<TestdevRegName> = {
   name: 'testdev',
   size: TESTDEV_BYTES,
   registers: [

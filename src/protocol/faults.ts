@@ -6,7 +6,7 @@
 // Each fault says what it does (CATALOGUE, one line, printed by `smmulab faults`) and what its chances
 // are; its trigger (trigger.ts) decides which chances fire. Who applies it: hardware faults go to the
 // hardware (hw/faults.ts, in the hardware worker or the lockstep thread); driver faults arm a named
-// should-fail point in the shared buffer (src/machine/fail-points.ts), which the driver asks at the
+// should-fail point in the shared buffer (src/protocol/fail-points.ts), which the driver asks at the
 // matching place in its code (drivers/fault-inject.ts), as Linux's fail_function lets a test make a
 // kernel function fail.
 

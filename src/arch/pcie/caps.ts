@@ -13,6 +13,8 @@ import {
   ATS, ATS_CAP, ATS_CTRL, CAP_ID, CXL_DVSEC_PORT, CXL_PORT_CTL, DEVCAP, DEVCTL, DEVCTL2, DEVSTA, DVSEC, DVSEC_HDR1, DVSEC_HDR2, EXP, EXP_FLAGS,
   EXP_TYPE, EXT_CAP_ID, LINK_SPEED, LNKCAP, LNKCAP2, LNKCTL, LNKCTL2, LNKSTA, MSI, MSI_ADDR_LO, MSI_CONTROL, PASID, PASID_CAP, PASID_CTRL,
   PCI_VENDOR_ID_CXL, PM, PMC, PMCSR, PRI, PRI_CTRL, PRI_STATUS, RTCAP, RTCTL,
+  type AcsRegName, type AerRegName, type AtsRegName, type DvsecRegName, type ExpRegName, type HeaderRegName, type MsiRegName, type PasidRegName,
+  type PmRegName, type PriRegName,
 } from './regs.ts';
 
 export type CapName = 'pm' | 'msi' | 'exp' | 'aer' | 'acs' | 'ats' | 'pasid' | 'pri' | 'cxl';
@@ -20,6 +22,28 @@ export type CapName = 'pm' | 'msi' | 'exp' | 'aer' | 'acs' | 'ats' | 'pasid' | '
 export const LEGACY_CAPS: readonly CapName[] = ['pm', 'msi', 'exp'];
 const EXT_CAPS: readonly CapName[] = ['aer', 'acs', 'ats', 'pasid', 'pri', 'cxl'];
 export const ALL_CAPS: readonly CapName[] = [...LEGACY_CAPS, ...EXT_CAPS];
+
+/** The registers each capability declares after its header (named as in its offset table in regs.ts). */
+export interface CapRegNames extends Record<CapName, string> {
+  pm: PmRegName;
+  msi: MsiRegName;
+  exp: ExpRegName;
+  aer: AerRegName;
+  acs: AcsRegName;
+  ats: AtsRegName;
+  pasid: PasidRegName;
+  pri: PriRegName;
+  cxl: DvsecRegName;
+}
+
+/**
+ * A capability register's name in a function's map: "EXP.DEVCTL" (HDR is the capability header the
+ * chain builder adds). Without C, the name of any capability's register.
+ */
+export type CapRegName<C extends CapName = CapName> = { [K in C]: `${Uppercase<K>}.${CapRegNames[K] | 'HDR'}` }[C];
+
+/** Every register a function's configuration space may have: its header's and its capabilities'. */
+export type PcieRegName = HeaderRegName | CapRegName;
 
 /** Per-function parameters the capabilities take their read-only values from. */
 export interface CapParams {
@@ -44,7 +68,8 @@ export interface CapParams {
   portNumber: number;
 }
 
-export interface CapabilityDef {
+/** A capability as data; R names its registers (by default, those of any capability). */
+export interface CapabilityDef<R extends string = CapRegNames[CapName]> {
   readonly name: CapName;
   readonly ext: boolean;
   readonly id: number;
@@ -53,14 +78,14 @@ export interface CapabilityDef {
   /** Bytes the capability occupies (a multiple of 4). */
   size(p: CapParams): number;
   /** Registers after the header, offsets relative to the capability start (the builder adds the header). */
-  registers(p: CapParams): RegisterDef[];
+  registers(p: CapParams): RegisterDef<R>[];
   /** Sticky read-only (ROS) registers: kept across FLR and hot reset, like RWS/RW1CS bits. */
-  readonly sticky?: readonly string[];
+  readonly sticky?: readonly R[];
   /**
    * Registers an FLR leaves alone (r6.0 6.6.2: link-related controls are not function state); a hot
    * reset (SBR) or PM reset resets them.
    */
-  readonly flrExempt?: readonly string[];
+  readonly flrExempt?: readonly R[];
 }
 
 const all = (fields: Record<string, Field>, access: 'RO' | 'RW' | 'W1C' | 'W1CS' | 'RWS' | 'HwInit') => Object.values(fields).map((f) => fd(f, access));
@@ -74,7 +99,7 @@ function bitsOf(mask: number, fields: Record<string, Field>, access: 'RW' | 'W1C
     .map((f) => fd(f, access));
 }
 
-const PM_CAP: CapabilityDef = {
+const PM_CAP: CapabilityDef<PmRegName> = {
   name: 'pm',
   ext: false,
   id: CAP_ID.PM,
@@ -91,7 +116,7 @@ const PM_CAP: CapabilityDef = {
   ],
 };
 
-const MSI_CAP: CapabilityDef = {
+const MSI_CAP: CapabilityDef<MsiRegName> = {
   name: 'msi',
   ext: false,
   id: CAP_ID.MSI,
@@ -110,7 +135,7 @@ const MSI_CAP: CapabilityDef = {
   ],
 };
 
-const EXP_CAP: CapabilityDef = {
+const EXP_CAP: CapabilityDef<ExpRegName> = {
   name: 'exp',
   ext: false,
   id: CAP_ID.EXP,
@@ -136,7 +161,7 @@ const EXP_CAP: CapabilityDef = {
       // Initiate FLR: a 1 written starts the FLR, the bit always reads 0 (7.5.3.4).
       fd(DEVCTL.BCR_FLR, p.flr && !p.port ? 'W1T' : 'RO'),
     ];
-    const regs: RegisterDef[] = [
+    const regs: RegisterDef<ExpRegName>[] = [
       reg('FLAGS', EXP.FLAGS, 16, all(EXP_FLAGS, 'RO'), { reset: flags, spec: '7.5.3.2' }),
       reg('DEVCAP', EXP.DEVCAP, 32, all(DEVCAP, 'RO'), { reset: devcap, spec: '7.5.3.3' }),
       reg('DEVCTL', EXP.DEVCTL, 16, devctlFields, { reset: devctl, spec: '7.5.3.4' }),
@@ -169,14 +194,14 @@ const EXP_CAP: CapabilityDef = {
   flrExempt: ['LNKCTL', 'LNKCTL2'],
 };
 
-const AER_CAP_DEF: CapabilityDef = {
+const AER_CAP_DEF: CapabilityDef<AerRegName> = {
   name: 'aer',
   ext: true,
   id: EXT_CAP_ID.AER,
   version: 2,
   size: (p) => (p.port ? AER.SIZE_ROOT : AER.SIZE_ENDPOINT),
   registers: (p) => {
-    const regs: RegisterDef[] = [
+    const regs: RegisterDef<AerRegName>[] = [
       // Error status bits are RW1CS, masks and severity RWS: sticky across FLR and hot reset (7.8.4).
       reg('UNCOR_STATUS', AER.UNCOR_STATUS, 32, all(AER_UNCOR, 'W1CS'), { spec: '7.8.4.2' }),
       reg('UNCOR_MASK', AER.UNCOR_MASK, 32, all(AER_UNCOR, 'RWS'), { spec: '7.8.4.3' }),
@@ -184,7 +209,7 @@ const AER_CAP_DEF: CapabilityDef = {
       reg('COR_STATUS', AER.COR_STATUS, 32, all(AER_COR, 'W1CS'), { spec: '7.8.4.5' }),
       reg('COR_MASK', AER.COR_MASK, 32, all(AER_COR, 'RWS'), { reset: AER_COR_MASK_DEFAULT, spec: '7.8.4.6' }),
       reg('CAP', AER.CAP, 32, [fd(AER_CAP.FEP, 'RO'), fd(AER_CAP.ECRC_GENC, 'RO'), fd(AER_CAP.ECRC_GENE, 'RO'), fd(AER_CAP.ECRC_CHKC, 'RO'), fd(AER_CAP.ECRC_CHKE, 'RO')], { spec: '7.8.4.7' }),
-      ...[0, 1, 2, 3].map((i) => reg(`HEADER_LOG${i}`, AER.HEADER_LOG + 4 * i, 32, whole('RO'), { spec: '7.8.4.8' })),
+      ...([0, 1, 2, 3] as const).map((i) => reg(`HEADER_LOG${i}`, AER.HEADER_LOG + 4 * i, 32, whole('RO'), { spec: '7.8.4.8' })),
     ];
     if (p.port) {
       regs.push(
@@ -199,7 +224,7 @@ const AER_CAP_DEF: CapabilityDef = {
   sticky: ['CAP', 'HEADER_LOG0', 'HEADER_LOG1', 'HEADER_LOG2', 'HEADER_LOG3', 'ERR_SRC'],
 };
 
-const ACS_CAP: CapabilityDef = {
+const ACS_CAP: CapabilityDef<AcsRegName> = {
   name: 'acs',
   ext: true,
   id: EXT_CAP_ID.ACS,
@@ -212,7 +237,7 @@ const ACS_CAP: CapabilityDef = {
   ],
 };
 
-const ATS_CAP_DEF: CapabilityDef = {
+const ATS_CAP_DEF: CapabilityDef<AtsRegName> = {
   name: 'ats',
   ext: true,
   id: EXT_CAP_ID.ATS,
@@ -228,7 +253,7 @@ const ATS_CAP_DEF: CapabilityDef = {
   ],
 };
 
-const PASID_CAP_DEF: CapabilityDef = {
+const PASID_CAP_DEF: CapabilityDef<PasidRegName> = {
   name: 'pasid',
   ext: true,
   id: EXT_CAP_ID.PASID,
@@ -240,7 +265,7 @@ const PASID_CAP_DEF: CapabilityDef = {
   ],
 };
 
-const PRI_CAP_DEF: CapabilityDef = {
+const PRI_CAP_DEF: CapabilityDef<PriRegName> = {
   name: 'pri',
   ext: true,
   id: EXT_CAP_ID.PRI,
@@ -259,7 +284,7 @@ const PRI_CAP_DEF: CapabilityDef = {
   ],
 };
 
-const CXL_CAP_DEF: CapabilityDef = {
+const CXL_CAP_DEF: CapabilityDef<DvsecRegName> = {
   name: 'cxl',
   ext: true,
   id: EXT_CAP_ID.DVSEC,
@@ -275,7 +300,7 @@ const CXL_CAP_DEF: CapabilityDef = {
   ],
 };
 
-export const CAPABILITIES: Record<CapName, CapabilityDef> = {
+export const CAPABILITIES: { readonly [C in CapName]: CapabilityDef<CapRegNames[C]> } = {
   pm: PM_CAP,
   msi: MSI_CAP,
   exp: EXP_CAP,

@@ -24,6 +24,9 @@ export const DMA_REG = {
   FW_MAILBOX: 0x28,
 } as const;
 
+/** A register of the engine: dmaEngineMap declares one at each DMA_REG offset, so the names are its keys. */
+export type DmaRegName = keyof typeof DMA_REG;
+
 /** Value of the ID register: "DMA1". */
 export const DMA_ID = 0x31414d44;
 /** Largest transfer the engine accepts. */
@@ -66,7 +69,7 @@ export const DMA_ERR_NAMES: Record<number, string> = {
 };
 
 /** The register map of the engine's BAR (the rest of the BAR reads as zero). */
-export function dmaEngineMap(barBytes: number): RegisterMap {
+export function dmaEngineMap(barBytes: number): RegisterMap<DmaRegName> {
   const all32 = [fd(range('Value', 31, 0), 'RW')];
   return {
     name: 'dma-engine',

@@ -62,6 +62,15 @@ export const HDR = {
   BRIDGE_CONTROL: 0x3e,
 } as const;
 
+/**
+ * The header registers of a function's map (hw/pcie/config-space.ts declares them at the HDR offsets):
+ * Revision ID and Class Code are one register there (CLASS_REV), and the expansion ROM BARs and the
+ * upper halves of the I/O and prefetchable windows are not implemented.
+ */
+export type HeaderRegName =
+  | Exclude<keyof typeof HDR, 'REVISION' | 'CLASS' | 'ROM' | 'ROM1' | 'PREF_BASE_UPPER' | 'PREF_LIMIT_UPPER' | 'IO_BASE_UPPER' | 'IO_LIMIT_UPPER'>
+  | 'CLASS_REV';
+
 /** Header Type register (7.5.1.1.9): layout in [6:0], multi-function device in bit 7. */
 export const HEADER_TYPE = { LAYOUT: range('Layout', 6, 0), MFD: bits('MFD', 7) } as const;
 export const HEADER_LAYOUT = { NORMAL: 0, BRIDGE: 1 } as const;
@@ -136,6 +145,7 @@ export const EXT_HDR = { ID: range('CapID', 15, 0), VERSION: range('Version', 19
 // ---- Power Management (7.5.2) ----
 
 export const PM = { PMC: 0x02, PMCSR: 0x04, DATA: 0x06, SIZE: 8 } as const;
+export type PmRegName = Exclude<keyof typeof PM, 'SIZE'>;
 export const PMC = {
   VERSION: range('Version', 2, 0),
   PME_CLOCK: bits('PMEClk', 3),
@@ -158,6 +168,7 @@ export const POWER_STATE = { D0: 0, D1: 1, D2: 2, D3HOT: 3 } as const;
 // ---- MSI (7.7.1), 64-bit address, one vector, no per-vector masking ----
 
 export const MSI = { CONTROL: 0x02, ADDR_LO: 0x04, ADDR_HI: 0x08, DATA: 0x0c, EXT_DATA: 0x0e, SIZE: 16 } as const;
+export type MsiRegName = Exclude<keyof typeof MSI, 'SIZE'>;
 export const MSI_CONTROL = {
   ENABLE: bits('Enable', 0),
   MMC: range('MultipleMessageCapable', 3, 1),
@@ -194,6 +205,7 @@ export const EXP = {
   SLTSTA2: 0x3a,
   SIZE: 0x3c,
 } as const;
+export type ExpRegName = Exclude<keyof typeof EXP, 'SIZE'>;
 export const EXP_FLAGS = { VERSION: range('Version', 3, 0), TYPE: range('DevicePortType', 7, 4), SLOT: bits('SlotImplemented', 8), IRQ: range('InterruptMessageNumber', 13, 9) } as const;
 export const EXP_TYPE = { ENDPOINT: 0, ROOT_PORT: 4, RC_END: 9 } as const;
 export const DEVCAP = {
@@ -287,6 +299,8 @@ export const AER = {
   SIZE_ENDPOINT: 0x2c,
   SIZE_ROOT: 0x38,
 } as const;
+/** AER registers; the Header Log is four dword registers from HEADER_LOG. */
+export type AerRegName = Exclude<keyof typeof AER, 'HEADER_LOG' | 'SIZE_ENDPOINT' | 'SIZE_ROOT'> | `HEADER_LOG${0 | 1 | 2 | 3}`;
 /** Uncorrectable error bits (7.8.4.2) this model implements. */
 export const AER_UNCOR = {
   DLP: bits('DLP', 4),
@@ -343,6 +357,7 @@ export const AER_ROOT_STATUS = {
 // ---- ACS (7.7.8) ----
 
 export const ACS = { CAP: 0x04, CTRL: 0x06, SIZE: 8 } as const;
+export type AcsRegName = Exclude<keyof typeof ACS, 'SIZE'>;
 export const ACS_BITS = {
   SV: bits('SourceValidation', 0),
   TB: bits('TranslationBlocking', 1),
@@ -356,6 +371,7 @@ export const ACS_BITS = {
 // ---- ATS (10.5.1) ----
 
 export const ATS = { CAP: 0x04, CTRL: 0x06, SIZE: 8 } as const;
+export type AtsRegName = Exclude<keyof typeof ATS, 'SIZE'>;
 export const ATS_CAP = {
   /** Invalidate Queue Depth: outstanding Invalidate Requests the function accepts; 0 means 32. */
   QDEP: range('InvalidateQueueDepth', 4, 0),
@@ -375,6 +391,7 @@ export const ATS_MIN_STU = 12;
 // ---- PRI (10.5.2) ----
 
 export const PRI = { CTRL: 0x04, STATUS: 0x06, MAX_REQ: 0x08, ALLOC_REQ: 0x0c, SIZE: 16 } as const;
+export type PriRegName = Exclude<keyof typeof PRI, 'SIZE'>;
 export const PRI_CTRL = { ENABLE: bits('Enable', 0), RESET: bits('Reset', 1) } as const;
 export const PRI_STATUS = {
   RF: bits('ResponseFailure', 0),
@@ -386,12 +403,14 @@ export const PRI_STATUS = {
 // ---- PASID (7.8.8) ----
 
 export const PASID = { CAP: 0x04, CTRL: 0x06, SIZE: 8 } as const;
+export type PasidRegName = Exclude<keyof typeof PASID, 'SIZE'>;
 export const PASID_CAP = { EXEC: bits('ExecutePermission', 1), PRIV: bits('PrivilegedMode', 2), WIDTH: range('MaxPASIDWidth', 12, 8) } as const;
 export const PASID_CTRL = { ENABLE: bits('Enable', 0), EXEC: bits('ExecutePermission', 1), PRIV: bits('PrivilegedMode', 2) } as const;
 
 // ---- CXL Extensions DVSEC for Ports (CXL 2.0 8.1.5): only what Linux's cxl_reset_bus_function uses ----
 
 export const DVSEC = { HDR1: 0x04, HDR2: 0x08, PORT_CTL: 0x0c, SIZE: 0x28 } as const;
+export type DvsecRegName = Exclude<keyof typeof DVSEC, 'SIZE'>;
 export const DVSEC_HDR1 = { VENDOR: range('DVSECVendorID', 15, 0), REV: range('DVSECRevision', 19, 16), LEN: range('DVSECLength', 31, 20) } as const;
 export const DVSEC_HDR2 = { ID: range('DVSECID', 15, 0) } as const;
 /** CXL Port Control: Unmask SBR — while 0, Secondary Bus Reset has no effect below a CXL port. */
