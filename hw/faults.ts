@@ -46,6 +46,8 @@ export class FaultEngine {
   target: MomentTarget | null = null;
   /** Chances of each kind that fired, and moment faults applied. */
   readonly firedByKind = new Map<FaultKind, number>();
+  /** Told every firing (a schedule recorder's hook, hw/schedule-recorder.ts). */
+  onFire: ((kind: FaultKind) => void) | null = null;
 
   constructor(
     private readonly sched: EventScheduler,
@@ -180,6 +182,7 @@ export class FaultEngine {
   private count(f: HwFault): void {
     this.firedByKind.set(f.kind, (this.firedByKind.get(f.kind) ?? 0) + 1);
     this.tr.fault_fire?.(f.kind, faultDevice(f) ?? '');
+    this.onFire?.(f.kind);
   }
 
   /** Faults that fired (chances and moments), by kind. */

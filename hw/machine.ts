@@ -18,6 +18,8 @@ import { TestDma } from './testdev.ts';
 import { TESTDEV_BYTES, testdevBase } from '../src/arch/testdev.ts';
 import { defaultTopology, type Topology } from '../src/protocol/topology.ts';
 import { PcieHost } from './pcie/host.ts';
+import { ScheduleRecorder } from './schedule-recorder.ts';
+import type { ScheduleRecord } from '../src/protocol/schedule.ts';
 
 export interface MachineConfig {
   features: SmmuFeatures;
@@ -31,6 +33,8 @@ export interface MachineConfig {
   atcTimeoutNs?: number;
   /** Base seed of fault probability draws (default 1). */
   seed?: number;
+  /** Record the schedule (schedule-recorder.ts): who wrote each MMIO write, what happened between them. */
+  record?: boolean;
 }
 
 export class Machine {
@@ -46,6 +50,8 @@ export class Machine {
   private readonly failPoints: FailPoints;
   private recoveriesSeen = 0;
   private readonly mmio: MmioWindow[] = [];
+  /** The schedule recorder when the machine records (MachineConfig.record), else null. */
+  private readonly recorder: ScheduleRecorder | null;
 
   constructor(
     readonly views: SharedViews,
@@ -59,6 +65,7 @@ export class Machine {
     this.sched = new EventScheduler(clock);
     this.ctx = new HwContext(views, this.sched, cfg.seed ?? 1);
     this.failPoints = new FailPoints(views);
+    this.recorder = cfg.record ? new ScheduleRecorder(views.layout.ncpus, this.ctx) : null;
     this.smmu = new SmmuV3(this.ctx, views.smmu, {
       features: cfg.features,
       ...(cfg.ackLatencyNs !== undefined ? { ackLatencyNs: cfg.ackLatencyNs } : {}),
@@ -121,6 +128,11 @@ export class Machine {
     };
   }
 
+  /** The schedule recorded since boot (src/protocol/schedule.ts). */
+  schedule(): ScheduleRecord {
+    if (!this.recorder) throw new Error('schedule: nothing recorded (boot the system with record: true)');
+    return this.recorder.record();
+  }
 
   /** Adds a device's MMIO window to the address decode. */
   addMmio(m: MmioWindow): void {
@@ -141,6 +153,7 @@ export class Machine {
       return;
     }
     this.ctx.stats[STAT.MMIO_WRITES]!++;
+    if (this.recorder !== null) this.recorder.write(w);
     for (const m of this.mmio) {
       const off = w.pa - m.base;
       if (off < 0 || off >= m.size) continue;

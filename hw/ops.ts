@@ -13,6 +13,7 @@ export function hwOps(machine: Machine, stop: () => void): OpImpls<HwOps, null> 
       return true;
     },
     report: () => machine.report(),
+    schedule: () => machine.schedule(),
     stop: () => {
       stop();
       return true;

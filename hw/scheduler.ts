@@ -24,6 +24,8 @@ export class EventScheduler {
   private readyTail = 0;
   private readonly heap: TimerEntry[] = [];
   private seq = 0;
+  /** Told every timer that runs (a schedule recorder's hook, schedule-recorder.ts); tasks are not timers. */
+  onTimer: (() => void) | null = null;
 
   constructor(readonly clock: Clock) {}
 
@@ -75,6 +77,7 @@ export class EventScheduler {
       }
       if (this.heap.length && this.nextDeadline() <= this.clock.now()) {
         const t = this.pop()!;
+        this.onTimer?.();
         t.fn();
         n++;
         continue;

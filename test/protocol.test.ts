@@ -46,7 +46,7 @@ describe('checkers', () => {
 describe('the operation tables', () => {
   it('the CPU worker implements every kernel operation and nothing else', () => {
     expect(Object.keys(KERNEL_IMPLS).sort()).toEqual(Object.keys(KERNEL_OPS).sort());
-    expect(Object.keys(HW_OPS).sort()).toEqual(['inject', 'report', 'stop']);
+    expect(Object.keys(HW_OPS).sort()).toEqual(['inject', 'report', 'schedule', 'stop']);
   });
 
   it('requests are type-checked at the call site', () => {

@@ -5,7 +5,8 @@
 export { System, type SystemOptions } from './system.ts';
 export { executedByOpcode, cerrorsByName, statsSnapshot, type StatsSnapshot } from './stats.ts';
 export { createLockstep, LockstepPlatform, type LockstepOptions, type LockstepSystem } from './lockstep.ts';
-export { lockstepStats, parseLockstepSpec, type LockstepNOptions, type LockstepStats, type LockstepStrategyName } from './lockstep-n.ts';
+export { lockstepStats, parseLockstepSpec, type LockstepNOptions, type LockstepStats, type LockstepStrategyName, type ReplayStats, type ReplayDivergence } from './lockstep-n.ts';
+export { checkScheduleRecord, diffSchedules, SCHEDULE_FORMAT, SCHEDULE_VERSION, type ScheduleRecord, type ScheduleDiff, type EventsDiff, type WriterRun } from '../protocol/schedule.ts';
 export { type Fault, type FaultKind, FAULT_KINDS, checkFault, describeFault, validateFault } from '../protocol/faults.ts';
 export { InputError } from '../protocol/check.ts';
 export { DEFAULT_FEATURES, PROFILES, parseFeatures, validateFeatures, type SmmuFeatures } from '../arch/smmu/features.ts';

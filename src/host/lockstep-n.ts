@@ -16,33 +16,15 @@
 import type { RpcClient } from '../protocol/rpc.ts';
 import { LSC, LSH, LockstepBlock, SharedVirtualClock } from '../machine/lockstep-block.ts';
 import type { SharedViews } from '../machine/layout.ts';
-import { lockstepConfig, lockstepSpec, type LockstepNConfig, type LockstepNOptions } from '../protocol/lockstep.ts';
+import { lockstepConfig, lockstepSpec, type LockstepNConfig, type LockstepNOptions, type LockstepStats, type ReplayStats } from '../protocol/lockstep.ts';
+import { countWrites } from '../protocol/schedule.ts';
 
-export { parseLockstepSpec, type LockstepNOptions, type LockstepStrategyName } from '../protocol/lockstep.ts';
+export { parseLockstepSpec, type LockstepNOptions, type LockstepStrategyName, type ReplayDivergence, type LockstepStats, type ReplayStats } from '../protocol/lockstep.ts';
 
 const EXT = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
 /** The worker modules of a lockstep-N system. */
 export const LOCKSTEP_HW_MODULE = new URL(`../../hw/lockstep-worker${EXT}`, import.meta.url).href;
 export const LOCKSTEP_CPU_MODULE = new URL(`../../drivers/lockstep-cpu-worker${EXT}`, import.meta.url).href;
-
-/** What a lockstep-N run did so far (lockstepStats). */
-export interface LockstepStats {
-  /** The strategy as `--lockstep` names it (`round-robin`, `random`, `pct:D:K`), and its seed. */
-  strategy: string;
-  seed: number;
-  /** Platform ns of virtual time now. */
-  platformNs: number;
-  /** Token grants (each a decision of the strategy), and those that went to another CPU than the last. */
-  grants: number;
-  switches: number;
-  /** Times virtual time advanced because no CPU could run. */
-  advances: number;
-  /** MMIO writes the hardware saw, and a 64-bit hash of (cpu, pa, size, value) of each, in order. */
-  mmioWrites: number;
-  writeHash: string;
-  /** Set when a host-time watchdog aborted the run: what it found. */
-  aborted: string | null;
-}
 
 /** The host's handle on a lockstep-N system's block. */
 export class LockstepHost {
@@ -51,7 +33,7 @@ export class LockstepHost {
   readonly clock: SharedVirtualClock;
 
   constructor(views: SharedViews, opts: LockstepNOptions) {
-    this.config = lockstepConfig(opts);
+    this.config = lockstepConfig(opts, views.layout.ncpus);
     this.block = new LockstepBlock(views);
     this.clock = new SharedVirtualClock(this.block.f64);
     Atomics.store(this.block.i32, LSH.HOLDER, -1);
@@ -119,6 +101,19 @@ export class LockstepHost {
       mmioWrites: f[LSH.F64_WRITES]!,
       writeHash: b.writeHash(),
       aborted: Atomics.load(b.i32, LSH.ABORT) !== 0 ? b.message() : null,
+      replay: this.config.strategy === 'schedule' ? this.replayStats() : null,
+    };
+  }
+
+  private replayStats(): ReplayStats {
+    const f = this.block.f64;
+    const diverged = f[LSH.F64_REPLAY_DIVERGED]!;
+    const expected = f[LSH.F64_REPLAY_FIRST_EXPECTED]!;
+    return {
+      recordedWrites: countWrites(this.config.writers),
+      matched: f[LSH.F64_REPLAY_MATCHED]!,
+      diverged,
+      firstDivergence: diverged === 0 ? null : { write: f[LSH.F64_REPLAY_FIRST_WRITE]!, expectedCpu: expected < 0 ? null : expected, actualCpu: f[LSH.F64_REPLAY_FIRST_ACTUAL]! },
     };
   }
 }

@@ -27,6 +27,7 @@ import type { SmmuDriverOptions, SmmuShared } from '../protocol/ops/smmu.ts';
 import type { MachineConfig } from '../../hw/machine.ts';
 import { defaultTopology, ecamBuses, iommuMap, type Topology } from '../protocol/topology.ts';
 import type { PciDeviceInfo } from '../protocol/ops/pci.ts';
+import type { ScheduleRecord } from '../protocol/schedule.ts';
 
 // From source (this file is .ts, run through tsx or vitest) a worker starts in worker-entry.mjs, which
 // registers tsx and imports the worker's TypeScript module; in the built package (dist/, .js) a worker
@@ -79,6 +80,12 @@ export interface SystemOptions {
    * hardware in virtual time; the same options give the same run. timeScale does not apply.
    */
   lockstep?: LockstepNOptions;
+  /**
+   * Record the schedule: the order in which the hardware saw the CPUs' MMIO writes, and the interrupts,
+   * fault firings and timers between them (src/protocol/schedule.ts); read it with schedule(), replay it
+   * with `lockstep: { strategy: 'schedule', writers: record.writes }`.
+   */
+  record?: boolean;
 }
 
 export class System {
@@ -173,6 +180,7 @@ export class System {
         topology,
         ...(opts.atcTimeoutNs !== undefined ? { atcTimeoutNs: opts.atcTimeoutNs } : {}),
         seed: opts.seed ?? 1,
+        ...(opts.record ? { record: true } : {}),
       };
       const ls = lsn ? { lockstep: lsn.config } : {};
       const hw = start(lsn ? LOCKSTEP_HW_MODULE : HW_MODULE, 'hardware worker', { config, ...ls });
@@ -231,6 +239,11 @@ export class System {
     const c = this.cpus[n];
     if (!c) throw new Error(`cpu ${n}: no such CPU (${this.cpus.length} CPUs)`);
     return c;
+  }
+
+  /** The schedule the hardware recorded since boot (fails unless booted with `record: true`). */
+  async schedule(): Promise<ScheduleRecord> {
+    return this.hw.op('schedule');
   }
 
   /** Trace records every producer wrote since the last call, on one platform-time timeline. */

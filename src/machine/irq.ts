@@ -12,6 +12,13 @@ import { IRQ_VECTORS, PA } from '../arch/platform.ts';
 import { wakeWord } from './wait.ts';
 
 export class InterruptController {
+  /**
+   * Told every interrupt raise() delivers: the vector and the CPU it is routed to (an edge on a disabled
+   * vector is only latched). Set by a schedule recorder (hw/schedule-recorder.ts); null costs one load
+   * per interrupt.
+   */
+  onRaise: ((vector: number, cpu: number) => void) | null = null;
+
   constructor(private readonly v: SharedViews) {}
 
   /** Routes a vector to a CPU and enables it (irq_set_affinity + enable_irq). */
@@ -40,6 +47,7 @@ export class InterruptController {
       Atomics.or(this.v.irqRoute, IRQW.LATCHED + (vector >>> 5), 1 << (vector & 31));
       return;
     }
+    this.onRaise?.(vector, route & 0xff);
     const base = (route & 0xff) * CPUW.BLOCK_WORDS;
     Atomics.or(this.v.cpus, base + CPUW.PENDING + (vector >>> 5), 1 << (vector & 31));
     // After the bit: a CPU that sees the new sequence number also sees the bit.

@@ -7,7 +7,7 @@
 //   header       the token holder, the coordinator's wake word and waiter flag, the host's hold count,
 //                stop/abort flags, the step counter (a host-time watchdog's progress mark), the hash of
 //                the MMIO writes the hardware saw, and Float64 slots: virtual time, decisions, grants,
-//                switches, MMIO writes, time advances
+//                switches, MMIO writes, time advances, a schedule replay's progress
 //   per CPU      (MAX_CPUS blocks of CPU_WORDS) its grant word and waiter flag, the command it is
 //                resumed with (run, hang, abort), the request it yielded with (kind, interrupts on, a
 //                PA and a value, the platform time it waits until, its next deferred work), and four
@@ -20,7 +20,7 @@
 // Atomics store + add, which orders them before the next holder's reads):
 //   HOLDER       the coordinator grants (CPU index), a CPU gives back (-1)
 //   request      only the CPU holding the token
-//   VTIME        only the coordinator, while it holds the token
+//   VTIME, the Float64 counters and REPLAY_*: only the coordinator, while it holds the token
 //   POSTED/ACKED, INJ_POSTED only the host; STARTED/DONE only the CPU; INJ_APPLIED the coordinator
 
 import { CTRL, MAX_CPUS, type SharedViews } from './layout.ts';
@@ -57,6 +57,16 @@ export const LSH = {
   F64_SWITCHES: 11,
   F64_WRITES: 12,
   F64_ADVANCES: 13,
+  /**
+   * The schedule strategy's progress (coordinator): writes that matched the record and that did not,
+   * and the first that did not (its index, the CPU the record expected or -1 past its end, the CPU that
+   * wrote), meaningful once DIVERGED is not 0.
+   */
+  F64_REPLAY_MATCHED: 14,
+  F64_REPLAY_DIVERGED: 15,
+  F64_REPLAY_FIRST_WRITE: 16,
+  F64_REPLAY_FIRST_EXPECTED: 17,
+  F64_REPLAY_FIRST_ACTUAL: 18,
 } as const;
 
 /** Per-CPU words (Int32), CPU_WORDS each, after the header. */

@@ -1,7 +1,8 @@
-// Operations the hardware worker serves: apply a fault, stop.
+// Operations the hardware worker serves: apply a fault, report, give the recorded schedule, stop.
 
 import { checkHwFault } from '../faults.ts';
 import { none } from '../check.ts';
+import type { ScheduleRecord } from '../schedule.ts';
 import type { OpArgs, OpImpls, ReqOf, ResOf } from './decl.ts';
 import { op } from './decl.ts';
 
@@ -42,6 +43,8 @@ export const HW_OPS = {
   inject: op(checkHwFault).returns<true>(),
   /** What the hardware saw of faults and of the sanitizer. */
   report: op(none).returns<HwReport>(),
+  /** The schedule recorded since boot (SystemOptions.record; src/protocol/schedule.ts). */
+  schedule: op(none).returns<ScheduleRecord>(),
   /** Ends the hardware loop. */
   stop: op(none).returns<true>(),
 };
