@@ -17,9 +17,12 @@
 //     strategy alone. When none is runnable and some CPU is active (in an operation or an interrupt
 //     turn), virtual time advances to the earliest of the CPUs' wake times and the hardware's next
 //     deadline, running the hardware there. With no CPU active, time stands still (as between the
-//     operations of a one-CPU lockstep run): only idle CPUs with a pending interrupt run.
+//     operations of a one-CPU lockstep run): only idle CPUs with a pending interrupt run. A strategy
+//     may hold a CPU off until a platform time (heldUntil: PCT's preemption at a change point): it is
+//     not runnable until then, and that time counts as its wake time, so a hold ends, time moving.
 //  4. Nothing the host does at a host-timing-dependent moment enters a decision: the coordinator
-//     decides nothing while an operation posted to a CPU has not started there (POSTED > STARTED),
+//     decides nothing while an operation posted to an idle CPU has not started there (POSTED > STARTED;
+//     a CPU in an interrupt turn takes it once the turn is over, and is waited for then),
 //     while a finished operation's result has not been taken by the host (DONE > ACKED: the host's
 //     reaction, which may post the next operation, happens first), or while the host holds (HOST_HOLD:
 //     one host turn after each post). Faults injected over RPC while a CPU holds the token wait for
@@ -30,6 +33,17 @@
 //     watchdogNs of platform time, no CPU able to ever run again, or stuckSteps decisions without
 //     platform time passing makes every active CPU throw LockstepHang at its yield point (one by one,
 //     in CPU order), like LockstepPlatform's Hang.
+//  6. The schedule strategy (replaying a recorded run's writer sequence, src/protocol/lockstep.ts)
+//     is told the CPU of every write as it is applied, before the decision that follows, and may defer
+//     a decision (deferUntil): virtual time then advances, with CPUs runnable, to when the CPU whose
+//     write the record has next can run by time alone. A wait lasts at most REPLAY_WAIT_NS and never
+//     passes the watchdog limit; after one runs out a runnable CPU takes a step before the next wait,
+//     the CPUs so let through taking turns among themselves (not after the last CPU that ran, which is
+//     mostly the expected writer), so each runnable CPU runs within ncpus-1 waits. So a CPU that can
+//     run now may wait, but boundedly and with time moving, none for ever, and invariants 3 to 5
+//     hold otherwise. Its choices depend on the record and on this run's writes and wake times alone,
+//     so a replay repeats as exactly as any run; its progress (writes matching the record or not) is
+//     published in the block's REPLAY_* slots at every write, for lockstepStats.
 
 import type { Machine } from './machine.ts';
 import { WritePortConsumer, type PortWrite } from '../src/machine/mmio-port.ts';
@@ -38,11 +52,12 @@ import { InterruptController } from '../src/machine/irq.ts';
 import { hostNowMs } from '../src/machine/clock.ts';
 import { waitWhileEqual } from '../src/machine/wait.ts';
 import { GRANT_CMD, KIND, KIND_NAMES, LSC, LSH, type LockstepBlock, type SharedVirtualClock } from '../src/machine/lockstep-block.ts';
-import { createStrategy, type LockstepNConfig, type LockstepStrategy } from '../src/protocol/lockstep.ts';
+import { ScheduleReplay, createStrategy, type LockstepNConfig, type LockstepStrategy } from '../src/protocol/lockstep.ts';
 import { KERNEL_OPS } from '../src/protocol/ops/index.ts';
 import type { HwFault } from '../src/protocol/faults.ts';
 import { PA } from '../src/arch/platform.ts';
 import { hex } from '../src/arch/bits.ts';
+import { WriteHash } from './write-hash.ts';
 
 /** What a CPU asked for when it last gave the token back (the coordinator's copy of its request). */
 interface CpuState {
@@ -75,6 +90,8 @@ export class Coordinator {
   private readonly port: WritePortConsumer;
   private readonly irqc: InterruptController;
   private readonly strategy: LockstepStrategy;
+  /** The strategy when it replays a schedule (its progress is published), else null. */
+  private readonly replay: ScheduleReplay | null;
   private readonly cpus: CpuState[];
   private readonly i32: Int32Array;
   private readonly dram: Int32Array;
@@ -89,8 +106,7 @@ export class Coordinator {
   private readonly hangs: number[] = [];
   private readonly injects: HwFault[] = [];
   private gatedSinceMs = -1;
-  private hashA = 0x811c9dc5;
-  private hashB = 0x9747b28c;
+  private readonly hash = new WriteHash();
   private readonly apply: (w: PortWrite) => void;
   /** Why the run was aborted, once it is. */
   aborted: string | null = null;
@@ -105,14 +121,20 @@ export class Coordinator {
     this.port = new WritePortConsumer(views);
     this.irqc = new InterruptController(views);
     this.strategy = createStrategy(cfg, views.layout.ncpus);
+    this.replay = this.strategy instanceof ScheduleReplay ? this.strategy : null;
     this.i32 = b.i32;
     this.dram = views.dram32;
     this.ctrl = views.ctrl;
     this.cpus = Array.from({ length: views.layout.ncpus }, () => ({ kind: KIND.IDLE, wakeAt: Infinity, pa: 0, value: 0, irqsOn: true, deferredAt: Infinity, started: 0, op: -1, lastTurnAt: -1, resumedFrom: '' }));
     this.apply = (w) => {
-      this.hashA = mix(mix(mix(mix(mix(this.hashA, w.cpu), w.pa), w.size), w.lo), w.hi);
-      this.hashB = mix2(mix2(mix2(mix2(mix2(this.hashB, w.cpu), w.pa), w.size), w.lo), w.hi);
+      this.hash.add(w);
+      Atomics.store(this.i32, LSH.HASH_A, this.hash.a | 0);
+      Atomics.store(this.i32, LSH.HASH_B, this.hash.b | 0);
       this.b.f64[LSH.F64_WRITES]!++;
+      if (this.replay) {
+        this.replay.wrote(w.cpu);
+        this.publishReplay(this.replay);
+      }
       this.machine.write(w);
     };
   }
@@ -198,8 +220,6 @@ export class Coordinator {
   /** One decision: apply what the last holder did, then grant a CPU, or say why nobody can run. */
   private decide(): 'granted' | 'idle' | 'aborted' {
     this.port.drain(this.apply);
-    Atomics.store(this.i32, LSH.HASH_A, this.hashA | 0);
-    Atomics.store(this.i32, LSH.HASH_B, this.hashB | 0);
     for (const f of this.injects.splice(0)) {
       try {
         this.machine.inject(f);
@@ -235,6 +255,12 @@ export class Coordinator {
       if (active && !this.busy) this.limitNs = now + this.cfg.watchdogNs;
       this.busy = active;
       if (runnable.length) {
+        // A strategy may have the runnable CPUs wait a little (invariant 6), never past the watchdog.
+        const defer = active ? (this.strategy.deferUntil?.(runnable, now, (k) => Math.min(this.wakeOf(k, now), this.machine.nextDeadline())) ?? -1) : -1;
+        if (defer > now && defer <= this.limitNs) {
+          this.advance(defer);
+          continue;
+        }
         if (now === this.stuckAt) {
           if (++this.stuckSteps > this.cfg.stuckSteps) {
             this.stuckSteps = 0;
@@ -244,7 +270,10 @@ export class Coordinator {
           this.stuckAt = now;
           this.stuckSteps = 0;
         }
-        this.grant(this.strategy.pick(runnable, this.last), GRANT_CMD.RUN);
+        const k = this.strategy.pick(runnable, this.last, now);
+        // (-1: the strategy held off the only runnable CPU; look again without it.)
+        if (k < 0) continue;
+        this.grant(k, GRANT_CMD.RUN);
         return 'granted';
       }
       if (!active) return 'idle';
@@ -268,6 +297,18 @@ export class Coordinator {
       }
       this.advance(t);
     }
+  }
+
+  /** The schedule replay's progress, for the host's lockstepStats. */
+  private publishReplay(r: ScheduleReplay): void {
+    const f = this.b.f64;
+    f[LSH.F64_REPLAY_MATCHED] = r.matched;
+    f[LSH.F64_REPLAY_DIVERGED] = r.diverged;
+    const d = r.firstDivergence;
+    if (!d) return;
+    f[LSH.F64_REPLAY_FIRST_WRITE] = d.write;
+    f[LSH.F64_REPLAY_FIRST_EXPECTED] = d.expectedCpu ?? -1;
+    f[LSH.F64_REPLAY_FIRST_ACTUAL] = d.actualCpu;
   }
 
   /** Moves virtual time to t and runs the hardware due there. */
@@ -317,9 +358,10 @@ export class Coordinator {
     if (!why && Atomics.load(this.i32, LSH.HOST_HOLD) > 0) why = 'the host is posting operations';
     if (!why && ((Atomics.load(this.i32, LSH.INJ_POSTED) - Atomics.load(this.i32, LSH.INJ_APPLIED)) | 0) > 0) why = 'a fault the host injected has not arrived';
     for (let k = 0; k < this.cpus.length && !why; k++) {
-      // (An operation posted to a CPU in the middle of another starts when that one is done.)
+      // (An operation posted to a CPU in the middle of another, or of an interrupt turn, starts when that
+      // is done: its worker takes the request only then, so waiting for it here would wait for ever.)
       const started = b.get(k, LSC.STARTED);
-      if (((b.get(k, LSC.POSTED) - started) | 0) > 0 && started === b.get(k, LSC.DONE)) why = `cpu${k} was sent an operation and has not started it`;
+      if (((b.get(k, LSC.POSTED) - started) | 0) > 0 && started === b.get(k, LSC.DONE) && this.cpus[k]!.kind === KIND.IDLE) why = `cpu${k} was sent an operation and has not started it`;
     }
     if (!why) {
       this.gatedSinceMs = -1;
@@ -333,6 +375,7 @@ export class Coordinator {
 
   /** Whether CPU k's request is satisfied at platform time `now`. */
   private runnable(k: number, now: number): boolean {
+    if ((this.strategy.heldUntil?.(k) ?? 0) > now) return false;
     const s = this.cpus[k]!;
     const deferredDue = s.irqsOn && s.deferredAt <= now && s.lastTurnAt < now;
     switch (s.kind) {
@@ -351,6 +394,9 @@ export class Coordinator {
 
   /** The platform time CPU k's request is satisfied by time alone (Infinity: never). */
   private wakeOf(k: number, now: number): number {
+    // A CPU the strategy holds off is looked at again when the hold ends.
+    const held = this.strategy.heldUntil?.(k) ?? 0;
+    if (held > now) return held;
     const s = this.cpus[k]!;
     const deferred = s.irqsOn && s.deferredAt > now ? s.deferredAt : Infinity;
     if (s.kind === KIND.IDLE) return deferred;
@@ -387,23 +433,4 @@ export class Coordinator {
 /** Platform ns as seconds, to the nanosecond, without trailing zeros. */
 function fmtS(ns: number): string {
   return `${+(ns / 1e9).toFixed(9)} s`;
-}
-
-/** FNV-1a over one 32-bit value, byte by byte. */
-function mix(h: number, v: number): number {
-  for (let i = 0; i < 4; i++) {
-    h ^= (v >>> (8 * i)) & 0xff;
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
-}
-
-/** A second, independent 32-bit mix (murmur3's), so the two together make a 64-bit hash. */
-function mix2(h: number, v: number): number {
-  let k = Math.imul(v | 0, 0xcc9e2d51);
-  k = (k << 15) | (k >>> 17);
-  k = Math.imul(k, 0x1b873593);
-  h ^= k;
-  h = (h << 13) | (h >>> 19);
-  return (Math.imul(h, 5) + 0xe6546b64) >>> 0;
 }

@@ -33,6 +33,15 @@
 // Every exit of issue() after the reservation, error or not, leaves the queue usable: reserved slots
 // not yet written are filled with harmless CMD_SYNCs and marked valid (an owner waits for them), an
 // owner publishes what it gathered, the shared lock is dropped and the interrupt state restored.
+//
+// Other CPUs may run at any instant of this algorithm; a deterministic run (lockstep with N CPUs)
+// interleaves them at the platform's yield points, and at two points the algorithm marks with
+// interleave() where no yield point stands but a race window does: after a reservation, before its
+// slots are written and marked valid (what the owner's wait for the valid map is for), and after they
+// are marked, before the owner stops gathering (so later reservations join its publication).
+//
+// The known-broken variants (DRIVER_BUGS, tests only) leave out one step each: the shared lock around a
+// CMD_SYNC wait (cmdq-no-shared-lock), or the owner's wait for the valid map (prod-before-valid).
 
 import { OFF } from '../../src/arch/smmu/regs.ts';
 import { F } from '../../src/arch/smmu/commands.ts';
@@ -42,6 +51,7 @@ import { buildSync } from './cmds.ts';
 import { E } from '../../src/protocol/errno.ts';
 import type { CmdqDesc } from '../../src/protocol/ops/smmu.ts';
 import { recordSyncWait } from '../../src/machine/histogram.ts';
+import type { DriverBug } from '../../src/protocol/ops/smmu.ts';
 
 /** Most commands in one batch (Linux CMDQ_BATCH_ENTRIES = BITS_PER_LONG). */
 export const CMDQ_BATCH_ENTRIES = 64;
@@ -56,6 +66,8 @@ const NAP_MAX_NS = 1_000_000;
 const OWNED = 1 << 31;
 const CONS_SHIFT = 16;
 const LOCK_EXCLUSIVE = -2147483648; // INT_MIN
+/** Longest wait for the shared lock's word to change before looking again (a few cpu_relax()es). */
+const LOCK_WAIT_NS = 100;
 
 /** Word offsets inside the shared state page (each on its own 64-byte line). */
 export const W = { LLQ: 0, OWNER_PROD: 16, LOCK: 32, ERR_LOCK: 48, ABT: 52, VALID_MAP: 64 } as const;
@@ -98,6 +110,7 @@ export class Cmdq {
   private readonly wrp: number;
   private readonly ptrMask: number; // index + wrap
   private readonly syncErr: number; // dword index of SYNC_ERR
+  private readonly lockPa: number;
   /**
    * This queue's CMD_SYNC as buildSync makes it (arm_smmu_cmdq_build_sync_cmd), built once: with
    * MSI-poll only its MSIAddress (the SYNC's own slot) changes per issue.
@@ -120,6 +133,8 @@ export class Cmdq {
      * timed out); returns whether there was one.
      */
     private readonly checkGerror: () => boolean = () => false,
+    /** A known-broken variant to run (tests of smmulab only). */
+    private readonly bug?: DriverBug,
   ) {
     if (desc.shift > CMDQ_MAX_SZ_SHIFT) throw new Error(`cmdq: 2^${desc.shift} entries exceeds the driver's 2^${CMDQ_MAX_SZ_SHIFT}`);
     this.size = 1 << desc.shift;
@@ -130,6 +145,7 @@ export class Cmdq {
     this.wrp = this.size;
     this.ptrMask = (this.size << 1) - 1;
     this.syncErr = this.st + syncErrWord(desc.shift);
+    this.lockPa = desc.statePa + W.LOCK * 4;
     // With MSI-poll every SYNC has a non-zero MSIAddress (a slot in DRAM): CS=SIG_IRQ.
     buildSync(this.syncCmd, 0, desc.msiPoll ? desc.basePa : 0);
   }
@@ -202,7 +218,11 @@ export class Cmdq {
       const now = this.p.clock.now();
       if (deadline < 0) deadline = now + this.pollTimeoutNs;
       else if (now > deadline) throw new CmdqTimeout('CMDQ lock: still held exclusively after the poll timeout');
-      this.p.cpuRelax();
+      // atomic_cond_read_relaxed(VAL >= 0): a wait for the word to change (__cmpwait, WFE on arm64),
+      // not a sampling loop: CPUs that keep retaking the exclusive lock leave it free only for an
+      // instant, which a waiter polling every cpu_relax() can miss for ever (in lockstep with N CPUs,
+      // where that instant has no duration). Bounded: another CPU's store wakes no waiter in threaded runs.
+      this.p.waitMemWhileEqual(this.lockPa, v, LOCK_WAIT_NS);
     }
   }
 
@@ -350,6 +370,7 @@ export class Cmdq {
       if (old === llq) break;
       llq = old;
     }
+    p.interleave();
     const owner = (llq & OWNED) === 0;
     const start = prod & this.ptrMask;
     const end = this.inc(start, n + s);
@@ -374,14 +395,17 @@ export class Cmdq {
         // A record left in this slot by an earlier SYNC is not ours.
         Atomics.store(q, this.syncErr + slotIdx, 0);
         // Hold the queue against a second wrap until our SYNC is seen to complete.
-        this.sharedLock();
-        locked = true;
+        if (this.bug !== 'cmdq-no-shared-lock') {
+          this.sharedLock();
+          locked = true;
+        }
       }
 
       // 3. Mark our slots valid (the Atomics.xor orders the command stores before it: dma_wmb).
       this.validMap(start, end, true);
       written = true;
       p.trace.arm_smmu_cmdq_issue?.(n, sync, start);
+      p.interleave();
 
       // 4. The owner publishes everything gathered so far with one CMDQ_PROD write.
       if (owner) {
@@ -417,10 +441,15 @@ export class Cmdq {
           recordSyncWait(p.stats, p.cpu, waitNs);
         }
         // The last CPU out of the shared lock publishes the cons it saw, so later reservations see space.
-        locked = false;
-        if (!this.sharedTryUnlock()) {
+        if (!locked) {
+          // (cmdq-no-shared-lock: nothing held cons back while we waited.)
           this.writeShadowCons(seenCons);
-          this.sharedUnlock();
+        } else {
+          locked = false;
+          if (!this.sharedTryUnlock()) {
+            this.writeShadowCons(seenCons);
+            this.sharedUnlock();
+          }
         }
       }
       return { ret, start, syncProd };
@@ -472,7 +501,7 @@ export class Cmdq {
       p.cpuRelax();
     }
     const gathered = Atomics.and(this.i32, llqIdx, ~OWNED) & 0x7fff & this.ptrMask;
-    this.validMap(start, gathered, false);
+    if (this.bug !== 'prod-before-valid') this.validMap(start, gathered, false);
     // Traced before the write: in lockstep the SMMU consumes inside it, and its records follow this one.
     p.trace.arm_smmu_cmdq_publish?.(gathered);
     this.regs.write32(OFF.CMDQ_PROD, gathered);

@@ -188,6 +188,7 @@ export class ArmSmmuDevice {
       irqVectors: (features & FEAT.MSI) !== 0 ? { gerror: MSI_VECTORS.GERROR, evtq: MSI_VECTORS.EVTQ } : { gerror: VECTOR.SMMU_GERROR, evtq: VECTOR.SMMU_EVTQ },
       pollTimeoutNs: opts.pollTimeoutNs ?? TIMEOUT.SMMU_POLL,
       atcRecovery: opts.atcRecovery ?? DEFAULT_ATC_RECOVERY,
+      ...(opts.bug !== undefined ? { bug: opts.bug } : {}),
       idStatePa: 0,
     };
   }
@@ -214,7 +215,7 @@ export class ArmSmmuDevice {
   /** The command queue in shared.cmdq, as this CPU issues to it and recovers its errors. */
   private useQueue(): void {
     const s = this.shared;
-    this.cmdq = new Cmdq(this.p, this.regs, s.cmdq, s.pollTimeoutNs, (l, m) => this.log(l, m), () => this.checkGerror());
+    this.cmdq = new Cmdq(this.p, this.regs, s.cmdq, s.pollTimeoutNs, (l, m) => this.log(l, m), () => this.checkGerror(), s.bug);
     this.fetchAbort = new FetchAbortRetry(this.p.mem, s.cmdq.statePa + W.ABT * 4, s.pollTimeoutNs, POLL_SPIN_COUNT);
   }
 

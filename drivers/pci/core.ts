@@ -1,6 +1,7 @@
 // The PCI core of one kernel: the enumerated hierarchy, the firmware's RID -> StreamID map, MSI vector
 // allocation, the registered device drivers, and the hooks the IOMMU layer gives it.
 
+import type { DriverBug } from '../../src/protocol/ops/smmu.ts';
 import { IRQ_VECTORS, VECTOR } from '../../src/arch/platform.ts';
 import type { Platform } from '../platform/platform.ts';
 import { parseBdf, ridOf } from '../../src/arch/pcie/bdf.ts';
@@ -15,6 +16,8 @@ export interface IommuPciOps {
   block(dev: PciDev): number;
   /** Re-attaches the domain kept by block(); 0 or -errno. */
   unblock(dev: PciDev): number;
+  /** The known-broken variant the IOMMU driver runs (tests of smmulab only), if any. */
+  readonly bug?: DriverBug | undefined;
 }
 
 /** First MSI vector the PCI core hands out (the SMMU driver uses the ones below). */

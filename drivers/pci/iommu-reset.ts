@@ -48,6 +48,11 @@ export function pciResetWithIommuBlocked(core: PciCore, dev: PciDev, reset: () =
 function pciDevResetIommuPrepare(core: PciCore, dev: PciDev): number {
   const st = dev.iommu;
   if (!pciAtsSupported(dev) || !st || !core.iommu) return 0;
+  if (st.depth > 0 && core.iommu.bug === 'prepare-no-reentry') {
+    // The broken variant: a nested reset is taken for a concurrent one and refused.
+    dev.log('debug', `IOMMU reset prepare: depth ${st.depth}, nested call refused`);
+    return -E.EBUSY;
+  }
   if (st.depth++ > 0) {
     dev.log('debug', `IOMMU reset prepare: depth ${st.depth} (nested)`);
     return 0;
@@ -91,11 +96,13 @@ function pciDevResetIommuDone(core: PciCore, dev: PciDev, ok: boolean): void {
   const innerFailed = st.innerFailed === true;
   st.innerFailed = false;
   if (!st.blocked) return;
-  if (ok && innerFailed) {
+  // The broken variant unblocks whatever the outcome: a failed reset lifts the fence.
+  const lifts = core.iommu.bug === 'done-lifts-fence';
+  if (ok && innerFailed && !lifts) {
     dev.log('warn', 'Reset reported success but a nested reset failed. Blocking ATS to protect memory');
     return;
   }
-  if (!ok) {
+  if (!ok && !lifts) {
     dev.log('warn', 'Reset failed. Blocking ATS to protect memory');
     dev.log('debug', `IOMMU reset done (failed): depth 0, blocked`);
     return;

@@ -10,6 +10,7 @@
 // iommu_group's default domain) and a DMA API context on it; attachDomain() moves devices into a
 // shared domain, as VFIO does for the devices of one container.
 
+import type { DriverBug } from '../../src/protocol/ops/smmu.ts';
 import type { Platform } from '../platform/platform.ts';
 import { ATS_MIN_STU } from '../../src/arch/pcie/regs.ts';
 import type { ArmSmmuIommu, Domain, Master, PagingDomain } from '../arm-smmu-v3/domain.ts';
@@ -33,6 +34,10 @@ export class PciIommu implements IommuPciOps {
   private readonly kept = new Map<PciDev, Domain | null>();
   private readonly dmas = new Map<PciDev, IommuDma>();
   private nextGroup = 0;
+
+  get bug(): DriverBug | undefined {
+    return this.iommu.dev.shared.bug;
+  }
 
   constructor(
     readonly iommu: ArmSmmuIommu,

@@ -8,7 +8,8 @@
 //
 // Yield points: every MMIO read (before it) and write (after posting it to the write port, which the
 // coordinator drains before anything else runs), cpu_relax, delay, sleep, WFE, waitMemWhileEqual,
-// re-enabling interrupts and irqCheckpoint; and the start and end of every operation.
+// re-enabling interrupts and irqCheckpoint, interleave() (a race window of a lock-free algorithm, of
+// no duration); and the start and end of every operation.
 
 import { type LogEntry } from '../../src/protocol/log.ts';
 import { CTRL, type SharedViews } from '../../src/machine/layout.ts';
@@ -86,6 +87,11 @@ export class LockstepCpuPlatform extends PlatformBase<SharedVirtualClock> {
   cpuRelax(): void {
     this.yieldPoint(KIND.RELAX, this.clock.now() + RELAX_NS);
     if (this.core.irqsEnabled()) this.core.take();
+  }
+
+  override interleave(): void {
+    // Runnable at once: the strategy alone decides whether another CPU runs first.
+    this.yieldPoint(KIND.RELAX, this.clock.now());
   }
 
   delay(ns: number): void {

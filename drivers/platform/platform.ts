@@ -53,6 +53,12 @@ export interface Platform {
 
   /** One iteration of a busy-wait loop (cpu_relax). */
   cpuRelax(): void;
+  /**
+   * A point inside a lock-free algorithm where another CPU may run (a race window no yield point marks):
+   * free on real concurrency and with one CPU; a yield point of no duration in lockstep with N CPUs, so
+   * that a strategy can explore the window.
+   */
+  interleave(): void;
   /** Busy-waits for `ns` of platform time (udelay/ndelay); interrupts keep their state. */
   delay(ns: number): void;
   /** Sleeps for `ns` of platform time (msleep); an interrupts-on point, so pending IRQs are taken. */
@@ -217,6 +223,7 @@ export abstract class PlatformBase<C extends Clock = Clock> implements Platform 
   }
 
   abstract cpuRelax(): void;
+  interleave(): void {}
   abstract delay(ns: number): void;
   abstract sleep(ns: number): void;
   abstract wfe(timeoutNs: number): void;

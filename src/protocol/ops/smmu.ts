@@ -24,6 +24,22 @@ export type AtcRecovery = (typeof ATC_RECOVERY)[number];
 /** The default: the safest policy that keeps innocent devices working (see the README). */
 export const DEFAULT_ATC_RECOVERY: AtcRecovery = 'quarantine-bisect';
 
+/**
+ * Known-broken variants of the driver, for testing smmulab itself: a multi-CPU campaign must catch each
+ * (test/broken-variants.test.ts). Never a default, never in a scenario of the catalogue.
+ * - cmdq-no-shared-lock: a CPU waiting for its CMD_SYNC does not hold the command queue's shared lock
+ *   (arm_smmu_cmdq_shared_lock), so other CPUs may refresh cons and wrap the queue twice meanwhile: its
+ *   SYNC's slot is reused before it has seen the completion;
+ * - prod-before-valid: the owner writes CMDQ_PROD without waiting for the gathered slots to be marked
+ *   valid (__arm_smmu_cmdq_poll_set_valid_map), so the SMMU may read slots their CPU has not written;
+ * - prepare-no-reentry: pci_dev_reset_iommu_prepare() refuses a nested call (-EBUSY) instead of
+ *   counting it (the nesting bug fixed by 0d5fd7a9323c): a device-specific reset's inner FLR fails;
+ * - done-lifts-fence: pci_dev_reset_iommu_done() unblocks whatever the reset's outcome, lifting the fence
+ *   of a device whose reset failed and whose ATC may still hold stale translations.
+ */
+export const DRIVER_BUGS = ['cmdq-no-shared-lock', 'prod-before-valid', 'prepare-no-reentry', 'done-lifts-fence'] as const;
+export type DriverBug = (typeof DRIVER_BUGS)[number];
+
 /** Probe options (module parameters and firmware facts). */
 export const smmuDriverOptions = obj({
   /** ATC invalidation timeout recovery (ATC_RECOVERY); default DEFAULT_ATC_RECOVERY. */
@@ -36,6 +52,8 @@ export const smmuDriverOptions = obj({
   coherent: opt(bool),
   /** CPU that takes the SMMU's GERROR and event queue interrupts. */
   irqCpu: opt(int(0, 15)),
+  /** A known-broken variant of the driver (DRIVER_BUGS), for tests of smmulab. */
+  bug: opt(oneOf(DRIVER_BUGS)),
 });
 export type SmmuDriverOptions = Infer<typeof smmuDriverOptions>;
 
@@ -73,6 +91,8 @@ export const smmuShared = obj({
   irqVectors: obj({ gerror: int(0, 255), evtq: int(0, 255) }),
   pollTimeoutNs: int(1, 1e15),
   atcRecovery: oneOf(ATC_RECOVERY),
+  /** The known-broken variant every CPU runs (DRIVER_BUGS), if any. */
+  bug: opt(oneOf(DRIVER_BUGS)),
   /** PA of the IOMMU layer's shared ASID/VMID bitmaps. */
   idStatePa: u53,
 });
