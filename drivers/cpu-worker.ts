@@ -9,12 +9,9 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { CPUW, SharedViews, type Layout } from '../src/machine/layout.ts';
 import { WorkerPlatform } from './platform/worker.ts';
 import { serveOps } from '../src/protocol/rpc.ts';
-import { KERNEL_OPS } from '../src/protocol/ops/index.ts';
-import { formatLog } from '../src/protocol/log.ts';
 import { SPIN_MS, waitWhileEqual } from '../src/machine/wait.ts';
 import { Kernel } from './kernel.ts';
-import { KERNEL_IMPLS } from './ops/index.ts';
-import { withExtraOps } from './extra-ops.ts';
+import { servedOps, serveUntilStopped } from './extra-ops.ts';
 
 interface CpuWorkerData {
   sab: SharedArrayBuffer;
@@ -30,10 +27,8 @@ const { sab, layout, cpu, echo, extraOps } = workerData as CpuWorkerData;
 const views = new SharedViews(sab, layout);
 const platform = new WorkerPlatform(views, cpu, echo ? (line) => process.stderr.write(`${line}\n`) : undefined);
 const kernel = new Kernel(platform);
-if (extraOps) {
-  const merged = await withExtraOps(extraOps, KERNEL_OPS, KERNEL_IMPLS);
-  serveOps(parentPort!, merged.table, merged.impls, kernel);
-} else serveOps(parentPort!, KERNEL_OPS, KERNEL_IMPLS, kernel);
+const served = await servedOps(extraOps);
+serveOps(parentPort!, served.table, served.impls, kernel);
 
 /** Longest synchronous sleep of an idle CPU before a turn of the event loop (control-message latency). */
 const IDLE_SLICE_MS = 2;
@@ -58,11 +53,4 @@ async function idle(): Promise<void> {
   }
 }
 
-parentPort!.postMessage({ type: 'ready', cpu });
-idle().then(
-  () => parentPort!.postMessage({ type: 'stopped', cpu }),
-  (e) => {
-    process.stderr.write(`cpu${cpu}: idle loop failed: ${String(e)}\n${platform.dmesg().map(formatLog).join('\n')}\n`);
-    throw e;
-  },
-);
+serveUntilStopped(cpu, idle);

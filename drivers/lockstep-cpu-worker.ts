@@ -8,13 +8,10 @@ import { SharedViews, type Layout } from '../src/machine/layout.ts';
 import { LockstepCpuPlatform } from './platform/lockstep-cpu.ts';
 import { InputError, show } from '../src/protocol/check.ts';
 import type { RpcReply, RpcRequest } from '../src/protocol/rpc.ts';
-import type { OpImpls, OpTable } from '../src/protocol/ops/decl.ts';
 import { KERNEL_OPS } from '../src/protocol/ops/index.ts';
 import { lockstepConfig, type LockstepNOptions } from '../src/protocol/lockstep.ts';
-import { formatLog } from '../src/protocol/log.ts';
 import { Kernel } from './kernel.ts';
-import { KERNEL_IMPLS } from './ops/index.ts';
-import { withExtraOps } from './extra-ops.ts';
+import { servedOps, serveUntilStopped } from './extra-ops.ts';
 
 interface LockstepCpuWorkerData {
   sab: SharedArrayBuffer;
@@ -32,9 +29,7 @@ const { sab, layout, cpu, echo, extraOps, lockstep } = workerData as LockstepCpu
 const views = new SharedViews(sab, layout);
 const platform = new LockstepCpuPlatform(views, cpu, lockstepConfig(lockstep), echo ? (line) => process.stderr.write(`${line}\n`) : undefined);
 const kernel = new Kernel(platform);
-const served: { table: OpTable; impls: OpImpls<OpTable, Kernel> } = extraOps
-  ? await withExtraOps(extraOps, KERNEL_OPS, KERNEL_IMPLS)
-  : { table: KERNEL_OPS, impls: KERNEL_IMPLS as unknown as OpImpls<OpTable, Kernel> };
+const served = await servedOps(extraOps);
 const OP_INDEX = new Map(Object.keys(KERNEL_OPS).map((k, i) => [k, i]));
 
 /** Checks the request by its operation's checker and runs the implementation (as serveOps does). */
@@ -90,11 +85,4 @@ async function idle(): Promise<void> {
   }
 }
 
-parentPort!.postMessage({ type: 'ready', cpu });
-idle().then(
-  () => parentPort!.postMessage({ type: 'stopped', cpu }),
-  (e) => {
-    process.stderr.write(`cpu${cpu}: idle loop failed: ${String(e)}\n${platform.dmesg().map(formatLog).join('\n')}\n`);
-    throw e;
-  },
-);
+serveUntilStopped(cpu, idle);

@@ -9,6 +9,7 @@ import { STAT } from '../src/machine/layout.ts';
 import { PA } from '../src/arch/platform.ts';
 import { EVT } from '../src/arch/smmu/events.ts';
 import { executedByOpcode } from '../src/host/stats.ts';
+import { twoEngines } from './fixtures/two-engines.ts';
 
 const PG = 4096;
 
@@ -82,37 +83,7 @@ describe('DMA through the SMMU with real workers', () => {
   it('two CPUs: domains get different ASIDs from the shared allocator, share a level-2 stream table, and the IRQ CPU logs faults of its own device', async () => {
     await withSystem({ cpus: 2, testDevices: 2 }, async (t) => {
       await t.sys.probe({ irqCpu: 1 });
-      const setup = async (c: number, sid: number) => {
-        const cpu = t.sys.cpus[c]!;
-        const master = await cpu.op('iommuProbeDevice', { name: `engine${c}`, sids: [sid] });
-        const domain = await cpu.op('iommuAllocDomain', { type: 'paging' });
-        await cpu.op('iommuAttach', { master, domain });
-        const info = await cpu.op('iommuDomainInfo', { domain });
-        if (info.type !== 'paging') throw new Error(`domain ${domain} is ${info.type}, not paging`);
-        const pa = await cpu.op('memAlloc', { pages: 1 });
-        const dma = await cpu.op('dmaCreate', { domain, strict: true });
-        const iova = await cpu.op('dmaMap', { dma, pa, size: PG, dir: 'bidirectional' });
-        return { cpu, asid: info.asid, pa, dma, iova, sid };
-      };
-      // SIDs 0x60 and 0x61 share one level-2 table, installed by whichever CPU got there first.
-      const [a, b] = await Promise.all([setup(0, 0x60), setup(1, 0x61)]);
-      expect(a.asid).not.toBe(b.asid);
-      expect(a.asid).toBeGreaterThan(0);
-      expect(b.asid).toBeGreaterThan(0);
-      const steA = await a.cpu.op('iommuReadSte', { sid: 0x60 });
-      const steB = await b.cpu.op('iommuReadSte', { sid: 0x61 });
-      // Both are stage-1 STEs (V=1, Config=0b101), each pointing at its own CD table.
-      expect(BigInt('0x' + steA[0]!) & 0xfn).toBe(0xbn);
-      expect(BigInt('0x' + steB[0]!) & 0xfn).toBe(0xbn);
-      expect(steA[0]).not.toBe(steB[0]);
-
-      const [ra, rb] = await Promise.all([
-        a.cpu.op('testdevTransfer', { index: 0, sid: a.sid, iova: a.iova, len: PG, write: true, pattern: 0xaaaa0000 }),
-        b.cpu.op('testdevTransfer', { index: 1, sid: b.sid, iova: b.iova, len: PG, write: true, pattern: 0xbbbb0000 }),
-      ]);
-      expect(ra.ok && rb.ok).toBe(true);
-      expect(new DataView(dram(t, a.pa, 4).buffer).getUint32(0, true)).toBe(0xaaaa0000);
-      expect(new DataView(dram(t, b.pa, 4).buffer).getUint32(0, true)).toBe(0xbbbb0000);
+      const { a, b } = await twoEngines(t.sys);
 
       await b.cpu.op('dmaUnmap', { dma: b.dma, iova: b.iova, size: PG, dir: 'bidirectional' });
       const f = await b.cpu.op('testdevTransfer', { index: 1, sid: b.sid, iova: b.iova, len: 4, write: false });

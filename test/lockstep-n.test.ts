@@ -11,79 +11,19 @@
 
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { PA } from '../src/arch/platform.ts';
 import { hex } from '../src/arch/bits.ts';
 import { F, OP } from '../src/arch/smmu/commands.ts';
 import { CERROR } from '../src/arch/smmu/regs.ts';
 import { PROFILES, type SmmuFeatures } from '../src/arch/smmu/features.ts';
 import { STAT } from '../src/machine/layout.ts';
-import { W } from '../drivers/arm-smmu-v3/cmdq.ts';
-import type { SmmuShared } from '../src/protocol/ops/smmu.ts';
-import { rng } from '../src/protocol/random.ts';
 import { Pct, createStrategy, lockstepConfig, parseLockstepSpec, type LockstepNOptions } from '../src/protocol/lockstep.ts';
 import { lockstepStats } from '../src/host/lockstep-n.ts';
 import { raw } from './helpers/lockstep.ts';
-import { withSystem, words, type TestSystem } from './helpers/system.ts';
+import { withSystem, words } from './helpers/system.ts';
+import { checkConsistent, stress } from './fixtures/cmdq-state.ts';
 import { runCli } from './fixtures/run-cli.ts';
 
-const SIZES = [1, 2, 5, 16, 63, 64, 65, 100, 130, 200];
 const SMALL_QUEUE: SmmuFeatures = PROFILES['v3.1-minimal']!; // 256 entries: the queue fills and wraps
-
-/** Runs a random plan of workload calls on every CPU at once; returns what each CPU says it issued. */
-async function stress(s: TestSystem, seed: number, callsPerCpu: number) {
-  const rnd = rng(seed);
-  const plans = s.sys.cpus.map(() =>
-    Array.from({ length: callsPerCpu }, () => ({ batch: SIZES[Math.floor(rnd() * SIZES.length)]!, iterations: 2 + Math.floor(rnd() * 6) })),
-  );
-  const perCpu = await Promise.all(
-    plans.map(async (plan, cpu) => {
-      const out = { tlbi: 0, syncs: 0, timeouts: 0, elapsedNs: [] as number[] };
-      for (const w of plan) {
-        const r = await s.workload(cpu, w);
-        expect(r.batches).toBe(w.iterations);
-        out.tlbi += r.issuedByOpcode.TLBI_NH_VA!;
-        out.syncs += r.issuedByOpcode.SYNC!;
-        out.timeouts += r.syncTimeouts;
-        out.elapsedNs.push(r.elapsedNs);
-      }
-      return out;
-    }),
-  );
-  const total = perCpu.reduce((a, b) => ({ tlbi: a.tlbi + b.tlbi, syncs: a.syncs + b.syncs, timeouts: a.timeouts + b.timeouts }), { tlbi: 0, syncs: 0, timeouts: 0 });
-  return { ...total, perCpu };
-}
-
-/** Counts and the shared queue state after a stress run (as test/cmdq-stress.test.ts checks them). */
-async function checkConsistent(s: TestSystem, shared: SmmuShared, before: { tlbi: number; sync: number }, issued: { tlbi: number; syncs: number }) {
-  expect(s.exec('TLBI_NH_VA') - before.tlbi).toBe(issued.tlbi);
-  expect(s.exec('SYNC') - before.sync).toBe(issued.syncs);
-  const size = 1 << shared.cmdq.shift;
-  const ptrMask = 2 * size - 1;
-  let entries = 0;
-  for (let cpu = 0; cpu < s.sys.cpus.length; cpu++) {
-    const d = await s.driverStats(cpu);
-    expect(d.cmdqErrors).toEqual([]);
-    entries += d.issued + d.syncs;
-  }
-  expect(s.execTotal()).toBe(entries);
-  expect(s.reg('CMDQ_PROD')).toBe(entries & ptrMask);
-  expect(s.reg('CMDQ_CONS')).toBe(entries & ptrMask);
-  const dram = s.sys.views.dram32;
-  const st = (shared.cmdq.statePa - PA.DRAM_BASE) / 4;
-  const llq = Atomics.load(dram, st + W.LLQ);
-  expect(llq & 0x7fff).toBe(entries & ptrMask);
-  expect(llq >>> 31).toBe(0);
-  expect(Atomics.load(dram, st + W.OWNER_PROD) & ptrMask).toBe(entries & ptrMask);
-  expect(Atomics.load(dram, st + W.LOCK)).toBe(0);
-  const laps = Math.floor(entries / size);
-  const rest = entries % size;
-  const wrong: number[] = [];
-  for (let i = 0; i < size; i++) {
-    const bit = (Atomics.load(dram, st + W.VALID_MAP + (i >>> 5)) >>> (i & 31)) & 1;
-    if (bit !== ((laps + (i < rest ? 1 : 0)) & 1)) wrong.push(i);
-  }
-  expect(wrong).toEqual([]);
-}
 
 const STRATEGIES: LockstepNOptions[] = [
   { strategy: 'round-robin' },

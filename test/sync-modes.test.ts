@@ -3,8 +3,9 @@
 // (IDR0.MSI and a coherent SMMU), and CONS-poll, where the SYNC carries CS=SIG_SEV and the CPU polls
 // CMDQ_CONS (waiting in WFE when IDR0.SEV; the SEV is SIG_NONE on an SMMU without it).
 
+import { syncModes } from './fixtures/cmdq-state.ts';
 import { describe, expect, it } from 'vitest';
-import { CTRL, STAT } from '../src/machine/layout.ts';
+import { STAT } from '../src/machine/layout.ts';
 import { PA, VECTOR } from '../src/arch/platform.ts';
 import { CS, F, OP } from '../src/arch/smmu/commands.ts';
 import { DEFAULT_FEATURES, PROFILES, type SmmuFeatures } from '../src/arch/smmu/features.ts';
@@ -62,29 +63,7 @@ describe('CMD_SYNC completion with real workers', () => {
   for (const [what, f, opts, mode] of [MODES[0]!, MODES[1]!, MODES[4]!]) {
     it(`2 CPUs, ${what}`, async () => {
       await withSystem({ cpus: 2, features: f }, async (s) => {
-        const shared = await s.sys.probe(opts);
-        expect(shared.cmdq.msiPoll).toBe(mode === 'msi');
-        const msi0 = s.stat(STAT.MSI_WRITES);
-        const sev0 = Atomics.load(s.sys.views.ctrl, CTRL.SEV);
-        const [a, b] = await Promise.all([s.workload(0, { batch: 8, iterations: 20 }), s.workload(1, { batch: 8, iterations: 20 })]);
-        expect(a.syncTimeouts + b.syncTimeouts).toBe(0);
-        const syncs = a.batches + b.batches;
-        expect(syncs).toBe(40);
-        expect(s.stat(STAT.MSI_WRITES) - msi0).toBe(mode === 'msi' ? syncs : 0);
-        expect(Atomics.load(s.sys.views.ctrl, CTRL.SEV) - sev0).toBe(mode === 'cons-sev' ? syncs : 0);
-        // Every SYNC slot written so far (the probe's too): overwritten by the MSI, or still the command.
-        const entries = s.reg('CMDQ_PROD');
-        expect(s.reg('CMDQ_CONS')).toBe(entries);
-        const probeSyncs = f.hyp ? 3 : 2;
-        expect(entries).toBe(2 * probeSyncs + syncs * 9);
-        let zero = 0;
-        let syncOps = 0;
-        for (let i = 0; i < entries; i++) {
-          const w0 = Atomics.load(s.sys.views.dram32, (shared.cmdq.basePa - PA.DRAM_BASE) / 4 + 4 * i);
-          if (w0 === 0) zero++;
-          if ((w0 & 0xff) === OP.SYNC) syncOps++;
-        }
-        expect({ zero, syncOps }).toEqual(mode === 'msi' ? { zero: probeSyncs + syncs, syncOps: 0 } : { zero: 0, syncOps: probeSyncs + syncs });
+        await syncModes(s, await s.sys.probe(opts), f, mode);
       });
     });
   }

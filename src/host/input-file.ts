@@ -26,6 +26,8 @@ export const INPUT_LIMITS = {
   replay: 64 * MiB,
   /** JSON Lines of about 1 KB a seed (a few KB with a shrunk schedule): some 100 000 seeds a shard. */
   shard: 256 * MiB,
+  /** A recorded schedule: a few bytes per run of one CPU's MMIO writes, interrupt and fault. */
+  schedule: 64 * MiB,
 } as const;
 
 /** A size as the messages give it: whole MiB when it is one, else bytes. */

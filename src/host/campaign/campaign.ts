@@ -12,7 +12,10 @@ import fc from 'fast-check';
 import { runSeed, scheduleFails, type ScheduleResult, type SeedJob } from './run-one.ts';
 import { scheduleArb, scheduleOf, toScenario } from './schedule.ts';
 import { InputError, clip } from '../../protocol/check.ts';
-import { DEFAULT_ATC_RECOVERY, type AtcRecovery } from '../../protocol/ops/smmu.ts';
+import { DEFAULT_ATC_RECOVERY } from '../../protocol/ops/smmu.ts';
+import type { CampaignParams } from './params.ts';
+
+export type { CampaignParams } from './params.ts';
 
 const ENTRY = new URL('../worker-entry.mjs', import.meta.url);
 const WORKER_MODULE = new URL('./worker.ts', import.meta.url).href;
@@ -21,17 +24,6 @@ const SHRINK_RUNS = 150;
 /** Failures a campaign shrinks (the rest keep their seed and reproduce command). */
 const SHRINK_FAILURES = 3;
 
-export interface CampaignParams {
-  count: number;
-  seedStart: number;
-  /** Built-in scenarios (or files) instead of generated schedules. */
-  scenarios: string[];
-  noViolations: boolean;
-  /** The driver's ATC invalidation timeout recovery policy. */
-  atcRecovery: AtcRecovery;
-  /** Fault kinds generated schedules draw from (empty: every kind). */
-  faults: string[];
-}
 
 export interface Shard {
   k: number;
@@ -58,12 +50,15 @@ export function seedsOf(p: CampaignParams, shard?: Shard): number[] {
 export function reproduceCommand(p: CampaignParams, seed: number): string {
   const policy = p.atcRecovery === DEFAULT_ATC_RECOVERY ? '' : ` --atc-recovery ${p.atcRecovery}`;
   const faults = p.faults.length ? ` --faults ${p.faults.join(',')}` : '';
-  return `smmulab campaign --seed-start ${seed} --count 1${p.scenarios.map((s) => ` --scenario ${s}`).join('')}${p.noViolations ? ' --no-violations' : ''}${policy}${faults}`;
+  const cpus = p.cpus !== undefined && p.cpus > 1 ? ` --cpus ${p.cpus}` : '';
+  const lockstep = p.lockstep !== undefined ? ` --lockstep ${p.lockstep}` : '';
+  const bug = p.bug !== undefined ? ` --driver-bug ${p.bug}` : '';
+  return `smmulab campaign --seed-start ${seed} --count 1${p.scenarios.map((s) => ` --scenario ${s}`).join('')}${p.noViolations ? ' --no-violations' : ''}${policy}${faults}${cpus}${lockstep}${bug}`;
 }
 
 /** Runs seeds on `workers` threads (0: in this thread); calls onResult as each finishes. */
 export async function runSeeds(p: CampaignParams, seeds: readonly number[], workers: number, onResult: (r: ScheduleResult) => void): Promise<ScheduleResult[]> {
-  const job = (seed: number): SeedJob => ({ seed, scenarios: p.scenarios, noViolations: p.noViolations, atcRecovery: p.atcRecovery, faults: p.faults });
+  const job = (seed: number): SeedJob => ({ seed, params: p });
   const results = new Map<number, ScheduleResult>();
   const keep = (r: ScheduleResult) => {
     if (results.has(r.seed)) throw new Error(`campaign: seed ${r.seed} reported twice`);
@@ -119,7 +114,7 @@ export async function shrinkSeed(seed: number, p: CampaignParams): Promise<Retur
   const out = await fc.check(
     fc.asyncProperty(scheduleArb(p.faults.length ? p.faults : undefined), async (s) => {
       if (runs++ > SHRINK_RUNS) return true;
-      return !(await scheduleFails(s, seed, p.noViolations, p.atcRecovery));
+      return !(await scheduleFails(s, seed, p));
     }),
     { seed, numRuns: 1, endOnFailure: false },
   );

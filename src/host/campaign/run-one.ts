@@ -2,10 +2,11 @@
 // judged. What the pool workers and the shrinker both call.
 
 import { loadScenario } from '../scenario/catalogue.ts';
-import { runScenario } from '../scenario/run.ts';
+import { runScenario, type ScenarioRunOptions } from '../scenario/run.ts';
+import { parseLockstepSpec } from '../../protocol/lockstep.ts';
+import type { CampaignParams } from './params.ts';
 import { judgeSchedule, scheduleOf, toScenario, type ScheduleSpec } from './schedule.ts';
-import type { Scenario, ScenarioReport } from '../../protocol/scenario.ts';
-import type { AtcRecovery } from '../../protocol/ops/smmu.ts';
+import { withCpus, type Scenario, type ScenarioReport } from '../../protocol/scenario.ts';
 
 /** What a campaign keeps of one seed's run (one line of a shard's JSON Lines). */
 export interface ScheduleResult {
@@ -35,22 +36,23 @@ export interface ScheduleResult {
 
 export interface SeedJob {
   seed: number;
-  /** Named scenarios to run instead of generated schedules (the seed picks one). */
-  scenarios: string[];
-  noViolations: boolean;
-  atcRecovery: AtcRecovery;
-  /** Fault kinds generated schedules draw from (empty: every kind). */
-  faults: string[];
+  params: CampaignParams;
 }
 
-/** The scenario a seed runs. */
+/** The scenario a seed runs (on the campaign's CPUs). */
 export function scenarioFor(job: SeedJob): { scenario: Scenario; name: string; baseDir?: string } {
-  if (job.scenarios.length === 0) {
-    const s = toScenario(scheduleOf(job.seed, job.faults.length ? job.faults : undefined), job.seed, job.atcRecovery);
-    return { scenario: s, name: s.name! };
+  const p = job.params;
+  if (p.scenarios.length === 0) {
+    const s = toScenario(scheduleOf(job.seed, p.faults.length ? p.faults : undefined), job.seed, p.atcRecovery);
+    return { scenario: withCpus(s, p.cpus ?? 1), name: s.name! };
   }
-  const l = loadScenario(job.scenarios[job.seed % job.scenarios.length]!);
-  return { scenario: l.scenario, name: l.name, baseDir: l.baseDir };
+  const l = loadScenario(p.scenarios[job.seed % p.scenarios.length]!);
+  return { scenario: withCpus(l.scenario, p.cpus ?? 1), name: l.name, baseDir: l.baseDir };
+}
+
+/** How a campaign runs each seed's scenario: its policy, its strategy, its driver variant. */
+function runOptions(seed: number, p: CampaignParams): ScenarioRunOptions {
+  return { seed, atcRecovery: p.atcRecovery, ...(p.lockstep !== undefined ? { lockstep: parseLockstepSpec(p.lockstep) } : {}), ...(p.bug ? { bug: p.bug } : {}) };
 }
 
 /** Whether a run holds, with what did not. */
@@ -63,12 +65,12 @@ export async function runSeed(job: SeedJob): Promise<ScheduleResult> {
   const { scenario, name, baseDir } = scenarioFor(job);
   let r: ScenarioReport;
   try {
-    r = await runScenario(scenario, name, { seed: job.seed, atcRecovery: job.atcRecovery, ...(baseDir ? { baseDir } : {}) });
+    r = await runScenario(scenario, name, { ...runOptions(job.seed, job.params), ...(baseDir ? { baseDir } : {}) });
   } catch (e) {
     // A run that throws (a model or driver bug) is a failure of that seed, reported with its message.
     return { seed: job.seed, scenario: name, summary: scenario.summary ?? '', ok: false, problems: [`run failed: ${(e as Error).message}`], faultsByKind: {}, dmaUseAfterFree: 0, lazyWindowAccesses: 0, lostCommands: 0, duplicatedCommands: 0, hangs: 0, staleReturns: 0, extraSyncs: 0, fences: 0, functions: 0, hostMs: 0, bootHostMs: 0 };
   }
-  const problems = verdict(r, job.scenarios.length > 0, job.noViolations);
+  const problems = verdict(r, job.params.scenarios.length > 0, job.params.noViolations);
   return {
     seed: job.seed,
     scenario: name,
@@ -91,10 +93,10 @@ export async function runSeed(job: SeedJob): Promise<ScheduleResult> {
 }
 
 /** Whether a schedule (not necessarily a seed's own) fails; for shrinking. */
-export async function scheduleFails(s: ScheduleSpec, seed: number, noViolations: boolean, atcRecovery: AtcRecovery): Promise<boolean> {
+export async function scheduleFails(s: ScheduleSpec, seed: number, p: CampaignParams): Promise<boolean> {
   try {
-    const r = await runScenario(toScenario(s, seed, atcRecovery), `campaign-${seed}`, { seed });
-    return judgeSchedule(r, noViolations).length > 0;
+    const r = await runScenario(withCpus(toScenario(s, seed, p.atcRecovery), p.cpus ?? 1), `campaign-${seed}`, runOptions(seed, p));
+    return judgeSchedule(r, p.noViolations).length > 0;
   } catch {
     return true;
   }

@@ -4,7 +4,7 @@
 
 import { InputError, clip, oneOf } from '../../protocol/check.ts';
 import { INPUT_LIMITS, parseJsonText, readInputFile } from '../input-file.ts';
-import { ATC_RECOVERY } from '../../protocol/ops/smmu.ts';
+import { ATC_RECOVERY, DRIVER_BUGS } from '../../protocol/ops/smmu.ts';
 
 const checkAtcRecovery = oneOf(ATC_RECOVERY);
 import { reproduceCommand, type CampaignParams, type Shard } from './campaign.ts';
@@ -132,6 +132,9 @@ export function readShards(files: readonly string[]): { params: CampaignParams; 
           noViolations: o.noViolations === true,
           atcRecovery: checkAtcRecovery(o.atcRecovery, `${file}:${i + 1}: atcRecovery`),
           faults: (o.faults as string[]) ?? [],
+          ...(o.cpus !== undefined ? { cpus: Number(o.cpus) } : {}),
+          ...(o.lockstep !== undefined ? { lockstep: String(o.lockstep) } : {}),
+          ...(o.bug !== undefined ? { bug: oneOf(DRIVER_BUGS)(o.bug, `${file}:${i + 1}: bug`) } : {}),
         };
         if (params && JSON.stringify(params) !== JSON.stringify(p)) throw new InputError(`${file}:${i + 1}: a shard of another campaign (${clip(JSON.stringify(p), 200)} vs ${clip(JSON.stringify(params), 200)})`);
         params = p;

@@ -13,7 +13,9 @@ import { parseShard, runSeeds, seedsOf, shrinkFailures, type CampaignParams, typ
 import { doneLine, headerLine, readShards, resultLine, summarize, textSummary, type CampaignSummary } from '../campaign/summary.ts';
 import { loadScenario } from '../scenario/catalogue.ts';
 import { SCHEDULE_FAULTS } from '../campaign/schedule.ts';
-import { ATC_RECOVERY, DEFAULT_ATC_RECOVERY } from '../../protocol/ops/smmu.ts';
+import { ATC_RECOVERY, DEFAULT_ATC_RECOVERY, DRIVER_BUGS } from '../../protocol/ops/smmu.ts';
+import { SCENARIO_MAX_CPUS } from '../../protocol/scenario.ts';
+import { driverBugOption, lockstepOptionValue } from './lockstep-option.ts';
 import { atcRecoveryOption } from './timeout-options.ts';
 import { clip } from '../../protocol/check.ts';
 import { PROGRESS_SPEC, Progress } from './progress.ts';
@@ -29,6 +31,9 @@ const SPEC: Record<string, OptSpec> = {
   'no-violations': { type: 'boolean', help: 'fail every schedule with a DMA use-after-free, whatever its faults' },
   'atc-recovery': { type: 'string', help: `ATC invalidation timeout recovery: ${ATC_RECOVERY.join(', ')}`, default: DEFAULT_ATC_RECOVERY },
   faults: { type: 'string', help: `comma-separated fault kinds generated schedules draw from (default all: ${SCHEDULE_FAULTS.join(',')})` },
+  cpus: { type: 'number', help: 'driver CPUs; those beyond a scenario\'s own run a command-queue stress alongside it (default 1)' },
+  lockstep: { type: 'string', help: 'how several CPUs interleave: round-robin, random, pct, pct:D, pct:D:K (default random), seeded by each seed' },
+  'driver-bug': { type: 'string', help: `run a known-broken driver variant, to test that a campaign catches it (${DRIVER_BUGS.join(', ')})` },
   workers: { type: 'number', help: 'worker threads (default: one per core)' },
   json: { type: 'boolean', help: 'print the summary as one JSON object' },
   progress: PROGRESS_SPEC,
@@ -84,6 +89,9 @@ export const command: CliCommand = {
       noViolations: p.opts['no-violations'] === true,
       atcRecovery: atcRecoveryOption(NAME, p.opts['atc-recovery']),
       faults: faultsOption(p.opts.faults),
+      ...(p.opts.cpus !== undefined ? { cpus: intOpt(p, 'cpus', 1, SCENARIO_MAX_CPUS, NAME) } : {}),
+      ...(p.opts.lockstep !== undefined ? { lockstep: lockstepOptionValue(NAME, p.opts.lockstep) } : {}),
+      ...(p.opts['driver-bug'] !== undefined ? { bug: driverBugOption(NAME, p.opts['driver-bug']) } : {}),
     };
     const shard: Shard | null = p.opts.shard === undefined ? null : parseShard(String(p.opts.shard));
     const workers = p.opts.workers === undefined ? Math.max(1, availableParallelism()) : intOpt(p, 'workers', 0, 64, NAME);

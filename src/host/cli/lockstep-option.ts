@@ -7,22 +7,37 @@
 
 import { UsageError, type OptSpec } from './args.ts';
 import type { RunOption } from './workload-api.ts';
-import { InputError } from '../../protocol/check.ts';
+import { InputError, clip } from '../../protocol/check.ts';
+import { DRIVER_BUGS, type DriverBug } from '../../protocol/ops/smmu.ts';
 import { parseLockstepSpec } from '../../protocol/lockstep.ts';
 
 export const LOCKSTEP_SPEC: OptSpec = { type: 'string', help: 'run the CPUs in deterministic lockstep, interleaved by round-robin, random, pct, pct:D or pct:D:K (seeded by --seed)' };
 export const SEED_SPEC: OptSpec = { type: 'number', help: 'seed of the --lockstep strategy and of fault probability draws (default 1)', min: 0, max: 0xffff_ffff };
 
+/** A `--lockstep` value, checked (a usage error of `command` names what is wrong); returned as given. */
+export function lockstepOptionValue(command: string, value: unknown): string {
+  try {
+    parseLockstepSpec(String(value));
+    return String(value);
+  } catch (e) {
+    if (e instanceof InputError) throw new UsageError(`${command}: ${e.message}`);
+    throw e;
+  }
+}
+
+/** A `--driver-bug` value: one of the known-broken driver variants (DRIVER_BUGS). */
+export function driverBugOption(command: string, value: unknown): DriverBug {
+  const v = String(value);
+  const bug = DRIVER_BUGS.find((b) => b === v);
+  if (!bug) throw new UsageError(`${command}: --driver-bug: '${clip(v)}' is not a known-broken variant (known: ${DRIVER_BUGS.join(', ')})`);
+  return bug;
+}
+
 export const lockstepOption: RunOption = {
   spec: LOCKSTEP_SPEC,
   apply(value, setup) {
     if (value === undefined) return;
-    try {
-      setup.boot.lockstep = parseLockstepSpec(String(value));
-    } catch (e) {
-      if (e instanceof InputError) throw new UsageError(`run: ${e.message}`);
-      throw e;
-    }
+    setup.boot.lockstep = parseLockstepSpec(lockstepOptionValue('run', value));
   },
 };
 

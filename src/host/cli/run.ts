@@ -49,6 +49,7 @@ const COMMON: Record<string, OptSpec> = {
   progress: PROGRESS_SPEC,
   inject: { type: 'string', repeatable: true, help: 'a fault injected after probe (JSON, or a file with a fault or a list; see smmulab faults)' },
   scenario: { type: 'string', help: 'run a scenario in lockstep instead (see smmulab run --scenario X --help)' },
+  schedule: { type: 'string', help: 'replay a schedule recorded by run --scenario X --threaded --record FILE (see smmulab run --scenario X --help)' },
   help: HELP_SPEC,
 };
 
@@ -110,7 +111,7 @@ export const command: CliCommand = {
   async run(argv) {
     // Only before `--`: after it, `--scenario` is an argument, not the option.
     const optionArgs = argv.includes('--') ? argv.slice(0, argv.indexOf('--')) : argv;
-    if (optionArgs.some((a) => a === '--scenario' || a.startsWith('--scenario='))) return runScenarioCommand(argv);
+    if (optionArgs.some((a) => /^--(scenario|schedule)(=|$)/.test(a))) return runScenarioCommand(argv);
     const workloads = await loadWorkloads();
     const runOptions = await loadRunOptions();
     const base: Record<string, OptSpec> = { ...COMMON };

@@ -1,6 +1,8 @@
-// Running one scenario (src/protocol/scenario.ts) in lockstep, where every run of a seed is the same:
-// boot the machine, probe the SMMU and bind every PCI function, inject the faults, run the workload
-// steps under a watchdog, then judge.
+// Running one scenario (src/protocol/scenario.ts) in lockstep, where every run of a seed is the same
+// (one CPU in this thread, or N CPUs interleaved by a strategy from the seed), or threaded
+// (machine.ts): boot the machine, probe the SMMU and bind every PCI function, inject the faults, run
+// the workload steps (each CPU its own, in order; the CPUs at the same time) under a watchdog, then
+// judge.
 //
 // Judging, in this order:
 // - invariants, which every run must keep whatever its faults: no command lost or executed twice (the
@@ -10,7 +12,7 @@
 // - the scenario's expectation: violations none or some, step errors none or some, per-device state.
 
 import { dirname, resolve } from 'node:path';
-import { createLockstep, Hang, type LockstepSystem } from '../lockstep.ts';
+import { bootMachine, type ScenarioMachine, type ScenarioMode } from './machine.ts';
 import { loadTopologyFile } from '../topology-file.ts';
 import { executedByOpcode, cerrorsByName } from '../stats.ts';
 import { sumCounts } from '../cli/workload-api.ts';
@@ -28,6 +30,8 @@ import type { HwReport } from '../../protocol/ops/hw.ts';
 import { DEFAULT_ATC_RECOVERY, type AtcRecovery, type DriverStats } from '../../protocol/ops/smmu.ts';
 import type { TraceOptions } from '../trace.ts';
 import type { RawTraceRecord } from '../../machine/trace-ring.ts';
+import { parseLockstepSpec, type LockstepNOptions } from '../../protocol/lockstep.ts';
+import type { DriverBug } from '../../protocol/ops/smmu.ts';
 
 /** Default platform time the whole workload may take before the watchdog calls it a hang. */
 const WATCHDOG_MS = 600_000;
@@ -43,6 +47,14 @@ export interface ScenarioRunOptions {
   atcRecovery?: AtcRecovery;
   /** Directory a topology file path is relative to (the scenario file's). */
   baseDir?: string;
+  /** Overrides the scenario's lockstep strategy (runs it on the N-CPU lockstep, even with one CPU). */
+  lockstep?: LockstepNOptions;
+  /** Runs threaded instead of in lockstep (real concurrency; not repeatable), recording the schedule when asked. */
+  threaded?: { record: boolean };
+  /** Overrides the scenario's driver.bug (a known-broken driver variant, tests of smmulab only). */
+  bug?: DriverBug;
+  /** Receives the machine after the run, before it is shut down (what only a System offers: the schedule record). */
+  onMachine?: (m: ScenarioMachine) => Promise<void>;
   /** Trace points to record, handed to onTrace as the run goes (all of them by the time it returns). */
   trace?: TraceOptions;
   onTrace?: (records: RawTraceRecord[], lost: number) => void;
@@ -68,9 +80,44 @@ function featuresOf(s: Scenario): SmmuFeatures {
   return s.smmu?.eventqLog2 === undefined ? f : { ...f, eventqLog2: s.smmu.eventqLog2 };
 }
 
-/** Runs one step on CPU 0; returns what went wrong in it (nothing: []). */
-async function runStep(ls: LockstepSystem, topology: Topology, st: Step): Promise<string[]> {
-  const cpu = ls.cpu(0);
+/** The machine a scenario runs on, from its CPUs, its strategy and the run's options. */
+export function modeOf(s: Scenario, o: ScenarioRunOptions): ScenarioMode {
+  const cpus = s.cpus ?? 1;
+  if (o.threaded) return { kind: 'threaded', cpus, record: o.threaded.record };
+  const strategy = o.lockstep ?? (s.lockstep !== undefined ? parseLockstepSpec(s.lockstep, 'lockstep') : undefined);
+  if (cpus === 1 && strategy === undefined) return { kind: 'lockstep', cpus: 1 };
+  return { kind: 'lockstep', cpus, strategy: strategy ?? { strategy: 'random' } };
+}
+
+/** Every CPU's driver statistics summed (counts added; records in CPU order). */
+function sumDriverStats(all: DriverStats[]): DriverStats {
+  const add = (f: (d: DriverStats) => number) => all.reduce((n, d) => n + f(d), 0);
+  return {
+    cmdqErrors: all.flatMap((d) => d.cmdqErrors),
+    recovery: {
+      failedBatches: add((d) => d.recovery.failedBatches),
+      staleReturns: add((d) => d.recovery.staleReturns),
+      extraSyncs: add((d) => d.recovery.extraSyncs),
+      fences: add((d) => d.recovery.fences),
+      fenceLatencyNs: all.flatMap((d) => d.recovery.fenceLatencyNs),
+    },
+    issuedByOpcode: sumCounts(all.map((d) => d.issuedByOpcode)),
+    unconfirmedByOpcode: sumCounts(all.map((d) => d.unconfirmedByOpcode)),
+    pendingByOpcode: sumCounts(all.map((d) => d.pendingByOpcode)),
+    gerrors: sumCounts(all.map((d) => d.gerrors)),
+    issued: add((d) => d.issued),
+    syncs: add((d) => d.syncs),
+    syncTimeouts: add((d) => d.syncTimeouts),
+  };
+}
+
+function range(n: number): number[] {
+  return Array.from({ length: n }, (_, i) => i);
+}
+
+/** Runs one step on its CPU; returns what went wrong in it (nothing: []). Commands issued outside the IOMMU layer (cmdq-stress) are added to `issued`. */
+async function runStep(m: ScenarioMachine, topology: Topology, st: Step, issued: Record<string, number>): Promise<string[]> {
+  const cpu = m.cpu(st.cpu ?? 0);
   switch (st.do) {
     case 'ats-dma': {
       const r = await cpu.op('atsDmaWorkload', {
@@ -95,11 +142,16 @@ async function runStep(ls: LockstepSystem, topology: Topology, st: Step): Promis
       const r = await cpu.op('pciAerRecover', { bdf: st.bdf });
       return r === null || r.result === 'RECOVERED' ? [] : [`aer recovery of ${st.bdf}: ${r.result}`];
     }
+    case 'cmdq-stress': {
+      const r = await cpu.op('workload', { batch: st.batch ?? 4, iterations: st.iterations });
+      for (const [op, n] of Object.entries(r.issuedByOpcode)) issued[op] = (issued[op] ?? 0) + n;
+      return r.syncTimeouts ? [`${r.syncTimeouts} of ${r.batches} CMD_SYNC(s) timed out`] : [];
+    }
     case 'sleep':
       await cpu.op('sleep', { ns: Math.round(st.ms * NS_PER_MS) });
       return [];
     case 'inject':
-      ls.inject(st.fault);
+      await m.inject(st.fault);
       return [];
   }
 }
@@ -141,71 +193,97 @@ export async function runScenario(s: Scenario, name: string, o: ScenarioRunOptio
   const h0 = performance.now();
   const seed = o.seed ?? s.seed ?? 1;
   const topology = topologyOf(s, o.baseDir ?? process.cwd());
-  const ls = createLockstep({
+  const budget = (s.watchdogMs ?? WATCHDOG_MS) * NS_PER_MS;
+  const m = await bootMachine(modeOf(s, o), {
     features: featuresOf(s),
     memBytes: (s.memMiB ?? 16) << 20,
     topology,
     seed,
-    ackLatencyNs: 5_000,
+    watchdogNs: budget,
     ...(s.smmu?.atcTimeoutUs !== undefined ? { atcTimeoutNs: s.smmu.atcTimeoutUs * NS_PER_US } : {}),
-    ...(o.trace && o.onTrace ? { trace: o.trace, onTrace: (r: RawTraceRecord[]) => o.onTrace!(r, ls.traceLost()) } : {}),
+    ...(o.trace && o.onTrace ? { trace: o.trace, onTrace: (r: RawTraceRecord[]) => o.onTrace!(r, m.traceLost()) } : {}),
   });
-  const cpu = ls.cpu(0);
+  try {
+    return await runOn(m, s, name, seed, topology, budget, o, h0);
+  } finally {
+    await m.dispose();
+  }
+}
+
+async function runOn(m: ScenarioMachine, s: Scenario, name: string, seed: number, topology: Topology, budget: number, o: ScenarioRunOptions, h0: number): Promise<ScenarioReport> {
+  const cpu = m.cpu(0);
   const atcRecovery = o.atcRecovery ?? s.driver?.atcRecovery ?? DEFAULT_ATC_RECOVERY;
-  await cpu.op('probe', { opts: { atcRecovery, ...(s.driver?.pollTimeoutMs !== undefined ? { pollTimeoutNs: Math.round(s.driver.pollTimeoutMs * NS_PER_MS) } : {}) }, initPages: true });
-  await cpu.op('pciInit', { iommuMap: iommuMap(topology), strict: s.driver?.strict ?? true });
-  await cpu.op('dmesg');
+  const bug = o.bug ?? s.driver?.bug;
+  await m.boot({ atcRecovery, ...(bug ? { bug } : {}), ...(s.driver?.pollTimeoutMs !== undefined ? { pollTimeoutNs: Math.round(s.driver.pollTimeoutMs * NS_PER_MS) } : {}) }, s.driver?.strict ?? true);
+  for (let c = 0; c < m.ncpus; c++) await m.cpu(c).op('dmesg');
   const bootHostMs = performance.now() - h0;
 
-  const stats0 = ls.stats();
-  const d0: DriverStats = await cpu.op('driverStats');
-  const hw0: HwReport = await ls.hw.op('report');
+  const stats0 = m.stats();
+  const driverStats = () => Promise.all(range(m.ncpus).map((c) => m.cpu(c).op('driverStats')));
+  const d0s = await driverStats();
+  const hw0: HwReport = await m.report();
   const tree0 = await cpu.op('pciTree');
-  const failPoints = new FailPoints(ls.views);
+  const failPoints = new FailPoints(m.views);
   const hits0 = FAIL_POINTS.map((p) => failPoints.hits(p));
-  const t0 = ls.platform.clock.now();
-  s.faults?.forEach((f) => ls.inject(f));
+  const t0 = m.now();
+  for (const f of s.faults ?? []) await m.inject(f);
 
   const errors: string[] = [];
   const problems: string[] = [];
   let hangs = 0;
-  const budget = (s.watchdogMs ?? WATCHDOG_MS) * NS_PER_MS;
-  const steps = [...s.workload.map((st, i) => ({ what: `workload[${i}] (${st.do})`, run: () => runStep(ls, topology, st) })), { what: 'settling after the workload', run: async () => (await cpu.op('sleep', { ns: SETTLE_NS }), []) }];
-  for (const step of steps) {
-    ls.platform.setWatchdog(budget - (ls.platform.clock.now() - t0), step.what);
+  const workloadIssued: Record<string, number> = {};
+  /** Runs one step under what is left of the watchdog's budget; false when it hung. */
+  const step = async (what: string, run: () => Promise<string[]>): Promise<boolean> => {
+    m.setWatchdog(budget - (m.now() - t0), what);
     try {
-      errors.push(...(await step.run()).map((e) => `${step.what}: ${e}`));
+      errors.push(...(await run()).map((e) => `${what}: ${e}`));
     } catch (e) {
-      if (e instanceof Hang) {
-        hangs++;
-        problems.push(`hang: ${e.message}`);
-        break;
+      if (!m.isHang(e)) {
+        errors.push(`${what}: ${(e as Error).message}`);
+        return true;
       }
-      errors.push(`${step.what}: ${(e as Error).message}`);
+      hangs++;
+      problems.push(`hang: ${(e as Error).message}`);
+      return false;
     }
-  }
-  ls.platform.setWatchdog(null);
+    return true;
+  };
+  // Each CPU runs its steps in order, the CPUs at the same time; a CPU stops at its first hang.
+  const perCpu = range(m.ncpus).map((c) => s.workload.map((st, i) => ({ st, i })).filter(({ st }) => (st.cpu ?? 0) === c));
+  await Promise.all(
+    perCpu.map(async (steps) => {
+      for (const { st, i } of steps) if (!(await step(`workload[${i}] (${st.do})`, () => runStep(m, topology, st, workloadIssued)))) return;
+    }),
+  );
+  if (hangs === 0) await step('settling after the workload', async () => (await cpu.op('sleep', { ns: SETTLE_NS }), []));
+  m.setWatchdog(null, '');
 
-  const stats1 = ls.stats();
-  const d1: DriverStats = await cpu.op('driverStats');
-  const hw1: HwReport = await ls.hw.op('report');
+  const stats1 = m.stats();
+  const d1s = await driverStats();
+  // The command queue is shared, its issuers per CPU: what every CPU's driver did, summed.
+  const d0 = sumDriverStats(d0s);
+  const d1 = sumDriverStats(d1s);
+  const since = <T>(list: (d: DriverStats) => T[]) => d1s.flatMap((d, c) => list(d).slice(list(d0s[c]!).length));
+  const hw1: HwReport = await m.report();
   const hits1 = FAIL_POINTS.map((p) => failPoints.hits(p));
   const tree = await cpu.op('pciTree');
-  const log = (await cpu.op('dmesg')).map(formatLog);
-  o.onTrace?.(ls.trace(), ls.traceLost());
-  ls.dispose();
+  const log = (await Promise.all(range(m.ncpus).map((c) => m.cpu(c).op('dmesg')))).flat().sort((a, b) => a.t - b.t).map(formatLog);
+  o.onTrace?.(m.trace(), m.traceLost());
+  const lockstep = m.lockstep();
+  await o.onMachine?.(m);
 
   // Invariant: every command executed once, or reported.
   const cerrors = cerrorsByName(stats0, stats1);
   const unconfirmed = diff(d1.unconfirmedByOpcode, d0.unconfirmedByOpcode);
+  const executed = executedByOpcode(stats0, stats1);
   const acct = commandAccounting(
-    diff(d1.issuedByOpcode, d0.issuedByOpcode),
-    executedByOpcode(stats0, stats1),
+    sumCounts([diff(d1.issuedByOpcode, d0.issuedByOpcode), workloadIssued]),
+    executed,
     // Commands still waiting for a CMD_SYNC at the end (a queue that stopped for good holds them) are
     // reported too: not known to have run.
     sumCounts([unconfirmed, d1.pendingByOpcode]),
     diff(hw1.corrupted, hw0.corrupted),
-    d1.cmdqErrors.slice(d0.cmdqErrors.length).filter((x) => x.code === CERROR.ILL).length,
+    since((d) => d.cmdqErrors).filter((x) => x.code === CERROR.ILL).length,
     (d1.gerrors.SFM_ERR ?? 0) > (d0.gerrors.SFM_ERR ?? 0),
   );
   for (const l of acct.lines) problems.push(`command count: ${l}`);
@@ -225,7 +303,7 @@ export async function runScenario(s: Scenario, name: string, o: ScenarioRunOptio
   const exp = s.expect ?? {};
   if (exp.violations === 'none' && uaf > 0) problems.push(`expected no DMA use-after-free, saw ${uaf}`);
   if (exp.violations === 'some' && uaf === 0) problems.push('expected DMA use-after-free, saw none');
-  if (exp.errors === 'none' && errors.length) problems.push(`expected no step errors, saw ${errors.length}`);
+  if (exp.errors === 'none' && errors.length) problems.push(`expected no step errors, saw ${errors.length} (first: ${errors[0]})`);
   if (exp.errors === 'some' && errors.length === 0) problems.push('expected step errors, saw none');
   for (const want of exp.devices ?? []) {
     const got = devices.find((d) => d.bdf === want.bdf);
@@ -254,7 +332,7 @@ export async function runScenario(s: Scenario, name: string, o: ScenarioRunOptio
       staleReturns: r1.staleReturns - r0.staleReturns,
       extraSyncs: r1.extraSyncs - r0.extraSyncs,
       fences: r1.fences - r0.fences,
-      fenceLatencyNs: r1.fenceLatencyNs.slice(r0.fenceLatencyNs.length),
+      fenceLatencyNs: since((d) => d.recovery.fenceLatencyNs),
     },
     faultsInjected: Object.values(faultsByKind).reduce((a, b) => a + b, 0),
     faultsByKind,
@@ -262,6 +340,7 @@ export async function runScenario(s: Scenario, name: string, o: ScenarioRunOptio
     lazyWindowAccesses: hw1.lazyWindow - hw0.lazyWindow,
     lostCommands: acct.lost,
     duplicatedCommands: acct.duplicated,
+    executedByOpcode: executed,
     commandErrors: { cerrors, syncFailures: unconfirmed.SYNC ?? 0 },
     hangs,
     devices,
@@ -270,7 +349,8 @@ export async function runScenario(s: Scenario, name: string, o: ScenarioRunOptio
     problems,
     ok: problems.length === 0,
     log: log.slice(-LOG_LINES),
-    platformMs: (ls.platform.clock.now() - t0) / NS_PER_MS,
+    ...(lockstep ? { lockstep } : {}),
+    platformMs: (m.now() - t0) / NS_PER_MS,
     hostMs: performance.now() - h0,
     bootHostMs,
   };
