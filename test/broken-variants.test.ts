@@ -54,7 +54,7 @@ describe('broken driver variants are caught by a multi-CPU campaign and replay f
   });
 
   it('the correct driver passes the same campaigns', async () => {
-    for (const { args, seeds } of cases) {
+    for (const { args } of cases) {
       const { r, s } = await campaign([...args], 2);
       expect(s.failed, `${args.join(' ')}: ${r.stderr}`).toBe(0);
       expect(r.code).toBe(0);
