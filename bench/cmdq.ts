@@ -34,7 +34,7 @@ import { executedByOpcode } from '../src/host/stats.ts';
 import { DEFAULT_FEATURES } from '../src/arch/smmu/features.ts';
 import { CMDQ_MAX_SZ_SHIFT } from '../drivers/arm-smmu-v3/cmdq.ts';
 import type { TlbiWorkload, SmmuShared } from '../src/protocol/ops/smmu.ts';
-import { parseScriptArgs, intOpt, type OptSpec } from '../src/host/cli/args.ts';
+import { parseScriptArgs, intOpt, runScript, type OptSpec } from '../src/host/cli/args.ts';
 import { sumCounts } from '../src/host/cli/workload-api.ts';
 import { NS_PER_MS } from '../src/arch/time.ts';
 import { RING, SPIN } from './ring.ts';
@@ -339,4 +339,4 @@ function evaluateTargets(cases: CaseResult[], spinRt: number): Target[] {
   return out;
 }
 
-await main();
+await runScript(main);

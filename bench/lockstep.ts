@@ -41,7 +41,7 @@ import { createLockstep } from '../src/host/lockstep.ts';
 import { lockstepStats } from '../src/host/lockstep-n.ts';
 import { executedByOpcode, type StatsSnapshot } from '../src/host/stats.ts';
 import { sumCounts } from '../src/host/cli/workload-api.ts';
-import { parseScriptArgs, intOpt, type OptSpec } from '../src/host/cli/args.ts';
+import { parseScriptArgs, intOpt, runScript, type OptSpec } from '../src/host/cli/args.ts';
 import { DEFAULT_FEATURES, PROFILES } from '../src/arch/smmu/features.ts';
 import type { TlbiResult, TlbiWorkload } from '../src/protocol/ops/smmu.ts';
 import type { LockstepNOptions } from '../src/protocol/lockstep.ts';
@@ -242,4 +242,4 @@ async function main(): Promise<void> {
   console.log(`wrote ${out}`);
 }
 
-await main();
+await runScript(main);

@@ -18,7 +18,7 @@
 import { cpus as hostCpus, loadavg } from 'node:os';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { parseScriptArgs, intOpt, type OptSpec } from '../src/host/cli/args.ts';
+import { parseScriptArgs, intOpt, runScript, type OptSpec } from '../src/host/cli/args.ts';
 import { createLockstep } from '../src/host/lockstep.ts';
 import { DEFAULT_FEATURES } from '../src/arch/smmu/features.ts';
 import { iommuMap, parseTopology } from '../src/protocol/topology.ts';
@@ -150,4 +150,4 @@ async function main(): Promise<void> {
   console.log(`results: ${out}`);
 }
 
-await main();
+await runScript(main);

@@ -234,4 +234,12 @@ describe('benchmark scripts answer --help', () => {
     }
     expectOneLine(bad, `bench:${suite}: unknown option --bogus`);
   });
+
+  it.each([
+    ['cmdq', '--trials', 'bench:cmdq: --trials must be an integer from 1 to 100 (got 0)'],
+    ['lockstep', '--batches', 'bench:lockstep: --batches must be an integer from 1 to 10000000 (got 0)'],
+    ['recovery', '--trials', 'bench:recovery: --trials must be an integer from 1 to 101 (got 0)'],
+  ])('bench:%s %s 0: one line, exit 2, nothing measured', async (suite, option, line) => {
+    expectOneLine(await bench(suite, option, '0'), line);
+  });
 });

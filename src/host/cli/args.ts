@@ -175,6 +175,20 @@ export function parseScriptArgs(argv: string[], spec: Record<string, OptSpec>, n
   process.exit(0);
 }
 
+/**
+ * Runs a script's main (the benchmarks): a bad option value it reads (intOpt and the like) ends the
+ * script with its one-line message and exit 2, as parseScriptArgs does for the rest, not a stack trace.
+ */
+export async function runScript(main: () => Promise<void>): Promise<void> {
+  try {
+    await main();
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    process.stderr.write(`${e.message}\n`);
+    process.exit(2);
+  }
+}
+
 /** Refuses positional arguments, for commands that take none. */
 export function noArguments(p: Parsed, command: string): void {
   if (p.positional.length) throw new UsageError(`${command}: unexpected argument '${clip(p.positional[0]!)}' (see smmulab ${command} --help)`);
