@@ -244,8 +244,10 @@ export class Coordinator {
       runnable.length = 0;
       let active = false;
       for (let k = 0; k < this.cpus.length; k++) {
-        if (this.startPending(k)) {
-          active = true;
+        // (An operation waiting to start makes its CPU active, and runnable unless the strategy holds it.)
+        const pending = this.startPending(k);
+        if (pending) active = true;
+        if (pending && !((this.strategy.heldUntil?.(k) ?? 0) > now)) {
           runnable.push(k);
         } else {
           if (this.cpus[k]!.kind !== KIND.IDLE) active = true;

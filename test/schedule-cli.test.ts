@@ -126,6 +126,12 @@ describe('run --record / --schedule: bad input exits 2 with one line', () => {
     expect(existsSync(out)).toBe(false);
   });
 
+  it('--record into a directory that does not exist, and --cpus fewer than the scenario has: refused before anything runs', async () => {
+    const out = join(dir('no-dir'), 'missing', 'x.sched');
+    expect(await usageError(['run', '--scenario', 'cmd-illegal', '--threaded', '--record', out])).toMatch(/--record: directory '.*missing' does not exist/);
+    expect(await usageError(['run', '--scenario', 'cmdq-contention', '--cpus', '2'])).toMatch(/--cpus 2: scenario cmdq-contention already runs on 4 CPUs/);
+  });
+
   it('--schedule with an option its file gives (--seed)', async () => {
     const sched = join(dir('with-seed'), 'x.sched');
     writeFileSync(sched, '{}');

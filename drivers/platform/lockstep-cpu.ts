@@ -25,8 +25,9 @@ import { PlatformBase } from './platform.ts';
 const RELAX_NS = 10;
 /**
  * The least virtual time a yield point takes (an interrupts-on point, an MMIO access, a delay or sleep
- * of 0), all but a wait whose condition already holds: so no loop of driver code runs without time
- * passing, and a CPU runnable now always runs before time moves, whatever the strategy prefers.
+ * of 0), all but a wait whose condition already holds and interleave() (in no loop): so no loop of
+ * driver code runs without time passing, and a CPU runnable now always runs before time moves, whatever
+ * the strategy prefers (PCT's holds aside).
  */
 const STEP_NS = 1;
 /**

@@ -190,8 +190,10 @@ export class System {
         lsn.gateHw(hw.client);
         cpus.forEach((c, i) => lsn.gate(c.client, i));
       }
-      // Virtual time (lockstep) costs no host time: only the host's own work counts.
-      const limits = new RpcLimits({ hostMs: (ns) => (clock instanceof ScaledClock ? clock.hostMs(ns) : 0) }, topology);
+      // In lockstep an operation takes the host time its work takes, however long: what hangs there is
+      // ended by the coordinator's watchdogs (platform time, a CPU holding the token too long), so no
+      // host-speed limit may end it differently from one run of a seed to the next.
+      const limits = new RpcLimits({ hostMs: (ns) => (clock instanceof ScaledClock ? clock.hostMs(ns) : Infinity) }, topology);
       if (opts.atcTimeoutNs !== undefined) limits.noteWait(opts.atcTimeoutNs);
       const hwOps = new OpClient<HwOps>(hw.client, limits.limitMs);
       return new System(views, layout, clock, hwOps, cpus.map((c) => new OpClient<KernelOps>(c.client, limits.limitMs)), workers, features, topology, opts.seed ?? 1, limits);

@@ -134,8 +134,6 @@ export interface LockstepStrategy {
    * sooner; Infinity: none).
    */
   deferUntil?(runnable: readonly number[], now: number, readyAt: (cpu: number) => number): number;
-  /** Told, in order, the CPU of every MMIO write the hardware applies (a strategy that follows them). */
-  wrote?(cpu: number): void;
 }
 
 class RoundRobin implements LockstepStrategy {

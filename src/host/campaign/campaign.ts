@@ -12,6 +12,7 @@ import fc from 'fast-check';
 import { runSeed, scheduleFails, type ScheduleResult, type SeedJob } from './run-one.ts';
 import { scheduleArb, scheduleOf, toScenario } from './schedule.ts';
 import { InputError, clip } from '../../protocol/check.ts';
+import { withCpus } from '../../protocol/scenario.ts';
 import { DEFAULT_ATC_RECOVERY } from '../../protocol/ops/smmu.ts';
 import type { CampaignParams } from './params.ts';
 
@@ -119,7 +120,9 @@ export async function shrinkSeed(seed: number, p: CampaignParams): Promise<Retur
     { seed, numRuns: 1, endOnFailure: false },
   );
   if (!out.failed || !out.counterexample) return null;
-  const s = toScenario(out.counterexample[0], seed, p.atcRecovery);
+  const t = withCpus(toScenario(out.counterexample[0], seed, p.atcRecovery), p.cpus ?? 1);
+  // What the campaign ran it with goes into the file, so that `run --scenario FILE` runs it alike.
+  const s = { ...t, ...(p.lockstep !== undefined ? { lockstep: p.lockstep } : {}), ...(p.bug ? { driver: { ...t.driver, bug: p.bug } } : {}) };
   // Under --no-violations a use-after-free is the failure; say so, so `run --scenario` judges it too.
   return p.noViolations ? { ...s, expect: { violations: 'none' } } : s;
 }

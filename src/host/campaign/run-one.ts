@@ -4,6 +4,7 @@
 import { loadScenario } from '../scenario/catalogue.ts';
 import { runScenario, type ScenarioRunOptions } from '../scenario/run.ts';
 import { parseLockstepSpec } from '../../protocol/lockstep.ts';
+import { InputError } from '../../protocol/check.ts';
 import type { CampaignParams } from './params.ts';
 import { judgeSchedule, scheduleOf, toScenario, type ScheduleSpec } from './schedule.ts';
 import { withCpus, type Scenario, type ScenarioReport } from '../../protocol/scenario.ts';
@@ -97,7 +98,9 @@ export async function scheduleFails(s: ScheduleSpec, seed: number, p: CampaignPa
   try {
     const r = await runScenario(withCpus(toScenario(s, seed, p.atcRecovery), p.cpus ?? 1), `campaign-${seed}`, runOptions(seed, p));
     return judgeSchedule(r, p.noViolations).length > 0;
-  } catch {
+  } catch (e) {
+    // A run that throws fails, but bad input is not a failure of the schedule.
+    if (e instanceof InputError) throw e;
     return true;
   }
 }

@@ -2,14 +2,22 @@
 // fault kind, and every failure with its seed, its shrunk schedule and the command that reproduces it.
 // Shards travel as JSON Lines: a header naming the campaign and the shard, then one result per seed.
 
-import { InputError, clip, oneOf } from '../../protocol/check.ts';
+import { InputError, clip, int, oneOf, str } from '../../protocol/check.ts';
+import { parseLockstepSpec } from '../../protocol/lockstep.ts';
 import { INPUT_LIMITS, parseJsonText, readInputFile } from '../input-file.ts';
 import { ATC_RECOVERY, DRIVER_BUGS } from '../../protocol/ops/smmu.ts';
 
 const checkAtcRecovery = oneOf(ATC_RECOVERY);
 import { reproduceCommand, type CampaignParams, type Shard } from './campaign.ts';
 import type { ScheduleResult } from './run-one.ts';
-import type { Scenario } from '../../protocol/scenario.ts';
+import { SCENARIO_MAX_CPUS, type Scenario } from '../../protocol/scenario.ts';
+
+/** A shard header's lockstep strategy, checked as --lockstep checks it. */
+function lockstepHeader(v: unknown, path: string): string {
+  const spec = str(40)(v, path);
+  parseLockstepSpec(spec, path);
+  return spec;
+}
 
 export interface CampaignSummary {
   campaign: CampaignParams;
@@ -132,8 +140,8 @@ export function readShards(files: readonly string[]): { params: CampaignParams; 
           noViolations: o.noViolations === true,
           atcRecovery: checkAtcRecovery(o.atcRecovery, `${file}:${i + 1}: atcRecovery`),
           faults: (o.faults as string[]) ?? [],
-          ...(o.cpus !== undefined ? { cpus: Number(o.cpus) } : {}),
-          ...(o.lockstep !== undefined ? { lockstep: String(o.lockstep) } : {}),
+          ...(o.cpus !== undefined ? { cpus: int(1, SCENARIO_MAX_CPUS)(o.cpus, `${file}:${i + 1}: cpus`) } : {}),
+          ...(o.lockstep !== undefined ? { lockstep: lockstepHeader(o.lockstep, `${file}:${i + 1}: lockstep`) } : {}),
           ...(o.bug !== undefined ? { bug: oneOf(DRIVER_BUGS)(o.bug, `${file}:${i + 1}: bug`) } : {}),
         };
         if (params && JSON.stringify(params) !== JSON.stringify(p)) throw new InputError(`${file}:${i + 1}: a shard of another campaign (${clip(JSON.stringify(p), 200)} vs ${clip(JSON.stringify(params), 200)})`);

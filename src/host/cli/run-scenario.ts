@@ -21,7 +21,7 @@ import { compareOutcomes, outcomeOf, readScheduleFile, writeScheduleFile } from 
 import { resolve } from 'node:path';
 import { TRACE_SPEC } from './boot.ts';
 import type { RawTraceRecord } from '../../machine/trace-ring.ts';
-import { TRACE_OUT_SPEC, tracePlan, writeTraceOut } from './trace-options.ts';
+import { TRACE_OUT_SPEC, outFile, tracePlan, writeTraceOut } from './trace-options.ts';
 
 const NAME = 'run --scenario';
 
@@ -54,11 +54,13 @@ export async function runScenarioCommand(argv: string[]): Promise<number> {
   const seed = p.opts.seed === undefined ? undefined : intOpt(p, 'seed', 0, 0xffff_ffff, NAME);
   const extra = (p.lists.inject ?? []).flatMap((v, i) => parseInjectOption(v, i));
   const withFaults = extra.length ? { ...loaded.scenario, faults: [...(loaded.scenario.faults ?? []), ...extra] } : loaded.scenario;
-  const scenario = p.opts.cpus === undefined ? withFaults : withCpus(withFaults, intOpt(p, 'cpus', 1, SCENARIO_MAX_CPUS, NAME));
+  const cpus = p.opts.cpus === undefined ? undefined : intOpt(p, 'cpus', 1, SCENARIO_MAX_CPUS, NAME);
+  if (cpus !== undefined && cpus < (withFaults.cpus ?? 1)) throw new UsageError(`${NAME}: --cpus ${cpus}: scenario ${loaded.name} already runs on ${withFaults.cpus} CPUs (--cpus adds CPUs)`);
+  const scenario = cpus === undefined ? withFaults : withCpus(withFaults, cpus);
   if (p.opts.threaded && p.opts.lockstep !== undefined) throw new UsageError(`${NAME}: --threaded and --lockstep exclude each other`);
   const lockstep = p.opts.lockstep === undefined ? undefined : lockstepOptionValue(NAME, p.opts.lockstep);
   const bug = p.opts['driver-bug'] === undefined ? undefined : driverBugOption(NAME, p.opts['driver-bug']);
-  const recordFile = p.opts.record === undefined ? undefined : String(p.opts.record);
+  const recordFile = p.opts.record === undefined ? undefined : outFile(NAME, String(p.opts.record), '--record');
   if (recordFile !== undefined && !p.opts.threaded) throw new UsageError(`${NAME}: --record records a threaded run: add --threaded (a lockstep run repeats from its seed alone)`);
   let recorded: ScheduleRecord | null = null;
   const runOpts = {

@@ -27,11 +27,11 @@ export interface TracePlan {
   out: string | null;
 }
 
-/** A --trace-out path whose directory exists and that is not a directory, or a UsageError naming it. */
-function outFile(command: string, value: string): string {
+/** An output file path (--trace-out, --record) whose directory exists and that is not a directory, or a UsageError naming it. */
+export function outFile(command: string, value: string, option = '--trace-out'): string {
   const dir = dirname(resolve(value));
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError(`${command}: --trace-out: directory '${dirname(value)}' does not exist`);
-  if (existsSync(value) && statSync(value).isDirectory()) throw new UsageError(`${command}: --trace-out: '${value}' is a directory`);
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError(`${command}: ${option}: directory '${dirname(value)}' does not exist`);
+  if (existsSync(value) && statSync(value).isDirectory()) throw new UsageError(`${command}: ${option}: '${value}' is a directory`);
   return value;
 }
 

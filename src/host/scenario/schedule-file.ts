@@ -42,6 +42,7 @@ export function outcomeOf(r: ScenarioReport) {
   };
 }
 export type Outcome = ReturnType<typeof outcomeOf>;
+const OUTCOME_KEYS = ['executedByOpcode', 'lostCommands', 'duplicatedCommands', 'commandErrors', 'faultsByKind', 'dmaUseAfterFree', 'lazyWindowAccesses', 'violations', 'hangs', 'devices', 'errors', 'ok'] as const satisfies readonly (keyof Outcome)[];
 
 /** Writes a recorded run: the record, what ran, and the outcome. */
 export function writeScheduleFile(file: string, record: ScheduleRecord, ran: RanScenario, r: ScenarioReport): void {
@@ -54,6 +55,7 @@ export function readScheduleFile(file: string): { record: ScheduleRecord; ran: R
   if (!record.scenario) throw new InputError(`${file}: no scenario (a schedule recorded by run --scenario ... --threaded --record holds one)`);
   if (!record.outcome) throw new InputError(`${file}: no outcome (a schedule recorded by run --scenario ... --threaded --record holds one)`);
   const ran = checkRan(record.scenario, `${file}: scenario`);
+  for (const k of OUTCOME_KEYS) if (!Object.hasOwn(record.outcome, k)) throw new InputError(`${file}: outcome.${k}: missing`);
   if ((ran.scenario.cpus ?? 1) !== record.cpus) throw new InputError(`${file}: scenario.scenario.cpus: ${ran.scenario.cpus ?? 1}, but the schedule has ${record.cpus} CPUs`);
   return { record, ran, outcome: record.outcome as Outcome };
 }
@@ -71,5 +73,5 @@ export function compareOutcomes(recorded: Outcome, replayed: Outcome): string[] 
 
 /** JSON with object keys sorted, so that the same counts in another order compare equal. */
 function stable(v: unknown): string {
-  return JSON.stringify(v, (_k, x: unknown) => (x && typeof x === 'object' && !Array.isArray(x) ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => (a < b ? -1 : 1))) : x));
+  return String(JSON.stringify(v, (_k, x: unknown) => (x && typeof x === 'object' && !Array.isArray(x) ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => (a < b ? -1 : 1))) : x)));
 }
