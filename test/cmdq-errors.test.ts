@@ -6,22 +6,16 @@
 // poll times out it looks at GERROR itself, handles the error and polls again, and the CMD_SYNC
 // completes) and two CPUs (CPU 1 takes the interrupt and the CMD_SYNC completes in time).
 
+import { BAD, BAD_DUMP, cfgiSte, fetchAbortsRetried, illegalFile, illegalHandledOnCpu1, nhAsid } from './fixtures/illegal-command.ts';
 import { describe, expect, it } from 'vitest';
 import { hex } from '../src/arch/bits.ts';
 import { STAT } from '../src/machine/layout.ts';
-import { F, OP } from '../src/arch/smmu/commands.ts';
+import { OP } from '../src/arch/smmu/commands.ts';
 import { CERROR, CR0, OFF } from '../src/arch/smmu/regs.ts';
 import { DEFAULT_FEATURES, type SmmuFeatures } from '../src/arch/smmu/features.ts';
 import { TIMEOUT } from '../src/arch/time.ts';
-import { ACK_NS, cmds, lockstep, page, probed, queueAt, raw } from './helpers/lockstep.ts';
-import { withSystem, words } from './helpers/system.ts';
-
-/** A reserved opcode (0x0b) with a recognisable operand, and the two dwords skip_err dumps for it. */
-const BAD = raw(0x0b, [[F.SID, 0x12345678]]);
-const BAD_DUMP = ['\t0x123456780000000b', '\t0x0000000000000000'];
-
-const cfgiSte = (sid: number) => raw(OP.CFGI_STE, [[F.SID, sid]]);
-const nhAsid = (asid: number) => raw(OP.TLBI_NH_ASID, [[F.ASID, asid]]);
+import { ACK_NS, cmds, lockstep, page, probed, queueAt } from './helpers/lockstep.ts';
+import { withSystem } from './helpers/system.ts';
 
 describe('illegal command (lockstep)', () => {
   it('stops consumption at the command until skip_err replaces it; every other command runs exactly once', () => {
@@ -141,7 +135,7 @@ describe('command fetch from outside memory (lockstep)', () => {
 });
 
 describe('illegal command with real workers', () => {
-  const file = () => words(cfgiSte(1), cfgiSte(2), BAD, nhAsid(1), nhAsid(2));
+  const file = illegalFile;
 
   it('1 CPU: the CMD_SYNC poll times out, the issuer finds the error in GERROR itself, skip_err recovers and the SYNC completes', async () => {
     // Platform time runs 10x faster, so the 1 s CMD_SYNC timeout takes 100 ms of host time.
@@ -182,34 +176,9 @@ describe('illegal command with real workers', () => {
   it('2 CPUs: CPU 1 takes the GERROR interrupt, so CPU 0 sees its CMD_SYNC complete in time; then a transient fetch abort', async () => {
     await withSystem({ cpus: 2, timeScale: 1 }, async (s) => {
       await s.sys.probe({ irqCpu: 1 });
-      const before = { ste: s.exec('CFGI_STE'), asid: s.exec('TLBI_NH_ASID'), sync: s.exec('SYNC') };
-      const r = await s.sys.cpu(0).op('replay', { words: file() });
-      expect(r.ret).toBe(0);
-      expect(s.exec('CFGI_STE')).toBe(before.ste + 2);
-      expect(s.exec('TLBI_NH_ASID')).toBe(before.asid + 2);
-      expect(s.exec('SYNC')).toBe(before.sync + 2);
-      expect(await s.messages(0)).not.toContainEqual(expect.stringContaining('CMD_SYNC timeout'));
-      const cpu1 = (await s.messages(1)).map((l) => l.replace('arm-smmu-v3 9050000.smmuv3: ', ''));
-      const err = cpu1.indexOf(`CMDQ error (cons ${hex((CERROR.ILL << 24) | r.slots[2]!)}): Illegal command`);
-      expect(err).toBeGreaterThanOrEqual(0);
-      expect(cpu1.slice(err + 1, err + 4)).toEqual(['skipping command in error state:', ...BAD_DUMP]);
-      expect((await s.driverStats(1)).cmdqErrors).toEqual([{ cons: r.slots[2]!, code: CERROR.ILL }]);
-      expect((await s.driverStats(0)).cmdqErrors).toEqual([]);
-
+      await illegalHandledOnCpu1(s);
       // A transient fetch abort while CPU 0 runs a workload: retried, nothing lost or repeated.
-      const abt = s.stat(STAT.CERROR + CERROR.ABT);
-      const sync = s.exec('SYNC');
-      await s.sys.inject({ kind: 'cmd-fetch-abort', trigger: { count: 3 } });
-      const w = await s.workload(0, { batch: 10, iterations: 5 });
-      expect(w.syncTimeouts).toBe(0);
-      expect(s.stat(STAT.CERROR + CERROR.ABT)).toBe(abt + 3);
-      expect(s.stat(STAT.FETCH_ABORTS)).toBe(3);
-      expect(s.exec('TLBI_NH_VA')).toBe(50);
-      expect(s.exec('SYNC')).toBe(sync + 5);
-      const log1 = await s.messages(1);
-      expect(log1.filter((l) => l.endsWith('): Abort on command fetch'))).toHaveLength(3);
-      expect(log1.filter((l) => l.endsWith('retrying command fetch'))).toHaveLength(3);
-      expect(s.reg('CMDQ_CONS') & 0xfffff).toBe(s.reg('CMDQ_PROD'));
+      await fetchAbortsRetried(s);
     });
   });
 });

@@ -9,17 +9,14 @@
 //   (c) the deterministic twin of cmdq-errors' "2 CPUs: CPU 1 takes the GERROR interrupt" case;
 // then the watchdogs (platform time, host time), the strategies themselves, and `run --lockstep`.
 
+import { fetchAbortsRetried, illegalHandledOnCpu1 } from './fixtures/illegal-command.ts';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { hex } from '../src/arch/bits.ts';
-import { F, OP } from '../src/arch/smmu/commands.ts';
-import { CERROR } from '../src/arch/smmu/regs.ts';
 import { PROFILES, type SmmuFeatures } from '../src/arch/smmu/features.ts';
 import { STAT } from '../src/machine/layout.ts';
 import { Pct, createStrategy, lockstepConfig, parseLockstepSpec, type LockstepNOptions } from '../src/protocol/lockstep.ts';
 import { lockstepStats } from '../src/host/lockstep-n.ts';
-import { raw } from './helpers/lockstep.ts';
-import { withSystem, words } from './helpers/system.ts';
+import { withSystem } from './helpers/system.ts';
 import { checkConsistent, stress } from './fixtures/cmdq-state.ts';
 import { runCli } from './fixtures/run-cli.ts';
 
@@ -88,49 +85,18 @@ describe('lockstep-N: determinism', () => {
   }
 });
 
-/** A reserved opcode (0x0b) with a recognisable operand, and the two dwords skip_err dumps for it. */
-const BAD = raw(0x0b, [[F.SID, 0x12345678]]);
-const BAD_DUMP = ['\t0x123456780000000b', '\t0x0000000000000000'];
-const cfgiSte = (sid: number) => raw(OP.CFGI_STE, [[F.SID, sid]]);
-const nhAsid = (asid: number) => raw(OP.TLBI_NH_ASID, [[F.ASID, asid]]);
 
 describe('lockstep-N: illegal command, deterministic twin of cmdq-errors', () => {
-  const file = () => words(cfgiSte(1), cfgiSte(2), BAD, nhAsid(1), nhAsid(2));
-
   async function twin(seed: number) {
     return withSystem({ cpus: 2, lockstep: { strategy: 'random', seed } }, async (s) => {
       await s.sys.probe({ irqCpu: 1 });
-      const before = { ste: s.exec('CFGI_STE'), asid: s.exec('TLBI_NH_ASID'), sync: s.exec('SYNC') };
       const t0 = s.sys.clock.now();
-      const r = await s.sys.cpu(0).op('replay', { words: file() });
+      await illegalHandledOnCpu1(s);
       const replayNs = s.sys.clock.now() - t0;
-      expect(r.ret).toBe(0);
-      expect(s.exec('CFGI_STE')).toBe(before.ste + 2);
-      expect(s.exec('TLBI_NH_ASID')).toBe(before.asid + 2);
-      expect(s.exec('SYNC')).toBe(before.sync + 2);
-      expect(await s.messages(0)).not.toContainEqual(expect.stringContaining('CMD_SYNC timeout'));
-      const cpu1 = (await s.messages(1)).map((l) => l.replace('arm-smmu-v3 9050000.smmuv3: ', ''));
-      const err = cpu1.indexOf(`CMDQ error (cons ${hex((CERROR.ILL << 24) | r.slots[2]!)}): Illegal command`);
-      expect(err).toBeGreaterThanOrEqual(0);
-      expect(cpu1.slice(err + 1, err + 4)).toEqual(['skipping command in error state:', ...BAD_DUMP]);
-      expect((await s.driverStats(1)).cmdqErrors).toEqual([{ cons: r.slots[2]!, code: CERROR.ILL }]);
-      expect((await s.driverStats(0)).cmdqErrors).toEqual([]);
       // CPU 1 handled the error while CPU 0 waited: far sooner than CPU 0's own 1 s poll timeout.
       expect(replayNs).toBeLessThan(1e6);
 
-      const abt = s.stat(STAT.CERROR + CERROR.ABT);
-      const sync = s.exec('SYNC');
-      await s.sys.inject({ kind: 'cmd-fetch-abort', trigger: { count: 3 } });
-      const w = await s.workload(0, { batch: 10, iterations: 5 });
-      expect(w.syncTimeouts).toBe(0);
-      expect(s.stat(STAT.CERROR + CERROR.ABT)).toBe(abt + 3);
-      expect(s.stat(STAT.FETCH_ABORTS)).toBe(3);
-      expect(s.exec('TLBI_NH_VA')).toBe(50);
-      expect(s.exec('SYNC')).toBe(sync + 5);
-      const log1 = await s.messages(1);
-      expect(log1.filter((l) => l.endsWith('): Abort on command fetch'))).toHaveLength(3);
-      expect(log1.filter((l) => l.endsWith('retrying command fetch'))).toHaveLength(3);
-      expect(s.reg('CMDQ_CONS') & 0xfffff).toBe(s.reg('CMDQ_PROD'));
+      const w = await fetchAbortsRetried(s);
       const ls = lockstepStats(s.sys)!;
       return { replayNs, elapsedNs: w.elapsedNs, log: (await s.log()).map((e) => `${e.t} cpu${e.cpu} ${e.msg}`), writeHash: ls.writeHash, platformNs: ls.platformNs };
     });
